@@ -1,0 +1,35 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.errors import error_body, install_error_handlers
+from api.routers import catalog
+from foundry import __version__
+from foundry.config import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="Licensed-data image foundry", version=__version__)
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def limit_request_size(request: Request, call_next):
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > settings.max_upload_bytes):
+            return JSONResponse(
+                error_body("request_too_large", f"requests are limited to {settings.max_upload_bytes} bytes"),
+                status_code=413,
+            )
+        return await call_next(request)
+
+    @app.get("/v1/health", tags=["health"])
+    def health() -> dict:
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(catalog.router)
+    return app

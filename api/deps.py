@@ -1,0 +1,64 @@
+"""Request dependencies: settings, a database session, the blob store, and who is calling."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from api.errors import ApiError
+from foundry.blobs import BlobStore, open_blob_store
+from foundry.config import Settings
+from foundry.db import session_factory
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    with session_factory(settings.resolved_database_url)() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_blob_store(request: Request) -> BlobStore:
+    store = getattr(request.app.state, "blob_store", None)
+    if store is None:
+        settings: Settings = request.app.state.settings
+        store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
+        request.app.state.blob_store = store
+    return store
+
+
+BlobStoreDep = Annotated[BlobStore, Depends(get_blob_store)]
+
+
+def _bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "missing_api_key", "send an API key as 'Authorization: Bearer <key>'",
+                       headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+def require_admin(request: Request, settings: SettingsDep) -> str:
+    """The admin principal's name; admin endpoints need the deployment's admin key."""
+    token = _bearer_token(request)
+    if settings.admin_api_key is None:
+        raise ApiError(503, "admin_key_not_configured", "set FOUNDRY_ADMIN_API_KEY to enable admin endpoints")
+    if not hmac.compare_digest(token.encode(), settings.admin_api_key.get_secret_value().encode()):
+        raise ApiError(401, "invalid_api_key", "the API key is not valid", headers={"WWW-Authenticate": "Bearer"})
+    return "admin"
+
+
+AdminPrincipal = Annotated[str, Depends(require_admin)]

@@ -1,0 +1,96 @@
+"""Catalog routes: onboarding batches, their reports, assets and the catalog summary."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
+
+from api.deps import AdminPrincipal, BlobStoreDep, SessionDep, SettingsDep
+from api.errors import ApiError
+from foundry.catalog import service as catalog_service
+from foundry.catalog.schemas import AssetRead, CatalogSummaryRead, ImportPage, ImportRead, ImportSummaryRead
+from foundry.catalog.sources import open_source
+from foundry.db import session_factory
+
+router = APIRouter(prefix="/v1", tags=["catalog"])
+
+_ARCHIVE_NAMES = {"openmoji": "catalog.tgz", "embedded": "images.zip", "manifest": "images.zip"}
+
+
+def _save_upload(upload: UploadFile, target: Path, budget: int) -> int:
+    """Copy an upload to disk, refusing it once it passes ``budget`` bytes."""
+    written = 0
+    with target.open("wb") as handle:
+        while block := upload.file.read(1 << 20):
+            written += len(block)
+            if written > budget:
+                raise ApiError(413, "request_too_large", f"uploads are limited to {budget} bytes")
+            handle.write(block)
+    return written
+
+
+@router.post("/catalog/imports", status_code=status.HTTP_201_CREATED, response_model=ImportRead)
+def create_import(
+    principal: AdminPrincipal,
+    settings: SettingsDep,
+    blob_store: BlobStoreDep,
+    archive: Annotated[UploadFile, File(description="tgz of the OpenMoji package, or zip of images")],
+    source_format: Annotated[Literal["openmoji", "manifest", "embedded"], Form(alias="format")],
+    manifest: Annotated[UploadFile | None, File(description="CSV or JSONL manifest (format=manifest)")] = None,
+) -> ImportRead:
+    """Onboard an uploaded catalog. Row problems are reported per row; anything fatal imports nothing."""
+    if source_format == "manifest" and manifest is None:
+        raise ApiError(422, "manifest_missing", "format=manifest needs a manifest file")
+    with tempfile.TemporaryDirectory(prefix="foundry-upload-") as tmp:
+        folder = Path(tmp)
+        archive_path = folder / _ARCHIVE_NAMES[source_format]
+        budget = settings.max_upload_bytes
+        budget -= _save_upload(archive, archive_path, budget)
+        location = archive_path
+        if source_format == "manifest":
+            suffix = ".jsonl" if (manifest.filename or "").lower().endswith((".jsonl", ".ndjson")) else ".csv"
+            location = folder / f"manifest{suffix}"
+            _save_upload(manifest, location, budget)
+        options = catalog_service.import_options(settings)
+        source = open_source(location, source_format=source_format,
+                             images=archive_path if source_format == "manifest" else None,
+                             max_bytes=options.limits.max_bytes)
+        source.description = f"upload:{archive.filename or archive_path.name}"
+        batch = catalog_service.run_import(
+            session_factory=session_factory(settings.resolved_database_url), blob_store=blob_store,
+            source=source, requested_by=f"api:{principal}", options=options,
+        )
+    return ImportRead.model_validate(batch)
+
+
+@router.get("/catalog/imports", response_model=ImportPage)
+def list_imports(
+    _principal: AdminPrincipal,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ImportPage:
+    batches = catalog_service.list_imports(session=session, limit=limit, offset=offset)
+    return ImportPage(items=[ImportSummaryRead.model_validate(b) for b in batches], limit=limit, offset=offset)
+
+
+@router.get("/catalog/imports/{import_id}", response_model=ImportRead)
+def get_import(_principal: AdminPrincipal, session: SessionDep, import_id: uuid.UUID) -> ImportRead:
+    return ImportRead.model_validate(catalog_service.get_import(session=session, import_id=import_id))
+
+
+@router.get("/catalog/summary", response_model=CatalogSummaryRead)
+def get_summary(_principal: AdminPrincipal, session: SessionDep) -> CatalogSummaryRead:
+    summary = catalog_service.catalog_summary(session=session)
+    return CatalogSummaryRead(**summary.__dict__)
+
+
+@router.get("/assets/{asset_id}", response_model=AssetRead)
+def get_asset(_principal: AdminPrincipal, session: SessionDep, asset_id: uuid.UUID) -> AssetRead:
+    asset = catalog_service.get_asset(session=session, asset_id=asset_id)
+    grants = catalog_service.grants_for_asset(session=session, asset_id=asset_id)
+    return AssetRead.model_validate({**AssetRead.model_validate(asset).model_dump(), "grants": grants})

@@ -1,0 +1,1 @@
+"""The catalog: contributors, their licensed assets (content-addressed images) and import batches."""

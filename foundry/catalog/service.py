@@ -1,0 +1,477 @@
+"""Catalog onboarding and queries.
+
+An import is one database transaction owned by the caller. Blobs go to a staging area
+named after the batch and are promoted when that transaction commits (or discarded when
+it rolls back), so a failed or crashed import leaves neither rows nor blobs behind.
+Row-level problems never abort the batch: they are rejected with a stable code in the
+batch's report, and the valid rows are imported.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import islice
+
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.orm import Session
+
+from foundry.blobs import BlobStore, recover_staging
+from foundry.catalog.imaging import ImageLimits, ImageRejected, InspectedImage, inspect_image
+from foundry.catalog.models import Asset, CatalogImport, Contributor
+from foundry.catalog.sources import CandidateRow, CatalogSource
+from foundry.concurrency import default_workers, ordered_chunked_map
+from foundry.db import utcnow
+from foundry.errors import NotFound
+from foundry.licensing.models import LicenseGrant
+from foundry.licensing.policy import allowed_uses, data_mining_prohibits_training
+from foundry.licensing.terms import LicenseTerms, Use, resolve_license
+from provenance.hashing import NearDuplicateIndex, phash_from_hex
+
+_INSERT_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    limits: ImageLimits = ImageLimits()
+    near_duplicate_distance: int = 4
+    workers: int = 0
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def inspect_rows(rows: list[CandidateRow], limits: ImageLimits) -> list[InspectedImage | tuple[str, str] | None]:
+    """Worker-side: verify each row's bytes. Runs in a separate process, so it returns values."""
+    results: list[InspectedImage | tuple[str, str] | None] = []
+    for row in rows:
+        if row.problem is not None or row.data is None:
+            results.append(None)
+            continue
+        try:
+            results.append(inspect_image(row.data, limits))
+        except ImageRejected as exc:
+            results.append((exc.code, exc.message))
+        except Exception as exc:  # a decoder bug must reject the row, not abort the batch
+            results.append(("image_corrupt", f"the decoder failed: {type(exc).__name__}: {exc}"))
+    return results
+
+
+@dataclass
+class _Accepted:
+    row: CandidateRow
+    image: InspectedImage
+    terms: LicenseTerms
+    uses: frozenset[Use]
+    contributor_ref: str
+    contributor_name: str
+
+
+@dataclass
+class _BatchState:
+    batch: CatalogImport
+    stage_id: str
+    blob_store: BlobStore
+    contributors: dict[str, uuid.UUID]
+    near_index: NearDuplicateIndex
+    seen_in_batch: dict[str, int] = field(default_factory=dict)
+    rejections: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
+    near_duplicates: list[dict] = field(default_factory=list)
+    pending_contributors: list[dict] = field(default_factory=list)
+    pending_assets: list[dict] = field(default_factory=list)
+    pending_grants: list[dict] = field(default_factory=list)
+
+    def reject(self, row: CandidateRow, code: str, message: str) -> None:
+        self.rejections.append(
+            {"row": row.row_number, "ref": row.source_ref, "path": row.path, "code": code, "message": message}
+        )
+
+    def warn(self, row: CandidateRow, code: str, message: str) -> None:
+        self.warnings.append(
+            {"row": row.row_number, "ref": row.source_ref, "path": row.path, "code": code, "message": message}
+        )
+
+
+def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(iterable)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _bind_blobs_to_transaction(session: Session, blob_store: BlobStore, stage_id: str) -> None:
+    """Promote the staged blobs when the surrounding transaction commits; drop them otherwise."""
+    settled = False
+
+    def on_commit(_session: Session) -> None:
+        nonlocal settled
+        if not settled:
+            settled = True
+            blob_store.promote(stage_id)
+
+    def on_rollback(_session: Session) -> None:
+        nonlocal settled
+        if not settled:
+            settled = True
+            blob_store.discard(stage_id)
+
+    event.listen(session, "after_commit", on_commit)
+    event.listen(session, "after_rollback", on_rollback)
+
+
+def recover_interrupted_imports(*, session: Session, blob_store: BlobStore) -> dict[str, int]:
+    """Settle staging areas left by a crash: committed batches are promoted, the rest discarded."""
+    stage_ids = blob_store.stage_ids()
+    if not stage_ids:
+        return {"promoted": 0, "discarded": 0}
+    wanted = []
+    for stage_id in stage_ids:
+        try:
+            wanted.append(uuid.UUID(hex=stage_id))
+        except ValueError:
+            continue
+    committed = {
+        batch_id.hex
+        for batch_id in session.scalars(
+            select(CatalogImport.id).where(CatalogImport.id.in_(wanted), CatalogImport.status == "succeeded")
+        )
+    }
+    return recover_staging(blob_store, committed)
+
+
+def import_catalog(
+    *,
+    session: Session,
+    blob_store: BlobStore,
+    source: CatalogSource,
+    requested_by: str,
+    options: ImportOptions = ImportOptions(),
+    progress: ProgressCallback | None = None,
+) -> CatalogImport:
+    """Onboard every acceptable row of ``source`` in the caller's transaction; returns the batch."""
+    recover_interrupted_imports(session=session, blob_store=blob_store)
+    batch = CatalogImport(
+        id=uuid.uuid4(),
+        source=source.description,
+        source_format=source.format,
+        source_sha256=source.fingerprint(),
+        requested_by=requested_by,
+        status="running",
+        started_at=utcnow(),
+    )
+    session.add(batch)
+    session.flush()
+    state = _BatchState(
+        batch=batch,
+        stage_id=batch.id.hex,
+        blob_store=blob_store,
+        contributors=dict(session.execute(select(Contributor.external_ref, Contributor.id)).all()),
+        near_index=_existing_near_duplicate_index(session, options.near_duplicate_distance),
+    )
+    _bind_blobs_to_transaction(session, blob_store, state.stage_id)
+
+    total = source.count()
+    done = 0
+    results = ordered_chunked_map(
+        partial(inspect_rows, limits=options.limits),
+        source.rows(),
+        workers=default_workers(options.workers),
+    )
+    for chunk in _chunks(results, 256):
+        _settle_chunk(session, state, chunk)
+        done += len(chunk)
+        if len(state.pending_assets) >= _INSERT_CHUNK:
+            _write_pending(session, state)
+        if progress is not None:
+            progress(done, total)
+    _write_pending(session, state)
+
+    batch.rows_total = done
+    batch.rows_rejected = len(state.rejections)
+    batch.near_duplicates = len(state.near_duplicates)
+    batch.report = {
+        "rejections": state.rejections,
+        "warnings": state.warnings,
+        "near_duplicates": state.near_duplicates,
+    }
+    batch.status = "succeeded"
+    batch.finished_at = utcnow()
+    session.flush()
+    return batch
+
+
+def _existing_near_duplicate_index(session: Session, distance: int) -> NearDuplicateIndex:
+    index = NearDuplicateIndex(distance)
+    for asset_id, phash, source_ref in session.execute(select(Asset.id, Asset.phash, Asset.source_ref)):
+        index.add(phash_from_hex(phash), (asset_id, source_ref))
+    return index
+
+
+def _settle_chunk(session: Session, state: _BatchState, chunk: list[tuple[CandidateRow, object]]) -> None:
+    inspected = [r.sha256 for _, r in chunk if isinstance(r, InspectedImage)]
+    existing = {
+        sha: (asset_id, contributor_id)
+        for sha, asset_id, contributor_id in session.execute(
+            select(Asset.sha256, Asset.id, Asset.contributor_id).where(Asset.sha256.in_(inspected))
+        )
+    } if inspected else {}
+    existing_grants = _grants_by_asset(session, [asset_id for asset_id, _ in existing.values()])
+    for row, result in chunk:
+        if row.problem is not None:
+            state.reject(row, *row.problem)
+        elif result is None:
+            state.reject(row, "file_missing", "the row has no image bytes")
+        elif isinstance(result, tuple):
+            state.reject(row, *result)
+        else:
+            _settle_row(state, row, result, existing, existing_grants)
+
+
+def _grants_by_asset(session: Session, asset_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[LicenseGrant]]:
+    grants: dict[uuid.UUID, list[LicenseGrant]] = {}
+    if asset_ids:
+        for grant in session.scalars(select(LicenseGrant).where(LicenseGrant.asset_id.in_(asset_ids))):
+            grants.setdefault(grant.asset_id, []).append(grant)
+    return grants
+
+
+def _resolve_rights(state: _BatchState, row: CandidateRow, image: InspectedImage) -> _Accepted | None:
+    """Decide contributor, license and uses for a verified image, or reject the row."""
+    rights = image.rights
+    data_mining = rights.get("data_mining")
+    if row.rights_from_file:
+        row.contributor_name = rights.get("creator")
+        row.contributor_ref = f"creator:{row.contributor_name}" if row.contributor_name else None
+        row.license = rights.get("license_url") or rights.get("web_statement")
+        row.credit_line = rights.get("copyright_notice")
+        if data_mining_prohibits_training(data_mining):
+            state.reject(row, "ai_training_prohibited", f"the file's PLUS Data Mining value is {data_mining}")
+            return None
+        if (data_mining or "").upper() != "DMI-ALLOWED":
+            state.reject(row, "rights_unspecified",
+                         "the file does not state PLUS Data Mining = allowed; supply a manifest with the grant")
+            return None
+        row.uses = frozenset(Use)
+    if not row.contributor_name:
+        state.reject(row, "missing_contributor", "the row names no contributor")
+        return None
+    terms = resolve_license(row.license)
+    if terms is None:
+        state.reject(row, "unknown_license", f"unknown license terms {row.license!r}")
+        return None
+    requested = row.uses or frozenset()
+    if not requested:
+        state.reject(row, "no_permitted_uses", "the row permits no use")
+        return None
+    if row.valid_from and row.valid_until and row.valid_until <= row.valid_from:
+        state.reject(row, "invalid_validity", "valid_until is not after valid_from")
+        return None
+    uses = allowed_uses(requested, data_mining)
+    if uses != requested:
+        dropped = ", ".join(sorted(u.value for u in requested - uses))
+        if not uses:
+            state.reject(row, "ai_training_prohibited",
+                         f"embedded rights ({data_mining}) forbid the only uses requested: {dropped}")
+            return None
+        state.warn(row, "training_uses_removed", f"embedded rights ({data_mining}) forbid {dropped}")
+    creator = rights.get("creator")
+    if creator and not row.rights_from_file and creator.strip().lower() != row.contributor_name.strip().lower():
+        state.warn(row, "creator_mismatch", f"the file names its creator {creator!r}, the row {row.contributor_name!r}")
+    reference = row.contributor_ref or f"name:{row.contributor_name}"
+    return _Accepted(row, image, terms, uses, reference, row.contributor_name)
+
+
+def _settle_row(state, row, image, existing, existing_grants) -> None:
+    accepted = _resolve_rights(state, row, image)
+    if accepted is None:
+        return
+    first_row = state.seen_in_batch.get(image.sha256)
+    if first_row is not None:
+        state.reject(row, "duplicate_in_batch", f"the same image as row {first_row}")
+        return
+    state.seen_in_batch[image.sha256] = row.row_number
+    contributor_id = _contributor_id(state, accepted)
+    if image.sha256 in existing:
+        asset_id, owner_id = existing[image.sha256]
+        if owner_id != contributor_id:
+            state.reject(row, "duplicate_of_existing_asset", f"already in the catalog as asset {asset_id} of another contributor")
+            return
+        if not any(_same_grant(g, accepted) for g in existing_grants.get(asset_id, [])):
+            state.warn(row, "grant_terms_differ",
+                       "the asset is already in the catalog under other terms; change grants through licensing")
+        state.batch.rows_unchanged += 1
+        return
+
+    asset_id = uuid.uuid4()
+    near = state.near_index.nearest(phash_from_hex(image.phash))
+    near_id = None
+    if near is not None:
+        (near_id, near_ref), distance = near
+        state.near_duplicates.append(
+            {"row": row.row_number, "ref": row.source_ref, "near": near_ref, "distance": distance}
+        )
+    state.near_index.add(phash_from_hex(image.phash), (asset_id, row.source_ref))
+
+    state.blob_store.stage(state.stage_id, row.data)
+    state.blob_store.stage(state.stage_id, image.rendition)
+    now = utcnow()
+    state.pending_assets.append({
+        "id": asset_id, "created_at": now, "sha256": image.sha256, "phash": image.phash, "format": image.format,
+        "width": image.width, "height": image.height, "byte_size": image.byte_size,
+        "rendition_sha256": image.rendition_sha256, "caption": row.caption, "tags": row.tags,
+        "source_ref": row.source_ref, "embedded_rights": image.rights, "contributor_id": contributor_id,
+        "import_id": state.batch.id, "near_duplicate_of_id": near_id,
+    })
+    state.pending_grants.append({
+        "id": uuid.uuid4(), "created_at": now, "asset_id": asset_id, "license_code": accepted.terms.code,
+        "license_name": accepted.terms.name, "license_url": accepted.terms.url, "credit_line": row.credit_line,
+        "permits_base_training": Use.BASE_TRAINING in accepted.uses,
+        "permits_customer_finetune": Use.CUSTOMER_FINETUNE in accepted.uses,
+        "permits_generation": Use.GENERATION in accepted.uses,
+        "data_mining": image.rights.get("data_mining"), "valid_from": row.valid_from or now,
+        "valid_until": row.valid_until, "revoked_at": None, "revocation_reason": None, "revoked_by": None,
+        "import_id": state.batch.id,
+    })
+    state.batch.rows_imported += 1
+
+
+def _same_grant(grant: LicenseGrant, accepted: _Accepted) -> bool:
+    return grant.license_code == accepted.terms.code and grant.uses == accepted.uses and grant.revoked_at is None
+
+
+def _contributor_id(state: _BatchState, accepted: _Accepted) -> uuid.UUID:
+    found = state.contributors.get(accepted.contributor_ref)
+    if found is not None:
+        return found
+    new_id = uuid.uuid4()
+    state.contributors[accepted.contributor_ref] = new_id
+    state.pending_contributors.append({
+        "id": new_id, "created_at": utcnow(), "display_name": accepted.contributor_name,
+        "external_ref": accepted.contributor_ref, "payout_identity": accepted.row.payout_identity,
+    })
+    state.batch.contributors_created += 1
+    return new_id
+
+
+def _write_pending(session: Session, state: _BatchState) -> None:
+    for model, rows in ((Contributor, state.pending_contributors), (Asset, state.pending_assets),
+                        (LicenseGrant, state.pending_grants)):
+        if rows:
+            session.execute(insert(model), rows)
+            rows.clear()
+
+
+def record_failed_import(*, session: Session, source: str, source_format: str, requested_by: str,
+                         error: str) -> CatalogImport:
+    """Keep an audit trail of imports that failed as a whole (nothing else of them is stored)."""
+    now = utcnow()
+    batch = CatalogImport(source=source, source_format=source_format, requested_by=requested_by,
+                          status="failed", started_at=now, finished_at=now, error=error, report={})
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def get_import(*, session: Session, import_id: uuid.UUID) -> CatalogImport:
+    batch = session.get(CatalogImport, import_id)
+    if batch is None:
+        raise NotFound(f"catalog import {import_id} does not exist", code="import_not_found")
+    return batch
+
+
+def list_imports(*, session: Session, limit: int = 50, offset: int = 0) -> list[CatalogImport]:
+    query = select(CatalogImport).order_by(CatalogImport.started_at.desc()).limit(limit).offset(offset)
+    return list(session.scalars(query))
+
+
+def get_asset(*, session: Session, asset_id: uuid.UUID) -> Asset:
+    asset = session.get(Asset, asset_id)
+    if asset is None:
+        raise NotFound(f"asset {asset_id} does not exist", code="asset_not_found")
+    return asset
+
+
+@dataclass(frozen=True)
+class CatalogSummary:
+    contributors: int
+    assets: int
+    grants: int
+    grants_by_use: dict[str, int]
+    assets_by_format: dict[str, int]
+    imports: int
+    top_contributors: list[tuple[str, int]]
+
+
+def catalog_summary(*, session: Session, top: int = 5) -> CatalogSummary:
+    by_format = dict(session.execute(select(Asset.format, func.count()).group_by(Asset.format)).all())
+    grants_by_use = {
+        use.value: session.scalar(select(func.count()).where(column.is_(True), LicenseGrant.revoked_at.is_(None))) or 0
+        for use, column in ((Use.BASE_TRAINING, LicenseGrant.permits_base_training),
+                            (Use.CUSTOMER_FINETUNE, LicenseGrant.permits_customer_finetune),
+                            (Use.GENERATION, LicenseGrant.permits_generation))
+    }
+    top_rows = session.execute(
+        select(Contributor.display_name, func.count(Asset.id))
+        .join(Asset, Asset.contributor_id == Contributor.id)
+        .group_by(Contributor.id, Contributor.display_name)
+        .order_by(func.count(Asset.id).desc(), Contributor.display_name)
+        .limit(top)
+    ).all()
+    return CatalogSummary(
+        contributors=session.scalar(select(func.count()).select_from(Contributor)) or 0,
+        assets=session.scalar(select(func.count()).select_from(Asset)) or 0,
+        grants=session.scalar(select(func.count()).select_from(LicenseGrant)) or 0,
+        grants_by_use=grants_by_use,
+        assets_by_format=by_format,
+        imports=session.scalar(select(func.count()).select_from(CatalogImport)) or 0,
+        top_contributors=[tuple(r) for r in top_rows],
+    )
+
+
+
+def import_options(settings) -> ImportOptions:
+    """Import limits as the deployment's settings configure them."""
+    return ImportOptions(
+        limits=ImageLimits(
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            rendition_size=settings.rendition_size,
+        ),
+        near_duplicate_distance=settings.near_duplicate_distance,
+        workers=settings.import_workers,
+    )
+
+
+def run_import(
+    *,
+    session_factory: Callable[[], Session],
+    blob_store: BlobStore,
+    source: CatalogSource,
+    requested_by: str,
+    options: ImportOptions,
+    progress: ProgressCallback | None = None,
+) -> CatalogImport:
+    """The whole unit of work every entry point (CLI, API, worker) runs for one import.
+
+    The batch commits as one transaction; if anything fails, it rolls back (its staged
+    blobs are discarded with it) and a failed-import record is kept for the audit trail.
+    """
+    try:
+        with session_factory() as session, session.begin():
+            return import_catalog(session=session, blob_store=blob_store, source=source,
+                                  requested_by=requested_by, options=options, progress=progress)
+    except BaseException as exc:
+        with session_factory() as session, session.begin():
+            record_failed_import(session=session, source=source.description, source_format=source.format,
+                                 requested_by=requested_by, error=f"{type(exc).__name__}: {exc}"[:4000])
+        raise
+    finally:
+        source.close()
+
+
+def grants_for_asset(*, session: Session, asset_id: uuid.UUID) -> list[LicenseGrant]:
+    return list(session.scalars(
+        select(LicenseGrant).where(LicenseGrant.asset_id == asset_id).order_by(LicenseGrant.created_at)
+    ))

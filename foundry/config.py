@@ -1,0 +1,52 @@
+"""Settings for every process of the foundry, read from ``FOUNDRY_*`` environment variables.
+
+The defaults are the embedded deployment: a SQLite file and a blob folder under ``./var``,
+so a fresh checkout runs with no server at all.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FOUNDRY_", env_file=".env", extra="ignore")
+
+    var_dir: Path = Field(default=Path("var"), description="Root of the embedded deployment's files.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite under var_dir.")
+    blob_url: str = Field(
+        default="",
+        description="file:///abs/path or s3://bucket/prefix; empty means var_dir/blobs.",
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="For S3-compatible servers (MinIO, moto).")
+    broker_url: str = Field(default="", description="Celery broker; empty means SQLite under var_dir (no server).")
+    admin_api_key: SecretStr | None = Field(default=None, description="Bearer key for admin endpoints.")
+
+    # Onboarding limits: a bigger or larger image is rejected, never resized silently.
+    max_image_bytes: int = 50 * 1024 * 1024
+    max_image_pixels: int = 64_000_000
+    max_upload_bytes: int = 2 * 1024 * 1024 * 1024
+    rendition_size: int = Field(default=256, description="Longest side of the normalised training rendition.")
+    near_duplicate_distance: int = Field(default=4, description="Perceptual-hash Hamming distance for near-duplicates.")
+    import_workers: int = Field(default=0, description="Decode processes for imports; 0 means one per core.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'foundry.db').resolve()}"
+
+    @property
+    def resolved_blob_url(self) -> str:
+        if self.blob_url:
+            return self.blob_url
+        return (self.var_dir / "blobs").resolve().as_uri()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

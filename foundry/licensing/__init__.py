@@ -1,0 +1,1 @@
+"""Licensing: the grants under which contributors let the foundry use their assets."""

@@ -1,0 +1,52 @@
+"""License grants: what a contributor allows the foundry to do with one asset, and until when."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from foundry.db import Base, CreatedAtMixin, IdMixin
+from foundry.licensing.policy import GrantTerms
+from foundry.licensing.terms import Use
+
+
+class LicenseGrant(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "license_grant"
+
+    asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("asset.id"), index=True)
+    license_code: Mapped[str] = mapped_column(String(64))
+    license_name: Mapped[str] = mapped_column(String(300))
+    license_url: Mapped[str] = mapped_column(String(1000))
+    credit_line: Mapped[str | None] = mapped_column(Text)
+    permits_base_training: Mapped[bool] = mapped_column(Boolean)
+    permits_customer_finetune: Mapped[bool] = mapped_column(Boolean)
+    permits_generation: Mapped[bool] = mapped_column(Boolean)
+    data_mining: Mapped[str | None] = mapped_column(String(64))
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    import_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("catalog_import.id"))
+
+    @property
+    def uses(self) -> frozenset[Use]:
+        flags = {
+            Use.BASE_TRAINING: self.permits_base_training,
+            Use.CUSTOMER_FINETUNE: self.permits_customer_finetune,
+            Use.GENERATION: self.permits_generation,
+        }
+        return frozenset(use for use, allowed in flags.items() if allowed)
+
+    @property
+    def terms(self) -> GrantTerms:
+        return GrantTerms(
+            uses=self.uses,
+            valid_from=self.valid_from,
+            valid_until=self.valid_until,
+            revoked_at=self.revoked_at,
+            data_mining=self.data_mining,
+        )

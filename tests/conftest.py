@@ -1,0 +1,107 @@
+"""Shared fixtures: every database test runs on the embedded SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from foundry import migrate
+from foundry.blobs import LocalBlobStore
+from foundry.config import Settings
+from foundry.db import engine_for, session_factory
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_URL = os.environ.get("FOUNDRY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+OPENMOJI_TGZ = Path(os.environ.get("FOUNDRY_OPENMOJI_TGZ", REPO_ROOT.parent / "shared/datasets/openmoji-17.0.0.tgz"))
+
+
+def _postgres_available() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_URL)
+        with engine.connect():
+            pass
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means the server is not usable
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    problem = _postgres_available()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must test PostgreSQL but {POSTGRES_URL} is unreachable: {problem}")
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable here ({problem}); CI runs these")
+    return POSTGRES_URL
+
+
+def create_postgres_database(server_url: str) -> tuple[str, callable]:
+    """A fresh, uniquely named database and a function that drops it."""
+    name = f"foundry_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        engine_for(url).dispose()
+        engine_for.cache_clear()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'foundry.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    url, drop = create_postgres_database(server)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture
+def settings(tmp_path, database_url) -> Settings:
+    return Settings(
+        var_dir=tmp_path / "var",
+        database_url=database_url,
+        blob_url=(tmp_path / "var" / "blobstore").as_uri(),
+        admin_api_key="test-admin-key",
+        import_workers=1,
+    )
+
+
+@pytest.fixture
+def migrated(settings) -> Settings:
+    migrate.upgrade(settings.resolved_database_url)
+    return settings
+
+
+@pytest.fixture
+def sessions(migrated):
+    return session_factory(migrated.resolved_database_url)
+
+
+@pytest.fixture
+def blob_store(migrated) -> LocalBlobStore:
+    return LocalBlobStore(migrated.var_dir / "blobstore")
+
+
+@pytest.fixture(scope="session")
+def openmoji_tgz() -> Path:
+    if not OPENMOJI_TGZ.is_file():
+        pytest.fail(f"the OpenMoji tarball is missing at {OPENMOJI_TGZ}; set FOUNDRY_OPENMOJI_TGZ "
+                    "(npm pack openmoji@17.0.0 fetches it)")
+    return OPENMOJI_TGZ

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: generators of real files, not mocks."""

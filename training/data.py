@@ -1,0 +1,184 @@
+"""Training examples, their reproducible order, and image preprocessing.
+
+The order in which examples are seen is a pure function of (seed, position): the data is an
+endless stream of per-epoch permutations, and micro-batch ``i`` of process ``r`` always covers the
+same stream positions. A resumed run therefore continues with exactly the batches the
+interrupted run would have seen, without saving any sampler state, and every process agrees on
+the order without communicating.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+
+CAPTIONS_FILE = "captions.jsonl"
+
+
+class ExampleLike(Protocol):
+    """What the engine needs from one training example; any object with these attributes works."""
+
+    example_id: str
+    caption: str
+
+    def load_image(self) -> Image.Image: ...
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    example_id: str
+    load_image: Callable[[], Image.Image]
+    caption: str
+
+
+def stable_seed(*parts: object) -> int:
+    """A 63-bit seed derived from ``parts``, identical across processes, platforms and runs."""
+    text = ":".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big") & ((1 << 63) - 1)
+
+
+class ExampleOrder:
+    """Stream positions -> example indices: epoch ``e`` is a permutation seeded by (seed, e)."""
+
+    def __init__(self, num_examples: int, seed: int) -> None:
+        if num_examples <= 0:
+            raise ValueError("no training examples")
+        self.num_examples = num_examples
+        self.seed = seed
+        self._epoch: int | None = None
+        self._permutation: list[int] = []
+
+    def _permutation_for(self, epoch: int) -> list[int]:
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(stable_seed("epoch-order", self.seed, epoch))
+            self._permutation = torch.randperm(self.num_examples, generator=generator).tolist()
+            self._epoch = epoch
+        return self._permutation
+
+    def index_at(self, position: int) -> int:
+        epoch, offset = divmod(position, self.num_examples)
+        return self._permutation_for(epoch)[offset]
+
+    def batch_positions(
+        self, micro_batch: int, process_index: int, num_processes: int, batch_size: int
+    ) -> range:
+        """Stream positions of one process's share of global micro-batch ``micro_batch``."""
+        start = (micro_batch * num_processes + process_index) * batch_size
+        return range(start, start + batch_size)
+
+
+def flip_for_position(seed: int, position: int) -> bool:
+    """Random horizontal flip decided by the stream position, so it survives resumes."""
+    return stable_seed("flip", seed, position) % 2 == 1
+
+
+class ImageTransform:
+    """PIL image -> float tensor (3, H, W) in [-1, 1]: resize shorter side, crop, optional flip."""
+
+    def __init__(self, resolution: int, center_crop: bool = True) -> None:
+        self.resolution = resolution
+        self.center_crop = center_crop
+
+    def __call__(self, image: Image.Image, flip: bool = False) -> torch.Tensor:
+        image = _to_rgb(image)
+        width, height = image.size
+        scale = self.resolution / min(width, height)
+        resized = (max(self.resolution, round(width * scale)), max(self.resolution, round(height * scale)))
+        if resized != image.size:
+            image = image.resize(resized, Image.Resampling.BICUBIC)
+        width, height = image.size
+        if self.center_crop:
+            left, top = (width - self.resolution) // 2, (height - self.resolution) // 2
+        else:
+            left, top = 0, 0
+        image = image.crop((left, top, left + self.resolution, top + self.resolution))
+        if flip:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Flatten transparency on white (as catalog thumbnails are shown) and drop other modes."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        flattened = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        flattened.alpha_composite(rgba)
+        return flattened.convert("RGB")
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def _image_file_loader(path: Path) -> Callable[[], Image.Image]:
+    def load() -> Image.Image:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+
+    return load
+
+
+def load_data_dir(data_dir: str | Path) -> list[TrainingExample]:
+    """Examples from a folder of images plus ``captions.jsonl``.
+
+    Each line is ``{"file": "relative/path.png", "caption": "...", "id": "optional-id"}``; the id
+    defaults to the file name without its extension. Lines keep their order.
+    """
+    data_dir = Path(data_dir)
+    manifest = data_dir / CAPTIONS_FILE
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} is missing")
+    examples: list[TrainingExample] = []
+    seen: set[str] = set()
+    for line_number, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        try:
+            file_name, caption = record["file"], record["caption"]
+        except KeyError as missing:
+            raise ValueError(f"{manifest}:{line_number}: missing field {missing}") from None
+        image_path = (data_dir / file_name).resolve()
+        if data_dir.resolve() not in image_path.parents:
+            raise ValueError(f"{manifest}:{line_number}: {file_name!r} points outside the data folder")
+        example_id = str(record.get("id") or Path(file_name).stem)
+        if example_id in seen:
+            raise ValueError(f"{manifest}:{line_number}: duplicate id {example_id!r}")
+        seen.add(example_id)
+        examples.append(TrainingExample(example_id, _image_file_loader(image_path), str(caption)))
+    if not examples:
+        raise ValueError(f"{manifest} lists no examples")
+    return examples
+
+
+def write_data_dir(data_dir: str | Path, examples: Sequence[ExampleLike]) -> Path:
+    """Write examples as PNG files plus ``captions.jsonl`` (the format :func:`load_data_dir` reads)."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for number, example in enumerate(examples):
+        file_name = f"{number:06d}.png"
+        example.load_image().save(data_dir / file_name)
+        lines.append(json.dumps({"id": example.example_id, "file": file_name, "caption": example.caption}))
+    (data_dir / CAPTIONS_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return data_dir
+
+
+__all__ = [
+    "CAPTIONS_FILE",
+    "ExampleLike",
+    "ExampleOrder",
+    "ImageTransform",
+    "TrainingExample",
+    "flip_for_position",
+    "load_data_dir",
+    "stable_seed",
+    "write_data_dir",
+]

@@ -1,0 +1,306 @@
+"""Diffusers pipeline folders: what training reads from them, builds for them, and writes to them.
+
+* ``load_pipeline_parts`` opens an existing pipeline folder (Stable-Diffusion-style latent models
+  with a VAE, or IF-style pixel models such as this engine's own ``base`` output);
+* ``build_base_parts`` creates the from-scratch ``base`` model: a pixel-space
+  ``UNet2DConditionModel`` with twice as many output as input channels, a ``DDPMScheduler`` with
+  v-prediction and ``variance_type="learned_range"``, and a caption-trained CLIP text side, saved
+  as an ``IFPipeline`` folder. IFPipeline works with a CLIP tokenizer/text encoder: it only needs
+  ``tokenizer(...)`` and ``text_encoder(ids, attention_mask=...)[0]``; diffusers logs that it
+  expected T5 types, which is harmless. Generate with ``clean_caption=False`` (the lower-case/strip
+  preprocessing training used) and no safety checker or watermarker;
+* ``sample_grid`` renders validation prompts side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    DDPMScheduler,
+    DiffusionPipeline,
+    IFPipeline,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
+from diffusers.utils import make_image_grid
+from PIL import Image
+from transformers import CLIPTokenizer
+
+from training.recipes import BaseModelShape
+from training.text_encoder import (
+    PromptStyle,
+    TextEncoderShape,
+    build_text_encoder,
+    train_caption_tokenizer,
+    write_classic_vocab_files,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineParts:
+    """The modules training touches, plus what is needed to write the pipeline back out."""
+
+    pipeline_class: type[DiffusionPipeline]
+    unet: UNet2DConditionModel
+    noise_scheduler: DDPMScheduler
+    """Forward-process scheduler used by training (a DDPMScheduler on the pipeline's betas)."""
+    sampling_scheduler: Any
+    """The pipeline's own scheduler, saved with it and used for validation samples."""
+    tokenizer: CLIPTokenizer
+    text_encoder: torch.nn.Module
+    vae: AutoencoderKL | None = None
+    extra_components: dict[str, Any] = field(default_factory=dict)
+    """Other pipeline components (safety checker, feature extractor ...), passed through untouched."""
+
+    @property
+    def prompt_style(self) -> PromptStyle:
+        return PromptStyle.for_pipeline_class(self.pipeline_class.__name__)
+
+    @property
+    def pixel_space(self) -> bool:
+        return self.vae is None
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 1 if self.vae is None else 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def native_resolution(self) -> int:
+        sample_size = self.unet.config.sample_size
+        if isinstance(sample_size, (list, tuple)):
+            sample_size = sample_size[0]
+        return int(sample_size) * self.vae_scale_factor
+
+    def assemble(self, **overrides: Any) -> DiffusionPipeline:
+        """A pipeline object from the current modules (used for validation samples and export)."""
+        components: dict[str, Any] = dict(self.extra_components)
+        components.update(
+            unet=self.unet, scheduler=self.sampling_scheduler, tokenizer=self.tokenizer, text_encoder=self.text_encoder
+        )
+        if self.vae is not None:
+            components["vae"] = self.vae
+        components.update(overrides)
+        return self.pipeline_class(**components)
+
+
+def load_pipeline_parts(path: str | Path) -> PipelineParts:
+    """Open a diffusers pipeline folder whose model is a text-conditioned UNet2DConditionModel."""
+    pipeline = DiffusionPipeline.from_pretrained(str(path))
+    components = dict(pipeline.components)
+    missing = [name for name in ("unet", "scheduler", "tokenizer", "text_encoder") if components.get(name) is None]
+    if missing:
+        raise ValueError(f"{path} is not a text-to-image UNet pipeline: missing {missing}")
+    if not isinstance(components["unet"], UNet2DConditionModel):
+        raise ValueError(f"{path}: the UNet is a {type(components['unet']).__name__}, not a UNet2DConditionModel")
+    unet = components.pop("unet")
+    sampling_scheduler = components.pop("scheduler")
+    tokenizer = components.pop("tokenizer")
+    text_encoder = components.pop("text_encoder")
+    vae = components.pop("vae", None)
+    return PipelineParts(
+        pipeline_class=type(pipeline),
+        unet=unet,
+        noise_scheduler=DDPMScheduler.from_config(sampling_scheduler.config),
+        sampling_scheduler=sampling_scheduler,
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        extra_components=components,
+    )
+
+
+def base_noise_scheduler(shape: BaseModelShape) -> DDPMScheduler:
+    """IF-style forward/reverse process: v-prediction, learned variance range, pixels clipped to [-1, 1]."""
+    return DDPMScheduler(
+        num_train_timesteps=shape.num_train_timesteps,
+        beta_schedule=shape.beta_schedule,
+        prediction_type="v_prediction",
+        variance_type="learned_range",
+        clip_sample=True,
+        clip_sample_range=1.0,
+        timestep_spacing="trailing",
+    )
+
+
+def build_base_unet(shape: BaseModelShape, resolution: int, cross_attention_dim: int) -> UNet2DConditionModel:
+    return UNet2DConditionModel(
+        sample_size=resolution,
+        in_channels=3,
+        out_channels=6,  # prediction + learned variance interpolation, per RGB channel
+        block_out_channels=shape.unet_block_out_channels,
+        down_block_types=shape.unet_down_block_types,
+        up_block_types=shape.unet_up_block_types,
+        layers_per_block=shape.unet_layers_per_block,
+        attention_head_dim=shape.unet_attention_head_dim,
+        norm_num_groups=shape.unet_norm_num_groups,
+        cross_attention_dim=cross_attention_dim,
+    )
+
+
+def build_base_parts(shape: BaseModelShape, resolution: int, tokenizer: CLIPTokenizer) -> PipelineParts:
+    """Random-init models of the ``base`` recipe; seed torch before calling for reproducibility."""
+    text_encoder = build_text_encoder(
+        tokenizer,
+        TextEncoderShape(
+            hidden_size=shape.text_hidden_size,
+            intermediate_size=shape.text_intermediate_size,
+            num_layers=shape.text_num_layers,
+            num_heads=shape.text_num_heads,
+        ),
+    )
+    unet = build_base_unet(shape, resolution, cross_attention_dim=shape.text_hidden_size)
+    scheduler = base_noise_scheduler(shape)
+    return PipelineParts(
+        pipeline_class=IFPipeline,
+        unet=unet,
+        noise_scheduler=scheduler,
+        sampling_scheduler=DDPMScheduler.from_config(scheduler.config),
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=None,
+        extra_components={"safety_checker": None, "feature_extractor": None, "watermarker": None},
+    )
+
+
+def pipeline_call_kwargs(pipeline: DiffusionPipeline) -> dict[str, Any]:
+    """Arguments that make a pipeline preprocess prompts the way training did."""
+    return {"clean_caption": False} if isinstance(pipeline, IFPipeline) else {}
+
+
+@torch.no_grad()
+def sample_grid(
+    pipeline: DiffusionPipeline,
+    prompts: tuple[str, ...] | list[str],
+    *,
+    resolution: int,
+    num_inference_steps: int,
+    guidance_scale: float,
+    seed: int,
+) -> Image.Image:
+    """One image per prompt, each from its own seeded generator, laid out in a row."""
+    pipeline.set_progress_bar_config(disable=True)
+    images = []
+    for number, prompt in enumerate(prompts):
+        generator = torch.Generator().manual_seed(seed + number)
+        output = pipeline(
+            prompt,
+            height=resolution,
+            width=resolution,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            generator=generator,
+            output_type="pil",
+            **pipeline_call_kwargs(pipeline),
+        )
+        images.append(output.images[0])
+    return make_image_grid(images, rows=1, cols=len(images))
+
+
+@dataclass(frozen=True)
+class TinyLatentModelShape:
+    """A Stable-Diffusion-format model small enough for CPU tests, with SD's 8× VAE downsampling."""
+
+    resolution: int = 64
+    unet_block_out_channels: tuple[int, ...] = (32, 64)
+    unet_layers_per_block: int = 1
+    unet_attention_head_dim: int = 8
+    unet_norm_num_groups: int = 8
+    vae_block_out_channels: tuple[int, ...] = (16, 32, 32, 32)
+    vae_layers_per_block: int = 1
+    vae_norm_num_groups: int = 8
+    latent_channels: int = 4
+    text_hidden_size: int = 32
+    text_intermediate_size: int = 64
+    text_num_layers: int = 2
+    text_num_heads: int = 4
+    tokenizer_vocab_size: int = 1000
+
+
+def build_tiny_stable_diffusion(
+    output_dir: str | Path,
+    captions: list[str] | tuple[str, ...],
+    *,
+    seed: int = 0,
+    shape: TinyLatentModelShape = TinyLatentModelShape(),
+) -> Path:
+    """Save a random-init StableDiffusionPipeline folder (UNet, AutoencoderKL, CLIP text side, DDIM).
+
+    The tokenizer is learned from ``captions``; nothing is downloaded. Used as the starting point
+    for ``finetune`` and ``lora`` in tests and benchmarks.
+    """
+    torch.manual_seed(seed)
+    tokenizer = train_caption_tokenizer(captions, shape.tokenizer_vocab_size)
+    text_encoder = build_text_encoder(
+        tokenizer,
+        TextEncoderShape(shape.text_hidden_size, shape.text_intermediate_size, shape.text_num_layers, shape.text_num_heads),
+    )
+    down_levels = len(shape.vae_block_out_channels)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * down_levels,
+        up_block_types=("UpDecoderBlock2D",) * down_levels,
+        block_out_channels=shape.vae_block_out_channels,
+        layers_per_block=shape.vae_layers_per_block,
+        latent_channels=shape.latent_channels,
+        norm_num_groups=shape.vae_norm_num_groups,
+        sample_size=shape.resolution,
+    )
+    unet_levels = len(shape.unet_block_out_channels)
+    unet = UNet2DConditionModel(
+        sample_size=shape.resolution // 2 ** (down_levels - 1),
+        in_channels=shape.latent_channels,
+        out_channels=shape.latent_channels,
+        block_out_channels=shape.unet_block_out_channels,
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (unet_levels - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (unet_levels - 1) + ("UpBlock2D",),
+        layers_per_block=shape.unet_layers_per_block,
+        attention_head_dim=shape.unet_attention_head_dim,
+        norm_num_groups=shape.unet_norm_num_groups,
+        cross_attention_dim=shape.text_hidden_size,
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="epsilon",
+    )
+    pipeline = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    output_dir = Path(output_dir)
+    pipeline.save_pretrained(output_dir)
+    write_classic_vocab_files(tokenizer, output_dir / "tokenizer")
+    return output_dir
+
+
+__all__ = [
+    "PipelineParts",
+    "TinyLatentModelShape",
+    "base_noise_scheduler",
+    "build_base_parts",
+    "build_base_unet",
+    "build_tiny_stable_diffusion",
+    "load_pipeline_parts",
+    "pipeline_call_kwargs",
+    "sample_grid",
+]

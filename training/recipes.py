@@ -1,0 +1,293 @@
+"""Training recipes: frozen, JSON-serialisable descriptions of one training job.
+
+A recipe is everything that decides the trained weights apart from the data, so it is stored next
+to every checkpoint and model; resuming with a different recipe is refused. Three kinds exist:
+
+* ``base``     - a text-to-image model trained from scratch in pixel space (IF-style pipeline),
+                 with its own BPE tokenizer and CLIP text encoder trained on the captions;
+* ``finetune`` - full fine-tune of the UNet of an existing diffusers pipeline folder;
+* ``lora``     - LoRA adapters on the UNet attention projections of an existing pipeline folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+RecipeKind = Literal["base", "finetune", "lora"]
+MixedPrecision = Literal["no", "fp16", "bf16"]
+AttentionBackend = Literal["sdpa", "xformers"]
+
+RECIPE_KINDS: tuple[str, ...] = ("base", "finetune", "lora")
+LR_SCHEDULERS: tuple[str, ...] = (
+    "constant",
+    "constant_with_warmup",
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+)
+
+
+@dataclass(frozen=True)
+class BaseModelShape:
+    """Sizes of the from-scratch models of the ``base`` recipe.
+
+    The defaults are small enough to learn coloured shapes in a few CPU minutes at 32×32 px.
+    """
+
+    unet_block_out_channels: tuple[int, ...] = (32, 64, 128)
+    unet_down_block_types: tuple[str, ...] = ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D")
+    unet_layers_per_block: int = 1
+    unet_attention_head_dim: int = 8
+    unet_norm_num_groups: int = 32
+    text_hidden_size: int = 128
+    text_intermediate_size: int = 512
+    text_num_layers: int = 2
+    text_num_heads: int = 4
+    tokenizer_vocab_size: int = 2048
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+
+    def __post_init__(self) -> None:
+        for name in ("unet_block_out_channels", "unet_down_block_types"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if len(self.unet_block_out_channels) != len(self.unet_down_block_types):
+            raise ValueError("unet_block_out_channels and unet_down_block_types must have the same length")
+        if any(c % self.unet_norm_num_groups for c in self.unet_block_out_channels):
+            raise ValueError("every UNet channel count must be divisible by unet_norm_num_groups")
+        if self.text_hidden_size % self.text_num_heads:
+            raise ValueError("text_hidden_size must be divisible by text_num_heads")
+        if self.tokenizer_vocab_size < 600:
+            raise ValueError("tokenizer_vocab_size must leave room above the 514 byte-level base symbols")
+
+    @property
+    def unet_up_block_types(self) -> tuple[str, ...]:
+        """The decoder mirrors the encoder: attention where the encoder had it, at the same resolution."""
+        return tuple(t.replace("Down", "Up") for t in reversed(self.unet_down_block_types))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One training job's settings. Build with :func:`base_recipe`, :func:`finetune_recipe`, :func:`lora_recipe`."""
+
+    kind: RecipeKind
+    base_model: str | None = None
+    """Diffusers pipeline folder to start from (``finetune`` and ``lora`` only)."""
+
+    resolution: int | None = None
+    """Training image size in pixels; ``None`` takes the base model's native size."""
+    center_crop: bool = True
+    random_flip: bool = False
+
+    train_batch_size: int = 8
+    """Images per process per micro-batch."""
+    gradient_accumulation_steps: int = 1
+    max_train_steps: int = 500
+    """Optimizer steps."""
+    learning_rate: float = 1e-4
+    lr_scheduler: str = "constant"
+    lr_warmup_steps: int = 0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_weight_decay: float = 1e-2
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+    mixed_precision: MixedPrecision = "no"
+    allow_tf32: bool = True
+    gradient_checkpointing: bool = False
+    attention: AttentionBackend = "sdpa"
+    """``xformers`` is used only when importable; otherwise PyTorch SDPA."""
+    channels_last: bool = False
+    compile_unet: bool = False
+
+    use_ema: bool = False
+    ema_decay: float = 0.9999
+
+    train_text_encoder: bool = False
+    cache_latents: bool = True
+    """Cache the frozen VAE's latent distribution per image instead of encoding every step."""
+    cache_text_embeddings: bool = True
+    """Cache the frozen text encoder's output per caption instead of encoding every step."""
+    caption_dropout: float = 0.0
+    """Share of captions replaced by "" so the model also learns the unconditional branch for CFG."""
+    snr_gamma: float | None = None
+    """Min-SNR loss weighting (Hang et al. 2023); ``None`` keeps the plain MSE."""
+    learned_variance_weight: float = 1.0
+    """Weight of the variational-bound term that trains learned variances (Nichol & Dhariwal 2021)."""
+
+    checkpoint_every: int = 0
+    """Save a resumable checkpoint every N optimizer steps; 0 disables checkpoints."""
+    checkpoints_total_limit: int | None = 2
+    validation_every: int = 0
+    """Write a sample grid every N optimizer steps; 0 leaves only the final grid."""
+    validation_prompts: tuple[str, ...] = ()
+    validation_inference_steps: int = 25
+    validation_guidance_scale: float = 4.0
+
+    lora_rank: int = 4
+    lora_alpha: int = 4
+    lora_target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+
+    model_shape: BaseModelShape | None = None
+    """Sizes of the from-scratch models (``base`` only)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "validation_prompts", tuple(self.validation_prompts))
+        object.__setattr__(self, "lora_target_modules", tuple(self.lora_target_modules))
+        if isinstance(self.model_shape, dict):
+            object.__setattr__(self, "model_shape", BaseModelShape(**self.model_shape))
+        self._validate()
+
+    def _validate(self) -> None:
+        if self.kind not in RECIPE_KINDS:
+            raise ValueError(f"unknown recipe kind {self.kind!r}; expected one of {RECIPE_KINDS}")
+        if self.kind == "base":
+            if self.base_model is not None:
+                raise ValueError("the base recipe trains from scratch and takes no base_model")
+            if self.model_shape is None:
+                raise ValueError("the base recipe needs a model_shape")
+            if self.resolution is None:
+                raise ValueError("the base recipe needs an explicit resolution")
+            if not self.train_text_encoder:
+                raise ValueError("the base recipe trains its text encoder from scratch: train_text_encoder=True")
+        else:
+            if not self.base_model:
+                raise ValueError(f"the {self.kind} recipe needs base_model, a diffusers pipeline folder")
+            if self.model_shape is not None:
+                raise ValueError("model_shape only applies to the base recipe")
+        if self.kind == "lora" and self.train_text_encoder:
+            raise ValueError("the lora recipe adapts the UNet only; train_text_encoder must be False")
+        if self.resolution is not None and (self.resolution <= 0 or self.resolution % 8):
+            raise ValueError("resolution must be a positive multiple of 8")
+        positive = ("train_batch_size", "gradient_accumulation_steps", "max_train_steps", "lora_rank")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.learning_rate <= 0:
+            raise ValueError("learning_rate must be positive")
+        if self.lr_scheduler not in LR_SCHEDULERS:
+            raise ValueError(f"lr_scheduler must be one of {LR_SCHEDULERS}")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError("mixed_precision must be 'no', 'fp16' or 'bf16'")
+        if self.attention not in ("sdpa", "xformers"):
+            raise ValueError("attention must be 'sdpa' or 'xformers'")
+        if not 0.0 <= self.caption_dropout < 1.0:
+            raise ValueError("caption_dropout must be in [0, 1)")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise ValueError("ema_decay must be in (0, 1)")
+        if self.snr_gamma is not None and self.snr_gamma <= 0:
+            raise ValueError("snr_gamma must be positive or None")
+        if min(self.checkpoint_every, self.validation_every, self.lr_warmup_steps) < 0:
+            raise ValueError("checkpoint_every, validation_every and lr_warmup_steps must not be negative")
+        if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
+            raise ValueError("checkpoints_total_limit must be at least 1 or None")
+        if self.validation_every and not self.validation_prompts:
+            raise ValueError("validation_every needs validation_prompts")
+
+    @property
+    def trains_lora(self) -> bool:
+        return self.kind == "lora"
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with some fields changed (recipes are immutable)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only: tuples become lists."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown recipe fields: {unknown}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Recipe:
+        return cls.from_dict(json.loads(text))
+
+
+def base_recipe(**overrides: Any) -> Recipe:
+    """Text-to-image from scratch: 32×32 RGB pixels, v-prediction with learned variances (IF-style)."""
+    settings: dict[str, Any] = dict(
+        kind="base",
+        resolution=32,
+        train_batch_size=16,
+        max_train_steps=300,
+        learning_rate=1e-3,
+        lr_scheduler="cosine",
+        lr_warmup_steps=20,
+        adam_weight_decay=0.0,
+        train_text_encoder=True,
+        caption_dropout=0.1,
+        snr_gamma=5.0,
+        use_ema=True,
+        ema_decay=0.999,
+        checkpoint_every=100,
+        checkpoints_total_limit=2,
+        validation_every=100,
+        validation_prompts=("a red circle on a white background", "a blue square on a black background"),
+        validation_inference_steps=25,
+        validation_guidance_scale=3.0,
+        model_shape=BaseModelShape(),
+    )
+    settings.update(overrides)
+    return Recipe(**settings)
+
+
+def finetune_recipe(base_model: str, **overrides: Any) -> Recipe:
+    """Full fine-tune of the UNet of an existing pipeline; VAE and text encoder stay frozen and cached."""
+    settings: dict[str, Any] = dict(
+        kind="finetune",
+        base_model=str(base_model),
+        train_batch_size=4,
+        max_train_steps=1000,
+        learning_rate=1e-5,
+        lr_scheduler="constant",
+        use_ema=True,
+        ema_decay=0.9999,
+        checkpoint_every=250,
+        checkpoints_total_limit=2,
+    )
+    settings.update(overrides)
+    return Recipe(**settings)
+
+
+def lora_recipe(base_model: str, **overrides: Any) -> Recipe:
+    """LoRA adapters on the UNet attention projections; everything else frozen."""
+    settings: dict[str, Any] = dict(
+        kind="lora",
+        base_model=str(base_model),
+        train_batch_size=4,
+        max_train_steps=500,
+        learning_rate=1e-4,
+        lr_scheduler="constant",
+        lora_rank=4,
+        lora_alpha=4,
+        checkpoint_every=100,
+        checkpoints_total_limit=2,
+    )
+    settings.update(overrides)
+    return Recipe(**settings)
+
+
+RECIPE_FACTORIES = {"base": base_recipe, "finetune": finetune_recipe, "lora": lora_recipe}
+
+__all__ = [
+    "BaseModelShape",
+    "Recipe",
+    "RECIPE_FACTORIES",
+    "base_recipe",
+    "finetune_recipe",
+    "lora_recipe",
+]
