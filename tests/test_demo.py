@@ -1,0 +1,34 @@
+"""The README's first command: ``foundry demo`` on the embedded default, in an empty folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run_demo(tmp_path, *args, extra_env=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOUNDRY_")}
+    env.update({"COLUMNS": "160", **(extra_env or {})})
+    return subprocess.run([sys.executable, "-m", "foundry.cli", "demo", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_demo_onboards_openmoji_into_the_embedded_default(tmp_path, openmoji_tgz):
+    result = run_demo(tmp_path, "--catalog", str(openmoji_tgz))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "var" / "foundry.db").is_file()
+    assert any((tmp_path / "var" / "blobs" / "blobs").iterdir())
+    out = result.stdout
+    assert "catalog summary" in out and "Johanna Wellnitz" in out
+    contributors_line = next(line for line in out.splitlines() if "contributors" in line and "│" in line)
+    assert "121" in contributors_line
+
+
+def test_demo_explains_how_to_provide_a_missing_catalog(tmp_path):
+    result = run_demo(tmp_path, extra_env={"FOUNDRY_DEMO_CATALOG": str(tmp_path / "missing.tgz")})
+    assert result.returncode == 1
+    assert "npm pack openmoji@17.0.0" in result.stderr and "--catalog" in result.stderr

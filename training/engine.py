@@ -1,0 +1,849 @@
+"""The training loop: one flat accelerate loop for the ``base``, ``finetune`` and ``lora`` recipes.
+
+Shaped like diffusers' ``examples/text_to_image/train_text_to_image.py`` (micro-batches inside
+``accelerator.accumulate``, bookkeeping when ``accelerator.sync_gradients``), with what a
+production job needs on top:
+
+* **License gate.** ``before_batch(example_ids)`` is called with the ids of every micro-batch
+  before any of their images is read or a cached latent is used; if it raises, training stops at
+  once, nothing more is consumed, and the exception propagates to the caller (in a multi-process
+  run every process stops; the others raise :class:`StoppedByPeer`).
+* **Exact resume.** Data order and all training noise are pure functions of (seed, micro-batch,
+  process), so ``resume_from="latest"`` restores model, EMA, optimizer, LR schedule, RNG and LoRA
+  state from ``accelerator.save_state`` and continues with the same batches and noise: the final
+  weights equal an uninterrupted run's. Checkpoints are published atomically and pruned to
+  ``checkpoints_total_limit``.
+* **Speed.** Frozen VAE latents and frozen text embeddings are cached per item; AdamW is fused on
+  CUDA (foreach elsewhere); attention runs through PyTorch SDPA (xformers when asked for and
+  importable); optional gradient checkpointing, channels-last, torch.compile, TF32, EMA.
+
+Hooks: ``before_batch(ids: list[str])`` (every process, its own share of the batch),
+``progress(step, total, loss, images_per_s, eta_s)`` (main process, after every optimizer step),
+``should_cancel() -> bool`` (every process, before every optimizer step; any True stops all, saves a
+checkpoint when checkpoints are enabled, and raises :class:`TrainingCancelled`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers import DiffusionPipeline
+from diffusers.models.attention_processor import AttnProcessor2_0
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from diffusers.utils import convert_state_dict_to_diffusers
+from diffusers.utils.import_utils import is_xformers_available
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+from transformers import CLIPTokenizer
+
+from training import checkpoints
+from training.caches import TensorCache
+from training.data import ExampleLike, ExampleOrder, ImageTransform, flip_for_position, stable_seed
+from training.losses import diffusion_loss
+from training.pipelines import PipelineParts, build_base_parts, load_pipeline_parts, sample_grid
+from training.recipes import Recipe
+from training.text_encoder import (
+    encode_prompts,
+    inherited_text_encoder_origin,
+    save_tokenizer,
+    scratch_text_encoder_origin,
+    tokenize_prompts,
+    train_caption_tokenizer,
+    write_classic_vocab_files,
+)
+
+logger = logging.getLogger(__name__)
+
+BeforeBatch = Callable[[list[str]], None]
+Progress = Callable[[int, int, float, float, float], None]
+ShouldCancel = Callable[[], bool]
+
+RECIPE_FILE = "recipe.json"
+RESULT_FILE = "training_result.json"
+STATE_DIR = "state"
+SAMPLES_DIR = "samples"
+PIPELINE_DIR = "pipeline"
+LORA_DIR = "lora"
+LORA_CHECKPOINT_FILE = "unet_lora.safetensors"
+TEXT_ORIGIN_FILE = "text_encoder_origin.json"
+WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class TrainingCancelled(Exception):
+    """``should_cancel()`` asked to stop; ``checkpoint`` is where to resume from, if one was saved."""
+
+    def __init__(self, step: int, checkpoint: Path | None) -> None:
+        super().__init__(f"training cancelled at step {step}")
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+class StoppedByPeer(RuntimeError):
+    """Another process of a multi-process run stopped the job (its before_batch hook raised)."""
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    output_dir: Path
+    model_path: Path
+    """A diffusers pipeline folder (``base``/``finetune``) or a LoRA weights folder (``lora``)."""
+    model_format: str
+    """``"diffusers_pipeline"`` or ``"diffusers_lora"``."""
+    weights_sha256: str
+    """Digest over every saved ``*.safetensors`` file, in sorted relative-path order."""
+    weight_files: dict[str, str]
+    """Relative path -> sha256 of each saved safetensors file."""
+    final_loss: float
+    steps_done: int
+    resumed_from_step: int | None
+    recipe: dict[str, Any]
+    text_encoder_origin: dict[str, Any]
+    sample_grids: tuple[Path, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output_dir": str(self.output_dir),
+            "model_path": str(self.model_path),
+            "model_format": self.model_format,
+            "weights_sha256": self.weights_sha256,
+            "weight_files": dict(self.weight_files),
+            "final_loss": self.final_loss,
+            "steps_done": self.steps_done,
+            "resumed_from_step": self.resumed_from_step,
+            "recipe": self.recipe,
+            "text_encoder_origin": self.text_encoder_origin,
+            "sample_grids": [str(p) for p in self.sample_grids],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingResult:
+        return cls(
+            output_dir=Path(data["output_dir"]),
+            model_path=Path(data["model_path"]),
+            model_format=data["model_format"],
+            weights_sha256=data["weights_sha256"],
+            weight_files=dict(data["weight_files"]),
+            final_loss=float(data["final_loss"]),
+            steps_done=int(data["steps_done"]),
+            resumed_from_step=data["resumed_from_step"],
+            recipe=data["recipe"],
+            text_encoder_origin=data["text_encoder_origin"],
+            sample_grids=tuple(Path(p) for p in data["sample_grids"]),
+        )
+
+
+def weights_digest(folder: str | Path) -> tuple[str, dict[str, str]]:
+    """sha256 of each ``*.safetensors`` under ``folder`` and one digest over all, in sorted path order."""
+    folder = Path(folder)
+    per_file: dict[str, str] = {}
+    for path in sorted(folder.rglob("*.safetensors"), key=lambda p: p.relative_to(folder).as_posix()):
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        per_file[path.relative_to(folder).as_posix()] = digest.hexdigest()
+    combined = hashlib.sha256()
+    for name, file_digest in per_file.items():
+        combined.update(f"{name}\0{file_digest}\n".encode())
+    return combined.hexdigest(), per_file
+
+
+def make_adamw(params: Sequence[torch.nn.Parameter], recipe: Recipe) -> torch.optim.AdamW:
+    """AdamW with the fused kernel on CUDA (one launch for all tensors) and foreach elsewhere."""
+    options: dict[str, Any] = dict(
+        lr=recipe.learning_rate,
+        betas=(recipe.adam_beta1, recipe.adam_beta2),
+        weight_decay=recipe.adam_weight_decay,
+        eps=recipe.adam_epsilon,
+    )
+    if params and all(p.device.type == "cuda" for p in params):
+        options["fused"] = True
+    else:
+        options["foreach"] = True
+    return torch.optim.AdamW(params, **options)
+
+
+def configure_attention(unet: torch.nn.Module, backend: str) -> str:
+    """Route attention through xformers when requested and importable, else PyTorch SDPA."""
+    if backend == "xformers":
+        if is_xformers_available():
+            unet.enable_xformers_memory_efficient_attention()
+            return "xformers"
+        logger.warning("xformers requested but not importable; using PyTorch SDPA attention")
+    unet.set_attn_processor(AttnProcessor2_0())
+    return "sdpa"
+
+
+@dataclass
+class _Batch:
+    micro_batch: int
+    positions: list[int]
+    examples: list[ExampleLike]
+    flips: list[bool]
+
+    @property
+    def example_ids(self) -> list[str]:
+        return [e.example_id for e in self.examples]
+
+
+@dataclass
+class _Throughput:
+    """Images/s and ETA over the last few optimizer steps (checkpoint and sample pauses included)."""
+
+    images_per_step: int
+    window: deque = field(default_factory=lambda: deque(maxlen=21))
+
+    def record(self, step: int) -> None:
+        self.window.append((time.perf_counter(), step))
+
+    def rates(self, step: int, total: int) -> tuple[float, float]:
+        if len(self.window) < 2:
+            return 0.0, float("nan")
+        (t0, s0), (t1, s1) = self.window[0], self.window[-1]
+        if t1 <= t0 or s1 <= s0:
+            return 0.0, float("nan")
+        steps_per_s = (s1 - s0) / (t1 - t0)
+        return steps_per_s * self.images_per_step, (total - step) / steps_per_s
+
+
+class DiffusionTrainer:
+    """One training job. ``train()`` is the usual entry; benchmarks drive the phases directly.
+
+    ``parts`` lets a caller hand over already-built models instead of reading ``base_model`` or
+    building the ``base`` models; everything else is unchanged.
+    """
+
+    def __init__(
+        self,
+        output_dir: str | Path,
+        recipe: Recipe,
+        examples: Sequence[ExampleLike],
+        *,
+        before_batch: BeforeBatch | None = None,
+        progress: Progress | None = None,
+        should_cancel: ShouldCancel | None = None,
+        parts: PipelineParts | None = None,
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.recipe = recipe
+        self.examples = list(examples)
+        if not self.examples:
+            raise ValueError("no training examples")
+        ids = [e.example_id for e in self.examples]
+        if len(set(ids)) != len(ids):
+            raise ValueError("example ids must be unique")
+        self._by_id = {e.example_id: e for e in self.examples}
+        self.before_batch = before_batch
+        self.progress = progress
+        self.should_cancel = should_cancel
+        self.parts = parts
+        self.accelerator: Accelerator | None = None
+        self.global_step = 0
+        self.micro_batch = 0
+        self.resumed_from_step: int | None = None
+        self.last_loss = float("nan")
+        self.text_encoder_origin: dict[str, Any] = {}
+        self.attention_backend = ""
+        self._last_checkpoint_step: int | None = None
+
+    # ------------------------------------------------------------------ setup
+
+    def prepare(self, resume_from: str | Path | None = None) -> None:
+        recipe = self.recipe
+        self.accelerator = accelerator = Accelerator(
+            gradient_accumulation_steps=recipe.gradient_accumulation_steps,
+            mixed_precision=recipe.mixed_precision,
+            project_config=ProjectConfiguration(project_dir=str(self.output_dir)),
+        )
+        self.device = accelerator.device
+        self.weight_dtype = WEIGHT_DTYPES[recipe.mixed_precision]
+        checkpoint = checkpoints.resolve_checkpoint(self.output_dir, resume_from)
+        if checkpoint is None and checkpoints.list_checkpoints(self.output_dir):
+            raise FileExistsError(
+                f"{self.output_dir} already holds checkpoints: pass resume_from='latest' or use an empty folder"
+            )
+        if accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            checkpoints.remove_partials(self.output_dir)
+            self._record_recipe(resuming=checkpoint is not None)
+        accelerator.wait_for_everyone()
+
+        if self.device.type == "cuda" and recipe.allow_tf32:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+        set_seed(recipe.seed)
+        if self.parts is None:
+            self.parts = self._load_or_build_parts(resuming=checkpoint is not None)
+        elif not self.text_encoder_origin:
+            self.text_encoder_origin = inherited_text_encoder_origin(
+                recipe.base_model or "in-memory", self.parts.text_encoder, recipe.train_text_encoder
+            )
+        parts = self.parts
+        self.resolution = recipe.resolution or parts.native_resolution
+        self._check_resolution()
+        self._configure_models()
+
+        trained = [self.unet] + ([self.text_encoder] if recipe.train_text_encoder else [])
+        self._trained_params = [p for module in trained for p in module.parameters() if p.requires_grad]
+        self.emas: list[tuple[EMAModel, list[torch.nn.Parameter]]] = []
+        if recipe.use_ema:
+            for module in trained:
+                params = [p for p in module.parameters() if p.requires_grad]
+                ema = EMAModel(params, decay=recipe.ema_decay, foreach=True)
+                ema.to(self.device)
+                self.emas.append((ema, params))
+
+        optimizer = make_adamw(self._trained_params, recipe)
+        lr_scheduler = get_scheduler(
+            recipe.lr_scheduler,
+            optimizer=optimizer,
+            num_warmup_steps=recipe.lr_warmup_steps * accelerator.num_processes,
+            num_training_steps=recipe.max_train_steps * accelerator.num_processes,
+        )
+        if recipe.train_text_encoder:
+            self.unet, self.text_encoder, self.optimizer, self.lr_scheduler = accelerator.prepare(
+                self.unet, self.text_encoder, optimizer, lr_scheduler
+            )
+            self._trained_models = [self.unet, self.text_encoder]
+        else:
+            self.unet, self.optimizer, self.lr_scheduler = accelerator.prepare(self.unet, optimizer, lr_scheduler)
+            self._trained_models = [self.unet]
+        for ema, _ in self.emas:
+            accelerator.register_for_checkpointing(ema)
+        if recipe.trains_lora:
+            accelerator.register_save_state_pre_hook(self._save_lora_state)
+            accelerator.register_load_state_pre_hook(self._load_lora_state)
+        if recipe.compile_unet:
+            # Module.compile keeps parameter names, so checkpoints and exports are unaffected.
+            accelerator.unwrap_model(self.unet).compile()
+
+        if checkpoint is not None:
+            self._restore(checkpoint)
+
+        self.order = ExampleOrder(len(self.examples), recipe.seed)
+        self.transform = ImageTransform(self.resolution, recipe.center_crop)
+        self.latent_cache = (
+            TensorCache(self._encode_one_latent) if parts.vae is not None and recipe.cache_latents else None
+        )
+        self.text_cache = (
+            TensorCache(self._encode_one_caption)
+            if not recipe.train_text_encoder and recipe.cache_text_embeddings
+            else None
+        )
+
+    def _record_recipe(self, resuming: bool) -> None:
+        path = self.output_dir / RECIPE_FILE
+        if resuming and path.is_file():
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            if saved != self.recipe.to_dict():
+                raise ValueError(f"cannot resume: {path} differs from the recipe given")
+        path.write_text(self.recipe.to_json(), encoding="utf-8")
+
+    def _load_or_build_parts(self, resuming: bool) -> PipelineParts:
+        recipe = self.recipe
+        if recipe.kind != "base":
+            parts = load_pipeline_parts(recipe.base_model)
+            self.text_encoder_origin = inherited_text_encoder_origin(
+                recipe.base_model, parts.text_encoder, recipe.train_text_encoder
+            )
+            return parts
+        tokenizer = self._scratch_tokenizer(resuming)
+        parts = build_base_parts(recipe.model_shape, recipe.resolution, tokenizer)
+        origin_path = self.output_dir / STATE_DIR / TEXT_ORIGIN_FILE
+        if resuming and origin_path.is_file():
+            self.text_encoder_origin = json.loads(origin_path.read_text(encoding="utf-8"))
+        else:
+            captions = [e.caption for e in self.examples]
+            self.text_encoder_origin = scratch_text_encoder_origin(
+                captions, tokenizer, parts.text_encoder, recipe.seed
+            )
+            if self.accelerator.is_main_process:
+                origin_path.write_text(json.dumps(self.text_encoder_origin, indent=2), encoding="utf-8")
+        self.accelerator.wait_for_everyone()
+        return parts
+
+    def _scratch_tokenizer(self, resuming: bool) -> CLIPTokenizer:
+        """Learned once by the main process and saved, so every process and every resume uses it."""
+        folder = self.output_dir / STATE_DIR / "tokenizer"
+        if not (resuming and folder.is_dir()):
+            if self.accelerator.is_main_process:
+                captions = [e.caption for e in self.examples]
+                tokenizer = train_caption_tokenizer(captions, self.recipe.model_shape.tokenizer_vocab_size)
+                save_tokenizer(tokenizer, folder)
+        self.accelerator.wait_for_everyone()
+        return CLIPTokenizer.from_pretrained(folder)
+
+    def _check_resolution(self) -> None:
+        parts = self.parts
+        if self.resolution % parts.vae_scale_factor:
+            raise ValueError(f"resolution {self.resolution} is not a multiple of the VAE factor {parts.vae_scale_factor}")
+        sample = self.resolution // parts.vae_scale_factor
+        levels = len(parts.unet.config.block_out_channels)
+        if sample % 2 ** (levels - 1):
+            raise ValueError(f"resolution {self.resolution} does not divide through the UNet's {levels} levels")
+
+    def _configure_models(self) -> None:
+        recipe, parts = self.recipe, self.parts
+        device, weight_dtype = self.device, self.weight_dtype
+        self.noise_scheduler = parts.noise_scheduler
+        self.vae = parts.vae
+        if self.vae is not None:
+            self.vae.requires_grad_(False)
+            self.vae.eval()
+            self.vae.to(device, dtype=weight_dtype)
+
+        self.text_encoder = parts.text_encoder
+        if recipe.train_text_encoder:
+            self.text_encoder.requires_grad_(True)
+            self.text_encoder.train()
+            self.text_encoder.to(device)
+            if recipe.gradient_checkpointing:
+                self.text_encoder.gradient_checkpointing_enable()
+        else:
+            self.text_encoder.requires_grad_(False)
+            self.text_encoder.eval()
+            self.text_encoder.to(device, dtype=weight_dtype)
+
+        unet = parts.unet
+        self.attention_backend = configure_attention(unet, recipe.attention)
+        if recipe.trains_lora:
+            unet.requires_grad_(False)
+            unet.to(device, dtype=weight_dtype)
+            unet.add_adapter(
+                LoraConfig(
+                    r=recipe.lora_rank,
+                    lora_alpha=recipe.lora_alpha,
+                    init_lora_weights="gaussian",
+                    target_modules=list(recipe.lora_target_modules),
+                )
+            )
+            # Adapters train in float32 even when the frozen UNet runs in half precision.
+            for param in unet.parameters():
+                if param.requires_grad:
+                    param.data = param.data.to(torch.float32)
+        else:
+            unet.requires_grad_(True)
+            unet.to(device)
+        unet.train()
+        if recipe.gradient_checkpointing:
+            unet.enable_gradient_checkpointing()
+        if recipe.channels_last:
+            unet.to(memory_format=torch.channels_last)
+        self.unet = unet
+
+    # ------------------------------------------------------------- checkpoints
+
+    def _unwrapped_unet(self) -> torch.nn.Module:
+        return self.accelerator.unwrap_model(self.unet)
+
+    def _save_lora_state(self, models: list[torch.nn.Module], weights: list[dict], output_dir: str) -> None:
+        """Checkpoint only the adapter weights instead of the whole frozen UNet."""
+        for index, model in enumerate(models):
+            if self.accelerator.unwrap_model(model) is self._unwrapped_unet():
+                if self.accelerator.is_main_process:
+                    adapter = get_peft_model_state_dict(self._unwrapped_unet())
+                    save_file({k: v.detach().contiguous() for k, v in adapter.items()}, Path(output_dir) / LORA_CHECKPOINT_FILE)
+                if weights:
+                    weights.pop(index)
+                return
+
+    def _load_lora_state(self, models: list[torch.nn.Module], input_dir: str) -> None:
+        for index, model in enumerate(models):
+            if self.accelerator.unwrap_model(model) is self._unwrapped_unet():
+                models.pop(index)
+                adapter = load_file(Path(input_dir) / LORA_CHECKPOINT_FILE, device=str(self.device))
+                result = set_peft_model_state_dict(self._unwrapped_unet(), adapter, adapter_name="default")
+                unexpected = getattr(result, "unexpected_keys", None)
+                if unexpected:
+                    raise RuntimeError(f"LoRA checkpoint has unexpected keys: {unexpected[:5]}")
+                return
+
+    def _restore(self, checkpoint: checkpoints.Checkpoint) -> None:
+        state = checkpoint.state()
+        if state.get("recipe") != self.recipe.to_dict():
+            raise ValueError(f"cannot resume from {checkpoint.path}: it was written by a different recipe")
+        if state.get("num_processes") != self.accelerator.num_processes:
+            logger.warning(
+                "resuming with %s processes after %s: batches will differ from an uninterrupted run",
+                self.accelerator.num_processes,
+                state.get("num_processes"),
+            )
+        self.accelerator.load_state(str(checkpoint.path))
+        for ema, _ in self.emas:
+            ema.to(self.device)
+        self.global_step = int(state["step"])
+        self.micro_batch = self.global_step * self.recipe.gradient_accumulation_steps
+        self.last_loss = float(state.get("loss", float("nan")))
+        self.resumed_from_step = self.global_step
+        self._last_checkpoint_step = self.global_step
+        logger.info("resumed from %s at step %s", checkpoint.path, self.global_step)
+
+    def save_checkpoint(self) -> Path | None:
+        """Save everything needed to resume at the current step; every process must call this."""
+        accelerator = self.accelerator
+        step = self.global_step
+        staging = checkpoints.partial_dir(self.output_dir, step)
+        if accelerator.is_main_process:
+            checkpoints.remove_partials(self.output_dir)
+            staging.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(staging))
+        accelerator.wait_for_everyone()
+        published = None
+        if accelerator.is_main_process:
+            state = {
+                "step": step,
+                "loss": self.last_loss,
+                "recipe": self.recipe.to_dict(),
+                "num_processes": accelerator.num_processes,
+            }
+            published = checkpoints.publish(self.output_dir, step, state).path
+            checkpoints.prune(self.output_dir, self.recipe.checkpoints_total_limit)
+        accelerator.wait_for_everyone()
+        self._last_checkpoint_step = step
+        return published or checkpoints.final_dir(self.output_dir, step)
+
+    # ------------------------------------------------------------------ loop
+
+    def fit(self) -> None:
+        """Train until ``max_train_steps`` optimizer steps are done."""
+        recipe, accelerator = self.recipe, self.accelerator
+        total = recipe.max_train_steps
+        accumulation = recipe.gradient_accumulation_steps
+        throughput = _Throughput(recipe.train_batch_size * accumulation * accelerator.num_processes)
+        throughput.record(self.global_step)
+        step_losses: list[torch.Tensor] = []
+        while self.global_step < total:
+            if self.micro_batch % accumulation == 0:
+                self._stop_if_cancelled()
+            batch = self._next_batch(self.micro_batch)
+            with accelerator.accumulate(*self._trained_models):
+                loss = self._batch_loss(batch)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and recipe.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(self._trained_params, recipe.max_grad_norm)
+                self.optimizer.step()
+                self.lr_scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            step_losses.append(loss.detach())
+            self.micro_batch += 1
+
+            if accelerator.sync_gradients:
+                for ema, params in self.emas:
+                    ema.step(params)
+                self.global_step += 1
+                self.last_loss = self._mean_loss(step_losses)
+                step_losses = []
+                throughput.record(self.global_step)
+                if recipe.checkpoint_every and self.global_step % recipe.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if recipe.validation_every and self.global_step % recipe.validation_every == 0:
+                    self.write_sample_grid(f"step-{self.global_step:06d}")
+                if accelerator.is_main_process and self.progress is not None:
+                    images_per_s, eta_s = throughput.rates(self.global_step, total)
+                    self.progress(self.global_step, total, self.last_loss, images_per_s, eta_s)
+
+    def _stop_if_cancelled(self) -> None:
+        wants_stop = bool(self.should_cancel()) if self.should_cancel is not None else False
+        if not self._any_process(wants_stop):
+            return
+        saved = None
+        if self.recipe.checkpoint_every and self.global_step > 0:
+            if self._last_checkpoint_step == self.global_step:
+                saved = checkpoints.final_dir(self.output_dir, self.global_step)
+            else:
+                saved = self.save_checkpoint()
+        raise TrainingCancelled(self.global_step, saved)
+
+    def _any_process(self, flag: bool) -> bool:
+        if self.accelerator.num_processes == 1:
+            return flag
+        votes = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        return bool(self.accelerator.reduce(votes, reduction="sum").item() > 0)
+
+    def _mean_loss(self, losses: list[torch.Tensor]) -> float:
+        local = torch.stack(losses).float().mean().reshape(1)
+        return float(self.accelerator.gather(local).mean().item())
+
+    def _next_batch(self, micro_batch: int) -> _Batch:
+        """This process's share of a micro-batch, cleared by the license gate before any image is read."""
+        accelerator, recipe = self.accelerator, self.recipe
+        positions = list(
+            self.order.batch_positions(
+                micro_batch, accelerator.process_index, accelerator.num_processes, recipe.train_batch_size
+            )
+        )
+        examples = [self.examples[self.order.index_at(p)] for p in positions]
+        flips = [recipe.random_flip and flip_for_position(recipe.seed, p) for p in positions]
+        batch = _Batch(micro_batch, positions, examples, flips)
+        self._gate(batch.example_ids)
+        return batch
+
+    def _gate(self, example_ids: list[str]) -> None:
+        failure: Exception | None = None
+        if self.before_batch is not None:
+            try:
+                self.before_batch(list(example_ids))
+            except Exception as error:  # re-raised below, after every process has agreed to stop
+                failure = error
+        if self._any_process(failure is not None):
+            if failure is not None:
+                raise failure
+            raise StoppedByPeer("another training process's before_batch hook stopped the job")
+
+    # ------------------------------------------------------------ batch maths
+
+    def _batch_loss(self, batch: _Batch) -> torch.Tensor:
+        recipe, device = self.recipe, self.device
+        generator = torch.Generator(device=device).manual_seed(
+            stable_seed("noise", recipe.seed, batch.micro_batch, self.accelerator.process_index)
+        )
+        clean = self._clean_inputs(batch, generator)
+        dropped = torch.rand(len(batch.examples), generator=generator, device=device) < recipe.caption_dropout
+        captions = ["" if drop else e.caption for e, drop in zip(batch.examples, dropped.tolist())]
+        embeddings = self._embed(captions)
+        noise = torch.randn(clean.shape, generator=generator, device=device, dtype=clean.dtype)
+        timesteps = torch.randint(
+            0, self.noise_scheduler.config.num_train_timesteps, (clean.shape[0],), generator=generator, device=device
+        )
+        noisy = self.noise_scheduler.add_noise(clean, noise, timesteps)
+        if recipe.channels_last:
+            noisy = noisy.contiguous(memory_format=torch.channels_last)
+        model_output = self.unet(noisy, timesteps, encoder_hidden_states=embeddings, return_dict=False)[0]
+        return diffusion_loss(
+            model_output,
+            scheduler=self.noise_scheduler,
+            clean=clean,
+            noise=noise,
+            noisy=noisy,
+            timesteps=timesteps,
+            snr_gamma=recipe.snr_gamma,
+            learned_variance_weight=recipe.learned_variance_weight,
+            pixel_space=self.parts.pixel_space,
+        )
+
+    def _pixels(self, example: ExampleLike, flip: bool) -> torch.Tensor:
+        return self.transform(example.load_image(), flip=flip)
+
+    def _clean_inputs(self, batch: _Batch, generator: torch.Generator) -> torch.Tensor:
+        """Pixels in [-1, 1], or VAE latents sampled from the (cached) latent distribution."""
+        device = self.device
+        if self.vae is None:
+            pixels = torch.stack([self._pixels(e, f) for e, f in zip(batch.examples, batch.flips)])
+            return pixels.to(device, non_blocking=True)
+        if self.latent_cache is not None:
+            moments = self.latent_cache.get_batch([(e.example_id, f) for e, f in zip(batch.examples, batch.flips)], device)
+        else:
+            pixels = torch.stack([self._pixels(e, f) for e, f in zip(batch.examples, batch.flips)])
+            moments = self._latent_moments(pixels.to(device))
+        mean, std = moments.float().chunk(2, dim=1)
+        latents = mean + std * torch.randn(mean.shape, generator=generator, device=device, dtype=mean.dtype)
+        config = self.vae.config
+        shift = getattr(config, "shift_factor", None)
+        if shift is not None:
+            latents = latents - shift
+        return latents * config.scaling_factor
+
+    @torch.no_grad()
+    def _latent_moments(self, pixels: torch.Tensor) -> torch.Tensor:
+        distribution = self.vae.encode(pixels.to(dtype=self.weight_dtype)).latent_dist
+        return torch.cat([distribution.mean, distribution.std], dim=1)
+
+    def _encode_one_latent(self, key: tuple[str, bool]) -> torch.Tensor:
+        example_id, flip = key
+        pixels = self._pixels(self._by_id[example_id], flip).unsqueeze(0).to(self.device)
+        return self._latent_moments(pixels)[0]
+
+    def _embed(self, captions: list[str]) -> torch.Tensor:
+        if self.text_cache is not None:
+            return self.text_cache.get_batch(captions, self.device)
+        tokens = tokenize_prompts(self.parts.tokenizer, captions, self.parts.prompt_style)
+        return encode_prompts(self.text_encoder, tokens, self.parts.prompt_style, self.device)
+
+    @torch.no_grad()
+    def _encode_one_caption(self, caption: str) -> torch.Tensor:
+        tokens = tokenize_prompts(self.parts.tokenizer, [caption], self.parts.prompt_style)
+        return encode_prompts(self.text_encoder, tokens, self.parts.prompt_style, self.device)[0]
+
+    # --------------------------------------------------------------- samples
+
+    @contextlib.contextmanager
+    def _ema_weights(self):
+        """Temporarily swap the EMA weights in (validation and export use them)."""
+        for ema, params in self.emas:
+            ema.store(params)
+            ema.copy_to(params)
+        try:
+            yield
+        finally:
+            for ema, params in self.emas:
+                ema.restore(params)
+
+    def write_sample_grid(self, name: str) -> Path | None:
+        """Render the validation prompts with the current (EMA) weights; main process only writes."""
+        recipe, accelerator = self.recipe, self.accelerator
+        path = None
+        if accelerator.is_main_process and recipe.validation_prompts:
+            unet = self._unwrapped_unet()
+            text_encoder = accelerator.unwrap_model(self.text_encoder)
+            with self._ema_weights(), accelerator.autocast():
+                unet.eval()
+                text_encoder.eval()
+                try:
+                    pipeline = self.parts.assemble(unet=unet, text_encoder=text_encoder)
+                    grid = sample_grid(
+                        pipeline,
+                        recipe.validation_prompts,
+                        resolution=self.resolution,
+                        num_inference_steps=recipe.validation_inference_steps,
+                        guidance_scale=recipe.validation_guidance_scale,
+                        seed=recipe.seed,
+                    )
+                finally:
+                    unet.train()
+                    if recipe.train_text_encoder:
+                        text_encoder.train()
+            path = self.output_dir / SAMPLES_DIR / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            grid.save(path)
+        accelerator.wait_for_everyone()
+        return path
+
+    # ---------------------------------------------------------------- export
+
+    def export(self) -> TrainingResult:
+        """Write the trained model (EMA weights when used) and return the result on every process."""
+        accelerator = self.accelerator
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            with self._ema_weights():
+                model_path, model_format = self._save_model()
+            if self.recipe.validation_prompts:
+                self._write_final_grid(model_path)
+            weights_sha256, weight_files = weights_digest(model_path)
+            result = TrainingResult(
+                output_dir=self.output_dir,
+                model_path=model_path,
+                model_format=model_format,
+                weights_sha256=weights_sha256,
+                weight_files=weight_files,
+                final_loss=self.last_loss,
+                steps_done=self.global_step,
+                resumed_from_step=self.resumed_from_step,
+                recipe=self.recipe.to_dict(),
+                text_encoder_origin=self.text_encoder_origin,
+                sample_grids=tuple(sorted((self.output_dir / SAMPLES_DIR).glob("*.png"))),
+            )
+            (self.output_dir / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+        accelerator.wait_for_everyone()
+        return TrainingResult.from_dict(json.loads((self.output_dir / RESULT_FILE).read_text(encoding="utf-8")))
+
+    def _save_model(self) -> tuple[Path, str]:
+        recipe, parts = self.recipe, self.parts
+        unet = self._unwrapped_unet()
+        unet.to(memory_format=torch.contiguous_format)
+        if recipe.trains_lora:
+            target = self.output_dir / LORA_DIR
+            adapter = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+            parts.pipeline_class.save_lora_weights(target, unet_lora_layers=adapter, safe_serialization=True)
+            return target, "diffusers_lora"
+        target = self.output_dir / PIPELINE_DIR
+        trained: dict[str, Any] = {"unet": unet}
+        if recipe.train_text_encoder:
+            trained["text_encoder"] = self.accelerator.unwrap_model(self.text_encoder)
+        if recipe.kind == "base" or recipe.base_model is None:
+            pipeline = parts.assemble(**trained)
+        else:
+            # Frozen parts come from disk in their stored precision, not the training dtype copies.
+            pipeline = parts.pipeline_class.from_pretrained(recipe.base_model, **trained)
+        pipeline.save_pretrained(target, safe_serialization=True)
+        write_classic_vocab_files(parts.tokenizer, target / "tokenizer")
+        return target, "diffusers_pipeline"
+
+    def _write_final_grid(self, model_path: Path) -> None:
+        """Render from the saved files, which also proves the export loads."""
+        recipe = self.recipe
+        if recipe.trains_lora:
+            pipeline = DiffusionPipeline.from_pretrained(recipe.base_model)
+            pipeline.load_lora_weights(str(model_path))
+        else:
+            pipeline = DiffusionPipeline.from_pretrained(str(model_path))
+        pipeline.to(self.device)
+        grid = sample_grid(
+            pipeline,
+            recipe.validation_prompts,
+            resolution=self.resolution,
+            num_inference_steps=recipe.validation_inference_steps,
+            guidance_scale=recipe.validation_guidance_scale,
+            seed=recipe.seed,
+        )
+        path = self.output_dir / SAMPLES_DIR / "final.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        grid.save(path)
+        del pipeline
+
+    def close(self) -> None:
+        """Release models and let the next job in this process pick its own precision settings."""
+        accelerator = self.accelerator
+        if accelerator is None:
+            return
+        accelerator.free_memory()
+        self.accelerator = None
+        if not accelerator.state.use_distributed:
+            AcceleratorState._reset_state(reset_partial_state=False)
+            GradientState._reset_state()
+
+
+def train(
+    output_dir: str | Path,
+    recipe: Recipe,
+    examples: Sequence[ExampleLike],
+    *,
+    before_batch: BeforeBatch | None = None,
+    progress: Progress | None = None,
+    should_cancel: ShouldCancel | None = None,
+    resume_from: str | Path | None = None,
+) -> TrainingResult:
+    """Train ``recipe`` on ``examples`` into ``output_dir`` and return what was produced.
+
+    ``resume_from``: ``None`` for a fresh run (refused if the folder already has checkpoints),
+    ``"latest"`` to continue from the newest complete checkpoint (or start fresh if none), or a
+    checkpoint folder. Exceptions from the hooks propagate unchanged.
+    """
+    trainer = DiffusionTrainer(
+        output_dir, recipe, examples, before_batch=before_batch, progress=progress, should_cancel=should_cancel
+    )
+    try:
+        trainer.prepare(resume_from=resume_from)
+        trainer.fit()
+        return trainer.export()
+    finally:
+        trainer.close()
+
+
+__all__ = [
+    "DiffusionTrainer",
+    "StoppedByPeer",
+    "TrainingCancelled",
+    "TrainingResult",
+    "configure_attention",
+    "make_adamw",
+    "train",
+    "weights_digest",
+]
