@@ -189,6 +189,14 @@ def configure_attention(unet: torch.nn.Module, backend: str) -> str:
     return "sdpa"
 
 
+def _move(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+    """Move a frozen module; the dtype is only named when it changes (diffusers warns otherwise)."""
+    if dtype == torch.float32:
+        module.to(device)
+    else:
+        module.to(device, dtype=dtype)
+
+
 @dataclass
 class _Batch:
     micro_batch: int
@@ -406,7 +414,7 @@ class DiffusionTrainer:
         if self.vae is not None:
             self.vae.requires_grad_(False)
             self.vae.eval()
-            self.vae.to(device, dtype=weight_dtype)
+            _move(self.vae, device, weight_dtype)
 
         self.text_encoder = parts.text_encoder
         if recipe.train_text_encoder:
@@ -418,13 +426,13 @@ class DiffusionTrainer:
         else:
             self.text_encoder.requires_grad_(False)
             self.text_encoder.eval()
-            self.text_encoder.to(device, dtype=weight_dtype)
+            _move(self.text_encoder, device, weight_dtype)
 
         unet = parts.unet
         self.attention_backend = configure_attention(unet, recipe.attention)
         if recipe.trains_lora:
             unet.requires_grad_(False)
-            unet.to(device, dtype=weight_dtype)
+            _move(unet, device, weight_dtype)
             unet.add_adapter(
                 LoraConfig(
                     r=recipe.lora_rank,

@@ -14,6 +14,7 @@ from api.errors import ApiError
 from foundry.catalog import service as catalog_service
 from foundry.catalog.schemas import AssetRead, CatalogSummaryRead, ImportPage, ImportRead, ImportSummaryRead
 from foundry.catalog.sources import open_source
+from foundry.licensing import service as licensing_service
 from foundry.db import session_factory
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -92,5 +93,5 @@ def get_summary(_principal: AdminPrincipal, session: SessionDep) -> CatalogSumma
 @router.get("/assets/{asset_id}", response_model=AssetRead)
 def get_asset(_principal: AdminPrincipal, session: SessionDep, asset_id: uuid.UUID) -> AssetRead:
     asset = catalog_service.get_asset(session=session, asset_id=asset_id)
-    grants = catalog_service.grants_for_asset(session=session, asset_id=asset_id)
+    grants = licensing_service.grants_for_asset(session=session, asset_id=asset_id)
     return AssetRead.model_validate({**AssetRead.model_validate(asset).model_dump(), "grants": grants})

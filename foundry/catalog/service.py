@@ -470,8 +470,3 @@ def run_import(
     finally:
         source.close()
 
-
-def grants_for_asset(*, session: Session, asset_id: uuid.UUID) -> list[LicenseGrant]:
-    return list(session.scalars(
-        select(LicenseGrant).where(LicenseGrant.asset_id == asset_id).order_by(LicenseGrant.created_at)
-    ))

@@ -1,0 +1,1 @@
+"""Dataset snapshots: immutable, hashed manifests of exactly what a model may learn from."""
