@@ -23,8 +23,11 @@ def test_root_depends_on_every_leaf_and_order():
 
 
 def test_inner_node_cannot_pose_as_a_leaf():
-    leaves = [leaf_hash(bytes([i])) for i in range(4)]
     import hashlib
 
+    leaves = [leaf_hash(bytes([i])) for i in range(4)]
     inner = hashlib.sha256(b"\x01" + leaves[0] + leaves[1]).digest()
-    assert merkle_root([inner, hashlib.sha256(b"\x01" + leaves[2] + leaves[3]).digest()]) != merkle_root(leaves)
+    # presenting the two child hashes as one entry's data gives a different hash than the node
+    assert leaf_hash(leaves[0] + leaves[1]) != inner
+    forged = [leaf_hash(leaves[0] + leaves[1]), leaf_hash(leaves[2] + leaves[3])]
+    assert merkle_root(forged) != merkle_root(leaves)
