@@ -1,7 +1,11 @@
 """Command-line entry: train a recipe on a data folder, single- or multi-process.
 
     python -m training.run --recipe-json recipe.json --data-dir DATA --output OUT [--resume-from latest]
-    accelerate launch --num_processes 2 -m training.run --recipe-json ... (same arguments)
+    accelerate launch --multi_gpu --num_processes 2 -m training.run --recipe-json ... (same arguments)
+
+``--multi_gpu`` makes accelerate start the processes with torchrun; on a machine without CUDA
+this module then selects accelerate's CPU mode, so the processes talk over gloo
+(``accelerate launch --cpu`` alone would start a single process unless mpirun is configured).
 
 ``DATA`` holds images and ``captions.jsonl`` (see :func:`training.data.load_data_dir`). A worker
 that runs this as a subprocess talks to it through files:
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -98,8 +103,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _use_cpu_processes_without_cuda() -> None:
+    """Under torchrun on a CUDA-less machine, tell accelerate to form a gloo CPU process group."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "ACCELERATE_USE_CPU" not in os.environ:
+        import torch
+
+        if not torch.cuda.is_available():
+            os.environ["ACCELERATE_USE_CPU"] = "true"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    _use_cpu_processes_without_cuda()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from diffusers.utils import logging as diffusers_logging

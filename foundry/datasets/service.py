@@ -162,8 +162,10 @@ def list_snapshots(*, session: Session, limit: int = 50, offset: int = 0) -> lis
     return list(session.scalars(query))
 
 
-def snapshot_entries(*, session: Session, snapshot_id: uuid.UUID) -> list[SnapshotEntry]:
-    query = select(SnapshotEntry).where(SnapshotEntry.snapshot_id == snapshot_id).order_by(SnapshotEntry.position)
+def snapshot_entries(*, session: Session, snapshot_id: uuid.UUID, limit: int | None = None,
+                     offset: int = 0) -> list[SnapshotEntry]:
+    query = (select(SnapshotEntry).where(SnapshotEntry.snapshot_id == snapshot_id)
+             .order_by(SnapshotEntry.position).limit(limit).offset(offset))
     return list(session.scalars(query))
 
 

@@ -144,3 +144,38 @@ def test_revocation_is_one_way(sessions, catalog):
 
         with pytest.raises(Conflict):
             licensing_service.revoke_grant(session=session, grant_id=grant.id, reason="again", revoked_by="t")
+
+
+def test_snapshot_api_and_cli(migrated, sessions, catalog):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.test_cli_and_migrations import cli
+
+    admin = {"Authorization": "Bearer test-admin-key"}
+    with TestClient(create_app(migrated)) as client:
+        created = client.post("/v1/datasets", headers=admin,
+                              json={"name": "all", "use": "base_training", "filters": {"tags": ["cat", "dog"]}})
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert body["entry_count"] == 2
+        page = client.get(f"/v1/datasets/{body['id']}/entries?limit=1", headers=admin).json()
+        assert page["total"] == 2 and len(page["items"]) == 1
+        assert client.post(f"/v1/datasets/{body['id']}/gate", headers=admin).json()["usable"] is True
+        bad = client.post("/v1/datasets", headers=admin, json={"name": "x", "use": "generation"})
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
+        empty = client.post("/v1/datasets", headers=admin,
+                            json={"name": "x", "use": "base_training", "filters": {"tags": ["unicorn"]}})
+        assert (empty.status_code, empty.json()["error"]["code"]) == (422, "snapshot_empty")
+        missing = client.get(f"/v1/datasets/{uuid.uuid4()}", headers=admin)
+        assert (missing.status_code, missing.json()["error"]["code"]) == (404, "snapshot_not_found")
+
+    made = cli(migrated, "dataset", "snapshot", "--name", "dogs", "--tag", "dog")
+    assert "1 assets from 1 contributors" in made.stdout
+    snapshot_id = made.stdout.split()[1].rstrip(":")
+    assert "all 1 entries may be used" in cli(migrated, "dataset", "gate", snapshot_id).stdout
+    with sessions() as session, session.begin():
+        grant = session.scalars(select(LicenseGrant).where(LicenseGrant.asset_id == catalog["ok-b.png"])).one()
+        licensing_service.revoke_grant(session=session, grant_id=grant.id, reason="gone", revoked_by="t")
+    refused = cli(migrated, "dataset", "gate", snapshot_id, check=False)
+    assert refused.returncode == 1 and f"{catalog['ok-b.png']}: revoked" in refused.stderr
