@@ -21,16 +21,22 @@ from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotFilters
 from foundry.db import session_factory
 from foundry.errors import FoundryError
+from foundry.models_registry import service as registry_service
+from foundry.training_jobs import service as job_service
 
 app = typer.Typer(help="The licensed-data image foundry.", no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Contributors, licensed assets and onboarding.", no_args_is_help=True)
 blobs_app = typer.Typer(help="The content-addressed blob store.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Immutable, hashed snapshots of licensed training data.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry and lineage.", no_args_is_help=True)
+train_app = typer.Typer(help="Training jobs.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(blobs_app, name="blobs")
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(models_app, name="models")
+app.add_typer(train_app, name="train")
 
 console = Console()
 errors = Console(stderr=True)
@@ -252,6 +258,181 @@ def dataset_gate(snapshot_id: str) -> None:
             raise _fail(f"{exc.message} [{exc.code}]") from None
     console.print(f"snapshot {result.snapshot_id}: all {result.entries} entries may be used "
                   f"(Merkle root {result.merkle_root} verified)")
+
+
+@app.command("worker")
+def worker(
+    queues: Annotated[str, typer.Option(help="Comma-separated queues: training, generation.")] = "training,generation",
+    loglevel: str = "info",
+) -> None:
+    """Run a Celery worker (one job at a time) on the configured broker."""
+    from training.celery_app import celery_app
+
+    celery_app.worker_main(["worker", "--queues", queues, "--pool", "solo", "--loglevel", loglevel,
+                            "--hostname", f"{queues.replace(',', '+')}@%h", "--without-mingle", "--without-gossip"])
+
+
+def _parse_overrides(items: list[str]) -> dict:
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _fail(f"--set takes KEY=VALUE, not {item!r}")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides
+
+
+def submit_training_job(settings: Settings, *, recipe_kind: str, snapshot_id: uuid.UUID, name: str,
+                        base_model_id: uuid.UUID | None, overrides: dict, requested_by: str = "cli"):
+    """Validate the recipe, record the job, and return it (not yet queued)."""
+    from training.recipes import RECIPE_FACTORIES
+
+    if recipe_kind not in RECIPE_FACTORIES:
+        raise _fail(f"unknown recipe {recipe_kind!r}; choose base, finetune or lora")
+    factory = RECIPE_FACTORIES[recipe_kind]
+    try:
+        recipe = factory(**overrides) if recipe_kind == "base" else factory("<registered model>", **overrides)
+    except (TypeError, ValueError) as exc:
+        raise _fail(f"invalid recipe settings: {exc}") from None
+    try:
+        with session_factory(settings.resolved_database_url)() as session, session.begin():
+            return job_service.create_job(session=session, name=name, recipe_kind=recipe_kind,
+                                          recipe=recipe.to_dict(), snapshot_id=snapshot_id,
+                                          base_model_id=base_model_id, requested_by=requested_by)
+    except FoundryError as exc:
+        raise _fail(f"{exc.message} [{exc.code}]") from None
+
+
+def follow_job(settings: Settings, job_id: uuid.UUID, poll_s: float = 0.5):
+    """Show a job's progress until it ends; returns the finished job row."""
+    import time
+
+    sessions = session_factory(settings.resolved_database_url)
+    with _progress() as progress:
+        task = progress.add_task("training", total=None)
+        while True:
+            with sessions() as session:
+                job = job_service.get_job(session=session, job_id=job_id)
+            loss = f" loss {job.loss:.4f}" if job.loss is not None else ""
+            progress.update(task, completed=job.step, total=job.total_steps or None,
+                            description=f"training [{job.status}]{loss}")
+            if job_service.is_terminal(job):
+                return job
+            time.sleep(poll_s)
+
+
+@train_app.command("start")
+def train_start(
+    snapshot: Annotated[str, typer.Option(help="Dataset snapshot id.")],
+    name: Annotated[str, typer.Option(help="Name of the model it will register.")],
+    recipe: Annotated[str, typer.Option(help="base, finetune or lora.")] = "base",
+    base_model: Annotated[str | None, typer.Option(help="Registered model id (finetune, lora).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps (max_train_steps).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Recipe field KEY=VALUE (repeatable).")] = None,
+    wait: Annotated[bool, typer.Option(help="Follow progress until the job ends.")] = False,
+    inline: Annotated[bool, typer.Option(help="Run in this process instead of on a worker.")] = False,
+) -> None:
+    """Queue a training job on a snapshot (or run it here with --inline)."""
+    settings = get_settings()
+    overrides = _parse_overrides(set_ or [])
+    if steps is not None:
+        overrides["max_train_steps"] = steps
+    job = submit_training_job(settings, recipe_kind=recipe, snapshot_id=_uuid(snapshot, "snapshot"), name=name,
+                              base_model_id=_uuid(base_model, "model") if base_model else None, overrides=overrides)
+    console.print(f"training job [bold]{job.id}[/] queued ({recipe}, {job.total_steps} steps)")
+    if inline:
+        import threading
+
+        from training.jobs import run_job
+
+        runner = threading.Thread(target=run_job, args=(settings, job.id), kwargs={"worker": "cli-inline"})
+        runner.start()
+        job = follow_job(settings, job.id)
+        runner.join()
+    else:
+        from training.tasks import enqueue_training_job
+
+        enqueue_training_job(job.id)
+        if not wait:
+            return
+        job = follow_job(settings, job.id)
+    _report_job(job)
+
+
+def _report_job(job) -> None:
+    if job.status == "succeeded":
+        console.print(f"job {job.id} succeeded: model [bold]{job.result_model_id}[/]")
+        return
+    raise _fail(f"job {job.id} {job.status}: {job.error or ''} [{job.error_code or job.status}]")
+
+
+@train_app.command("status")
+def train_status(job_id: str) -> None:
+    """Show a training job's state, progress and log tail."""
+    with session_factory(get_settings().resolved_database_url)() as session:
+        try:
+            job = job_service.get_job(session=session, job_id=_uuid(job_id, "training job"))
+        except FoundryError as exc:
+            raise _fail(exc.message) from None
+    console.print(f"{job.id} [{job.status}] step {job.step}/{job.total_steps} loss {job.loss} "
+                  f"{job.images_per_s or 0:.1f} img/s eta {job.eta_s or 0:.0f}s")
+    console.print(job.log_tail)
+
+
+@train_app.command("cancel")
+def train_cancel(job_id: str) -> None:
+    """Cancel a queued job, or ask a running one to stop at its next step."""
+    with session_factory(get_settings().resolved_database_url)() as session, session.begin():
+        try:
+            job = job_service.request_cancel(session=session, job_id=_uuid(job_id, "training job"))
+        except FoundryError as exc:
+            raise _fail(exc.message) from None
+    console.print(f"job {job.id}: {job.status}, cancel requested")
+
+
+@models_app.command("register")
+def models_register(
+    path: Annotated[Path, typer.Argument(help="A diffusers pipeline folder (e.g. Stable Diffusion 1.5).")],
+    name: Annotated[str, typer.Option(help="Registry name.")],
+) -> None:
+    """Register a model trained elsewhere. It is never marked licensed-only: its data is not ours."""
+    settings = get_settings()
+    store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
+    try:
+        with session_factory(settings.resolved_database_url)() as session, session.begin():
+            model = registry_service.register_external(session=session, blob_store=store, folder=path, name=name)
+    except FoundryError as exc:
+        raise _fail(f"{exc.message} [{exc.code}]") from None
+    console.print(f"model [bold]{model.id}[/] registered ({len(model.files)} files, licensed_only=false)")
+
+
+@models_app.command("list")
+def models_list(limit: int = 20) -> None:
+    """Registered models with their lineage flags."""
+    with session_factory(get_settings().resolved_database_url)() as session:
+        models = registry_service.list_models(session=session, limit=limit)
+    table = Table("id", "name", "kind", "licensed only", "snapshot root", "weights sha256")
+    for model in models:
+        table.add_row(str(model.id), model.name, model.kind, str(model.licensed_only),
+                      (model.snapshot_merkle_root or "-")[:16], model.weights_sha256[:16])
+    console.print(table)
+
+
+@models_app.command("lineage")
+def models_lineage(model_id: str) -> None:
+    """The chain of models and snapshots behind a model."""
+    with session_factory(get_settings().resolved_database_url)() as session:
+        try:
+            chain = registry_service.lineage(session=session, model_id=_uuid(model_id, "model"))
+        except FoundryError as exc:
+            raise _fail(exc.message) from None
+        for depth, model in enumerate(chain):
+            console.print(f"{'  ' * depth}{model.kind} {model.name} ({model.id}) licensed_only={model.licensed_only} "
+                          f"snapshot={model.snapshot_id} root={model.snapshot_merkle_root} "
+                          f"text encoder={model.text_encoder_origin.get('kind', '?')}")
 
 
 @app.command("api")

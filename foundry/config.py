@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     )
     s3_endpoint_url: str | None = Field(default=None, description="For S3-compatible servers (MinIO, moto).")
     broker_url: str = Field(default="", description="Celery broker; empty means SQLite under var_dir (no server).")
+    broker_polling_interval: float = Field(default=0.5, description="Seconds between polls of the embedded broker.")
+    job_stale_after_s: float = Field(default=120.0, description="A running job silent this long is re-claimable.")
+    job_heartbeat_s: float = Field(default=10.0, description="How often a worker proves its job is alive.")
     admin_api_key: SecretStr | None = Field(default=None, description="Bearer key for admin endpoints.")
 
     # Onboarding limits: a bigger or larger image is rejected, never resized silently.
@@ -39,6 +42,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.var_dir / 'foundry.db').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        return f"sqla+sqlite:///{(self.var_dir / 'broker.db').resolve()}"
 
     @property
     def resolved_blob_url(self) -> str:

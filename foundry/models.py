@@ -4,5 +4,8 @@ from foundry.catalog.models import Asset, CatalogImport, Contributor
 from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
 from foundry.db import Base
 from foundry.licensing.models import LicenseGrant
+from foundry.models_registry.models import RegisteredModel
+from foundry.training_jobs.models import TrainingJob
 
-__all__ = ["Asset", "Base", "CatalogImport", "Contributor", "DatasetSnapshot", "LicenseGrant", "SnapshotEntry"]
+__all__ = ["Asset", "Base", "CatalogImport", "Contributor", "DatasetSnapshot", "LicenseGrant", "RegisteredModel", "SnapshotEntry",
+           "TrainingJob"]

@@ -1,0 +1,1 @@
+"""Training jobs: their state machine, progress and cancellation, independent of the queue that runs them."""

@@ -1,0 +1,158 @@
+"""The training job state machine: queued → running → succeeded | failed | cancelled.
+
+Claiming a job is one conditional UPDATE, so however often a queue redelivers the task, only
+one worker runs a job at a time; a job whose worker died (no heartbeat) can be claimed again
+and resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from foundry.datasets import service as dataset_service
+from foundry.db import utcnow
+from foundry.errors import Conflict, InvalidInput, NotFound
+from foundry.licensing.terms import Use
+from foundry.models_registry import service as registry_service
+from foundry.training_jobs.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TERMINAL, TrainingJob
+
+LOG_TAIL_CHARS = 8000
+RECIPE_KINDS = ("base", "finetune", "lora")
+
+
+def required_snapshot_use(recipe_kind: str, for_tenant: bool) -> Use:
+    """Shared models learn only from base-training grants; a customer's own fine-tune from fine-tune grants."""
+    return Use.CUSTOMER_FINETUNE if for_tenant and recipe_kind != "base" else Use.BASE_TRAINING
+
+
+def create_job(*, session: Session, name: str, recipe_kind: str, recipe: dict, snapshot_id: uuid.UUID,
+               base_model_id: uuid.UUID | None, requested_by: str,
+               owner_tenant_id: uuid.UUID | None = None) -> TrainingJob:
+    if recipe_kind not in RECIPE_KINDS:
+        raise InvalidInput(f"unknown recipe {recipe_kind!r} (base, finetune, lora)", code="invalid_recipe")
+    snapshot = dataset_service.get_snapshot(session=session, snapshot_id=snapshot_id)
+    needed = required_snapshot_use(recipe_kind, owner_tenant_id is not None)
+    if snapshot.use != needed.value:
+        raise InvalidInput(f"a {recipe_kind} job here needs a {needed.value} snapshot, not {snapshot.use}",
+                           code="snapshot_use_mismatch")
+    if recipe_kind == "base" and base_model_id is not None:
+        raise InvalidInput("a base recipe trains from scratch; do not pass a base model", code="invalid_recipe")
+    if recipe_kind != "base":
+        if base_model_id is None:
+            raise InvalidInput(f"a {recipe_kind} recipe needs a base model", code="base_model_missing")
+        base = registry_service.get_model(session=session, model_id=base_model_id)
+        if base.model_format != "diffusers_pipeline":
+            raise InvalidInput("fine-tunes start from a full pipeline, not from an adapter", code="invalid_base_model")
+    job = TrainingJob(name=name, recipe_kind=recipe_kind, recipe=recipe, snapshot_id=snapshot_id,
+                      base_model_id=base_model_id, requested_by=requested_by, owner_tenant_id=owner_tenant_id,
+                      status=QUEUED, total_steps=int(recipe.get("max_train_steps") or 0), artifacts=[], details={})
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(*, session: Session, job_id: uuid.UUID) -> TrainingJob:
+    job = session.get(TrainingJob, job_id)
+    if job is None:
+        raise NotFound(f"training job {job_id} does not exist", code="training_job_not_found")
+    return job
+
+
+def list_jobs(*, session: Session, limit: int = 50, offset: int = 0) -> list[TrainingJob]:
+    query = select(TrainingJob).order_by(TrainingJob.created_at.desc()).limit(limit).offset(offset)
+    return list(session.scalars(query))
+
+
+def claim_job(*, session: Session, job_id: uuid.UUID, worker: str, stale_after: timedelta) -> bool:
+    """Take the job for ``worker`` if it is queued, or running under a worker that stopped beating."""
+    now = utcnow()
+    result = session.execute(
+        update(TrainingJob)
+        .where(TrainingJob.id == job_id,
+               or_(TrainingJob.status == QUEUED,
+                   and_(TrainingJob.status == RUNNING, TrainingJob.heartbeat_at < now - stale_after)))
+        .values(status=RUNNING, worker=worker, attempts=TrainingJob.attempts + 1, heartbeat_at=now,
+                started_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def heartbeat(*, session: Session, job_id: uuid.UUID, worker: str) -> None:
+    session.execute(update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.worker == worker,
+                                              TrainingJob.status == RUNNING).values(heartbeat_at=utcnow()))
+
+
+def record_progress(*, session: Session, job_id: uuid.UUID, step: int, total: int, loss: float | None,
+                    images_per_s: float | None, eta_s: float | None, log_line: str | None = None) -> None:
+    job = get_job(session=session, job_id=job_id)
+    job.step, job.total_steps, job.loss, job.images_per_s, job.eta_s = step, total, loss, images_per_s, eta_s
+    job.heartbeat_at = utcnow()
+    if log_line:
+        job.log_tail = (job.log_tail + log_line.rstrip() + "\n")[-LOG_TAIL_CHARS:]
+    session.flush()
+
+
+def append_log(*, session: Session, job_id: uuid.UUID, line: str) -> None:
+    job = get_job(session=session, job_id=job_id)
+    job.log_tail = (job.log_tail + line.rstrip() + "\n")[-LOG_TAIL_CHARS:]
+    session.flush()
+
+
+def cancel_requested(*, session: Session, job_id: uuid.UUID) -> bool:
+    return session.scalar(select(TrainingJob.cancel_requested_at).where(TrainingJob.id == job_id)) is not None
+
+
+def request_cancel(*, session: Session, job_id: uuid.UUID) -> TrainingJob:
+    """Cancel a queued job at once; ask a running one to stop at its next step. Idempotent."""
+    job = session.get(TrainingJob, job_id, with_for_update=True)
+    if job is None:
+        raise NotFound(f"training job {job_id} does not exist", code="training_job_not_found")
+    if job.status in (SUCCEEDED, FAILED):
+        raise Conflict(f"training job {job_id} already {job.status}", code="training_job_finished")
+    if job.cancel_requested_at is None:
+        job.cancel_requested_at = utcnow()
+    if job.status == QUEUED:
+        job.status, job.finished_at = CANCELLED, utcnow()
+    session.flush()
+    return job
+
+
+def finish_cancelled(*, session: Session, job_id: uuid.UUID, step: int) -> TrainingJob:
+    job = get_job(session=session, job_id=job_id)
+    job.status, job.step, job.finished_at = CANCELLED, step, utcnow()
+    session.flush()
+    return job
+
+
+def fail_job(*, session: Session, job_id: uuid.UUID, code: str, message: str, details: dict | None = None) -> TrainingJob:
+    job = get_job(session=session, job_id=job_id)
+    job.status, job.error_code, job.error, job.finished_at = FAILED, code, message[:8000], utcnow()
+    job.details = details or {}
+    job.log_tail = (job.log_tail + f"failed: {message[:2000]}\n")[-LOG_TAIL_CHARS:]
+    session.flush()
+    return job
+
+
+def complete_job(*, session: Session, job_id: uuid.UUID, model_id: uuid.UUID, artifacts: list[dict],
+                 step: int) -> TrainingJob:
+    job = get_job(session=session, job_id=job_id)
+    job.status, job.result_model_id, job.artifacts = SUCCEEDED, model_id, artifacts
+    job.step, job.finished_at, job.eta_s = step, utcnow(), 0.0
+    session.flush()
+    return job
+
+
+def stale_jobs(*, session: Session, stale_after: timedelta, now: datetime | None = None) -> list[uuid.UUID]:
+    """Running jobs whose worker stopped beating: candidates to hand to a live worker."""
+    now = now or utcnow()
+    query = select(TrainingJob.id).where(TrainingJob.status == RUNNING, TrainingJob.heartbeat_at < now - stale_after)
+    return list(session.scalars(query))
+
+
+def is_terminal(job: TrainingJob) -> bool:
+    return job.status in TERMINAL

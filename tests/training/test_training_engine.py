@@ -1,0 +1,210 @@
+"""End-to-end training runs on tiny models: the three recipes, the hooks, checkpoints and cancel."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DiffusionPipeline, IFPipeline, StableDiffusionPipeline
+from PIL import Image
+from safetensors.torch import load_file
+
+from training import checkpoints
+from training.data import TrainingExample
+from training.engine import TrainingCancelled, train, weights_digest
+from training.synthetic import shape_examples
+
+
+class Recorder:
+    """Collects hook calls and image loads, in order."""
+
+    def __init__(self, examples):
+        self.gated: list[list[str]] = []
+        self.loaded: list[str] = []
+        self.progress: list[tuple] = []
+        self.examples = [
+            TrainingExample(e.example_id, self._recording_loader(e), e.caption) for e in examples
+        ]
+
+    def _recording_loader(self, example):
+        def load():
+            self.loaded.append(example.example_id)
+            return example.load_image()
+
+        return load
+
+    def before_batch(self, ids):
+        self.gated.append(list(ids))
+
+    def on_progress(self, *values):
+        self.progress.append(values)
+
+
+def test_base_recipe_learns_and_saves_a_loadable_if_pipeline(tmp_path, recipes):
+    examples = shape_examples(4, size=32, seed=7)
+    recipe = recipes.base(
+        train_batch_size=4,
+        max_train_steps=36,
+        learning_rate=3e-3,
+        snr_gamma=None,
+        caption_dropout=0.0,
+        use_ema=False,
+        validation_every=18,
+        validation_prompts=(examples[0].caption,),
+    )
+    recorder = Recorder(examples)
+    result = train(tmp_path, recipe, recorder.examples, progress=recorder.on_progress)
+
+    losses = [values[2] for values in recorder.progress]
+    assert [values[0] for values in recorder.progress] == list(range(1, 37))
+    assert all(values[1] == 36 for values in recorder.progress)
+    assert all(math.isfinite(loss) for loss in losses)
+    # Four examples seen nine times each: the (noisy, per-batch) loss must come down clearly.
+    assert np.mean(losses[-8:]) < 0.8 * np.mean(losses[:6])
+    assert recorder.progress[-1][3] > 0  # images/s
+    assert recorder.progress[-1][4] == 0  # nothing left
+
+    assert result.steps_done == 36 and result.final_loss == losses[-1]
+    assert result.model_path == tmp_path / "pipeline" and result.model_format == "diffusers_pipeline"
+    assert result.recipe == recipe.to_dict()
+    assert result.text_encoder_origin["kind"] == "trained_from_scratch"
+    assert sorted(p.name for p in result.sample_grids) == ["final.png", "step-000018.png", "step-000036.png"]
+    assert all(p.is_file() for p in result.sample_grids)
+    assert (result.weights_sha256, result.weight_files) == weights_digest(result.model_path)
+    assert set(result.weight_files) == {"unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"}
+
+    pipeline = DiffusionPipeline.from_pretrained(result.model_path)
+    assert isinstance(pipeline, IFPipeline)
+    assert pipeline.unet.config.out_channels == 2 * pipeline.unet.config.in_channels == 6
+    assert pipeline.scheduler.config.variance_type == "learned_range"
+    assert pipeline.scheduler.config.prediction_type == "v_prediction"
+    pipeline.set_progress_bar_config(disable=True)
+    image = pipeline(
+        examples[0].caption, num_inference_steps=4, generator=torch.Generator().manual_seed(0), clean_caption=False
+    ).images[0]
+    assert isinstance(image, Image.Image) and image.size == (32, 32)
+
+
+def test_finetune_trains_the_unet_of_a_stable_diffusion_folder(tmp_path, recipes, latent_examples, tiny_sd_path):
+    recipe = recipes.finetune(
+        use_ema=True, gradient_accumulation_steps=2, validation_prompts=("a red circle",), validation_inference_steps=2
+    )
+    recorder = Recorder(latent_examples)
+    result = train(tmp_path, recipe, recorder.examples, before_batch=recorder.before_batch)
+
+    assert result.model_format == "diffusers_pipeline" and result.steps_done == 6
+    assert result.text_encoder_origin["kind"] == "inherited_frozen"
+    # Latents are cached: each image is read once although every example is seen several times.
+    assert sorted(recorder.loaded) == sorted({i for ids in recorder.gated for i in ids})
+    assert sum(len(ids) for ids in recorder.gated) == 6 * 2 * 3
+
+    original = load_file(tiny_sd_path / "unet" / "diffusion_pytorch_model.safetensors")
+    tuned = load_file(result.model_path / "unet" / "diffusion_pytorch_model.safetensors")
+    assert any(not torch.equal(original[k], tuned[k]) for k in original)
+    # Frozen parts are written back unchanged, in their stored precision.
+    for part in ("vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
+        before, after = load_file(tiny_sd_path / part), load_file(result.model_path / part)
+        assert all(torch.equal(before[k], after[k]) for k in before)
+
+    pipeline = DiffusionPipeline.from_pretrained(result.model_path)
+    assert isinstance(pipeline, StableDiffusionPipeline)
+    pipeline.set_progress_bar_config(disable=True)
+    image = pipeline("a red circle", num_inference_steps=2, height=64, width=64).images[0]
+    assert image.size == (64, 64)
+
+
+def test_lora_saves_adapter_weights_that_load_into_the_base_pipeline(tmp_path, recipes, latent_examples, tiny_sd_path):
+    result = train(tmp_path, recipes.lora(max_train_steps=5), latent_examples)
+
+    assert result.model_format == "diffusers_lora"
+    assert list(result.weight_files) == ["pytorch_lora_weights.safetensors"]
+    adapter = load_file(result.model_path / "pytorch_lora_weights.safetensors")
+    assert adapter and all(key.startswith("unet.") for key in adapter)
+    assert any("to_q" in key for key in adapter) and any("to_out" in key for key in adapter)
+    assert any(key.endswith("lora.up.weight") and tensor.abs().sum() > 0 for key, tensor in adapter.items())
+
+    pipeline = DiffusionPipeline.from_pretrained(tiny_sd_path)
+    pipeline.set_progress_bar_config(disable=True)
+    before = pipeline("a red circle", num_inference_steps=2, output_type="np", generator=torch.Generator().manual_seed(0)).images
+    pipeline.load_lora_weights(str(result.model_path))
+    after = pipeline("a red circle", num_inference_steps=2, output_type="np", generator=torch.Generator().manual_seed(0)).images
+    assert after.shape == (1, 64, 64, 3)
+    assert not np.allclose(before, after)
+
+
+def test_gated_ids_are_exactly_the_ids_whose_images_enter_batches(tmp_path, recipes, pixel_examples):
+    recorder = Recorder(pixel_examples)
+    train(tmp_path, recipes.base(max_train_steps=4, gradient_accumulation_steps=2), recorder.examples,
+          before_batch=recorder.before_batch)
+    assert len(recorder.gated) == 8
+    assert all(len(ids) == 3 for ids in recorder.gated)
+    # Pixel models read every image of every batch, right after the gate cleared it.
+    assert [i for ids in recorder.gated for i in ids] == recorder.loaded
+
+
+class GateClosed(Exception):
+    pass
+
+
+def test_before_batch_raising_stops_training_before_the_batch_is_read(tmp_path, recipes, pixel_examples):
+    recorder = Recorder(pixel_examples)
+    calls = []
+
+    def gate(ids):
+        calls.append(list(ids))
+        if len(calls) == 3:
+            raise GateClosed(ids)
+        recorder.before_batch(ids)
+
+    with pytest.raises(GateClosed) as stopped:
+        train(tmp_path, recipes.base(max_train_steps=6, checkpoint_every=1), recorder.examples,
+              before_batch=gate, progress=recorder.on_progress)
+    assert stopped.value.args[0] == calls[2]
+    assert len(calls) == 3  # nothing after the refusal
+    assert recorder.loaded == [i for ids in recorder.gated for i in ids]  # only the two cleared batches
+    assert len(recorder.loaded) == 6
+    assert [values[0] for values in recorder.progress] == [1, 2]
+    assert not (tmp_path / "pipeline").exists()
+    assert [c.step for c in checkpoints.list_checkpoints(tmp_path)] == [1, 2]
+
+
+def test_checkpoint_retention_keeps_at_most_the_limit(tmp_path, recipes, latent_examples):
+    seen = []
+
+    def watch(step, *_):
+        seen.append(len(checkpoints.list_checkpoints(tmp_path)))
+
+    train(tmp_path, recipes.lora(max_train_steps=5, checkpoint_every=1, checkpoints_total_limit=2), latent_examples,
+          progress=watch)
+    assert max(seen) <= 2
+    assert [c.step for c in checkpoints.list_checkpoints(tmp_path)] == [4, 5]
+    assert not list(checkpoints.checkpoints_root(tmp_path).glob("*.partial"))
+
+
+def test_cancel_saves_a_checkpoint_and_the_job_can_resume(tmp_path, recipes, latent_examples):
+    recipe = recipes.finetune(max_train_steps=6, checkpoint_every=4, use_ema=True)
+    steps = []
+
+    def cancel_after_three():
+        return len(steps) >= 3
+
+    with pytest.raises(TrainingCancelled) as cancelled:
+        train(tmp_path, recipe, latent_examples, progress=lambda step, *_: steps.append(step),
+              should_cancel=cancel_after_three)
+    assert cancelled.value.step == 3
+    assert cancelled.value.checkpoint == tmp_path / "checkpoints" / "checkpoint-3"
+    assert steps == [1, 2, 3]
+
+    with pytest.raises(FileExistsError):
+        train(tmp_path, recipe, latent_examples)  # a fresh start must not mix with old checkpoints
+    result = train(tmp_path, recipe, latent_examples, resume_from="latest")
+    assert result.resumed_from_step == 3 and result.steps_done == 6
+
+
+def test_resume_refuses_a_different_recipe(tmp_path, recipes, latent_examples):
+    train(tmp_path, recipes.lora(max_train_steps=2, checkpoint_every=1), latent_examples)
+    with pytest.raises(ValueError, match="differs"):
+        train(tmp_path, recipes.lora(max_train_steps=2, checkpoint_every=1, learning_rate=1e-2), latent_examples,
+              resume_from="latest")

@@ -1,0 +1,63 @@
+"""The Celery application: queues ``training`` and ``generation``.
+
+Production uses Redis (``FOUNDRY_BROKER_URL=redis://...``). The embedded default needs no
+server: kombu's SQLAlchemy transport on a SQLite file beside the database. That transport
+hands its transport options to ``create_engine`` (so ``polling_interval`` there crashes it);
+the poll interval is set on a subclass registered under its own URL scheme instead.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport.sqlalchemy import Transport as SQLAlchemyTransport
+
+from foundry.config import Settings, get_settings
+
+TRAINING_QUEUE = "training"
+GENERATION_QUEUE = "generation"
+_EMBEDDED_SCHEME = "foundrysqla"
+
+
+class EmbeddedBrokerTransport(SQLAlchemyTransport):
+    """kombu's SQLAlchemy transport with the foundry's poll interval (set per app below)."""
+
+    polling_interval = 0.5
+
+
+TRANSPORT_ALIASES[_EMBEDDED_SCHEME] = f"{__name__}:EmbeddedBrokerTransport"
+
+
+def broker_url(settings: Settings) -> str:
+    url = settings.resolved_broker_url
+    if url.startswith("sqla+"):
+        EmbeddedBrokerTransport.polling_interval = settings.broker_polling_interval
+        return f"{_EMBEDDED_SCHEME}+{url.removeprefix('sqla+')}"
+    return url
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    if settings.resolved_broker_url.startswith("sqla+sqlite"):
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+    app = Celery("foundry", broker=broker_url(settings), include=["training.tasks"])
+    app.conf.update(
+        task_queues=(Queue(TRAINING_QUEUE), Queue(GENERATION_QUEUE)),
+        task_default_queue=TRAINING_QUEUE,
+        task_routes={"foundry.training.*": {"queue": TRAINING_QUEUE}},
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        # A job survives its worker: the message is acknowledged only when the task returns,
+        # and tasks are idempotent (a job is claimed once), so redelivery is always safe.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+celery_app = make_celery()
