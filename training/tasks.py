@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
+import time
 import uuid
 
 from celery.signals import worker_ready
@@ -27,14 +29,41 @@ def enqueue_training_job(job_id: uuid.UUID) -> None:
     run_training_job.apply_async(args=[str(job_id)], queue=TRAINING_QUEUE)
 
 
+def requeue_orphaned_jobs() -> int:
+    """Queue again every running job whose worker stopped beating (killed, lost its machine)."""
+    from training.jobs import orphaned_jobs
+
+    orphans = orphaned_jobs(get_settings())
+    for job_id in orphans:
+        log.warning("re-queueing training job %s: its worker stopped", job_id)
+        enqueue_training_job(job_id)
+    return len(orphans)
+
+
+class _OrphanSweeper(threading.Thread):
+    """Looks for orphaned jobs for as long as a training worker lives.
+
+    Brokers redeliver an unacknowledged task only after a long visibility timeout (or never,
+    for the embedded transport), so the workers themselves make sure a killed job resumes.
+    A duplicate delivery is harmless: a job is claimed by one worker at a time.
+    """
+
+    def __init__(self, interval: float):
+        super().__init__(daemon=True, name="orphan-sweeper")
+        self.interval = interval
+
+    def run(self) -> None:
+        while True:
+            try:
+                requeue_orphaned_jobs()
+            except Exception:  # a database hiccup must not kill the sweeper
+                log.exception("orphaned-job sweep failed")
+            time.sleep(self.interval)
+
+
 @worker_ready.connect
-def _requeue_orphaned_jobs(sender=None, **_kwargs) -> None:
-    """A worker that starts re-queues jobs whose worker died, so a kill -9 never strands a job."""
+def _start_orphan_sweeper(sender=None, **_kwargs) -> None:
     consumer = getattr(sender, "task_consumer", None)
     if consumer is None or TRAINING_QUEUE not in {queue.name for queue in consumer.queues}:
         return
-    from training.jobs import orphaned_jobs
-
-    for job_id in orphaned_jobs(get_settings()):
-        log.warning("re-queueing training job %s: its worker stopped", job_id)
-        enqueue_training_job(job_id)
+    _OrphanSweeper(interval=max(0.5, get_settings().job_stale_after_s / 2)).start()

@@ -7,12 +7,17 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from training.pipelines import TinyLatentModelShape, build_tiny_stable_diffusion
 from training.recipes import BaseModelShape, base_recipe, finetune_recipe, lora_recipe
 from training.synthetic import shape_examples
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# One thread per process: on a small shared CPU box, OpenMP threads spin-waiting for a busy core
+# make runs many times slower, and child processes must use the same kernels for exact resumes.
+torch.set_num_threads(1)
 
 TINY_BASE_SHAPE = BaseModelShape(
     unet_block_out_channels=(16, 32),
@@ -97,6 +102,7 @@ def child_env() -> dict[str, str]:
     env["HF_HUB_OFFLINE"] = "1"
     env["TOKENIZERS_PARALLELISM"] = "false"
     env["CUDA_VISIBLE_DEVICES"] = ""
+    env["OMP_NUM_THREADS"] = "1"
     return env
 
 

@@ -1,0 +1,129 @@
+"""Training through a real Celery worker: Redis (with PostgreSQL) and the embedded SQLite broker.
+
+The kill test is the promise that matters: kill -9 the worker mid-run, start another, and the
+job finishes at its planned step count with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+
+from foundry.training_jobs import service as job_service
+from tests.training_jobs.conftest import tiny_base_recipe
+from training.celery_app import TRAINING_QUEUE, make_celery
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("celery-worker")]
+REDIS_URL = os.environ.get("FOUNDRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+@pytest.fixture
+def broker_settings(migrated, database_url):
+    """Redis when the database is PostgreSQL (the server deployment), else the embedded broker."""
+    if database_url.startswith("postgresql"):
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            client.ping()
+        except redis.exceptions.ConnectionError as exc:
+            if os.environ.get("CI"):
+                pytest.fail(f"CI must test Celery on Redis but {REDIS_URL} is unreachable: {exc}")
+            pytest.skip(f"Redis at {REDIS_URL} is unreachable here ({exc}); CI runs this")
+        client.flushdb()
+        return migrated.model_copy(update={"broker_url": REDIS_URL})
+    return migrated.model_copy(update={"broker_url": ""})
+
+
+def worker_env(settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "FOUNDRY_VAR_DIR": str(settings.var_dir), "FOUNDRY_DATABASE_URL": settings.resolved_database_url,
+        "FOUNDRY_BLOB_URL": settings.resolved_blob_url, "FOUNDRY_BROKER_URL": settings.broker_url,
+        "FOUNDRY_BROKER_POLLING_INTERVAL": "0.1", "FOUNDRY_JOB_STALE_AFTER_S": "3", "FOUNDRY_JOB_HEARTBEAT_S": "0.5",
+        "OMP_NUM_THREADS": "1",
+    })
+    return env
+
+
+def start_worker(settings, log_path):
+    log = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "foundry.cli", "worker", "--queues", TRAINING_QUEUE,
+                             "--loglevel", "info"], env=worker_env(settings), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(process) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def submit(settings, sessions, snapshot, **recipe_overrides):
+    with sessions() as session, session.begin():
+        job = job_service.create_job(session=session, name="tiny", recipe_kind="base",
+                                     recipe=tiny_base_recipe(**recipe_overrides), snapshot_id=snapshot.id,
+                                     base_model_id=None, requested_by="test")
+    make_celery(settings).send_task("foundry.training.run_job", args=[str(job.id)], queue=TRAINING_QUEUE)
+    return job.id
+
+
+def wait_for(sessions, job_id, predicate, timeout=300, log_path=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            job = job_service.get_job(session=session, job_id=job_id)
+        if predicate(job):
+            return job
+        time.sleep(0.2)
+    worker_log = log_path.read_text()[-3000:] if log_path and log_path.exists() else ""
+    pytest.fail(f"job {job_id} stuck at {job.status} step {job.step}\n{worker_log}")
+
+
+def test_worker_runs_a_queued_job(broker_settings, sessions, base_snapshot, tmp_path):
+    log_path = tmp_path / "worker.log"
+    worker = start_worker(broker_settings, log_path)
+    try:
+        job_id = submit(broker_settings, sessions, base_snapshot)
+        job = wait_for(sessions, job_id, job_service.is_terminal, log_path=log_path)
+        assert job.status == "succeeded", job.error
+        assert job.result_model_id is not None and job.step == 4
+    finally:
+        stop(worker)
+
+
+def test_kill_9_mid_run_then_restart_finishes_with_identical_weights(broker_settings, sessions, base_snapshot,
+                                                                     tmp_path):
+    from foundry.models_registry import service as registry_service
+
+    recipe = {"max_train_steps": 30, "checkpoint_every": 5}
+    log_path = tmp_path / "worker.log"
+    worker = start_worker(broker_settings, log_path)
+    try:
+        reference_id = submit(broker_settings, sessions, base_snapshot, **recipe)
+        reference = wait_for(sessions, reference_id, job_service.is_terminal, log_path=log_path)
+        assert reference.status == "succeeded", reference.error
+
+        job_id = submit(broker_settings, sessions, base_snapshot, **recipe)
+        wait_for(sessions, job_id, lambda j: j.step >= 12, log_path=log_path)
+        stop(worker)  # kill -9, no warning, mid-step
+        killed_at = wait_for(sessions, job_id, lambda j: True)
+        assert killed_at.status == "running" and killed_at.step < 30
+
+        worker = start_worker(broker_settings, log_path)
+        job = wait_for(sessions, job_id, job_service.is_terminal, log_path=log_path)
+    finally:
+        stop(worker)
+
+    assert job.status == "succeeded", job.error
+    assert (job.step, job.attempts) == (30, 2)
+    with sessions() as session:
+        resumed = registry_service.get_model(session=session, model_id=job.result_model_id)
+        uninterrupted = registry_service.get_model(session=session, model_id=reference.result_model_id)
+    assert resumed.metrics["resumed_from_step"] is not None and resumed.metrics["resumed_from_step"] >= 10
+    assert resumed.metrics["steps"] == 30
+    assert resumed.weights_sha256 == uninterrupted.weights_sha256
