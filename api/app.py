@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.errors import error_body, install_error_handlers
-from api.routers import catalog, datasets
+from api.routers import catalog, datasets, training
 from foundry import __version__
 from foundry.config import Settings, get_settings
 
@@ -33,4 +33,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(catalog.router)
     app.include_router(datasets.router)
+    app.include_router(training.router)
     return app

@@ -60,4 +60,15 @@ def make_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
+_apps: dict[str, Celery] = {}
+
+
+def celery_for(settings: Settings) -> Celery:
+    """A client app for ``settings``' broker (cached), for processes that only send tasks."""
+    url = settings.resolved_broker_url
+    if url not in _apps:
+        _apps[url] = make_celery(settings)
+    return _apps[url]
+
+
 celery_app = make_celery()

@@ -11,8 +11,8 @@ import uuid
 
 from celery.signals import worker_ready
 
-from foundry.config import get_settings
-from training.celery_app import TRAINING_QUEUE, celery_app
+from foundry.config import Settings, get_settings
+from training.celery_app import TRAINING_QUEUE, celery_app, celery_for
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,9 @@ def run_training_job(job_id: str) -> str:
     return run_job(get_settings(), uuid.UUID(job_id), worker=f"{socket.gethostname()}:{os.getpid()}")
 
 
-def enqueue_training_job(job_id: uuid.UUID) -> None:
+def enqueue_training_job(job_id: uuid.UUID, settings: Settings | None = None) -> None:
     """Hand a committed job to the training queue (call only after the job row is committed)."""
-    run_training_job.apply_async(args=[str(job_id)], queue=TRAINING_QUEUE)
+    celery_for(settings or get_settings()).send_task(run_training_job.name, args=[str(job_id)], queue=TRAINING_QUEUE)
 
 
 def requeue_orphaned_jobs() -> int:

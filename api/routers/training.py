@@ -1,0 +1,83 @@
+"""Training job and model registry routes (admin)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from api.deps import AdminPrincipal, SessionDep, SettingsDep
+from api.errors import ApiError
+from foundry.models_registry import service as registry_service
+from foundry.models_registry.schemas import LineageStep, ModelRead
+from foundry.training_jobs import service as job_service
+from foundry.training_jobs.schemas import TrainingJobCreate, TrainingJobRead
+
+router = APIRouter(prefix="/v1", tags=["training"])
+
+
+def _build_recipe(body: TrainingJobCreate) -> dict:
+    from training.recipes import RECIPE_FACTORIES
+
+    factory = RECIPE_FACTORIES[body.recipe]
+    try:
+        recipe = factory(**body.settings) if body.recipe == "base" else factory("<registered model>", **body.settings)
+    except (TypeError, ValueError) as exc:
+        raise ApiError(422, "invalid_recipe", f"invalid recipe settings: {exc}") from None
+    return recipe.to_dict()
+
+
+@router.post("/training-jobs", status_code=status.HTTP_202_ACCEPTED, response_model=TrainingJobRead)
+def create_training_job(principal: AdminPrincipal, session: SessionDep, settings: SettingsDep,
+                        body: TrainingJobCreate) -> TrainingJobRead:
+    recipe = _build_recipe(body)
+    with session.begin():
+        job = job_service.create_job(session=session, name=body.name, recipe_kind=body.recipe, recipe=recipe,
+                                     snapshot_id=body.snapshot_id, base_model_id=body.base_model_id,
+                                     requested_by=f"api:{principal}")
+        answer = TrainingJobRead.model_validate(job)
+    from training.tasks import enqueue_training_job
+
+    enqueue_training_job(job.id, settings)  # only after the commit: a worker must find the row
+    return answer
+
+
+@router.get("/training-jobs", response_model=list[TrainingJobRead])
+def list_training_jobs(_principal: AdminPrincipal, session: SessionDep,
+                       limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                       offset: Annotated[int, Query(ge=0)] = 0) -> list[TrainingJobRead]:
+    return [TrainingJobRead.model_validate(j) for j in job_service.list_jobs(session=session, limit=limit,
+                                                                              offset=offset)]
+
+
+@router.get("/training-jobs/{job_id}", response_model=TrainingJobRead)
+def get_training_job(_principal: AdminPrincipal, session: SessionDep, job_id: uuid.UUID) -> TrainingJobRead:
+    return TrainingJobRead.model_validate(job_service.get_job(session=session, job_id=job_id))
+
+
+@router.post("/training-jobs/{job_id}/cancel", response_model=TrainingJobRead)
+def cancel_training_job(_principal: AdminPrincipal, session: SessionDep, job_id: uuid.UUID) -> TrainingJobRead:
+    with session.begin():
+        return TrainingJobRead.model_validate(job_service.request_cancel(session=session, job_id=job_id))
+
+
+@router.get("/models", response_model=list[ModelRead])
+def list_models(_principal: AdminPrincipal, session: SessionDep,
+                limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                offset: Annotated[int, Query(ge=0)] = 0) -> list[ModelRead]:
+    return [ModelRead.model_validate(m) for m in registry_service.list_models(session=session, limit=limit,
+                                                                               offset=offset)]
+
+
+@router.get("/models/{model_id}", response_model=ModelRead)
+def get_model(_principal: AdminPrincipal, session: SessionDep, model_id: uuid.UUID) -> ModelRead:
+    return ModelRead.model_validate(registry_service.get_model(session=session, model_id=model_id))
+
+
+@router.get("/models/{model_id}/lineage", response_model=list[LineageStep])
+def get_lineage(_principal: AdminPrincipal, session: SessionDep, model_id: uuid.UUID) -> list[LineageStep]:
+    return [LineageStep(model_id=m.id, name=m.name, kind=m.kind, snapshot_id=m.snapshot_id,
+                        snapshot_merkle_root=m.snapshot_merkle_root, weights_sha256=m.weights_sha256,
+                        licensed_only=m.licensed_only)
+            for m in registry_service.lineage(session=session, model_id=model_id)]

@@ -1,0 +1,47 @@
+"""Shapes of training job requests and answers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainingJobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, description="Name of the model the job registers.")
+    recipe: Literal["base", "finetune", "lora"]
+    snapshot_id: uuid.UUID
+    base_model_id: uuid.UUID | None = None
+    settings: dict[str, Any] = Field(default={}, description="Recipe fields to override, e.g. max_train_steps.")
+
+
+class TrainingJobRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    recipe_kind: str
+    recipe: dict
+    snapshot_id: uuid.UUID
+    base_model_id: uuid.UUID | None
+    status: str
+    step: int
+    total_steps: int
+    loss: float | None
+    images_per_s: float | None
+    eta_s: float | None
+    log_tail: str
+    artifacts: list[dict]
+    error_code: str | None
+    error: str | None
+    details: dict
+    result_model_id: uuid.UUID | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    cancel_requested_at: datetime | None
