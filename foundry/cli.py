@@ -447,12 +447,13 @@ def serve_api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> No
 def demo(
     catalog: Annotated[Path | None, typer.Option(envvar="FOUNDRY_DEMO_CATALOG",
                                                  help="The OpenMoji 17.0.0 tarball (npm pack openmoji@17.0.0).")] = None,
+    train_steps: Annotated[int, typer.Option(min=1, help="Optimizer steps for the demo's base model.")] = 150,
 ) -> None:
-    """The whole flow on the embedded default: migrate, onboard OpenMoji, summarise the catalog."""
+    """The whole flow on the embedded default: onboard OpenMoji, snapshot it, train and register a model."""
     from foundry.demo import run_demo
 
     try:
-        run_demo(get_settings(), catalog=catalog, console=console)
+        run_demo(get_settings(), catalog=catalog, console=console, train_steps=train_steps)
     except FoundryError as exc:
         raise _fail(exc.message) from None
 

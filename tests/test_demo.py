@@ -17,8 +17,8 @@ def run_demo(tmp_path, *args, extra_env=None):
 
 
 @pytest.mark.slow
-def test_demo_onboards_openmoji_into_the_embedded_default(tmp_path, openmoji_tgz):
-    result = run_demo(tmp_path, "--catalog", str(openmoji_tgz))
+def test_demo_onboards_snapshots_and_trains_on_the_embedded_default(tmp_path, openmoji_tgz):
+    result = run_demo(tmp_path, "--catalog", str(openmoji_tgz), "--train-steps", "4")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "var" / "foundry.db").is_file()
     assert any((tmp_path / "var" / "blobs" / "blobs").iterdir())
@@ -26,6 +26,10 @@ def test_demo_onboards_openmoji_into_the_embedded_default(tmp_path, openmoji_tgz
     assert "catalog summary" in out and "Johanna Wellnitz" in out
     contributors_line = next(line for line in out.splitlines() if "contributors" in line and "│" in line)
     assert "121" in contributors_line
+    assert "licensed for base training from 121 contributors" in out
+    assert "licensed_only=True" in out and "after 4 steps" in out
+    grid = tmp_path / "var" / "demo" / "sample_grid.png"
+    assert grid.read_bytes().startswith(b"\x89PNG")
 
 
 def test_demo_explains_how_to_provide_a_missing_catalog(tmp_path):

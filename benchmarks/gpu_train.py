@@ -1,0 +1,370 @@
+"""GPU benchmark: SD-1.5-sized fine-tuning through the engine against a bare diffusers loop.
+
+Both sides train the same randomly initialised SD-1.5-sized UNet (320/640/1280/1280 channels,
+cross-attention 768, 64×64 latents for 512 px images) next to an SD-VAE-sized AutoencoderKL and a
+CLIP-L-sized text encoder, in bf16 mixed precision, on identical synthetic 512 px images.
+
+* ``bare``: the shape of diffusers' ``train_text_to_image.py``: VAE encode and text encode on
+  every step, plain ``torch.optim.AdamW``, no compile.
+* ``ours``: ``training.engine.DiffusionTrainer`` with cached VAE latents and text embeddings,
+  fused AdamW, SDPA attention, channels-last and ``torch.compile`` of the UNet.
+
+Warm-up steps (compile, cache fill) are excluded from the timed steps; the compile/warm-up time
+is reported separately. Peak GPU memory is measured per side.
+
+    python benchmarks/gpu_train.py                 # one CUDA GPU, well under 4 minutes on an H100
+    python benchmarks/gpu_train.py --smoke         # tiny sizes on CPU, to test the script itself
+
+Needs only torch, transformers, accelerate, peft, safetensors, numpy, pillow and diffusers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from accelerate import Accelerator  # noqa: E402
+from accelerate.state import AcceleratorState, GradientState  # noqa: E402
+from accelerate.utils import set_seed  # noqa: E402
+from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
+from diffusers.utils import logging as diffusers_logging  # noqa: E402
+from transformers import CLIPTextConfig, CLIPTextModel  # noqa: E402
+from transformers.utils import logging as transformers_logging  # noqa: E402
+
+from training.data import ImageTransform  # noqa: E402
+from training.engine import DiffusionTrainer  # noqa: E402
+from training.pipelines import PipelineParts  # noqa: E402
+from training.recipes import finetune_recipe  # noqa: E402
+from training.synthetic import shape_examples  # noqa: E402
+from training.text_encoder import train_caption_tokenizer  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Sizes:
+    resolution: int
+    unet_channels: tuple[int, ...]
+    unet_layers: int
+    unet_head_dim: int
+    unet_groups: int
+    vae_channels: tuple[int, ...]
+    vae_layers: int
+    vae_groups: int
+    text_hidden: int
+    text_intermediate: int
+    text_layers: int
+    text_heads: int
+    text_vocab: int
+
+
+SD15 = Sizes(
+    resolution=512,
+    unet_channels=(320, 640, 1280, 1280),
+    unet_layers=2,
+    unet_head_dim=8,
+    unet_groups=32,
+    vae_channels=(128, 256, 512, 512),
+    vae_layers=2,
+    vae_groups=32,
+    text_hidden=768,
+    text_intermediate=3072,
+    text_layers=12,
+    text_heads=12,
+    text_vocab=49408,
+)
+SMOKE = Sizes(
+    resolution=64,
+    unet_channels=(32, 64),
+    unet_layers=1,
+    unet_head_dim=8,
+    unet_groups=8,
+    vae_channels=(8, 16, 16, 16),
+    vae_layers=1,
+    vae_groups=8,
+    text_hidden=32,
+    text_intermediate=64,
+    text_layers=2,
+    text_heads=4,
+    text_vocab=1000,
+)
+
+
+def build_models(sizes: Sizes, device: torch.device, seed: int):
+    """Random-init UNet, VAE and text encoder straight on ``device`` (no CPU init of 1B params)."""
+    torch.manual_seed(seed)
+    levels = len(sizes.unet_channels)
+    with torch.device(device):
+        unet = UNet2DConditionModel(
+            sample_size=sizes.resolution // 8,
+            in_channels=4,
+            out_channels=4,
+            block_out_channels=sizes.unet_channels,
+            layers_per_block=sizes.unet_layers,
+            down_block_types=("CrossAttnDownBlock2D",) * (levels - 1) + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (levels - 1),
+            cross_attention_dim=sizes.text_hidden,
+            attention_head_dim=sizes.unet_head_dim,
+            norm_num_groups=sizes.unet_groups,
+        )
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * len(sizes.vae_channels),
+            up_block_types=("UpDecoderBlock2D",) * len(sizes.vae_channels),
+            block_out_channels=sizes.vae_channels,
+            layers_per_block=sizes.vae_layers,
+            latent_channels=4,
+            norm_num_groups=sizes.vae_groups,
+            sample_size=sizes.resolution,
+            scaling_factor=0.18215,
+        )
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=sizes.text_vocab,
+                hidden_size=sizes.text_hidden,
+                intermediate_size=sizes.text_intermediate,
+                num_hidden_layers=sizes.text_layers,
+                num_attention_heads=sizes.text_heads,
+                max_position_embeddings=77,
+                hidden_act="quick_gelu",
+                projection_dim=sizes.text_hidden,
+            )
+        )
+    return unet, vae, text_encoder
+
+
+def sd_noise_scheduler() -> DDPMScheduler:
+    return DDPMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", prediction_type="epsilon", clip_sample=False
+    )
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_gib(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+
+
+def _reset_accelerate() -> None:
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+
+
+def run_bare(sizes, examples, tokenizer, *, device, mixed_precision, batch_size, warmup, steps, seed) -> dict:
+    """diffusers' train_text_to_image.py step: encode with VAE and text encoder every step."""
+    reset_peak_memory(device)
+    set_seed(seed)
+    unet, vae, text_encoder = build_models(sizes, device, seed)
+    accelerator = Accelerator(mixed_precision=mixed_precision)
+    weight_dtype = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[mixed_precision]
+    vae.requires_grad_(False)
+    text_encoder.requires_grad_(False)
+    vae.to(device, dtype=weight_dtype)
+    text_encoder.to(device, dtype=weight_dtype)
+    unet.train()
+    noise_scheduler = sd_noise_scheduler()
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-5, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
+    unet, optimizer = accelerator.prepare(unet, optimizer)
+    transform = ImageTransform(sizes.resolution)
+
+    def batch(step: int):
+        chosen = [examples[(step * batch_size + i) % len(examples)] for i in range(batch_size)]
+        pixels = torch.stack([transform(e.load_image()) for e in chosen])
+        ids = tokenizer(
+            [e.caption for e in chosen], max_length=77, padding="max_length", truncation=True, return_tensors="pt"
+        ).input_ids
+        return pixels, ids
+
+    stamps = []
+    synchronize(device)
+    start = time.perf_counter()
+    for step in range(warmup + steps):
+        pixel_values, input_ids = batch(step)
+        with accelerator.accumulate(unet):
+            latents = vae.encode(pixel_values.to(device, dtype=weight_dtype)).latent_dist.sample()
+            latents = latents * vae.config.scaling_factor
+            noise = torch.randn_like(latents)
+            timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=device)
+            noisy_latents = noise_scheduler.add_noise(latents, noise, timesteps)
+            encoder_hidden_states = text_encoder(input_ids.to(device), return_dict=False)[0]
+            model_pred = unet(noisy_latents, timesteps, encoder_hidden_states, return_dict=False)[0]
+            loss = F.mse_loss(model_pred.float(), noise.float(), reduction="mean")
+            loss_value = accelerator.gather(loss.repeat(batch_size)).mean().item()
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(unet.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad()
+        stamps.append(time.perf_counter())
+    synchronize(device)
+    result = _timing(start, stamps, warmup, batch_size)
+    result.update(
+        peak_memory_gib=peak_memory_gib(device),
+        final_loss=loss_value,
+        unet_parameters_m=round(sum(p.numel() for p in unet.parameters()) / 1e6, 1),
+    )
+    accelerator.free_memory()
+    del unet, vae, text_encoder, optimizer, accelerator
+    _reset_accelerate()
+    reset_peak_memory(device)
+    return result
+
+
+def run_ours(sizes, examples, tokenizer, *, device, mixed_precision, batch_size, warmup, steps, seed, compile_unet, workdir) -> dict:
+    """The engine's fine-tune path with caches, fused AdamW, SDPA, channels-last and torch.compile."""
+    reset_peak_memory(device)
+    set_seed(seed)
+    unet, vae, text_encoder = build_models(sizes, device, seed)
+    scheduler = sd_noise_scheduler()
+    parts = PipelineParts(
+        pipeline_class=StableDiffusionPipeline,
+        unet=unet,
+        noise_scheduler=scheduler,
+        sampling_scheduler=scheduler,
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        extra_components={"safety_checker": None, "feature_extractor": None},
+    )
+    recipe = finetune_recipe(
+        "random-init SD-1.5-sized pipeline",
+        resolution=sizes.resolution,
+        train_batch_size=batch_size,
+        max_train_steps=warmup + steps,
+        learning_rate=1e-5,
+        mixed_precision=mixed_precision,
+        use_ema=False,
+        checkpoint_every=0,
+        channels_last=True,
+        compile_unet=compile_unet,
+        attention="sdpa",
+        seed=seed,
+    )
+    stamps: list[float] = []
+    trainer = DiffusionTrainer(
+        workdir, recipe, examples, parts=parts, progress=lambda *_: stamps.append(time.perf_counter())
+    )
+    try:
+        trainer.prepare()
+        synchronize(device)
+        start = time.perf_counter()
+        trainer.fit()
+        synchronize(device)
+        result = _timing(start, stamps, warmup, batch_size)
+        result.update(
+            peak_memory_gib=peak_memory_gib(device),
+            final_loss=trainer.last_loss,
+            attention=trainer.attention_backend,
+            compiled=compile_unet,
+            cached_latents=len(trainer.latent_cache) if trainer.latent_cache is not None else 0,
+            cached_text_embeddings=len(trainer.text_cache) if trainer.text_cache is not None else 0,
+        )
+        return result
+    finally:
+        trainer.close()
+        del trainer, parts, unet, vae, text_encoder
+        reset_peak_memory(device)
+
+
+def _timing(start: float, stamps: list[float], warmup: int, batch_size: int) -> dict:
+    """Throughput over the steps after ``warmup`` (stamps: end time of every optimizer step)."""
+    timed = stamps[warmup - 1 :]
+    measured_steps = len(timed) - 1
+    seconds = timed[-1] - timed[0]
+    first_step_s = stamps[0] - start
+    step_s = seconds / measured_steps
+    return {
+        "images_per_s": round(measured_steps * batch_size / seconds, 2),
+        "step_s": round(step_s, 4),
+        "measured_steps": measured_steps,
+        "warmup_steps": warmup,
+        "warmup_s": round(stamps[warmup - 1] - start, 2),
+        # The first step carries compilation (and, for ours, its share of the cache fill).
+        "first_step_overhead_s": round(first_step_s - step_s, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes on CPU, float32, no compile")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per side")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps per side (compile, cache fill)")
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.warmup is not None and args.warmup < 1:
+        parser.error("--warmup must be at least 1 (the first step carries compilation)")
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+
+    if args.smoke:
+        sizes, device, mixed_precision = SMOKE, torch.device("cpu"), "no"
+        batch_size, steps, warmup = args.batch_size or 2, args.steps or 2, args.warmup or 1
+        compile_unet = False
+    else:
+        if not torch.cuda.is_available():
+            parser.error("needs a CUDA GPU; use --smoke to exercise the script on CPU")
+        sizes, device, mixed_precision = SD15, torch.device("cuda"), "bf16"
+        batch_size, steps, warmup = args.batch_size or 8, args.steps or 20, args.warmup or 3
+        compile_unet = not args.no_compile
+
+    # Every image is seen during warm-up, so the timed steps show the engine's steady state.
+    examples = shape_examples(batch_size * max(1, warmup), size=sizes.resolution, seed=args.seed)
+    tokenizer = train_caption_tokenizer([e.caption for e in examples], vocab_size=min(sizes.text_vocab, 1000))
+    common = dict(device=device, mixed_precision=mixed_precision, batch_size=batch_size, warmup=warmup, steps=steps, seed=args.seed)
+
+    report: dict = {
+        "benchmark": "SD-1.5-sized UNet fine-tune" if not args.smoke else "smoke (tiny sizes, CPU)",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "resolution": sizes.resolution,
+        "batch_size": batch_size,
+        "mixed_precision": mixed_precision,
+    }
+    started = time.perf_counter()
+    report["bare"] = run_bare(sizes, examples, tokenizer, **common)
+    with tempfile.TemporaryDirectory(prefix="gpu-train-") as workdir:
+        try:
+            report["ours"] = run_ours(sizes, examples, tokenizer, compile_unet=compile_unet, workdir=Path(workdir) / "a", **common)
+        except Exception:  # a compile failure must not hide the uncompiled comparison
+            if not compile_unet:
+                raise
+            report["compile_error"] = traceback.format_exc(limit=3)
+            report["ours"] = run_ours(sizes, examples, tokenizer, compile_unet=False, workdir=Path(workdir) / "b", **common)
+    report["ratio"] = round(report["ours"]["images_per_s"] / report["bare"]["images_per_s"], 3)
+    report["compile_and_warmup_s"] = report["ours"]["warmup_s"]
+    report["total_wall_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
