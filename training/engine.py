@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -189,6 +190,15 @@ def configure_attention(unet: torch.nn.Module, backend: str) -> str:
     return "sdpa"
 
 
+def _enable_activation_checkpointing(model: torch.nn.Module) -> None:
+    """Non-reentrant checkpointing for a transformers model, under its newer or older method name."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def _move(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
     """Move a frozen module; the dtype is only named when it changes (diffusers warns otherwise)."""
     if dtype == torch.float32:
@@ -288,6 +298,9 @@ class DiffusionTrainer:
         if accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             checkpoints.remove_partials(self.output_dir)
+            if checkpoint is None:
+                # Grids of an earlier attempt that never checkpointed describe no weights we keep.
+                shutil.rmtree(self.output_dir / SAMPLES_DIR, ignore_errors=True)
             self._record_recipe(resuming=checkpoint is not None)
         accelerator.wait_for_everyone()
 
@@ -422,7 +435,7 @@ class DiffusionTrainer:
             self.text_encoder.train()
             self.text_encoder.to(device)
             if recipe.gradient_checkpointing:
-                self.text_encoder.gradient_checkpointing_enable()
+                _enable_activation_checkpointing(self.text_encoder)
         else:
             self.text_encoder.requires_grad_(False)
             self.text_encoder.eval()

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from training import checkpoints
 from training.data import TrainingExample
 from training.engine import TrainingCancelled, train, weights_digest
+from training.recipes import finetune_recipe
 from training.synthetic import shape_examples
 
 
@@ -85,6 +86,12 @@ def test_base_recipe_learns_and_saves_a_loadable_if_pipeline(tmp_path, recipes):
         examples[0].caption, num_inference_steps=4, generator=torch.Generator().manual_seed(0), clean_caption=False
     ).images[0]
     assert isinstance(image, Image.Image) and image.size == (32, 32)
+
+    # The engine's own base model is itself a valid starting point for fine-tuning.
+    tuned = train(tmp_path / "tuned", finetune_recipe(str(result.model_path), max_train_steps=2, train_batch_size=2,
+                                                     checkpoint_every=0), examples)
+    assert tuned.text_encoder_origin["kind"] == "inherited_frozen"
+    assert isinstance(DiffusionPipeline.from_pretrained(tuned.model_path), IFPipeline)
 
 
 def test_finetune_trains_the_unet_of_a_stable_diffusion_folder(tmp_path, recipes, latent_examples, tiny_sd_path):
@@ -176,8 +183,8 @@ def test_checkpoint_retention_keeps_at_most_the_limit(tmp_path, recipes, latent_
     def watch(step, *_):
         seen.append(len(checkpoints.list_checkpoints(tmp_path)))
 
-    train(tmp_path, recipes.lora(max_train_steps=5, checkpoint_every=1, checkpoints_total_limit=2), latent_examples,
-          progress=watch)
+    recipe = recipes.lora(max_train_steps=5, checkpoint_every=1, checkpoints_total_limit=2, gradient_checkpointing=True)
+    train(tmp_path, recipe, latent_examples, progress=watch)
     assert max(seen) <= 2
     assert [c.step for c in checkpoints.list_checkpoints(tmp_path)] == [4, 5]
     assert not list(checkpoints.checkpoints_root(tmp_path).glob("*.partial"))

@@ -42,12 +42,14 @@ def assert_same_weights(first, second):
 @pytest.mark.parametrize("kind", ["base", "finetune", "lora"])
 def test_crash_then_resume_matches_an_uninterrupted_run(tmp_path, recipes, pixel_examples, latent_examples, kind):
     if kind == "base":
-        recipe = recipes.base(max_train_steps=6, checkpoint_every=2, use_ema=True, caption_dropout=0.3)
+        recipe = recipes.base(
+            max_train_steps=6, checkpoint_every=2, use_ema=True, caption_dropout=0.3, gradient_checkpointing=True
+        )
         examples = pixel_examples
     elif kind == "finetune":
         recipe = recipes.finetune(
             max_train_steps=6, checkpoint_every=2, use_ema=True, gradient_accumulation_steps=2,
-            lr_scheduler="cosine", lr_warmup_steps=2, caption_dropout=0.3,
+            lr_scheduler="cosine", lr_warmup_steps=2, caption_dropout=0.3, gradient_checkpointing=True,
         )
         examples = latent_examples
     else:
