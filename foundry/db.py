@@ -106,3 +106,20 @@ def transaction(url: str) -> Iterator[Session]:
             yield session
     finally:
         session.close()
+
+
+def get_or_raise(session: Session, model: type, key, *, code: str, what: str):
+    """The row of ``model`` with primary key ``key``, or NotFound with a stable code."""
+    from foundry.errors import NotFound
+
+    row = session.get(model, key)
+    if row is None:
+        raise NotFound(f"{what} {key} does not exist", code=code)
+    return row
+
+
+def newest_first(session: Session, model: type, *, order_by, limit: int, offset: int) -> list:
+    """One page of ``model`` rows, newest first."""
+    from sqlalchemy import select
+
+    return list(session.scalars(select(model).order_by(order_by.desc()).limit(limit).offset(offset)))

@@ -86,8 +86,7 @@ def get_import(_principal: AdminPrincipal, session: SessionDep, import_id: uuid.
 
 @router.get("/catalog/summary", response_model=CatalogSummaryRead)
 def get_summary(_principal: AdminPrincipal, session: SessionDep) -> CatalogSummaryRead:
-    summary = catalog_service.catalog_summary(session=session)
-    return CatalogSummaryRead(**summary.__dict__)
+    return catalog_service.catalog_summary(session=session)
 
 
 @router.get("/assets/{asset_id}", response_model=AssetRead)

@@ -23,8 +23,8 @@ from foundry.catalog.imaging import ImageLimits, ImageRejected, InspectedImage, 
 from foundry.catalog.models import Asset, CatalogImport, Contributor
 from foundry.catalog.sources import CandidateRow, CatalogSource
 from foundry.concurrency import default_workers, ordered_chunked_map
-from foundry.db import utcnow
-from foundry.errors import NotFound
+from foundry.catalog.schemas import CatalogSummaryRead
+from foundry.db import get_or_raise, newest_first, utcnow
 from foundry.licensing.models import LicenseGrant
 from foundry.licensing.policy import allowed_uses, data_mining_prohibits_training
 from foundry.licensing.terms import LicenseTerms, Use, resolve_license
@@ -375,36 +375,18 @@ def record_failed_import(*, session: Session, source: str, source_format: str, r
 
 
 def get_import(*, session: Session, import_id: uuid.UUID) -> CatalogImport:
-    batch = session.get(CatalogImport, import_id)
-    if batch is None:
-        raise NotFound(f"catalog import {import_id} does not exist", code="import_not_found")
-    return batch
+    return get_or_raise(session, CatalogImport, import_id, code="import_not_found", what="catalog import")
 
 
 def list_imports(*, session: Session, limit: int = 50, offset: int = 0) -> list[CatalogImport]:
-    query = select(CatalogImport).order_by(CatalogImport.started_at.desc()).limit(limit).offset(offset)
-    return list(session.scalars(query))
+    return newest_first(session, CatalogImport, order_by=CatalogImport.started_at, limit=limit, offset=offset)
 
 
 def get_asset(*, session: Session, asset_id: uuid.UUID) -> Asset:
-    asset = session.get(Asset, asset_id)
-    if asset is None:
-        raise NotFound(f"asset {asset_id} does not exist", code="asset_not_found")
-    return asset
+    return get_or_raise(session, Asset, asset_id, code="asset_not_found", what="asset")
 
 
-@dataclass(frozen=True)
-class CatalogSummary:
-    contributors: int
-    assets: int
-    grants: int
-    grants_by_use: dict[str, int]
-    assets_by_format: dict[str, int]
-    imports: int
-    top_contributors: list[tuple[str, int]]
-
-
-def catalog_summary(*, session: Session, top: int = 5) -> CatalogSummary:
+def catalog_summary(*, session: Session, top: int = 5) -> CatalogSummaryRead:
     by_format = dict(session.execute(select(Asset.format, func.count()).group_by(Asset.format)).all())
     grants_by_use = {
         use.value: session.scalar(select(func.count()).where(column.is_(True), LicenseGrant.revoked_at.is_(None))) or 0
@@ -419,7 +401,7 @@ def catalog_summary(*, session: Session, top: int = 5) -> CatalogSummary:
         .order_by(func.count(Asset.id).desc(), Contributor.display_name)
         .limit(top)
     ).all()
-    return CatalogSummary(
+    return CatalogSummaryRead(
         contributors=session.scalar(select(func.count()).select_from(Contributor)) or 0,
         assets=session.scalar(select(func.count()).select_from(Asset)) or 0,
         grants=session.scalar(select(func.count()).select_from(LicenseGrant)) or 0,

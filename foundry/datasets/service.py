@@ -23,8 +23,8 @@ from foundry.blobs import BlobStore, sha256_hex
 from foundry.catalog.models import Asset
 from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
 from foundry.datasets.schemas import SnapshotFilters
-from foundry.db import utcnow
-from foundry.errors import FoundryError, InvalidInput, NotFound
+from foundry.db import get_or_raise, newest_first, utcnow
+from foundry.errors import FoundryError, InvalidInput
 from foundry.licensing.models import LicenseGrant
 from foundry.licensing.policy import why_not_permitted
 from foundry.licensing.terms import TRAINING_USES, Use
@@ -151,15 +151,11 @@ def create_snapshot(
 
 
 def get_snapshot(*, session: Session, snapshot_id: uuid.UUID) -> DatasetSnapshot:
-    snapshot = session.get(DatasetSnapshot, snapshot_id)
-    if snapshot is None:
-        raise NotFound(f"dataset snapshot {snapshot_id} does not exist", code="snapshot_not_found")
-    return snapshot
+    return get_or_raise(session, DatasetSnapshot, snapshot_id, code="snapshot_not_found", what="dataset snapshot")
 
 
 def list_snapshots(*, session: Session, limit: int = 50, offset: int = 0) -> list[DatasetSnapshot]:
-    query = select(DatasetSnapshot).order_by(DatasetSnapshot.created_at.desc()).limit(limit).offset(offset)
-    return list(session.scalars(query))
+    return newest_first(session, DatasetSnapshot, order_by=DatasetSnapshot.created_at, limit=limit, offset=offset)
 
 
 def snapshot_entries(*, session: Session, snapshot_id: uuid.UUID, limit: int | None = None,

@@ -8,16 +8,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from foundry.db import utcnow
+from foundry.db import get_or_raise, utcnow
 from foundry.errors import Conflict, InvalidInput, NotFound
 from foundry.licensing.models import LicenseGrant
 
 
 def get_grant(*, session: Session, grant_id: uuid.UUID) -> LicenseGrant:
-    grant = session.get(LicenseGrant, grant_id)
-    if grant is None:
-        raise NotFound(f"license grant {grant_id} does not exist", code="grant_not_found")
-    return grant
+    return get_or_raise(session, LicenseGrant, grant_id, code="grant_not_found", what="license grant")
 
 
 def grants_for_asset(*, session: Session, asset_id: uuid.UUID) -> list[LicenseGrant]:

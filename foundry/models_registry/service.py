@@ -13,12 +13,12 @@ import os
 import uuid
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foundry import __version__
 from foundry.blobs import BlobStore, sha256_hex
-from foundry.errors import InvalidInput, NotFound
+from foundry.db import get_or_raise, newest_first
+from foundry.errors import InvalidInput
 from foundry.models_registry.models import RegisteredModel
 from foundry.models_registry.policy import is_licensed_only
 
@@ -60,15 +60,11 @@ def store_folder(*, blob_store: BlobStore, folder: Path) -> dict[str, str]:
 
 
 def get_model(*, session: Session, model_id: uuid.UUID) -> RegisteredModel:
-    model = session.get(RegisteredModel, model_id)
-    if model is None:
-        raise NotFound(f"model {model_id} does not exist", code="model_not_found")
-    return model
+    return get_or_raise(session, RegisteredModel, model_id, code="model_not_found", what="model")
 
 
 def list_models(*, session: Session, limit: int = 50, offset: int = 0) -> list[RegisteredModel]:
-    query = select(RegisteredModel).order_by(RegisteredModel.created_at.desc()).limit(limit).offset(offset)
-    return list(session.scalars(query))
+    return newest_first(session, RegisteredModel, order_by=RegisteredModel.created_at, limit=limit, offset=offset)
 
 
 def lineage(*, session: Session, model_id: uuid.UUID) -> list[RegisteredModel]:

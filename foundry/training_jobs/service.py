@@ -14,7 +14,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from foundry.datasets import service as dataset_service
-from foundry.db import utcnow
+from foundry.db import get_or_raise, newest_first, utcnow
 from foundry.errors import Conflict, InvalidInput, NotFound
 from foundry.licensing.terms import Use
 from foundry.models_registry import service as registry_service
@@ -56,15 +56,11 @@ def create_job(*, session: Session, name: str, recipe_kind: str, recipe: dict, s
 
 
 def get_job(*, session: Session, job_id: uuid.UUID) -> TrainingJob:
-    job = session.get(TrainingJob, job_id)
-    if job is None:
-        raise NotFound(f"training job {job_id} does not exist", code="training_job_not_found")
-    return job
+    return get_or_raise(session, TrainingJob, job_id, code="training_job_not_found", what="training job")
 
 
 def list_jobs(*, session: Session, limit: int = 50, offset: int = 0) -> list[TrainingJob]:
-    query = select(TrainingJob).order_by(TrainingJob.created_at.desc()).limit(limit).offset(offset)
-    return list(session.scalars(query))
+    return newest_first(session, TrainingJob, order_by=TrainingJob.created_at, limit=limit, offset=offset)
 
 
 def claim_job(*, session: Session, job_id: uuid.UUID, worker: str, stale_after: timedelta) -> bool:
