@@ -7,7 +7,7 @@ the same number of threads. The reference loop has the shape of diffusers'
 plain ``torch.optim.AdamW``. The engine caches the frozen VAE's latent distributions and the
 frozen text embeddings, runs AdamW with foreach kernels and also pays for its license gate.
 
-    python benchmarks/train.py [--steps 40] [--batch-size 8] [--images 16] [--repeats 2] [--threads 1]
+    python benchmarks/train.py [--steps 40] [--batch-size 8] [--images 16] [--repeats 3] [--threads 1]
 
 Prints one JSON object: images/s of each side (median over repeats, cache fill included),
 and ``ratio`` = engine / reference.
@@ -27,24 +27,27 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from accelerate import Accelerator  # noqa: E402
-from accelerate.state import AcceleratorState, GradientState  # noqa: E402
-from accelerate.utils import set_seed  # noqa: E402
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel  # noqa: E402
-from diffusers.optimization import get_scheduler  # noqa: E402
-from diffusers.utils import logging as diffusers_logging  # noqa: E402
-from transformers import CLIPTextModel, CLIPTokenizer  # noqa: E402
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import set_seed
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from diffusers.optimization import get_scheduler
+from diffusers.utils import logging as diffusers_logging
+from transformers import CLIPTextModel, CLIPTokenizer
+from transformers.utils import logging as transformers_logging
 
-from training.data import ImageTransform  # noqa: E402
-from training.engine import DiffusionTrainer  # noqa: E402
-from training.pipelines import build_tiny_stable_diffusion  # noqa: E402
-from training.recipes import finetune_recipe  # noqa: E402
-from training.synthetic import shape_examples  # noqa: E402
+from training.data import ImageTransform
+from training.engine import DiffusionTrainer
+from training.pipelines import build_tiny_stable_diffusion
+from training.recipes import finetune_recipe
+from training.synthetic import shape_examples
 
 
-def reference_loop(model_dir: Path, examples, *, steps: int, batch_size: int, resolution: int, seed: int) -> list[float]:
+def reference_loop(
+    model_dir: Path, examples, *, steps: int, batch_size: int, resolution: int, seed: int
+) -> list[float]:
     """diffusers' train_text_to_image.py loop, reduced to what this benchmark exercises.
 
     Returns the wall-clock time at the end of each optimizer step (index 0: loop start).
@@ -154,14 +157,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--images", type=int, default=16, help="distinct training images (reused every epoch)")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (0: torch's choice). One by default: on a shared box OpenMP threads "
+        "spin-waiting for a busy core make multi-threaded timings swing several-fold between runs",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     diffusers_logging.set_verbosity_error()
     diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
 
     resolution = 64
     examples = shape_examples(args.images, size=resolution, seed=args.seed)

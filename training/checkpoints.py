@@ -107,8 +107,8 @@ def prune(output_dir: str | Path, keep: int | None) -> list[Path]:
 
 __all__ = [
     "CHECKPOINTS_DIR",
-    "Checkpoint",
     "STATE_FILE",
+    "Checkpoint",
     "checkpoints_root",
     "latest_checkpoint",
     "list_checkpoints",

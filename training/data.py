@@ -67,9 +67,7 @@ class ExampleOrder:
         epoch, offset = divmod(position, self.num_examples)
         return self._permutation_for(epoch)[offset]
 
-    def batch_positions(
-        self, micro_batch: int, process_index: int, num_processes: int, batch_size: int
-    ) -> range:
+    def batch_positions(self, micro_batch: int, process_index: int, num_processes: int, batch_size: int) -> range:
         """Stream positions of one process's share of global micro-batch ``micro_batch``."""
         start = (micro_batch * num_processes + process_index) * batch_size
         return range(start, start + batch_size)

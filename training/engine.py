@@ -15,7 +15,7 @@ production job needs on top:
   ``checkpoints_total_limit``.
 * **Speed.** Frozen VAE latents and frozen text embeddings are cached per item; AdamW is fused on
   CUDA (foreach elsewhere); attention runs through PyTorch SDPA (xformers when asked for and
-  importable); optional gradient checkpointing, channels-last, torch.compile, TF32, EMA.
+  importable); optional gradient checkpointing, channels-last, torch.compile (regional or full), TF32, EMA.
 
 Hooks: ``before_batch(ids: list[str])`` (every process, its own share of the batch),
 ``progress(step, total, loss, images_per_s, eta_s)`` (main process, after every optimizer step),
@@ -56,7 +56,13 @@ from training import checkpoints
 from training.caches import TensorCache
 from training.data import ExampleLike, ExampleOrder, ImageTransform, flip_for_position, stable_seed
 from training.losses import diffusion_loss
-from training.pipelines import PipelineParts, build_base_parts, load_pipeline_parts, sample_grid
+from training.pipelines import (
+    PipelineParts,
+    build_base_parts,
+    expected_pipeline_warnings_silenced,
+    load_pipeline_parts,
+    sample_grid,
+)
 from training.recipes import Recipe
 from training.text_encoder import (
     encode_prompts,
@@ -166,12 +172,12 @@ def weights_digest(folder: str | Path) -> tuple[str, dict[str, str]]:
 
 def make_adamw(params: Sequence[torch.nn.Parameter], recipe: Recipe) -> torch.optim.AdamW:
     """AdamW with the fused kernel on CUDA (one launch for all tensors) and foreach elsewhere."""
-    options: dict[str, Any] = dict(
-        lr=recipe.learning_rate,
-        betas=(recipe.adam_beta1, recipe.adam_beta2),
-        weight_decay=recipe.adam_weight_decay,
-        eps=recipe.adam_epsilon,
-    )
+    options: dict[str, Any] = {
+        "lr": recipe.learning_rate,
+        "betas": (recipe.adam_beta1, recipe.adam_beta2),
+        "weight_decay": recipe.adam_weight_decay,
+        "eps": recipe.adam_epsilon,
+    }
     if params and all(p.device.type == "cuda" for p in params):
         options["fused"] = True
     else:
@@ -205,6 +211,14 @@ def _move(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> 
         module.to(device)
     else:
         module.to(device, dtype=dtype)
+
+
+def compile_unet(unet: torch.nn.Module, mode: str) -> None:
+    """torch.compile in place; ``Module.compile`` keeps parameter names, so checkpoints are unaffected."""
+    if mode == "full":
+        unet.compile()
+    elif mode == "regional":
+        unet.compile_repeated_blocks()
 
 
 @dataclass
@@ -350,9 +364,7 @@ class DiffusionTrainer:
         if recipe.trains_lora:
             accelerator.register_save_state_pre_hook(self._save_lora_state)
             accelerator.register_load_state_pre_hook(self._load_lora_state)
-        if recipe.compile_unet:
-            # Module.compile keeps parameter names, so checkpoints and exports are unaffected.
-            accelerator.unwrap_model(self.unet).compile()
+        compile_unet(accelerator.unwrap_model(self.unet), recipe.torch_compile)
 
         if checkpoint is not None:
             self._restore(checkpoint)
@@ -391,9 +403,7 @@ class DiffusionTrainer:
             self.text_encoder_origin = json.loads(origin_path.read_text(encoding="utf-8"))
         else:
             captions = [e.caption for e in self.examples]
-            self.text_encoder_origin = scratch_text_encoder_origin(
-                captions, tokenizer, parts.text_encoder, recipe.seed
-            )
+            self.text_encoder_origin = scratch_text_encoder_origin(captions, tokenizer, parts.text_encoder, recipe.seed)
             if self.accelerator.is_main_process:
                 origin_path.write_text(json.dumps(self.text_encoder_origin, indent=2), encoding="utf-8")
         self.accelerator.wait_for_everyone()
@@ -402,18 +412,20 @@ class DiffusionTrainer:
     def _scratch_tokenizer(self, resuming: bool) -> CLIPTokenizer:
         """Learned once by the main process and saved, so every process and every resume uses it."""
         folder = self.output_dir / STATE_DIR / "tokenizer"
-        if not (resuming and folder.is_dir()):
-            if self.accelerator.is_main_process:
-                captions = [e.caption for e in self.examples]
-                tokenizer = train_caption_tokenizer(captions, self.recipe.model_shape.tokenizer_vocab_size)
-                save_tokenizer(tokenizer, folder)
+        learn_now = not (resuming and folder.is_dir())
+        if learn_now and self.accelerator.is_main_process:
+            captions = [e.caption for e in self.examples]
+            tokenizer = train_caption_tokenizer(captions, self.recipe.model_shape.tokenizer_vocab_size)
+            save_tokenizer(tokenizer, folder)
         self.accelerator.wait_for_everyone()
         return CLIPTokenizer.from_pretrained(folder)
 
     def _check_resolution(self) -> None:
         parts = self.parts
         if self.resolution % parts.vae_scale_factor:
-            raise ValueError(f"resolution {self.resolution} is not a multiple of the VAE factor {parts.vae_scale_factor}")
+            raise ValueError(
+                f"resolution {self.resolution} is not a multiple of the VAE factor {parts.vae_scale_factor}"
+            )
         sample = self.resolution // parts.vae_scale_factor
         levels = len(parts.unet.config.block_out_channels)
         if sample % 2 ** (levels - 1):
@@ -479,7 +491,10 @@ class DiffusionTrainer:
             if self.accelerator.unwrap_model(model) is self._unwrapped_unet():
                 if self.accelerator.is_main_process:
                     adapter = get_peft_model_state_dict(self._unwrapped_unet())
-                    save_file({k: v.detach().contiguous() for k, v in adapter.items()}, Path(output_dir) / LORA_CHECKPOINT_FILE)
+                    save_file(
+                        {k: v.detach().contiguous() for k, v in adapter.items()},
+                        Path(output_dir) / LORA_CHECKPOINT_FILE,
+                    )
                 if weights:
                     weights.pop(index)
                 return
@@ -621,7 +636,7 @@ class DiffusionTrainer:
         if self.before_batch is not None:
             try:
                 self.before_batch(list(example_ids))
-            except Exception as error:  # re-raised below, after every process has agreed to stop
+            except Exception as error:  # noqa: BLE001 - any refusal stops all processes, then is re-raised
                 failure = error
         if self._any_process(failure is not None):
             if failure is not None:
@@ -669,7 +684,9 @@ class DiffusionTrainer:
             pixels = torch.stack([self._pixels(e, f) for e, f in zip(batch.examples, batch.flips)])
             return pixels.to(device, non_blocking=True)
         if self.latent_cache is not None:
-            moments = self.latent_cache.get_batch([(e.example_id, f) for e, f in zip(batch.examples, batch.flips)], device)
+            moments = self.latent_cache.get_batch(
+                [(e.example_id, f) for e, f in zip(batch.examples, batch.flips)], device
+            )
         else:
             pixels = torch.stack([self._pixels(e, f) for e, f in zip(batch.examples, batch.flips)])
             moments = self._latent_moments(pixels.to(device))
@@ -792,7 +809,8 @@ class DiffusionTrainer:
             pipeline = parts.assemble(**trained)
         else:
             # Frozen parts come from disk in their stored precision, not the training dtype copies.
-            pipeline = parts.pipeline_class.from_pretrained(recipe.base_model, **trained)
+            with expected_pipeline_warnings_silenced():
+                pipeline = parts.pipeline_class.from_pretrained(recipe.base_model, **trained)
         pipeline.save_pretrained(target, safe_serialization=True)
         write_classic_vocab_files(parts.tokenizer, target / "tokenizer")
         return target, "diffusers_pipeline"
@@ -800,11 +818,12 @@ class DiffusionTrainer:
     def _write_final_grid(self, model_path: Path) -> None:
         """Render from the saved files, which also proves the export loads."""
         recipe = self.recipe
-        if recipe.trains_lora:
-            pipeline = DiffusionPipeline.from_pretrained(recipe.base_model)
-            pipeline.load_lora_weights(str(model_path))
-        else:
-            pipeline = DiffusionPipeline.from_pretrained(str(model_path))
+        with expected_pipeline_warnings_silenced():
+            if recipe.trains_lora:
+                pipeline = DiffusionPipeline.from_pretrained(recipe.base_model)
+                pipeline.load_lora_weights(str(model_path))
+            else:
+                pipeline = DiffusionPipeline.from_pretrained(str(model_path))
         pipeline.to(self.device)
         grid = sample_grid(
             pipeline,
@@ -863,6 +882,7 @@ __all__ = [
     "StoppedByPeer",
     "TrainingCancelled",
     "TrainingResult",
+    "compile_unet",
     "configure_attention",
     "make_adamw",
     "train",

@@ -151,19 +151,17 @@ def variational_bound_terms(
     return torch.where(timesteps == 0, nll, kl)
 
 
-def normal_kl(
-    mean1: torch.Tensor, log_var1: torch.Tensor, mean2: torch.Tensor, log_var2: torch.Tensor
-) -> torch.Tensor:
-    return 0.5 * (-1.0 + log_var2 - log_var1 + torch.exp(log_var1 - log_var2) + (mean1 - mean2) ** 2 * torch.exp(-log_var2))
+def normal_kl(mean1: torch.Tensor, log_var1: torch.Tensor, mean2: torch.Tensor, log_var2: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (
+        -1.0 + log_var2 - log_var1 + torch.exp(log_var1 - log_var2) + (mean1 - mean2) ** 2 * torch.exp(-log_var2)
+    )
 
 
 def _standard_normal_cdf(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3))))
 
 
-def discretized_gaussian_log_likelihood(
-    x: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor
-) -> torch.Tensor:
+def discretized_gaussian_log_likelihood(x: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
     """Log-likelihood of 8-bit pixel values scaled to [-1, 1] under a discretised Gaussian."""
     centered = x - means
     inv_std = torch.exp(-log_scales)

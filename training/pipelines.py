@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from diffusers import (
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
+from diffusers.utils import logging as diffusers_logging
 from diffusers.utils import make_image_grid
 from PIL import Image
 from transformers import CLIPTokenizer
@@ -43,6 +46,22 @@ from training.text_encoder import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def expected_pipeline_warnings_silenced() -> Iterator[None]:
+    """Hide the warnings diffusers logs for choices made here on purpose.
+
+    Building or loading the ``base`` IFPipeline logs that the safety checker is disabled (it is
+    DeepFloyd's filter for their own weights; these models are trained from scratch and sampled
+    only for validation) and that a T5 text encoder was expected (a CLIP one is used).
+    """
+    previous = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity(diffusers_logging.ERROR)
+    try:
+        yield
+    finally:
+        diffusers_logging.set_verbosity(previous)
 
 
 @dataclass
@@ -89,18 +108,20 @@ class PipelineParts:
         if self.vae is not None:
             components["vae"] = self.vae
         components.update(overrides)
-        return self.pipeline_class(**components)
+        with expected_pipeline_warnings_silenced():
+            return self.pipeline_class(**components)
 
 
 def load_pipeline_parts(path: str | Path) -> PipelineParts:
     """Open a diffusers pipeline folder whose model is a text-conditioned UNet2DConditionModel."""
-    pipeline = DiffusionPipeline.from_pretrained(str(path))
+    with expected_pipeline_warnings_silenced():
+        pipeline = DiffusionPipeline.from_pretrained(str(path))
     components = dict(pipeline.components)
     missing = [name for name in ("unet", "scheduler", "tokenizer", "text_encoder") if components.get(name) is None]
     if missing:
         raise ValueError(f"{path} is not a text-to-image UNet pipeline: missing {missing}")
     if not isinstance(components["unet"], UNet2DConditionModel):
-        raise ValueError(f"{path}: the UNet is a {type(components['unet']).__name__}, not a UNet2DConditionModel")
+        raise TypeError(f"{path}: the UNet is a {type(components['unet']).__name__}, not a UNet2DConditionModel")
     unet = components.pop("unet")
     sampling_scheduler = components.pop("scheduler")
     tokenizer = components.pop("tokenizer")
@@ -127,7 +148,10 @@ def base_noise_scheduler(shape: BaseModelShape) -> DDPMScheduler:
         variance_type="learned_range",
         clip_sample=True,
         clip_sample_range=1.0,
-        timestep_spacing="trailing",
+        # "leading" ends sampling on t=0, which adds no noise. With "trailing" the last step
+        # jumps from t>0 to before t=0, where diffusers' learned-range variance interpolates
+        # against log(1e-20) and any predicted fraction above 1 explodes into speckle noise.
+        timestep_spacing="leading",
     )
 
 
@@ -241,7 +265,9 @@ def build_tiny_stable_diffusion(
     tokenizer = train_caption_tokenizer(captions, shape.tokenizer_vocab_size)
     text_encoder = build_text_encoder(
         tokenizer,
-        TextEncoderShape(shape.text_hidden_size, shape.text_intermediate_size, shape.text_num_layers, shape.text_num_heads),
+        TextEncoderShape(
+            shape.text_hidden_size, shape.text_intermediate_size, shape.text_num_layers, shape.text_num_heads
+        ),
     )
     down_levels = len(shape.vae_block_out_channels)
     vae = AutoencoderKL(
@@ -300,6 +326,7 @@ __all__ = [
     "build_base_parts",
     "build_base_unet",
     "build_tiny_stable_diffusion",
+    "expected_pipeline_warnings_silenced",
     "load_pipeline_parts",
     "pipeline_call_kwargs",
     "sample_grid",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -83,7 +84,7 @@ class ProgressFile:
             "total": total,
             "loss": loss,
             "images_per_s": images_per_s,
-            "eta_s": None if eta_s != eta_s else eta_s,  # NaN is not JSON
+            "eta_s": None if math.isnan(eta_s) else eta_s,  # NaN is not JSON
             "time": time.time(),
         }
         with self.path.open("a", encoding="utf-8") as handle:
@@ -118,12 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
 
     from training.data import load_data_dir
     from training.engine import StoppedByPeer, TrainingCancelled, train
     from training.recipes import Recipe
 
     diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
     recipe = Recipe.from_json(args.recipe_json.read_text(encoding="utf-8"))
     examples = load_data_dir(args.data_dir)
     cancel_file = args.cancel_file

@@ -36,9 +36,7 @@ MAX_PROMPT_TOKENS = 77
 """IF and Stable Diffusion both encode prompts as 77 tokens."""
 
 # The same splitting CLIPTokenizer applies before BPE, so the learned merges fit it exactly.
-_CLIP_SPLIT_PATTERN = (
-    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
-)
+_CLIP_SPLIT_PATTERN = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
 
 def _clip_style_bpe_tokenizer() -> Tokenizer:

@@ -62,29 +62,35 @@ class TinyRecipes:
         self.tiny_sd_path = tiny_sd_path
 
     def base(self, **overrides):
-        settings = dict(
-            model_shape=TINY_BASE_SHAPE,
-            resolution=32,
-            train_batch_size=3,
-            max_train_steps=6,
-            learning_rate=2e-3,
-            lr_scheduler="constant",
-            lr_warmup_steps=0,
-            checkpoint_every=0,
-            validation_every=0,
-            validation_prompts=(),
-            validation_inference_steps=3,
-        )
+        settings = {
+            "model_shape": TINY_BASE_SHAPE,
+            "resolution": 32,
+            "train_batch_size": 3,
+            "max_train_steps": 6,
+            "learning_rate": 2e-3,
+            "lr_scheduler": "constant",
+            "lr_warmup_steps": 0,
+            "checkpoint_every": 0,
+            "validation_every": 0,
+            "validation_prompts": (),
+            "validation_inference_steps": 3,
+        }
         settings.update(overrides)
         return base_recipe(**settings)
 
     def finetune(self, **overrides):
-        settings = dict(train_batch_size=3, max_train_steps=6, learning_rate=1e-3, checkpoint_every=0)
+        settings = {"train_batch_size": 3, "max_train_steps": 6, "learning_rate": 1e-3, "checkpoint_every": 0}
         settings.update(overrides)
         return finetune_recipe(str(self.tiny_sd_path), **settings)
 
     def lora(self, **overrides):
-        settings = dict(train_batch_size=3, max_train_steps=6, learning_rate=5e-3, lora_rank=4, checkpoint_every=0)
+        settings = {
+            "train_batch_size": 3,
+            "max_train_steps": 6,
+            "learning_rate": 5e-3,
+            "lora_rank": 4,
+            "checkpoint_every": 0,
+        }
         settings.update(overrides)
         return lora_recipe(str(self.tiny_sd_path), **settings)
 

@@ -5,19 +5,24 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 
 def _run_script(python, repo_root, child_env, tmp_path, *args):
     # Run from an unrelated folder without PYTHONPATH: the scripts must locate the repo on their own.
     env = {k: v for k, v in child_env.items() if k != "PYTHONPATH"}
     done = subprocess.run(
-        [python, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+        [python, *args], check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_smoke_mode_runs_on_cpu(python, repo_root, child_env, tmp_path):
-    report = _run_script(python, repo_root, child_env, tmp_path, str(repo_root / "benchmarks" / "gpu_train.py"), "--smoke")
+    report = _run_script(
+        python, repo_root, child_env, tmp_path, str(repo_root / "benchmarks" / "gpu_train.py"), "--smoke"
+    )
     for side in ("bare", "ours"):
         assert report[side]["images_per_s"] > 0
         assert report[side]["measured_steps"] == 2
@@ -26,10 +31,22 @@ def test_gpu_benchmark_smoke_mode_runs_on_cpu(python, repo_root, child_env, tmp_
     assert report["ratio"] > 0 and "compile_error" not in report
 
 
+@pytest.mark.slow
 def test_cpu_benchmark_reports_both_loops(python, repo_root, child_env, tmp_path):
     report = _run_script(
-        python, repo_root, child_env, tmp_path, str(repo_root / "benchmarks" / "train.py"),
-        "--steps", "3", "--batch-size", "2", "--images", "4", "--repeats", "1",
+        python,
+        repo_root,
+        child_env,
+        tmp_path,
+        str(repo_root / "benchmarks" / "train.py"),
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--images",
+        "4",
+        "--repeats",
+        "1",
     )
     assert report["reference_images_per_s"] > 0 and report["engine_images_per_s"] > 0
     assert report["ratio"] > 0

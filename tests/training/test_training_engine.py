@@ -25,9 +25,7 @@ class Recorder:
         self.gated: list[list[str]] = []
         self.loaded: list[str] = []
         self.progress: list[tuple] = []
-        self.examples = [
-            TrainingExample(e.example_id, self._recording_loader(e), e.caption) for e in examples
-        ]
+        self.examples = [TrainingExample(e.example_id, self._recording_loader(e), e.caption) for e in examples]
 
     def _recording_loader(self, example):
         def load():
@@ -81,6 +79,8 @@ def test_base_recipe_learns_and_saves_a_loadable_if_pipeline(tmp_path, recipes):
     assert pipeline.unet.config.out_channels == 2 * pipeline.unet.config.in_channels == 6
     assert pipeline.scheduler.config.variance_type == "learned_range"
     assert pipeline.scheduler.config.prediction_type == "v_prediction"
+    pipeline.scheduler.set_timesteps(25)
+    assert pipeline.scheduler.timesteps[-1] == 0  # the last step adds no (learned-variance) noise
     pipeline.set_progress_bar_config(disable=True)
     image = pipeline(
         examples[0].caption, num_inference_steps=4, generator=torch.Generator().manual_seed(0), clean_caption=False
@@ -88,8 +88,11 @@ def test_base_recipe_learns_and_saves_a_loadable_if_pipeline(tmp_path, recipes):
     assert isinstance(image, Image.Image) and image.size == (32, 32)
 
     # The engine's own base model is itself a valid starting point for fine-tuning.
-    tuned = train(tmp_path / "tuned", finetune_recipe(str(result.model_path), max_train_steps=2, train_batch_size=2,
-                                                     checkpoint_every=0), examples)
+    tuned = train(
+        tmp_path / "tuned",
+        finetune_recipe(str(result.model_path), max_train_steps=2, train_batch_size=2, checkpoint_every=0),
+        examples,
+    )
     assert tuned.text_encoder_origin["kind"] == "inherited_frozen"
     assert isinstance(DiffusionPipeline.from_pretrained(tuned.model_path), IFPipeline)
 
@@ -134,17 +137,25 @@ def test_lora_saves_adapter_weights_that_load_into_the_base_pipeline(tmp_path, r
 
     pipeline = DiffusionPipeline.from_pretrained(tiny_sd_path)
     pipeline.set_progress_bar_config(disable=True)
-    before = pipeline("a red circle", num_inference_steps=2, output_type="np", generator=torch.Generator().manual_seed(0)).images
+    before = pipeline(
+        "a red circle", num_inference_steps=2, output_type="np", generator=torch.Generator().manual_seed(0)
+    ).images
     pipeline.load_lora_weights(str(result.model_path))
-    after = pipeline("a red circle", num_inference_steps=2, output_type="np", generator=torch.Generator().manual_seed(0)).images
+    after = pipeline(
+        "a red circle", num_inference_steps=2, output_type="np", generator=torch.Generator().manual_seed(0)
+    ).images
     assert after.shape == (1, 64, 64, 3)
     assert not np.allclose(before, after)
 
 
 def test_gated_ids_are_exactly_the_ids_whose_images_enter_batches(tmp_path, recipes, pixel_examples):
     recorder = Recorder(pixel_examples)
-    train(tmp_path, recipes.base(max_train_steps=4, gradient_accumulation_steps=2), recorder.examples,
-          before_batch=recorder.before_batch)
+    train(
+        tmp_path,
+        recipes.base(max_train_steps=4, gradient_accumulation_steps=2),
+        recorder.examples,
+        before_batch=recorder.before_batch,
+    )
     assert len(recorder.gated) == 8
     assert all(len(ids) == 3 for ids in recorder.gated)
     # Pixel models read every image of every batch, right after the gate cleared it.
@@ -166,8 +177,13 @@ def test_before_batch_raising_stops_training_before_the_batch_is_read(tmp_path, 
         recorder.before_batch(ids)
 
     with pytest.raises(GateClosed) as stopped:
-        train(tmp_path, recipes.base(max_train_steps=6, checkpoint_every=1), recorder.examples,
-              before_batch=gate, progress=recorder.on_progress)
+        train(
+            tmp_path,
+            recipes.base(max_train_steps=6, checkpoint_every=1),
+            recorder.examples,
+            before_batch=gate,
+            progress=recorder.on_progress,
+        )
     assert stopped.value.args[0] == calls[2]
     assert len(calls) == 3  # nothing after the refusal
     assert recorder.loaded == [i for ids in recorder.gated for i in ids]  # only the two cleared batches
@@ -198,8 +214,13 @@ def test_cancel_saves_a_checkpoint_and_the_job_can_resume(tmp_path, recipes, lat
         return len(steps) >= 3
 
     with pytest.raises(TrainingCancelled) as cancelled:
-        train(tmp_path, recipe, latent_examples, progress=lambda step, *_: steps.append(step),
-              should_cancel=cancel_after_three)
+        train(
+            tmp_path,
+            recipe,
+            latent_examples,
+            progress=lambda step, *_: steps.append(step),
+            should_cancel=cancel_after_three,
+        )
     assert cancelled.value.step == 3
     assert cancelled.value.checkpoint == tmp_path / "checkpoints" / "checkpoint-3"
     assert steps == [1, 2, 3]
@@ -213,5 +234,9 @@ def test_cancel_saves_a_checkpoint_and_the_job_can_resume(tmp_path, recipes, lat
 def test_resume_refuses_a_different_recipe(tmp_path, recipes, latent_examples):
     train(tmp_path, recipes.lora(max_train_steps=2, checkpoint_every=1), latent_examples)
     with pytest.raises(ValueError, match="differs"):
-        train(tmp_path, recipes.lora(max_train_steps=2, checkpoint_every=1, learning_rate=1e-2), latent_examples,
-              resume_from="latest")
+        train(
+            tmp_path,
+            recipes.lora(max_train_steps=2, checkpoint_every=1, learning_rate=1e-2),
+            latent_examples,
+            resume_from="latest",
+        )

@@ -48,8 +48,14 @@ def test_crash_then_resume_matches_an_uninterrupted_run(tmp_path, recipes, pixel
         examples = pixel_examples
     elif kind == "finetune":
         recipe = recipes.finetune(
-            max_train_steps=6, checkpoint_every=2, use_ema=True, gradient_accumulation_steps=2,
-            lr_scheduler="cosine", lr_warmup_steps=2, caption_dropout=0.3, gradient_checkpointing=True,
+            max_train_steps=6,
+            checkpoint_every=2,
+            use_ema=True,
+            gradient_accumulation_steps=2,
+            lr_scheduler="cosine",
+            lr_warmup_steps=2,
+            caption_dropout=0.3,
+            gradient_checkpointing=True,
         )
         examples = latent_examples
     else:
@@ -82,7 +88,10 @@ def _wait_for_step(progress_file, step, process, timeout_s=180.0):
     raise AssertionError(f"step {step} not reached within {timeout_s}s")
 
 
-def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path, recipes, latent_examples, child_env, python, repo_root):
+@pytest.mark.slow
+def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(
+    tmp_path, recipes, latent_examples, child_env, python, repo_root
+):
     data_dir = write_data_dir(tmp_path / "data", latent_examples)
     recipe = recipes.finetune(max_train_steps=40, checkpoint_every=4, use_ema=True)
     recipe_file = tmp_path / "recipe.json"
@@ -90,8 +99,17 @@ def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path, recip
     output = tmp_path / "killed"
     progress_file = tmp_path / "progress.jsonl"
     command = [
-        python, "-m", "training.run", "--recipe-json", str(recipe_file), "--data-dir", str(data_dir),
-        "--output", str(output), "--progress-jsonl", str(progress_file),
+        python,
+        "-m",
+        "training.run",
+        "--recipe-json",
+        str(recipe_file),
+        "--data-dir",
+        str(data_dir),
+        "--output",
+        str(output),
+        "--progress-jsonl",
+        str(progress_file),
     ]
 
     with open(tmp_path / "first.log", "w") as log:
@@ -107,7 +125,13 @@ def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path, recip
     assert 8 <= killed_at < 40
 
     second = subprocess.run(
-        command + ["--resume-from", "latest"], cwd=repo_root, env=child_env, capture_output=True, text=True, timeout=300
+        command + ["--resume-from", "latest"],
+        check=False,
+        cwd=repo_root,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert second.returncode == 0, second.stderr[-3000:]
     resumed = json.loads(second.stdout)
@@ -118,21 +142,47 @@ def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path, recip
     assert resumed["weight_files"] == reference.weight_files
 
 
+@pytest.mark.slow
 def test_two_process_accelerate_launch_on_cpu(tmp_path, recipes, child_env, python, repo_root):
     data_dir = write_data_dir(tmp_path / "data", shape_examples(8, size=32, seed=5))
     recipe = recipes.base(
-        train_batch_size=2, max_train_steps=4, checkpoint_every=2, use_ema=True,
-        validation_every=2, validation_prompts=("a red circle on a blue background",), validation_inference_steps=2,
+        train_batch_size=2,
+        max_train_steps=4,
+        checkpoint_every=2,
+        use_ema=True,
+        validation_every=2,
+        validation_prompts=("a red circle on a blue background",),
+        validation_inference_steps=2,
     )
     recipe_file = tmp_path / "recipe.json"
     recipe_file.write_text(recipe.to_json())
     launch = [
-        python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.run",
-        "--recipe-json", str(recipe_file), "--data-dir", str(data_dir),
+        python,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "training.run",
+        "--recipe-json",
+        str(recipe_file),
+        "--data-dir",
+        str(data_dir),
     ]
     done = subprocess.run(
-        launch + ["--output", str(tmp_path / "out")], cwd=repo_root, env=child_env, capture_output=True, text=True,
+        launch + ["--output", str(tmp_path / "out")],
+        check=False,
+        cwd=repo_root,
+        env=child_env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -141,7 +191,11 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, recipes, child_env, pyth
     latest = checkpoints.latest_checkpoint(tmp_path / "out")
     assert latest.state()["num_processes"] == 2
     assert (latest.path / "random_states_1.pkl").is_file()
-    assert sorted(os.path.basename(p) for p in result["sample_grids"]) == ["final.png", "step-000002.png", "step-000004.png"]
+    assert sorted(os.path.basename(p) for p in result["sample_grids"]) == [
+        "final.png",
+        "step-000002.png",
+        "step-000004.png",
+    ]
 
     # A revoked id in one process's share stops both processes, without a hang.
     examples = load_data_dir(data_dir)
@@ -149,7 +203,12 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, recipes, child_env, pyth
     revoked.write_text(examples[-1].example_id + "\n")
     stopped = subprocess.run(
         launch + ["--output", str(tmp_path / "gated"), "--revoked-ids-file", str(revoked)],
-        cwd=repo_root, env=child_env, capture_output=True, text=True, timeout=300,
+        check=False,
+        cwd=repo_root,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert stopped.returncode != 0
     assert "no longer permitted" in stopped.stderr

@@ -47,6 +47,8 @@ def test_recipe_validation_rejects_inconsistent_settings():
         lora_recipe("/base", train_text_encoder=True)
     with pytest.raises(ValueError, match="validation_prompts"):
         finetune_recipe("/base", validation_every=5)
+    with pytest.raises(ValueError, match="torch_compile"):
+        finetune_recipe("/base", torch_compile="everything")
     with pytest.raises(ValueError, match="unknown recipe fields"):
         Recipe.from_dict({**base_recipe().to_dict(), "surprise": 1})
 
@@ -55,7 +57,9 @@ def test_tokenizer_round_trips_through_save_pretrained(tmp_path):
     tokenizer = train_caption_tokenizer(CAPTIONS, vocab_size=700)
     assert 514 < len(tokenizer) <= 700
     save_tokenizer(tokenizer, tmp_path)
-    assert {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"} <= {p.name for p in tmp_path.iterdir()}
+    assert {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
 
     reloaded = CLIPTokenizer.from_pretrained(tmp_path)
     auto = AutoTokenizer.from_pretrained(tmp_path)
@@ -67,7 +71,9 @@ def test_tokenizer_round_trips_through_save_pretrained(tmp_path):
     # Learned merges make caption words single tokens; unseen words still encode byte by byte.
     assert tokenizer.tokenize("yellow triangle") == ["yellow</w>", "triangle</w>"]
     assert tokenizer.unk_token_id not in tokenizer("zebra ζ").input_ids[1:-1]
-    assert tokenizer.decode(ids, skip_special_tokens=True) == "a yellow triangle on a black background , naïve café 4 2 !"
+    assert (
+        tokenizer.decode(ids, skip_special_tokens=True) == "a yellow triangle on a black background , naïve café 4 2 !"
+    )
 
     # The classic vocab.json/merges.txt alone also rebuild the same tokenizer.
     (tmp_path / "tokenizer.json").unlink()
@@ -88,7 +94,10 @@ def test_text_encoder_origin_describes_scratch_training():
     assert origin["kind"] == "trained_from_scratch"
     assert origin["vocab_size"] == len(tokenizer)
     assert origin["caption_count"] == len(CAPTIONS)
-    assert origin["captions_sha256"] == scratch_text_encoder_origin(sorted(CAPTIONS), tokenizer, encoder, 5)["captions_sha256"]
+    assert (
+        origin["captions_sha256"]
+        == scratch_text_encoder_origin(sorted(CAPTIONS), tokenizer, encoder, 5)["captions_sha256"]
+    )
     json.dumps(origin)
 
 
@@ -117,7 +126,9 @@ def test_data_dir_round_trip_and_transform(tmp_path):
 
 
 def test_learned_variance_loss_trains_both_halves_of_the_output():
-    scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", variance_type="learned_range")
+    scheduler = DDPMScheduler(
+        beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", variance_type="learned_range"
+    )
     generator = torch.Generator().manual_seed(0)
     clean = torch.rand(4, 3, 8, 8, generator=generator) * 2 - 1
     noise = torch.randn(clean.shape, generator=generator)
@@ -125,8 +136,14 @@ def test_learned_variance_loss_trains_both_halves_of_the_output():
     noisy = scheduler.add_noise(clean, noise, timesteps)
     output = torch.zeros(4, 6, 8, 8, requires_grad=True)
     loss = diffusion_loss(
-        output, scheduler=scheduler, clean=clean, noise=noise, noisy=noisy, timesteps=timesteps,
-        snr_gamma=5.0, pixel_space=True,
+        output,
+        scheduler=scheduler,
+        clean=clean,
+        noise=noise,
+        noisy=noisy,
+        timesteps=timesteps,
+        snr_gamma=5.0,
+        pixel_space=True,
     )
     assert torch.isfinite(loss)
     loss.backward()
