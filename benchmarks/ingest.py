@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -52,10 +53,37 @@ def decode_and_hash(rows, limits: ImageLimits) -> list[str | None]:
     return out
 
 
+@contextmanager
+def fresh_database(server_url: str | None):
+    """A throw-away PostgreSQL database on ``server_url`` (None: the embedded SQLite default)."""
+    if not server_url:
+        yield None
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"foundry_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        from foundry.db import engine_for
+
+        engine_for.cache_clear()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--catalog", default=DEFAULT_CATALOG)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--postgres", metavar="SERVER_URL", default=None,
+                        help="import into a fresh database on this PostgreSQL server instead of SQLite")
     args = parser.parse_args()
     workers = default_workers(args.workers)
     limits = ImageLimits()
@@ -69,8 +97,10 @@ def main() -> None:
                  if digest)
     bare_seconds = time.perf_counter() - started + read_seconds
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, fresh_database(args.postgres) as database_url:
         os.environ["FOUNDRY_VAR_DIR"] = tmp
+        if database_url:
+            os.environ["FOUNDRY_DATABASE_URL"] = database_url
         os.environ["FOUNDRY_IMPORT_WORKERS"] = str(workers)
         from foundry import migrate
         from foundry.blobs import open_blob_store
@@ -101,7 +131,7 @@ def main() -> None:
         "limit_images_per_s": round(hashed / bare_seconds, 1),
         "ratio": round((images / import_seconds) / (hashed / bare_seconds), 3),
         "workers": workers,
-        "database": "sqlite (embedded default)",
+        "database": "postgresql" if args.postgres else "sqlite (embedded default)",
     }
     print(json.dumps(result, indent=2))
 

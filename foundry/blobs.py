@@ -47,9 +47,36 @@ class BlobStore(Protocol):
     def exists(self, sha256: str) -> bool: ...
     def delete(self, sha256: str) -> None: ...
     def iter_keys(self) -> Iterator[str]: ...
-    def stage(self, stage_id: str, data: bytes) -> str: ...
-    def staged_keys(self, stage_id: str) -> list[str]: ...
-    def promote(self, stage_id: str) -> int: ...
+    def stage(self, stage_id: str, data: bytes) -> str:
+        # No temp-file dance: a staged file only counts once its batch has committed, and a
+        # batch commits after every write has returned, so a torn write is never promoted.
+        key = sha256_hex(data)
+        folder = self._staging / _check_stage(stage_id) / key[:2]
+        target = folder / key
+        if not self._path(key).exists() and not target.exists():
+            if folder not in self._made_dirs:
+                folder.mkdir(parents=True, exist_ok=True)
+                self._made_dirs.add(folder)
+            target.write_bytes(data)
+        return key
+
+    def staged_keys(self, stage_id: str) -> list[str]:
+        folder = self._staging / _check_stage(stage_id)
+        return sorted(p.name for p in folder.glob("*/*") if _SHA256.match(p.name)) if folder.exists() else []
+
+    def promote(self, stage_id: str) -> int:
+        folder = self._staging / _check_stage(stage_id)
+        moved = 0
+        for key in self.staged_keys(stage_id):
+            target = self._path(key)
+            if target.parent not in self._made_dirs:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._made_dirs.add(target.parent)
+            os.replace(folder / key[:2] / key, target)
+            moved += 1
+        self.discard(stage_id)
+        return moved
+
     def discard(self, stage_id: str) -> None: ...
     def stage_ids(self) -> list[str]: ...
 
@@ -64,6 +91,7 @@ class LocalBlobStore:
         self._staging = self.root / "staging"
         self._blobs.mkdir(parents=True, exist_ok=True)
         self._staging.mkdir(parents=True, exist_ok=True)
+        self._made_dirs: set[Path] = set()
 
     def _path(self, sha256: str) -> Path:
         _check_key(sha256)
@@ -129,6 +157,7 @@ class LocalBlobStore:
 
     def discard(self, stage_id: str) -> None:
         shutil.rmtree(self._staging / _check_stage(stage_id), ignore_errors=True)
+        self._made_dirs = {d for d in self._made_dirs if self._staging not in d.parents}
 
     def stage_ids(self) -> list[str]:
         return sorted(p.name for p in self._staging.iterdir() if p.is_dir() and _STAGE_ID.match(p.name))

@@ -227,3 +227,19 @@ def _render_svg(data: bytes, limits: ImageLimits) -> tuple[int, int, bytes, Imag
     except ValueError as exc:
         raise ImageRejected("image_corrupt", f"the SVG does not render: {exc}") from None
     return round(width), round(height), bytes(png), Image.open(io.BytesIO(thumbnail))
+
+
+def inspect_rows(rows: list, limits: ImageLimits) -> list[InspectedImage | tuple[str, str] | None]:
+    """Worker-side: verify each row's bytes. Runs in a separate process, so it returns values."""
+    results: list[InspectedImage | tuple[str, str] | None] = []
+    for row in rows:
+        if row.problem is not None or row.data is None:
+            results.append(None)
+            continue
+        try:
+            results.append(inspect_image(row.data, limits))
+        except ImageRejected as exc:
+            results.append((exc.code, exc.message))
+        except Exception as exc:  # a decoder bug must reject the row, not abort the batch
+            results.append(("image_corrupt", f"the decoder failed: {type(exc).__name__}: {exc}"))
+    return results

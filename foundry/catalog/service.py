@@ -19,7 +19,7 @@ from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
 from foundry.blobs import BlobStore, recover_staging
-from foundry.catalog.imaging import ImageLimits, ImageRejected, InspectedImage, inspect_image
+from foundry.catalog.imaging import ImageLimits, InspectedImage, inspect_rows
 from foundry.catalog.models import Asset, CatalogImport, Contributor
 from foundry.catalog.sources import CandidateRow, CatalogSource
 from foundry.concurrency import default_workers, ordered_chunked_map
@@ -41,22 +41,6 @@ class ImportOptions:
 
 
 ProgressCallback = Callable[[int, int], None]
-
-
-def inspect_rows(rows: list[CandidateRow], limits: ImageLimits) -> list[InspectedImage | tuple[str, str] | None]:
-    """Worker-side: verify each row's bytes. Runs in a separate process, so it returns values."""
-    results: list[InspectedImage | tuple[str, str] | None] = []
-    for row in rows:
-        if row.problem is not None or row.data is None:
-            results.append(None)
-            continue
-        try:
-            results.append(inspect_image(row.data, limits))
-        except ImageRejected as exc:
-            results.append((exc.code, exc.message))
-        except Exception as exc:  # a decoder bug must reject the row, not abort the batch
-            results.append(("image_corrupt", f"the decoder failed: {type(exc).__name__}: {exc}"))
-    return results
 
 
 @dataclass
