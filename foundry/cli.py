@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from foundry import migrate
+from foundry.accounts import service as accounts_service
 from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
 from foundry.catalog.sources import open_source
@@ -31,12 +32,14 @@ blobs_app = typer.Typer(help="The content-addressed blob store.", no_args_is_hel
 dataset_app = typer.Typer(help="Immutable, hashed snapshots of licensed training data.", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry and lineage.", no_args_is_help=True)
 train_app = typer.Typer(help="Training jobs.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Brand customers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(blobs_app, name="blobs")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
+app.add_typer(tenants_app, name="tenants")
 
 console = Console()
 errors = Console(stderr=True)
@@ -78,7 +81,8 @@ def db_current() -> None:
 
 
 def run_catalog_import(settings: Settings, source_path: Path, *, source_format: str = "auto",
-                       images: Path | None = None, requested_by: str = "cli", quiet: bool = False):
+                       images: Path | None = None, requested_by: str = "cli", quiet: bool = False,
+                       owner_tenant_id: uuid.UUID | None = None):
     """Import one catalog with a progress bar; shared by ``catalog import`` and the demo."""
     options = catalog_service.import_options(settings)
     source = open_source(source_path, source_format=source_format, images=images, max_bytes=options.limits.max_bytes)
@@ -89,6 +93,7 @@ def run_catalog_import(settings: Settings, source_path: Path, *, source_format: 
             session_factory=session_factory(settings.resolved_database_url),
             blob_store=blob_store, source=source, requested_by=requested_by, options=options,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
+            owner_tenant_id=owner_tenant_id,
         )
     if not quiet:
         _print_batch(batch)
@@ -117,11 +122,13 @@ def catalog_import(
     source_format: Annotated[str, typer.Option("--format", help="auto, manifest, openmoji or embedded.")] = "auto",
     images: Annotated[Path | None, typer.Option(help="Folder or zip of the manifest's images.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write the full import report as JSON here.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Import as this tenant's own brand assets.")] = None,
 ) -> None:
     """Onboard a licensed catalog; bad rows are rejected with a reason, the rest imported atomically."""
     settings = get_settings()
     try:
-        batch = run_catalog_import(settings, source, source_format=source_format, images=images)
+        batch = run_catalog_import(settings, source, source_format=source_format, images=images,
+                                   owner_tenant_id=_uuid(tenant, "tenant") if tenant else None)
     except FoundryError as exc:
         raise _fail(f"{exc.message} [{exc.code}]; nothing was imported") from None
     if report is not None:
@@ -212,11 +219,14 @@ def dataset_snapshot(
     catalog_import: Annotated[list[str] | None, typer.Option("--import", help="Import batch id (repeatable).")] = None,
     caption: Annotated[str | None, typer.Option(help="Keep assets whose caption contains this.")] = None,
     limit: Annotated[int | None, typer.Option(help="Keep the first N entries in canonical order.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="For this tenant's fine-tunes (with its brand assets).")] = None,
+    brand_only: Annotated[bool, typer.Option(help="With --tenant: only the tenant's brand assets.")] = False,
 ) -> None:
     """Freeze every asset licensed for USE right now into an immutable, Merkle-rooted snapshot."""
     snapshot = create_dataset_snapshot(
         get_settings(), name=name, use=use,
         filters=SnapshotFilters(tags=tag or [], caption_contains=caption, limit=limit,
+                                tenant_id=_uuid(tenant, "tenant") if tenant else None, brand_assets_only=brand_only,
                                 contributor_ids=[_uuid(c, "contributor") for c in contributor or []],
                                 import_ids=[_uuid(i, "import") for i in catalog_import or []]))
     console.print(f"snapshot [bold]{snapshot.id}[/]: {snapshot.entry_count} assets from "
@@ -258,6 +268,28 @@ def dataset_gate(snapshot_id: str) -> None:
             raise _fail(f"{exc.message} [{exc.code}]") from None
     console.print(f"snapshot {result.snapshot_id}: all {result.entries} entries may be used "
                   f"(Merkle root {result.merkle_root} verified)")
+
+
+@tenants_app.command("create")
+def tenants_create(name: str) -> None:
+    """Create a brand customer."""
+    try:
+        with session_factory(get_settings().resolved_database_url)() as session, session.begin():
+            tenant = accounts_service.create_tenant(session=session, name=name)
+    except FoundryError as exc:
+        raise _fail(f"{exc.message} [{exc.code}]") from None
+    console.print(f"tenant [bold]{tenant.id}[/] {tenant.name}")
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """All brand customers."""
+    with session_factory(get_settings().resolved_database_url)() as session:
+        tenants = accounts_service.list_tenants(session=session)
+    table = Table("id", "name", "created")
+    for tenant in tenants:
+        table.add_row(str(tenant.id), tenant.name, tenant.created_at.isoformat(timespec="seconds"))
+    console.print(table)
 
 
 @app.command("worker")

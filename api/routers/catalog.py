@@ -42,6 +42,7 @@ def create_import(
     archive: Annotated[UploadFile, File(description="tgz of the OpenMoji package, or zip of images")],
     source_format: Annotated[Literal["openmoji", "manifest", "embedded"], Form(alias="format")],
     manifest: Annotated[UploadFile | None, File(description="CSV or JSONL manifest (format=manifest)")] = None,
+    tenant_id: Annotated[uuid.UUID | None, Form(description="Import as this tenant's own brand assets.")] = None,
 ) -> ImportRead:
     """Onboard an uploaded catalog. Row problems are reported per row; anything fatal imports nothing."""
     if source_format == "manifest" and manifest is None:
@@ -63,7 +64,7 @@ def create_import(
         source.description = f"upload:{archive.filename or archive_path.name}"
         batch = catalog_service.run_import(
             session_factory=session_factory(settings.resolved_database_url), blob_store=blob_store,
-            source=source, requested_by=f"api:{principal}", options=options,
+            source=source, requested_by=f"api:{principal}", options=options, owner_tenant_id=tenant_id,
         )
     return ImportRead.model_validate(batch)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundry.db import Base, CreatedAtMixin, IdMixin, utcnow
@@ -63,3 +63,5 @@ class Asset(IdMixin, CreatedAtMixin, Base):
     contributor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contributor.id"))
     import_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalog_import.id"), index=True)
     near_duplicate_of_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("asset.id"))
+    owner_tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    """Set for a tenant's own brand assets: only that tenant's fine-tunes may ever learn from them."""

@@ -18,6 +18,9 @@ from itertools import islice
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
+from foundry.accounts import service as accounts_service
+from foundry.accounts.models import Tenant
+from foundry.accounts.service import brand_contributor_ref
 from foundry.blobs import BlobStore, recover_staging
 from foundry.catalog.imaging import ImageLimits, InspectedImage, inspect_rows
 from foundry.catalog.models import Asset, CatalogImport, Contributor
@@ -27,7 +30,7 @@ from foundry.catalog.schemas import CatalogSummaryRead
 from foundry.db import get_or_raise, newest_first, utcnow
 from foundry.licensing.models import LicenseGrant
 from foundry.licensing.policy import allowed_uses, data_mining_prohibits_training
-from foundry.licensing.terms import LicenseTerms, Use, resolve_license
+from foundry.licensing.terms import BRAND_LICENSE, LicenseTerms, Use, resolve_license
 from provenance.hashing import NearDuplicateIndex, phash_from_hex
 
 _INSERT_CHUNK = 500
@@ -56,6 +59,7 @@ class _Accepted:
 @dataclass
 class _BatchState:
     batch: CatalogImport
+    owner_tenant: Tenant | None
     stage_id: str
     blob_store: BlobStore
     contributors: dict[str, uuid.UUID]
@@ -133,8 +137,13 @@ def import_catalog(
     requested_by: str,
     options: ImportOptions = ImportOptions(),
     progress: ProgressCallback | None = None,
+    owner_tenant_id: uuid.UUID | None = None,
 ) -> CatalogImport:
-    """Onboard every acceptable row of ``source`` in the caller's transaction; returns the batch."""
+    """Onboard every acceptable row of ``source`` in the caller's transaction; returns the batch.
+
+    With ``owner_tenant_id`` the rows are that tenant's own brand assets.
+    """
+    owner_tenant = accounts_service.get_tenant(session=session, tenant_id=owner_tenant_id) if owner_tenant_id else None
     recover_interrupted_imports(session=session, blob_store=blob_store)
     batch = CatalogImport(
         id=uuid.uuid4(),
@@ -149,6 +158,7 @@ def import_catalog(
     session.flush()
     state = _BatchState(
         batch=batch,
+        owner_tenant=owner_tenant,
         stage_id=batch.id.hex,
         blob_store=blob_store,
         contributors=dict(session.execute(select(Contributor.external_ref, Contributor.id)).all()),
@@ -225,6 +235,14 @@ def _resolve_rights(state: _BatchState, row: CandidateRow, image: InspectedImage
     """Decide contributor, license and uses for a verified image, or reject the row."""
     rights = image.rights
     data_mining = rights.get("data_mining")
+    if state.owner_tenant is not None:
+        # A tenant's own brand material: credited to the tenant, used only for its own fine-tunes.
+        row.contributor_name = f"{state.owner_tenant.name} (brand assets)"
+        row.contributor_ref = brand_contributor_ref(state.owner_tenant.id)
+        row.license = row.license or BRAND_LICENSE
+        if row.uses and row.uses != {Use.CUSTOMER_FINETUNE}:
+            state.warn(row, "brand_uses_limited", "brand assets serve only the tenant's own fine-tunes")
+        row.uses = frozenset({Use.CUSTOMER_FINETUNE})
     if row.rights_from_file:
         row.contributor_name = rights.get("creator")
         row.contributor_ref = f"creator:{row.contributor_name}" if row.contributor_name else None
@@ -307,6 +325,7 @@ def _settle_row(state, row, image, existing, existing_grants) -> None:
         "rendition_sha256": image.rendition_sha256, "caption": row.caption, "tags": row.tags,
         "source_ref": row.source_ref, "embedded_rights": image.rights, "contributor_id": contributor_id,
         "import_id": state.batch.id, "near_duplicate_of_id": near_id,
+        "owner_tenant_id": state.owner_tenant.id if state.owner_tenant else None,
     })
     state.pending_grants.append({
         "id": uuid.uuid4(), "created_at": now, "asset_id": asset_id, "license_code": accepted.terms.code,
@@ -418,6 +437,7 @@ def run_import(
     requested_by: str,
     options: ImportOptions,
     progress: ProgressCallback | None = None,
+    owner_tenant_id: uuid.UUID | None = None,
 ) -> CatalogImport:
     """The whole unit of work every entry point (CLI, API, worker) runs for one import.
 
@@ -427,7 +447,8 @@ def run_import(
     try:
         with session_factory() as session, session.begin():
             return import_catalog(session=session, blob_store=blob_store, source=source,
-                                  requested_by=requested_by, options=options, progress=progress)
+                                  requested_by=requested_by, options=options, progress=progress,
+                                  owner_tenant_id=owner_tenant_id)
     except BaseException as exc:
         with session_factory() as session, session.begin():
             record_failed_import(session=session, source=source.description, source_format=source.format,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundry.db import Base, CreatedAtMixin, IdMixin
@@ -21,6 +21,8 @@ class DatasetSnapshot(IdMixin, CreatedAtMixin, Base):
     contributor_count: Mapped[int] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
+    owner_tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    """The tenant whose fine-tunes this snapshot serves; None for the shared models."""
 
 
 class SnapshotEntry(Base):

@@ -19,6 +19,9 @@ class SnapshotFilters(BaseModel):
     tags: list[str] = Field(default=[], description="Keep assets carrying any of these tags.")
     caption_contains: str | None = Field(default=None, max_length=200)
     limit: int | None = Field(default=None, ge=1, description="Keep only the first N entries in canonical order.")
+    tenant_id: uuid.UUID | None = Field(
+        default=None, description="A customer fine-tune snapshot for this tenant: may include its own brand assets.")
+    brand_assets_only: bool = Field(default=False, description="With tenant_id: only the tenant's brand assets.")
 
 
 class SnapshotCreate(BaseModel):
@@ -43,6 +46,7 @@ class SnapshotRead(BaseModel):
     created_by: str
     created_at: datetime
     description: str | None
+    owner_tenant_id: uuid.UUID | None
 
 
 class GateViolation(BaseModel):

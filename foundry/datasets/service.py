@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
+from foundry.accounts import service as accounts_service
 from foundry.blobs import BlobStore, sha256_hex
 from foundry.catalog.models import Asset
 from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
@@ -84,6 +85,12 @@ def _candidates(session: Session, use: Use, filters: SnapshotFilters, at: dateti
             or_(LicenseGrant.valid_until.is_(None), LicenseGrant.valid_until > at),
         )
     )
+    if filters.tenant_id is None:
+        query = query.where(Asset.owner_tenant_id.is_(None))
+    elif filters.brand_assets_only:
+        query = query.where(Asset.owner_tenant_id == filters.tenant_id)
+    else:
+        query = query.where(or_(Asset.owner_tenant_id.is_(None), Asset.owner_tenant_id == filters.tenant_id))
     if filters.contributor_ids:
         query = query.where(Asset.contributor_id.in_(filters.contributor_ids))
     if filters.import_ids:
@@ -113,6 +120,13 @@ def create_snapshot(
     use = _training_use(use)
     filters = filters or SnapshotFilters()
     at = at or utcnow()
+    if filters.tenant_id is not None:
+        if use != Use.CUSTOMER_FINETUNE:
+            raise InvalidInput("a tenant's snapshot serves its fine-tunes: use customer_finetune",
+                               code="invalid_use")
+        accounts_service.get_tenant(session=session, tenant_id=filters.tenant_id)
+    elif filters.brand_assets_only:
+        raise InvalidInput("brand_assets_only needs a tenant_id", code="invalid_filters")
     chosen: dict[uuid.UUID, tuple[Asset, LicenseGrant]] = {}
     for asset, grant in _candidates(session, use, filters, at):
         # The SQL is a prefilter; the pure policy has the final word (data mining, exact bounds).
@@ -141,7 +155,7 @@ def create_snapshot(
         id=snapshot_id, created_at=at, name=name, use=use.value,
         filters=filters.model_dump(mode="json"), merkle_root=merkle_root([leaf_hash(canonical_entry(e)) for e in entries]),
         entry_count=len(entries), contributor_count=len({e["contributor_id"] for e in entries}),
-        created_by=created_by, description=description,
+        created_by=created_by, description=description, owner_tenant_id=filters.tenant_id,
     )
     session.add(snapshot)
     session.flush()

@@ -20,6 +20,7 @@ class Use(StrEnum):
 
 
 TRAINING_USES = frozenset({Use.BASE_TRAINING, Use.CUSTOMER_FINETUNE})
+BRAND_LICENSE = "TENANT-BRAND-1.0"
 ALL_USES = frozenset(Use)
 
 
@@ -43,6 +44,8 @@ KNOWN_LICENSES: dict[str, LicenseTerms] = {
                      "https://creativecommons.org/licenses/by-sa/4.0/", True, True),
         LicenseTerms("FOUNDRY-CONTRIBUTOR-1.0", "Foundry Contributor AI Licence 1.0",
                      "https://foundry.invalid/licenses/contributor-1.0", True, False),
+        LicenseTerms(BRAND_LICENSE, "Tenant brand material, for the tenant's own fine-tunes only",
+                     "https://foundry.invalid/licenses/tenant-brand-1.0", False, False),
     )
 }
 

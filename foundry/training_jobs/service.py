@@ -35,6 +35,9 @@ def create_job(*, session: Session, name: str, recipe_kind: str, recipe: dict, s
     if recipe_kind not in RECIPE_KINDS:
         raise InvalidInput(f"unknown recipe {recipe_kind!r} (base, finetune, lora)", code="invalid_recipe")
     snapshot = dataset_service.get_snapshot(session=session, snapshot_id=snapshot_id)
+    if snapshot.owner_tenant_id is not None and snapshot.owner_tenant_id != owner_tenant_id:
+        raise InvalidInput("this snapshot holds a tenant's brand assets; only that tenant's fine-tunes may use it",
+                           code="snapshot_tenant_mismatch")
     needed = required_snapshot_use(recipe_kind, owner_tenant_id is not None)
     if snapshot.use != needed.value:
         raise InvalidInput(f"a {recipe_kind} job here needs a {needed.value} snapshot, not {snapshot.use}",

@@ -1,0 +1,1 @@
+"""Accounts: the brand customers (tenants) the foundry serves."""
