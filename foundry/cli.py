@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +25,10 @@ from foundry.db import session_factory
 from foundry.errors import FoundryError
 from foundry.models_registry import service as registry_service
 from foundry.training_jobs import service as job_service
+
+# Library chatter (optional torchvision backends, the IF safety-checker notice) is not news to an operator.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 app = typer.Typer(help="The licensed-data image foundry.", no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
