@@ -10,6 +10,8 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError
+from foundry.accounts import service as accounts_service
+from foundry.accounts.policy import Principal
 from foundry.blobs import BlobStore, open_blob_store
 from foundry.config import Settings
 from foundry.db import session_factory
@@ -51,14 +53,27 @@ def _bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def require_admin(request: Request, settings: SettingsDep) -> str:
-    """The admin principal's name; admin endpoints need the deployment's admin key."""
+def current_principal(request: Request, settings: SettingsDep, session: SessionDep) -> Principal:
+    """Who is calling: the deployment's admin key, or a key issued by ``foundry keys create``."""
     token = _bearer_token(request)
-    if settings.admin_api_key is None:
-        raise ApiError(503, "admin_key_not_configured", "set FOUNDRY_ADMIN_API_KEY to enable admin endpoints")
-    if not hmac.compare_digest(token.encode(), settings.admin_api_key.get_secret_value().encode()):
+    configured = settings.admin_api_key
+    if configured is not None and hmac.compare_digest(token.encode(), configured.get_secret_value().encode()):
+        return Principal(role="admin", key_id=None, name="admin")
+    principal = accounts_service.authenticate(session=session, token=token)
+    session.rollback()  # the look-up must not leave a transaction open for the route
+    if principal is None:
         raise ApiError(401, "invalid_api_key", "the API key is not valid", headers={"WWW-Authenticate": "Bearer"})
-    return "admin"
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_admin(principal: CurrentPrincipal) -> str:
+    """The admin principal's name; only admins onboard catalogs, snapshot and train shared models."""
+    if not principal.is_admin:
+        raise ApiError(403, "forbidden", f"{principal.role} keys may not use this endpoint")
+    return principal.name
 
 
 AdminPrincipal = Annotated[str, Depends(require_admin)]

@@ -38,6 +38,7 @@ dataset_app = typer.Typer(help="Immutable, hashed snapshots of licensed training
 models_app = typer.Typer(help="The model registry and lineage.", no_args_is_help=True)
 train_app = typer.Typer(help="Training jobs.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Brand customers.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: random, shown once, stored hashed, revocable, scoped.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(blobs_app, name="blobs")
@@ -45,6 +46,7 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 errors = Console(stderr=True)
@@ -295,6 +297,49 @@ def tenants_list() -> None:
     for tenant in tenants:
         table.add_row(str(tenant.id), tenant.name, tenant.created_at.isoformat(timespec="seconds"))
     console.print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin, customer or artist.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant id (customer keys).")] = None,
+    contributor: Annotated[str | None, typer.Option(help="Contributor id (artist keys).")] = None,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "",
+) -> None:
+    """Issue a key. It is printed once; only its hash is kept."""
+    try:
+        with session_factory(get_settings().resolved_database_url)() as session, session.begin():
+            key, plaintext = accounts_service.create_api_key(
+                session=session, role=role, name=name,
+                tenant_id=_uuid(tenant, "tenant") if tenant else None,
+                contributor_id=_uuid(contributor, "contributor") if contributor else None)
+    except FoundryError as exc:
+        raise _fail(f"{exc.message} [{exc.code}]") from None
+    console.print(f"key {key.id} ({key.role}) — store it now, it will not be shown again:")
+    print(plaintext)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Issued keys (never their secrets)."""
+    with session_factory(get_settings().resolved_database_url)() as session:
+        keys = accounts_service.list_api_keys(session=session)
+    table = Table("id", "prefix", "role", "name", "tenant", "contributor", "revoked")
+    for key in keys:
+        table.add_row(str(key.id), key.prefix, key.role, key.name, str(key.tenant_id or "-"),
+                      str(key.contributor_id or "-"), key.revoked_at.isoformat() if key.revoked_at else "-")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key at once; requests with it get 401 from now on."""
+    try:
+        with session_factory(get_settings().resolved_database_url)() as session, session.begin():
+            key = accounts_service.revoke_api_key(session=session, key_id=_uuid(key_id, "API key"))
+    except FoundryError as exc:
+        raise _fail(exc.message) from None
+    console.print(f"key {key.id} revoked at {key.revoked_at.isoformat()}")
 
 
 @app.command("worker")

@@ -1,6 +1,6 @@
 """Every table of the foundry, imported in one place so metadata and migrations see them all."""
 
-from foundry.accounts.models import Tenant
+from foundry.accounts.models import ApiKey, Tenant
 from foundry.catalog.models import Asset, CatalogImport, Contributor
 from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
 from foundry.db import Base
@@ -8,5 +8,6 @@ from foundry.licensing.models import LicenseGrant
 from foundry.models_registry.models import RegisteredModel
 from foundry.training_jobs.models import TrainingJob
 
-__all__ = ["Asset", "Base", "CatalogImport", "Contributor", "DatasetSnapshot", "LicenseGrant", "RegisteredModel", "SnapshotEntry",
+__all__ = [
+    "ApiKey","Asset", "Base", "CatalogImport", "Contributor", "DatasetSnapshot", "LicenseGrant", "RegisteredModel", "SnapshotEntry",
            "Tenant", "TrainingJob"]

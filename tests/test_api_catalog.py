@@ -54,10 +54,53 @@ def test_admin_key_is_required(client):
     assert (wrong.status_code, wrong.json()["error"]["code"]) == (401, "invalid_api_key")
 
 
-def test_admin_endpoints_are_closed_until_a_key_is_configured(migrated):
+def test_issued_keys_are_scoped_hashed_and_revocable(migrated, sessions):
+    from sqlalchemy import select
+
+    from foundry.accounts import service as accounts_service
+    from foundry.accounts.models import ApiKey
+
+    with sessions() as session, session.begin():
+        tenant = accounts_service.create_tenant(session=session, name="Acme")
+        admin_key, admin_secret = accounts_service.create_api_key(session=session, role="admin", name="ops")
+        _, customer_secret = accounts_service.create_api_key(session=session, role="customer", name="acme",
+                                                             tenant_id=tenant.id)
+    with sessions() as session:
+        stored = session.scalars(select(ApiKey)).all()
+    import hashlib
+
+    stored_admin = next(k for k in stored if k.id == admin_key.id)
+    assert stored_admin.secret_sha256 == hashlib.sha256(admin_secret.split("_", 2)[2].encode()).hexdigest()
+    assert all(admin_secret not in str(value) for k in stored for value in vars(k).values())
+
     with TestClient(create_app(migrated.model_copy(update={"admin_api_key": None}))) as client:
-        response = client.get("/v1/catalog/summary", headers=ADMIN)
-    assert (response.status_code, response.json()["error"]["code"]) == (503, "admin_key_not_configured")
+        def summary(secret):
+            return client.get("/v1/catalog/summary", headers={"Authorization": f"Bearer {secret}"})
+
+        assert summary(admin_secret).status_code == 200
+        forbidden = summary(customer_secret)
+        assert (forbidden.status_code, forbidden.json()["error"]["code"]) == (403, "forbidden")
+        assert summary("test-admin-key").status_code == 401  # no deployment key configured
+        assert summary(admin_secret[:-1] + ("A" if admin_secret[-1] != "A" else "B")).status_code == 401
+        with sessions() as session, session.begin():
+            accounts_service.revoke_api_key(session=session, key_id=admin_key.id)
+        revoked = summary(admin_secret)
+        assert (revoked.status_code, revoked.json()["error"]["code"]) == (401, "invalid_api_key")
+
+
+@pytest.mark.parametrize("role, scope, problem", [
+    ("customer", {}, "needs --tenant"), ("artist", {}, "needs --contributor"),
+    ("admin", {"tenant": True}, "not scoped"), ("wizard", {}, "unknown role"),
+])
+def test_key_scopes_are_checked(sessions, role, scope, problem):
+    from foundry.accounts import service as accounts_service
+    from foundry.errors import InvalidInput
+
+    with sessions() as session, session.begin():
+        tenant = accounts_service.create_tenant(session=session, name=f"T-{role}")
+        with pytest.raises(InvalidInput, match=problem):
+            accounts_service.create_api_key(session=session, role=role, name="x",
+                                            tenant_id=tenant.id if scope.get("tenant") else None)
 
 
 def test_manifest_upload_imports_and_reports(client):

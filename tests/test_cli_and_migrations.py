@@ -76,3 +76,17 @@ def test_db_commands(settings):
     head = migrate.head_revision(settings.resolved_database_url)
     assert f"database at revision {head}" in cli(settings, "db", "upgrade").stdout
     assert f"current: {head}  head: {head}" in cli(settings, "db", "current").stdout
+
+
+def test_cli_keys_lifecycle(migrated):
+    tenant_line = cli(migrated, "tenants", "create", "Acme").stdout
+    tenant_id = tenant_line.split()[1]
+    created = cli(migrated, "keys", "create", "--role", "customer", "--tenant", tenant_id, "--name", "acme-prod")
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("fdy_")
+    key_id = created.stdout.split()[1]
+    listing = cli(migrated, "keys", "list").stdout
+    assert "acme-prod" in listing and secret.split("_", 2)[2] not in listing
+    assert "revoked" in cli(migrated, "keys", "revoke", key_id).stdout
+    bad = cli(migrated, "keys", "create", "--role", "customer", check=False)
+    assert bad.returncode == 1 and "needs --tenant" in bad.stderr

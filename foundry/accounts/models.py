@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundry.db import Base, CreatedAtMixin, IdMixin
@@ -12,3 +15,17 @@ class Tenant(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "tenant"
 
     name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class ApiKey(IdMixin, CreatedAtMixin, Base):
+    """A caller's credential. Only a hash of the secret is stored; the key is shown once."""
+
+    __tablename__ = "api_key"
+
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenant.id"), index=True)
+    contributor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("contributor.id"), index=True)
+    revoked_at: Mapped[datetime | None]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import uuid
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from foundry.accounts.models import Tenant
+from foundry.accounts.models import ApiKey, Tenant
+from foundry.accounts.policy import Principal, scope_problem
 from foundry.catalog.models import Contributor
-from foundry.db import get_or_raise
+from foundry.db import get_or_raise, utcnow
 from foundry.errors import Conflict, InvalidInput
 
 
@@ -46,3 +50,56 @@ def ensure_brand_contributor(*, session: Session, tenant: Tenant) -> Contributor
         session.add(contributor)
         session.flush()
     return contributor
+
+
+KEY_PREFIX = "fdy"
+
+
+def _hash_secret(secret: str) -> str:
+    # Keys carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_key(*, session: Session, role: str, name: str, tenant_id: uuid.UUID | None = None,
+                   contributor_id: uuid.UUID | None = None) -> tuple[ApiKey, str]:
+    """A new key and its plaintext, which is never stored and cannot be shown again."""
+    problem = scope_problem(role, tenant_id, contributor_id)
+    if problem:
+        raise InvalidInput(problem, code="invalid_key_scope")
+    if tenant_id is not None:
+        get_tenant(session=session, tenant_id=tenant_id)
+    if contributor_id is not None:
+        get_or_raise(session, Contributor, contributor_id, code="contributor_not_found", what="contributor")
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey(name=name.strip() or role, prefix=prefix, secret_sha256=_hash_secret(secret), role=role,
+                 tenant_id=tenant_id, contributor_id=contributor_id)
+    session.add(key)
+    session.flush()
+    return key, f"{KEY_PREFIX}_{prefix}_{secret}"
+
+
+def authenticate(*, session: Session, token: str) -> Principal | None:
+    """The principal a presented key stands for, or None for an unknown, malformed or revoked key."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        return None
+    key = session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
+    if key is None or key.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(key.secret_sha256, _hash_secret(parts[2])):
+        return None
+    return Principal(role=key.role, key_id=key.id, name=key.name, tenant_id=key.tenant_id,
+                     contributor_id=key.contributor_id)
+
+
+def revoke_api_key(*, session: Session, key_id: uuid.UUID) -> ApiKey:
+    key = get_or_raise(session, ApiKey, key_id, code="api_key_not_found", what="API key")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.flush()
+    return key
+
+
+def list_api_keys(*, session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
