@@ -1,0 +1,1 @@
+"""Royalties: how each charge's contributor pool is divided. Policies are pure functions."""

@@ -1,0 +1,52 @@
+"""Pro-rata royalty policy.
+
+The contributor pool of a charge is split over the contributors of the model's training
+snapshot in proportion to how many of their assets it holds. A customer fine-tune layered on a
+licensed base splits the pool first between the base model's contributors and the fine-tune
+snapshot's licensors by a configured ratio. A tenant's own brand assets earn nothing: they are
+left out of the counts, and a layer made only of them passes its share to the other layer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+
+from foundry.money import split_exact
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One snapshot's contributors and their asset counts (brand contributors already excluded)."""
+
+    asset_counts: Mapping[uuid.UUID, int]
+
+
+def pool_of(charge: int, pool_share: Fraction) -> int:
+    """The contributor pool of a charge, rounded down: a fraction of a unit stays with the platform."""
+    if not 0 <= pool_share <= 1:
+        raise ValueError("the pool share is a fraction between 0 and 1")
+    exact = charge * Fraction(pool_share)
+    return exact.numerator // exact.denominator
+
+
+def pro_rata(pool: int, base: Layer, finetune: Layer | None = None,
+             finetune_share: Fraction = Fraction(1, 2)) -> dict[uuid.UUID, int]:
+    """Each contributor's part of ``pool``; the parts sum to ``pool`` exactly (or it is empty when nobody earns)."""
+    layers = [(base, Fraction(1) - Fraction(finetune_share)), (finetune, Fraction(finetune_share))]
+    weights: dict[uuid.UUID, Fraction] = {}
+    live = [(layer, share) for layer, share in layers if layer is not None and sum(layer.asset_counts.values()) > 0]
+    if not live or pool == 0:
+        return {}
+    if sum(share for _, share in live) == 0:
+        # the configured ratio gives everything to a layer nobody earns in: the live layers share it
+        live = [(layer, Fraction(1)) for layer, _ in live]
+    share_sum = sum(share for _, share in live)
+    for layer, share in live:
+        layer_total = sum(layer.asset_counts.values())
+        for contributor, count in layer.asset_counts.items():
+            if count:
+                weights[contributor] = weights.get(contributor, Fraction(0)) + share / share_sum * count / layer_total
+    return split_exact(pool, weights)
