@@ -370,14 +370,11 @@ def _parse_overrides(items: list[str]) -> dict:
 def submit_training_job(settings: Settings, *, recipe_kind: str, snapshot_id: uuid.UUID, name: str,
                         base_model_id: uuid.UUID | None, overrides: dict, requested_by: str = "cli"):
     """Validate the recipe, record the job, and return it (not yet queued)."""
-    from training.recipes import RECIPE_FACTORIES
+    from training.recipes import recipe_for_job
 
-    if recipe_kind not in RECIPE_FACTORIES:
-        raise _fail(f"unknown recipe {recipe_kind!r}; choose base, finetune or lora")
-    factory = RECIPE_FACTORIES[recipe_kind]
     try:
-        recipe = factory(**overrides) if recipe_kind == "base" else factory("<registered model>", **overrides)
-    except (TypeError, ValueError) as exc:
+        recipe = recipe_for_job(recipe_kind, overrides)
+    except ValueError as exc:
         raise _fail(f"invalid recipe settings: {exc}") from None
     try:
         with session_factory(settings.resolved_database_url)() as session, session.begin():

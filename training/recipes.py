@@ -287,6 +287,21 @@ def lora_recipe(base_model: str, **overrides: Any) -> Recipe:
 
 
 RECIPE_FACTORIES = {"base": base_recipe, "finetune": finetune_recipe, "lora": lora_recipe}
+REGISTERED_BASE_PLACEHOLDER = "<registered model>"
+
+
+def recipe_for_job(kind: str, overrides: dict[str, Any]) -> Recipe:
+    """A validated recipe for a queued job; the worker fills in the base model's folder later.
+
+    Raises ValueError for an unknown kind or invalid settings.
+    """
+    if kind not in RECIPE_FACTORIES:
+        raise ValueError(f"unknown recipe {kind!r}; choose base, finetune or lora")
+    factory = RECIPE_FACTORIES[kind]
+    try:
+        return factory(**overrides) if kind == "base" else factory(REGISTERED_BASE_PLACEHOLDER, **overrides)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 __all__ = [
     "RECIPE_FACTORIES",

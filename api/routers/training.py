@@ -18,12 +18,11 @@ router = APIRouter(prefix="/v1", tags=["training"])
 
 
 def _build_recipe(body: TrainingJobCreate) -> dict:
-    from training.recipes import RECIPE_FACTORIES
+    from training.recipes import recipe_for_job
 
-    factory = RECIPE_FACTORIES[body.recipe]
     try:
-        recipe = factory(**body.settings) if body.recipe == "base" else factory("<registered model>", **body.settings)
-    except (TypeError, ValueError) as exc:
+        recipe = recipe_for_job(body.recipe, body.settings)
+    except ValueError as exc:
         raise ApiError(422, "invalid_recipe", f"invalid recipe settings: {exc}") from None
     return recipe.to_dict()
 

@@ -73,3 +73,23 @@ def test_cancel_and_bad_requests(client, base_snapshot):
         assert (response.status_code, response.json()["error"]["code"]) == (code, error), body
     assert client.get(f"/v1/training-jobs/{uuid.uuid4()}", headers=ADMIN).status_code == 404
     assert client.get("/v1/training-jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+@pytest.mark.slow
+def test_cli_trains_inline_and_reports_bad_recipes(migrated, base_snapshot):
+    import json
+
+    from tests.test_cli_and_migrations import cli
+
+    settings = tiny_settings()
+    args = ["train", "start", "--snapshot", str(base_snapshot.id), "--name", "cli-model", "--inline"]
+    for key, value in settings.items():
+        args += ["--set", f"{key}={json.dumps(value)}"]
+    done = cli(migrated, *args)
+    assert "succeeded: model" in done.stdout
+    model_id = done.stdout.rsplit("model", 1)[1].split()[0]
+    assert "licensed_only=True" in cli(migrated, "models", "lineage", model_id).stdout
+
+    bad = cli(migrated, "train", "start", "--snapshot", str(base_snapshot.id), "--name", "x",
+              "--set", "bogus=1", check=False)
+    assert bad.returncode == 1 and "invalid recipe settings" in bad.stderr and "Traceback" not in bad.stderr
