@@ -6,7 +6,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.errors import error_body, install_error_handlers
-from api.routers import catalog, datasets, training
+from api.ratelimit import make_rate_limiter
+from api.routers import accounts, catalog, datasets, generations, provenance, training
 from foundry import __version__
 from foundry.config import Settings, get_settings
 
@@ -15,6 +16,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="Licensed-data image foundry", version=__version__)
     app.state.settings = settings
+    app.state.rate_limiter = make_rate_limiter(settings)
     install_error_handlers(app)
 
     @app.middleware("http")
@@ -34,4 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(datasets.router)
     app.include_router(training.router)
+    app.include_router(generations.router)
+    app.include_router(accounts.router)
+    app.include_router(provenance.router)
     return app

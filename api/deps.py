@@ -10,11 +10,13 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError
+from api.ratelimit import retry_after_header
 from foundry.accounts import service as accounts_service
 from foundry.accounts.policy import Principal
 from foundry.blobs import BlobStore, open_blob_store
 from foundry.config import Settings
 from foundry.db import session_factory
+from foundry.generation.runner import GenerationRunner
 
 
 def get_settings(request: Request) -> Settings:
@@ -53,8 +55,7 @@ def _bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def current_principal(request: Request, settings: SettingsDep, session: SessionDep) -> Principal:
-    """Who is calling: the deployment's admin key, or a key issued by ``foundry keys create``."""
+def _authenticate(request: Request, settings: Settings, session: Session) -> Principal:
     token = _bearer_token(request)
     configured = settings.admin_api_key
     if configured is not None and hmac.compare_digest(token.encode(), configured.get_secret_value().encode()):
@@ -63,6 +64,17 @@ def current_principal(request: Request, settings: SettingsDep, session: SessionD
     session.rollback()  # the look-up must not leave a transaction open for the route
     if principal is None:
         raise ApiError(401, "invalid_api_key", "the API key is not valid", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def current_principal(request: Request, settings: SettingsDep, session: SessionDep) -> Principal:
+    """Who is calling (the deployment's admin key, or a key from ``foundry keys create``), within its rate limit."""
+    principal = _authenticate(request, settings, session)
+    limiter = request.app.state.rate_limiter
+    decision = limiter.hit(str(principal.key_id or principal.name))
+    if not decision.allowed:
+        raise ApiError(429, "rate_limited", "too many requests for this API key; retry later",
+                       headers={"Retry-After": retry_after_header(decision)})
     return principal
 
 
@@ -77,3 +89,35 @@ def require_admin(principal: CurrentPrincipal) -> str:
 
 
 AdminPrincipal = Annotated[str, Depends(require_admin)]
+
+
+def require_customer_or_admin(principal: CurrentPrincipal) -> Principal:
+    """Brand customers act for their tenant; admins may read everything. Artists get 403."""
+    if principal.role not in ("customer", "admin"):
+        raise ApiError(403, "forbidden", f"{principal.role} keys may not use this endpoint")
+    return principal
+
+
+CustomerOrAdmin = Annotated[Principal, Depends(require_customer_or_admin)]
+
+
+def require_customer(principal: CurrentPrincipal) -> Principal:
+    """Only a tenant's own key acts for the tenant (generations are charged to it)."""
+    if principal.role != "customer" or principal.tenant_id is None:
+        raise ApiError(403, "forbidden", "only a brand customer's key can request generations")
+    return principal
+
+
+CustomerPrincipal = Annotated[Principal, Depends(require_customer)]
+
+
+def get_generation_runner(request: Request, blob_store: BlobStoreDep) -> GenerationRunner:
+    """This API process's runner for synchronous generations (its pipeline cache lives as long as the app)."""
+    runner = getattr(request.app.state, "generation_runner", None)
+    if runner is None:
+        runner = GenerationRunner(request.app.state.settings, blob_store=blob_store)
+        request.app.state.generation_runner = runner
+    return runner
+
+
+GenerationRunnerDep = Annotated[GenerationRunner, Depends(get_generation_runner)]

@@ -7,13 +7,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from foundry.errors import Conflict, FoundryError, InvalidInput, NotFound, PermissionDenied
+from foundry.errors import Conflict, FoundryError, InvalidInput, NotFound, PermissionDenied, Unavailable
 
 _STATUS_BY_ERROR: list[tuple[type[FoundryError], int]] = [
     (NotFound, 404),
     (PermissionDenied, 403),
     (Conflict, 409),
     (InvalidInput, 422),
+    (Unavailable, 503),
 ]
 
 
@@ -40,7 +41,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FoundryError)
     async def _domain_error(_request: Request, exc: FoundryError) -> JSONResponse:
         status = next((code for kind, code in _STATUS_BY_ERROR if isinstance(exc, kind)), 400)
-        return JSONResponse(error_body(exc.code, exc.message, details=exc.details), status_code=status)
+        extra = {"fields": exc.details["fields"]} if "fields" in exc.details else {}
+        return JSONResponse(error_body(exc.code, exc.message, details=exc.details, **extra), status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

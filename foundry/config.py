@@ -37,6 +37,17 @@ class Settings(BaseSettings):
     near_duplicate_distance: int = Field(default=4, description="Perceptual-hash Hamming distance for near-duplicates.")
     import_workers: int = Field(default=0, description="Decode processes for imports; 0 means one per core.")
 
+    # Generation
+    signing_dir: Path | None = Field(default=None, description="C2PA signing CA and leaf; empty means var_dir/signing.")
+    pipeline_cache_size: int = Field(default=2, ge=1, description="Pipelines kept loaded per process.")
+    sync_work_limit: float = Field(
+        default=240.0, description="Requests up to this many native-size image-steps are answered synchronously.")
+    output_near_duplicate_distance: int = Field(
+        default=6, description="An output this close (pHash bits) to a training image is flagged.")
+    rate_limit_per_minute: int = Field(default=120, ge=1, description="Requests per minute per API key.")
+    rate_limit_burst: int = Field(default=30, ge=1, description="Requests a key may send at once.")
+    rate_limit_url: str = Field(default="", description="redis://... shares rate limits across API processes.")
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -48,6 +59,10 @@ class Settings(BaseSettings):
         if self.broker_url:
             return self.broker_url
         return f"sqla+sqlite:///{(self.var_dir / 'broker.db').resolve()}"
+
+    @property
+    def resolved_signing_dir(self) -> Path:
+        return self.signing_dir if self.signing_dir is not None else self.var_dir / "signing"
 
     @property
     def resolved_blob_url(self) -> str:

@@ -32,3 +32,9 @@ class Conflict(FoundryError):
 
 class PermissionDenied(FoundryError):
     code = "permission_denied"
+
+
+class Unavailable(FoundryError):
+    """The deployment cannot serve this now (not configured, capacity); the request itself was fine."""
+
+    code = "unavailable"

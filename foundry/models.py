@@ -4,10 +4,15 @@ from foundry.accounts.models import ApiKey, Tenant
 from foundry.catalog.models import Asset, CatalogImport, Contributor
 from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
 from foundry.db import Base
+from foundry.generation.models import GeneratedImage, Generation
 from foundry.licensing.models import LicenseGrant
 from foundry.models_registry.models import RegisteredModel
+from foundry.pricing.models import PriceRule
+from foundry.royalties.models import AttributionLine, LedgerEntry
 from foundry.training_jobs.models import TrainingJob
 
 __all__ = [
-    "ApiKey","Asset", "Base", "CatalogImport", "Contributor", "DatasetSnapshot", "LicenseGrant", "RegisteredModel", "SnapshotEntry",
-           "Tenant", "TrainingJob"]
+    "ApiKey", "Asset", "AttributionLine", "Base", "CatalogImport", "Contributor", "DatasetSnapshot", "GeneratedImage",
+    "Generation", "LedgerEntry", "LicenseGrant", "PriceRule", "RegisteredModel", "SnapshotEntry", "Tenant",
+    "TrainingJob",
+]

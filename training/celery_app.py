@@ -45,7 +45,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
     app.conf.update(
         task_queues=(Queue(TRAINING_QUEUE), Queue(GENERATION_QUEUE)),
         task_default_queue=TRAINING_QUEUE,
-        task_routes={"foundry.training.*": {"queue": TRAINING_QUEUE}},
+        task_routes={"foundry.training.*": {"queue": TRAINING_QUEUE},
+                     "foundry.generation.*": {"queue": GENERATION_QUEUE}},
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,

@@ -12,7 +12,7 @@ import uuid
 from celery.signals import worker_ready
 
 from foundry.config import Settings, get_settings
-from training.celery_app import TRAINING_QUEUE, celery_app, celery_for
+from training.celery_app import GENERATION_QUEUE, TRAINING_QUEUE, celery_app, celery_for
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,34 @@ def run_training_job(job_id: str) -> str:
 def enqueue_training_job(job_id: uuid.UUID, settings: Settings | None = None) -> None:
     """Hand a committed job to the training queue (call only after the job row is committed)."""
     celery_for(settings or get_settings()).send_task(run_training_job.name, args=[str(job_id)], queue=TRAINING_QUEUE)
+
+
+_runner = None
+
+
+def generation_runner():
+    """One runner per worker process: its pipeline cache outlives each task."""
+    global _runner
+    if _runner is None:
+        from foundry.blobs import open_blob_store
+        from foundry.generation.runner import GenerationRunner
+
+        settings = get_settings()
+        _runner = GenerationRunner(settings, blob_store=open_blob_store(settings.resolved_blob_url,
+                                                                        s3_endpoint_url=settings.s3_endpoint_url))
+    return _runner
+
+
+@celery_app.task(name="foundry.generation.run")
+def run_generation(generation_id: str) -> str:
+    """Serve one queued generation; a generation already claimed or finished is left alone."""
+    return generation_runner()(uuid.UUID(generation_id)).status
+
+
+def enqueue_generation(generation_id: uuid.UUID, settings: Settings | None = None) -> None:
+    """Hand a committed generation to the generation queue (only after its row is committed)."""
+    celery_for(settings or get_settings()).send_task(run_generation.name, args=[str(generation_id)],
+                                                     queue=GENERATION_QUEUE)
 
 
 def requeue_orphaned_jobs() -> int:

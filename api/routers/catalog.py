@@ -14,8 +14,8 @@ from api.errors import ApiError
 from foundry.catalog import service as catalog_service
 from foundry.catalog.schemas import AssetRead, CatalogSummaryRead, ImportPage, ImportRead, ImportSummaryRead
 from foundry.catalog.sources import open_source
-from foundry.licensing import service as licensing_service
 from foundry.db import session_factory
+from foundry.licensing import service as licensing_service
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 

@@ -120,7 +120,11 @@ def _encode_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _decode_raster(data: bytes, limits: ImageLimits) -> tuple[int, int, bytes, Image.Image]:
+def open_raster(data: bytes, limits: ImageLimits) -> Image.Image:
+    """Decode a raster image completely (every frame) within the limits, flattened on white as RGB.
+
+    Bombs are refused from the header, before any pixel is decoded; ImageRejected otherwise.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -148,10 +152,17 @@ def _decode_raster(data: bytes, limits: ImageLimits) -> tuple[int, int, bytes, I
             image.seek(0)
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as exc:
             raise ImageRejected("image_corrupt", f"the image does not decode completely: {exc}") from None
+    if image.mode == "RGB":
+        return image
     rgba = image.convert("RGBA")
     flattened = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     flattened.alpha_composite(rgba)
-    rendition = flattened.convert("RGB")
+    return flattened.convert("RGB")
+
+
+def _decode_raster(data: bytes, limits: ImageLimits) -> tuple[int, int, bytes, Image.Image]:
+    rendition = open_raster(data, limits)
+    width, height = rendition.size
     if max(width, height) > limits.rendition_size:
         rendition = rendition.resize(_fit(width, height, limits.rendition_size), Image.Resampling.LANCZOS)
     return width, height, _encode_png(rendition), rendition

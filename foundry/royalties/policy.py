@@ -32,21 +32,30 @@ def pool_of(charge: int, pool_share: Fraction) -> int:
     return exact.numerator // exact.denominator
 
 
-def pro_rata(pool: int, base: Layer, finetune: Layer | None = None,
-             finetune_share: Fraction = Fraction(1, 2)) -> dict[uuid.UUID, int]:
-    """Each contributor's part of ``pool``; the parts sum to ``pool`` exactly (or it is empty when nobody earns)."""
+def pro_rata_weights(base: Layer, finetune: Layer | None = None,
+                     finetune_share: Fraction = Fraction(1, 2)) -> dict[uuid.UUID, Fraction]:
+    """Each contributor's exact fraction of the pool; empty when nobody earns."""
     layers = [(base, Fraction(1) - Fraction(finetune_share)), (finetune, Fraction(finetune_share))]
-    weights: dict[uuid.UUID, Fraction] = {}
     live = [(layer, share) for layer, share in layers if layer is not None and sum(layer.asset_counts.values()) > 0]
-    if not live or pool == 0:
+    if not live:
         return {}
     if sum(share for _, share in live) == 0:
         # the configured ratio gives everything to a layer nobody earns in: the live layers share it
         live = [(layer, Fraction(1)) for layer, _ in live]
     share_sum = sum(share for _, share in live)
+    weights: dict[uuid.UUID, Fraction] = {}
     for layer, share in live:
         layer_total = sum(layer.asset_counts.values())
         for contributor, count in layer.asset_counts.items():
             if count:
                 weights[contributor] = weights.get(contributor, Fraction(0)) + share / share_sum * count / layer_total
+    return weights
+
+
+def pro_rata(pool: int, base: Layer, finetune: Layer | None = None,
+             finetune_share: Fraction = Fraction(1, 2)) -> dict[uuid.UUID, int]:
+    """Each contributor's part of ``pool``; the parts sum to ``pool`` exactly (or it is empty when nobody earns)."""
+    weights = pro_rata_weights(base, finetune, finetune_share)
+    if not weights or pool == 0:
+        return {}
     return split_exact(pool, weights)

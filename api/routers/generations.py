@@ -1,0 +1,147 @@
+"""Generation routes for brand customers: request, poll, fetch images, page through history."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse
+
+from api.deps import (
+    AdminPrincipal,
+    BlobStoreDep,
+    CustomerOrAdmin,
+    CustomerPrincipal,
+    GenerationRunnerDep,
+    SessionDep,
+    SettingsDep,
+)
+from api.errors import ApiError, error_body
+from foundry.generation import service as generation_service
+from foundry.generation.models import Generation
+from foundry.generation.schemas import (
+    AttributionRead,
+    GeneratedImageRead,
+    GenerationCreate,
+    GenerationPage,
+    GenerationRead,
+)
+from foundry.royalties import service as royalties_service
+from provenance.c2pa_manifest import SigningNotConfigured
+
+router = APIRouter(prefix="/v1", tags=["generations"])
+
+_FAILURE_STATUS = {"provenance_not_configured": 503, "model_not_found": 409, "model_not_servable": 409}
+
+
+def generation_read(session, generation: Generation) -> GenerationRead:
+    images = generation_service.images_of(session=session, generation_id=generation.id)
+    attribution = None
+    if generation.status == "succeeded":
+        attribution = AttributionRead(
+            method=generation.attribution["method"], currency=generation.currency,
+            charge=generation.attribution["charge"], pool=generation.attribution["pool"],
+            platform=generation.attribution["platform"],
+            contributors=[{"contributor_id": line.contributor_id, "display_name": name, "method": line.method,
+                           "share": line.weight, "share_ppm": line.share_ppm, "amount": line.amount,
+                           "asset_count": line.asset_count, "top_assets": line.top_assets}
+                          for line, name in royalties_service.attribution_lines(session=session,
+                                                                                generation_id=generation.id)])
+    return GenerationRead(
+        id=generation.id, status=generation.status, mode=generation.mode, model_id=generation.model_id,
+        tenant_id=generation.tenant_id, prompt=generation.prompt, seed=generation.seed,
+        num_images=generation.num_images, request=generation.request,
+        queue_position=generation_service.queue_position(session=session, generation=generation),
+        created_at=generation.created_at, started_at=generation.started_at, finished_at=generation.finished_at,
+        error={"code": generation.error_code, "message": generation.error_message} if generation.error_code else None,
+        price={"unit_price": generation.unit_price, "currency": generation.currency,
+               "charge": generation.charge_amount, "price_rule_id": str(generation.price_rule_id)},
+        images=[GeneratedImageRead(url=f"/v1/generations/{generation.id}/images/{image.index}",
+                                   **{k: getattr(image, k) for k in GeneratedImageRead.model_fields if k != "url"})
+                for image in images],
+        attribution=attribution, near_duplicate=any(image.near_duplicate for image in images),
+        refunded=generation.refunded_at is not None,
+    )
+
+
+def _answer(session, generation: Generation) -> JSONResponse:
+    body = generation_read(session, generation)
+    if generation.status == "failed":
+        code = generation.error_code or "generation_failed"
+        return JSONResponse(error_body(code, generation.error_message or "the generation failed",
+                                       generation_id=str(generation.id)),
+                            status_code=_FAILURE_STATUS.get(code, 500))
+    status = 200 if generation.status == "succeeded" else 202
+    headers = {"Location": f"/v1/generations/{generation.id}"}
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+@router.post("/generations", response_model=GenerationRead, responses={202: {"model": GenerationRead}})
+def create_generation(principal: CustomerPrincipal, session: SessionDep, settings: SettingsDep,
+                      blob_store: BlobStoreDep, runner: GenerationRunnerDep, body: GenerationCreate,
+                      idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> Response:
+    """Small requests are answered at once (200); larger ones, or ``mode: async``, queue (202)."""
+    try:
+        runner.ensure_signing()  # refuse before anything is written when this deployment cannot sign outputs
+    except SigningNotConfigured as exc:
+        raise ApiError(503, "provenance_not_configured", str(exc)) from None
+    with session.begin():
+        generation, created = generation_service.submit_generation(
+            session=session, blob_store=blob_store, tenant_id=principal.tenant_id, api_key_id=principal.key_id,
+            body=body, idempotency_key=idempotency_key, sync_limit=settings.sync_work_limit)
+    if created and generation.mode == "sync":
+        generation = runner(generation.id)
+    elif created:
+        from training.tasks import enqueue_generation
+
+        enqueue_generation(generation.id, settings)  # after the commit: the worker must find the row
+    session.expire_all()
+    return _answer(session, generation_service.get_generation(session=session, generation_id=generation.id,
+                                                               tenant_id=principal.tenant_id))
+
+
+@router.get("/generations", response_model=GenerationPage)
+def list_generations(principal: CustomerOrAdmin, session: SessionDep,
+                     limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                     cursor: Annotated[str | None, Query(max_length=200)] = None,
+                     tenant_id: Annotated[uuid.UUID | None, Query(description="Admins only.")] = None,
+                     ) -> GenerationPage:
+    if not principal.is_admin:
+        if tenant_id not in (None, principal.tenant_id):
+            raise ApiError(403, "forbidden", "a customer key reads only its own tenant's generations")
+        tenant_id = principal.tenant_id
+    page, next_cursor = generation_service.list_generations(session=session, tenant_id=tenant_id, limit=limit,
+                                                            cursor=cursor)
+    return GenerationPage(items=[generation_read(session, g) for g in page], next_cursor=next_cursor)
+
+
+@router.get("/generations/{generation_id}", response_model=GenerationRead)
+def get_generation(principal: CustomerOrAdmin, session: SessionDep, generation_id: uuid.UUID) -> GenerationRead:
+    generation = generation_service.get_generation(session=session, generation_id=generation_id,
+                                                   tenant_id=None if principal.is_admin else principal.tenant_id)
+    return generation_read(session, generation)
+
+
+@router.get("/generations/{generation_id}/images/{index}", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}})
+def get_generation_image(principal: CustomerOrAdmin, session: SessionDep, blob_store: BlobStoreDep,
+                         generation_id: uuid.UUID, index: int,
+                         variant: Annotated[Literal["delivery", "raw"], Query()] = "delivery") -> Response:
+    """The delivered PNG (watermarked, with Content Credentials), or the pipeline's raw output."""
+    image = generation_service.get_image(session=session, generation_id=generation_id, index=index,
+                                         tenant_id=None if principal.is_admin else principal.tenant_id)
+    digest = image.delivery_sha256 if variant == "delivery" else image.raw_sha256
+    return Response(blob_store.get(digest), media_type="image/png",
+                    headers={"ETag": f'"{digest}"', "Cache-Control": "private, max-age=31536000, immutable"})
+
+
+@router.post("/generations/{generation_id}/refund", response_model=GenerationRead)
+def refund_generation(_principal: AdminPrincipal, session: SessionDep, generation_id: uuid.UUID,
+                      reason: Annotated[str, Query(min_length=1, max_length=400)]) -> GenerationRead:
+    """Reverse the charge and royalties with new ledger entries (a second refund adds none)."""
+    with session.begin():
+        generation = generation_service.refund_generation(session=session, generation_id=generation_id,
+                                                          reason=reason)
+    return generation_read(session, generation)
+

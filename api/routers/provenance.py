@@ -1,0 +1,35 @@
+"""Provenance verification: upload an image, learn where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, File, UploadFile
+
+from api.deps import CurrentPrincipal, GenerationRunnerDep, SessionDep, SettingsDep
+from api.errors import ApiError
+from foundry.catalog import service as catalog_service
+from foundry.generation.verification import verify_image
+from provenance.c2pa_manifest import SigningNotConfigured
+
+router = APIRouter(prefix="/v1", tags=["provenance"])
+
+
+@router.post("/provenance/verify")
+def verify(_principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep, runner: GenerationRunnerDep,
+           image: Annotated[UploadFile, File(description="The image to check (PNG, JPEG, WebP, GIF, TIFF).")]) -> dict:
+    """Reads the C2PA manifest, else the invisible watermark, else looks up the perceptual hash."""
+    limit = settings.max_image_bytes
+    data = image.file.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, "file_too_large", f"images are limited to {limit} bytes")
+    if not data:
+        raise ApiError(422, "empty_file", "the upload is empty")
+    try:
+        credentials = runner.ensure_signing()
+    except SigningNotConfigured as exc:
+        raise ApiError(503, "provenance_not_configured", str(exc)) from None
+    report = verify_image(session=session, data=data, credentials=credentials,
+                          limits=catalog_service.import_options(settings).limits)
+    return asdict(report)

@@ -1,0 +1,71 @@
+"""Generations and their images.
+
+A generation row is created when the request is accepted (queued); its outcome -- images,
+attribution, ledger entries and the ``succeeded`` status -- is written in one transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from foundry.db import Base, CreatedAtMixin, IdMixin
+
+
+class Generation(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "generation"
+    __table_args__ = (UniqueConstraint("tenant_id", "idempotency_key"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), index=True)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_key.id"))
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model.id"), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    """Fingerprint of the canonical request body: the same idempotency key must carry the same body."""
+    request: Mapped[dict] = mapped_column(default=dict)
+    """The full, resolved request (seed, size, steps, scheduler ...): enough to reproduce it."""
+    prompt: Mapped[str] = mapped_column(Text)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    num_images: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(8))
+    """sync (answered in the request) or async (served by a generation worker)."""
+    status: Mapped[str] = mapped_column(String(16), index=True, default="queued")
+    """queued, running, succeeded, failed."""
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    price_rule_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("price_rule.id"))
+    unit_price: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    charge_amount: Mapped[int | None] = mapped_column(Integer)
+    pool_amount: Mapped[int | None] = mapped_column(Integer)
+    attribution: Mapped[dict] = mapped_column(default=dict)
+    """The attribution summary shown to the customer and written into each image's manifest."""
+    timings: Mapped[dict] = mapped_column(default=dict)
+    refunded_at: Mapped[datetime | None]
+
+
+class GeneratedImage(IdMixin, Base):
+    __tablename__ = "generated_image"
+    __table_args__ = (UniqueConstraint("generation_id", "index"),)
+
+    generation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("generation.id"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    """The pipeline's own output, PNG at the generated size: same request and seed, same bytes."""
+    delivery_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    """The delivered PNG: upscaled to at least 256 px, watermarked, C2PA-signed."""
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    delivery_width: Mapped[int] = mapped_column(Integer)
+    delivery_height: Mapped[int] = mapped_column(Integer)
+    perceptual_hash: Mapped[str] = mapped_column(String(16), index=True)
+    watermark_id: Mapped[str] = mapped_column(String(32), unique=True)
+    """The watermark payload's lookup key (hex)."""
+    nearest_asset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("asset.id"))
+    nearest_distance: Mapped[int | None] = mapped_column(Integer)
+    near_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,217 @@
+"""Serving one generation, end to end.
+
+``GenerationRunner.__call__`` reads like a diffusers pipeline: claim -> prepare model ->
+render -> attribute -> deliver (watermark, Content Credentials, near-duplicate check) ->
+record. Rendering happens outside any transaction; everything the generation leaves behind
+(images, attribution, ledger entries, status) is written in one transaction at the end, and
+its image blobs are staged until that transaction commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from foundry import __version__
+from foundry.blobs import BlobStore, sha256_hex
+from foundry.catalog.models import Asset
+from foundry.config import Settings
+from foundry.datasets.models import SnapshotEntry
+from foundry.db import session_factory
+from foundry.errors import FoundryError
+from foundry.generation import service as generation_service
+from foundry.generation.engine import PipelineCache, png_bytes
+from foundry.generation.models import Generation
+from foundry.generation.policy import ResolvedRequest
+from foundry.generation.service import DeliveredImage
+from foundry.models_registry import service as registry_service
+from foundry.models_registry.models import RegisteredModel
+from foundry.pricing.models import PriceRule
+from foundry.royalties import service as royalties_service
+from foundry.royalties.service import Attribution
+from provenance import watermark
+from provenance.c2pa_manifest import ContentCredentials, SigningNotConfigured
+from provenance.hashing import perceptual_hash, phash_from_hex, phash_to_hex
+
+logger = logging.getLogger(__name__)
+
+GENERATOR = {"name": "licensed-image-foundry", "version": __version__}
+DELIVERY_MIN_SIDE = 256
+"""The invisible watermark needs at least 256 px; smaller outputs are delivered upscaled."""
+
+
+class TrainingHashes:
+    """Perceptual hashes of every asset a model learned from, for the near-duplicate guard."""
+
+    def __init__(self, asset_ids: list[uuid.UUID], hashes: list[int]):
+        self.asset_ids = asset_ids
+        self.hashes = np.array(hashes, dtype=np.uint64)
+
+    def nearest(self, value: int) -> tuple[uuid.UUID, int] | None:
+        if not self.asset_ids:
+            return None
+        differing = np.bitwise_xor(self.hashes, np.uint64(value))
+        distances = np.unpackbits(differing.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+        best = int(np.argmin(distances))
+        return self.asset_ids[best], int(distances[best])
+
+
+def training_hashes(*, session: Session, model: RegisteredModel) -> TrainingHashes:
+    snapshot_ids = [m.snapshot_id for m in registry_service.lineage(session=session, model_id=model.id)
+                    if m.snapshot_id]
+    rows = session.execute(select(Asset.id, Asset.phash).join(
+        SnapshotEntry, SnapshotEntry.asset_id == Asset.id).where(SnapshotEntry.snapshot_id.in_(snapshot_ids))
+        .distinct()).all() if snapshot_ids else []
+    return TrainingHashes([row[0] for row in rows], [phash_from_hex(row[1]) for row in rows])
+
+
+def delivery_rendition(image: Image.Image) -> Image.Image:
+    """The delivered pixels: at least 256 px on the short side, upscaled by a whole factor."""
+    factor = max(1, math.ceil(DELIVERY_MIN_SIDE / min(image.size)))
+    if factor == 1:
+        return image
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.LANCZOS)
+
+
+@dataclass
+class RenderedOutput:
+    raw_png: bytes
+    delivery_png: bytes
+    record: DeliveredImage
+
+
+class GenerationRunner:
+    """Runs generations in this process, with its own pipeline cache and signing material."""
+
+    def __init__(self, settings: Settings, *, blob_store: BlobStore, pipelines: PipelineCache | None = None):
+        self.settings = settings
+        self.blob_store = blob_store
+        self.pipelines = pipelines or PipelineCache(capacity=settings.pipeline_cache_size)
+        self._sessions = session_factory(settings.resolved_database_url)
+        self._credentials: ContentCredentials | None = None
+        self._hashes: dict[uuid.UUID, TrainingHashes] = {}
+        self._lock = threading.Lock()
+
+    def ensure_signing(self) -> ContentCredentials:
+        """This process's signing material (SigningNotConfigured when init-ca has not been run)."""
+        if self._credentials is None:
+            self._credentials = ContentCredentials(self.settings.resolved_signing_dir)
+        return self._credentials
+
+    def __call__(self, generation_id: uuid.UUID) -> Generation:
+        # 1. claim: exactly one runner serves a generation; anyone else just reads it
+        if not self.claim(generation_id):
+            return self.load(generation_id)
+        try:
+            started = time.perf_counter()
+            # 2. re-check the world and get the model's pipeline
+            model, request = self.prepare(generation_id)
+            loaded = self.pipelines.get(f"{model.id}:{model.weights_sha256}", lambda: self.materialize(model))
+            # 3. render, outside any transaction
+            rendered_at = time.perf_counter()
+            images = loaded.render(request)
+            render_s = time.perf_counter() - rendered_at
+            # 4-6. attribute, deliver and record in one transaction
+            return self.record(generation_id, images, timings={"prepare_s": rendered_at - started,
+                                                                "render_s": render_s})
+        except Exception as exc:
+            code = exc.code if isinstance(exc, FoundryError) else (
+                "provenance_not_configured" if isinstance(exc, SigningNotConfigured) else "generation_failed")
+            logger.exception("generation %s failed", generation_id)
+            with self._sessions() as session, session.begin():
+                generation_service.fail_generation(session=session, generation_id=generation_id, code=code,
+                                                   message=str(exc))
+            return self.load(generation_id)
+
+    def claim(self, generation_id: uuid.UUID) -> bool:
+        with self._sessions() as session, session.begin():
+            return generation_service.claim_generation(session=session, generation_id=generation_id)
+
+    def load(self, generation_id: uuid.UUID) -> Generation:
+        with self._sessions() as session:
+            return generation_service.get_generation(session=session, generation_id=generation_id, tenant_id=None)
+
+    def prepare(self, generation_id: uuid.UUID) -> tuple[RegisteredModel, ResolvedRequest]:
+        with self._sessions() as session:
+            generation = generation_service.get_generation(session=session, generation_id=generation_id,
+                                                           tenant_id=None)
+            model = generation_service.visible_model(session=session, model_id=generation.model_id,
+                                                     tenant_id=generation.tenant_id)
+            with self._lock:
+                if model.id not in self._hashes:
+                    self._hashes[model.id] = training_hashes(session=session, model=model)
+            return model, ResolvedRequest(**generation.request)
+
+    def materialize(self, model: RegisteredModel) -> Path:
+        return registry_service.materialize(model=model, blob_store=self.blob_store,
+                                            cache_dir=self.settings.var_dir / "models")
+
+    def attribute(self, session: Session, generation: Generation, model: RegisteredModel) -> Attribution:
+        rule = session.get(PriceRule, generation.price_rule_id)
+        return royalties_service.pro_rata_attribution(
+            session=session, model=model, charge=generation.unit_price * generation.num_images,
+            currency=generation.currency, pool_share=Fraction(rule.pool_share_bps, 10_000),
+            finetune_share=Fraction(rule.finetune_share_bps, 10_000))
+
+    def deliver(self, image: Image.Image, index: int, generation: Generation, model: RegisteredModel,
+                attribution: Attribution) -> RenderedOutput:
+        raw_png = png_bytes(image)
+        phash = perceptual_hash(image, opaque=True)
+        nearest = self._hashes[model.id].nearest(phash)
+        near_duplicate = nearest is not None and nearest[1] <= self.settings.output_near_duplicate_distance
+        marked = watermark.embed(delivery_rendition(image), watermark.payload_for(generation.id, index))
+        record = {
+            "generation_id": str(generation.id), "image_index": index, "model_id": str(model.id),
+            "model_name": model.name, "weights_sha256": model.weights_sha256,
+            "snapshot_id": str(model.snapshot_id) if model.snapshot_id else None,
+            "snapshot_merkle_root": model.snapshot_merkle_root, "licensed_only": model.licensed_only,
+            "raw_sha256": sha256_hex(raw_png), "near_duplicate": near_duplicate,
+            "attribution": {"method": attribution.method, "currency": attribution.currency,
+                            "pool": attribution.pool, "contributors": len(attribution.shares),
+                            "top": [{"contributor_id": str(s.contributor_id), "amount": s.amount}
+                                    for s in attribution.shares[:5]]},
+            "watermark": watermark.DESCRIPTION,
+        }
+        delivery_png = self.ensure_signing().sign_png(png_bytes(marked), title=f"{generation.id}-{index}.png",
+                                                 generator=GENERATOR, generation=record)
+        return RenderedOutput(raw_png=raw_png, delivery_png=delivery_png, record=DeliveredImage(
+            index=index, raw_sha256=sha256_hex(raw_png), delivery_sha256=sha256_hex(delivery_png),
+            width=image.width, height=image.height, delivery_width=marked.width, delivery_height=marked.height,
+            perceptual_hash=phash_to_hex(phash), watermark_id=watermark.payload_for(generation.id, index).hex(),
+            nearest_asset_id=nearest[0] if nearest else None, nearest_distance=nearest[1] if nearest else None,
+            near_duplicate=near_duplicate))
+
+    def record(self, generation_id: uuid.UUID, images: list[Image.Image], *, timings: dict) -> Generation:
+        stage_id = f"generation-{generation_id}"
+        try:
+            with self._sessions() as session, session.begin():
+                generation = generation_service.get_generation(session=session, generation_id=generation_id,
+                                                               tenant_id=None)
+                model = session.get(RegisteredModel, generation.model_id)
+                attribution = self.attribute(session, generation, model)
+                provenance_started = time.perf_counter()
+                outputs = [self.deliver(image, index, generation, model, attribution)
+                           for index, image in enumerate(images)]
+                timings["provenance_s"] = time.perf_counter() - provenance_started
+                for output in outputs:
+                    self.blob_store.stage(stage_id, output.raw_png)
+                    self.blob_store.stage(stage_id, output.delivery_png)
+                generation_service.finish_generation(session=session, generation=generation, model=model,
+                                                     images=[output.record for output in outputs],
+                                                     attribution=attribution, timings=timings)
+        except BaseException:
+            self.blob_store.discard(stage_id)
+            raise
+        self.blob_store.promote(stage_id)
+        return self.load(generation_id)

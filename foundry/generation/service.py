@@ -1,0 +1,265 @@
+"""Accepting, claiming, finishing and reading generations.
+
+The edge owns the transaction; these functions flush. ``finish_generation`` writes a
+generation's whole outcome -- images, attribution lines, ledger entries, status -- so the
+caller commits all of it or none.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from foundry.blobs import BlobStore
+from foundry.db import utcnow
+from foundry.errors import Conflict, InvalidInput, NotFound
+from foundry.generation.engine import capabilities_of
+from foundry.generation.models import GeneratedImage, Generation
+from foundry.generation.policy import ModelCapabilities, request_fingerprint, resolve_request, serving_mode
+from foundry.generation.schemas import GenerationCreate
+from foundry.models_registry.models import RegisteredModel
+from foundry.pricing import service as pricing_service
+from foundry.royalties import service as royalties_service
+from foundry.royalties.service import Attribution
+
+_capabilities_cache: dict[str, ModelCapabilities] = {}
+
+
+def model_capabilities(*, model: RegisteredModel, blob_store: BlobStore) -> ModelCapabilities:
+    """Read from the model's stored config files (cached per weights digest)."""
+    cached = _capabilities_cache.get(model.weights_sha256)
+    if cached is not None:
+        return cached
+
+    def read_json(relative: str) -> dict | None:
+        digest = model.files.get(relative)
+        if digest is None:
+            return None
+        try:
+            return json.loads(blob_store.get(digest))
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput(f"the model's {relative} is not valid JSON", code="model_not_servable") from None
+
+    capabilities = capabilities_of(read_json)
+    _capabilities_cache[model.weights_sha256] = capabilities
+    return capabilities
+
+
+def visible_model(*, session: Session, model_id: uuid.UUID, tenant_id: uuid.UUID | None) -> RegisteredModel:
+    """A model the caller may use: shared models, or the tenant's own (anyone else's is 'not found')."""
+    model = session.get(RegisteredModel, model_id)
+    if model is None or (tenant_id is not None and model.owner_tenant_id not in (None, tenant_id)):
+        raise NotFound(f"model {model_id} does not exist", code="model_not_found")
+    return model
+
+
+def list_visible_models(*, session: Session, tenant_id: uuid.UUID | None, limit: int,
+                        offset: int) -> list[RegisteredModel]:
+    query = select(RegisteredModel)
+    if tenant_id is not None:
+        query = query.where(or_(RegisteredModel.owner_tenant_id.is_(None), RegisteredModel.owner_tenant_id == tenant_id))
+    return list(session.scalars(query.order_by(RegisteredModel.created_at.desc(), RegisteredModel.id)
+                                .limit(limit).offset(offset)))
+
+
+def _by_idempotency_key(session: Session, tenant_id: uuid.UUID, key: str) -> Generation | None:
+    return session.scalar(select(Generation).where(Generation.tenant_id == tenant_id,
+                                                   Generation.idempotency_key == key))
+
+
+def _replay(existing: Generation, fingerprint: str) -> Generation:
+    if existing.request_sha256 != fingerprint:
+        raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_key_reused",
+                       details={"generation_id": str(existing.id)})
+    return existing
+
+
+def submit_generation(*, session: Session, blob_store: BlobStore, tenant_id: uuid.UUID,
+                      api_key_id: uuid.UUID | None, body: GenerationCreate, idempotency_key: str | None,
+                      sync_limit: float) -> tuple[Generation, bool]:
+    """Accept a request: (generation, created). A replayed idempotency key returns the original."""
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+        raise InvalidInput("Idempotency-Key must be 1-200 characters", code="invalid_idempotency_key")
+    fingerprint = request_fingerprint(body.model_dump(mode="json"))
+    if idempotency_key is not None and (existing := _by_idempotency_key(session, tenant_id, idempotency_key)):
+        return _replay(existing, fingerprint), False
+    model = visible_model(session=session, model_id=body.model_id, tenant_id=tenant_id)
+    capabilities = model_capabilities(model=model, blob_store=blob_store)
+    resolved = resolve_request(
+        prompt=body.prompt, negative_prompt=body.negative_prompt,
+        seed=body.seed if body.seed is not None else secrets.randbelow(2**32), num_images=body.num_images,
+        steps=body.steps, guidance_scale=body.guidance_scale, width=body.width, height=body.height,
+        scheduler=body.scheduler, capabilities=capabilities)
+    rule = pricing_service.price_for(session=session, model_id=model.id, tenant_id=tenant_id)
+    generation = Generation(
+        tenant_id=tenant_id, api_key_id=api_key_id, model_id=model.id, idempotency_key=idempotency_key,
+        request_sha256=fingerprint, request=resolved.as_dict(), prompt=resolved.prompt, seed=resolved.seed,
+        num_images=resolved.num_images, status="queued",
+        mode=serving_mode(requested=body.mode, request=resolved, capabilities=capabilities, sync_limit=sync_limit),
+        price_rule_id=rule.id, unit_price=rule.unit_price, currency=rule.currency)
+    try:
+        with session.begin_nested():
+            session.add(generation)
+            session.flush()
+    except IntegrityError:
+        # a concurrent request with the same key won the race: answer with its generation
+        existing = _by_idempotency_key(session, tenant_id, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return _replay(existing, fingerprint), False
+    return generation, True
+
+
+def get_generation(*, session: Session, generation_id: uuid.UUID, tenant_id: uuid.UUID | None) -> Generation:
+    """A tenant only ever finds its own generations; admins (tenant_id None) find any."""
+    generation = session.get(Generation, generation_id)
+    if generation is None or (tenant_id is not None and generation.tenant_id != tenant_id):
+        raise NotFound(f"generation {generation_id} does not exist", code="generation_not_found")
+    return generation
+
+
+def images_of(*, session: Session, generation_id: uuid.UUID) -> list[GeneratedImage]:
+    return list(session.scalars(select(GeneratedImage).where(GeneratedImage.generation_id == generation_id)
+                                .order_by(GeneratedImage.index)))
+
+
+def get_image(*, session: Session, generation_id: uuid.UUID, index: int, tenant_id: uuid.UUID | None) -> GeneratedImage:
+    get_generation(session=session, generation_id=generation_id, tenant_id=tenant_id)
+    image = session.scalar(select(GeneratedImage).where(GeneratedImage.generation_id == generation_id,
+                                                        GeneratedImage.index == index))
+    if image is None:
+        raise NotFound(f"generation {generation_id} has no image {index}", code="image_not_found")
+    return image
+
+
+def queue_position(*, session: Session, generation: Generation) -> int | None:
+    """1 for the next generation a worker will take; None once it is no longer queued."""
+    if generation.status != "queued":
+        return None
+    ahead = session.scalar(select(func.count()).select_from(Generation).where(
+        Generation.status == "queued", Generation.mode == "async",
+        or_(Generation.created_at < generation.created_at,
+            and_(Generation.created_at == generation.created_at, Generation.id < generation.id))))
+    return int(ahead) + 1
+
+
+def encode_cursor(generation: Generation) -> str:
+    raw = f"{generation.created_at.isoformat()}|{generation.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, identifier = raw.partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(identifier)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("the cursor is not one this API issued", code="invalid_cursor") from None
+
+
+def list_generations(*, session: Session, tenant_id: uuid.UUID | None, limit: int,
+                     cursor: str | None = None) -> tuple[list[Generation], str | None]:
+    """A page of generations, newest first, with a keyset cursor for the next page."""
+    query = select(Generation)
+    if tenant_id is not None:
+        query = query.where(Generation.tenant_id == tenant_id)
+    if cursor:
+        created, identifier = decode_cursor(cursor)
+        query = query.where(or_(Generation.created_at < created,
+                                and_(Generation.created_at == created, Generation.id < identifier)))
+    rows = list(session.scalars(query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit + 1)))
+    page = rows[:limit]
+    return page, (encode_cursor(page[-1]) if len(rows) > limit else None)
+
+
+def claim_generation(*, session: Session, generation_id: uuid.UUID) -> bool:
+    """queued -> running, in one conditional UPDATE: exactly one worker wins a generation."""
+    result = session.execute(update(Generation).where(Generation.id == generation_id, Generation.status == "queued")
+                             .values(status="running", started_at=utcnow()))
+    return result.rowcount == 1
+
+
+def release_stale(*, session: Session, older_than: datetime) -> int:
+    """Generations left running by a dead worker go back to the queue (nothing of theirs was written)."""
+    result = session.execute(update(Generation).where(Generation.status == "running",
+                                                      Generation.started_at < older_than)
+                             .values(status="queued", started_at=None))
+    return result.rowcount
+
+
+@dataclass(frozen=True)
+class DeliveredImage:
+    index: int
+    raw_sha256: str
+    delivery_sha256: str
+    width: int
+    height: int
+    delivery_width: int
+    delivery_height: int
+    perceptual_hash: str
+    watermark_id: str
+    nearest_asset_id: uuid.UUID | None
+    nearest_distance: int | None
+    near_duplicate: bool
+
+
+def finish_generation(*, session: Session, generation: Generation, model: RegisteredModel,
+                      images: list[DeliveredImage], attribution: Attribution, timings: dict) -> Generation:
+    """The generation's whole outcome, in the caller's transaction."""
+    if generation.status != "running":
+        raise Conflict(f"generation {generation.id} is {generation.status}, not running", code="generation_not_running")
+    session.add_all(GeneratedImage(generation_id=generation.id, **image.__dict__) for image in images)
+    royalties_service.post_generation(session=session, generation_id=generation.id, tenant_id=generation.tenant_id,
+                                      model_id=model.id, attribution=attribution)
+    generation.charge_amount = attribution.charge
+    generation.pool_amount = attribution.pool
+    generation.attribution = attribution_summary(attribution)
+    generation.timings = timings
+    generation.status = "succeeded"
+    generation.finished_at = utcnow()
+    session.flush()
+    return generation
+
+
+def fail_generation(*, session: Session, generation_id: uuid.UUID, code: str, message: str) -> None:
+    """A failed generation is never charged; it keeps why it failed."""
+    session.execute(update(Generation).where(Generation.id == generation_id,
+                                             Generation.status.in_(("queued", "running")))
+                    .values(status="failed", error_code=code, error_message=message[:2000], finished_at=utcnow()))
+
+
+def attribution_summary(attribution: Attribution) -> dict:
+    return {
+        "method": attribution.method, "currency": attribution.currency, "charge": attribution.charge,
+        "pool": attribution.pool, "platform": attribution.platform,
+        "contributors": [{"contributor_id": str(share.contributor_id),
+                          "share": f"{share.weight.numerator}/{share.weight.denominator}",
+                          "amount": share.amount, "asset_count": share.asset_count}
+                         for share in attribution.shares],
+    }
+
+
+def refund_generation(*, session: Session, generation_id: uuid.UUID, reason: str) -> Generation:
+    """Reverse the generation's charge and royalties; a second refund is a no-op."""
+    generation = get_generation(session=session, generation_id=generation_id, tenant_id=None)
+    if generation.status != "succeeded":
+        raise Conflict(f"generation {generation_id} is {generation.status}; only succeeded ones are refunded",
+                       code="generation_not_refundable")
+    if generation.charge_amount:
+        royalties_service.reverse_generation(session=session, generation_id=generation_id, reason=reason)
+    if generation.refunded_at is None:
+        generation.refunded_at = utcnow()
+    session.flush()
+    return generation
+
+
+CapabilitiesFor = Callable[[RegisteredModel], ModelCapabilities]

@@ -1,0 +1,1 @@
+"""Prices per image, per model and tenant, and the contributor pool's share of each charge."""

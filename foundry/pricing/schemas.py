@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PriceRuleCreate(BaseModel):
+    model_id: uuid.UUID | None = None
+    tenant_id: uuid.UUID | None = None
+    unit_price: int = Field(ge=0, le=10**9, description="Price of one image in minor units.")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    pool_share_bps: int = Field(ge=0, le=10_000, description="Contributor pool share of each charge (basis points).")
+    finetune_share_bps: int = Field(default=5000, ge=0, le=10_000,
+                                    description="Layered models: the fine-tune licensors' part of the pool.")
+
+
+class PriceRuleRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    model_id: uuid.UUID | None
+    tenant_id: uuid.UUID | None
+    unit_price: int
+    currency: str
+    pool_share_bps: int
+    finetune_share_bps: int
+    created_at: datetime
+    created_by: str
+    retired_at: datetime | None

@@ -1,0 +1,202 @@
+"""Attribution of a generation's pool and the ledger postings that pay it.
+
+The edge owns the transaction: these functions only ``flush``. A generation's charge, its
+royalties and its attribution lines are written by one call inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from foundry.catalog.models import Contributor
+from foundry.datasets.models import SnapshotEntry
+from foundry.db import utcnow
+from foundry.errors import Conflict, NotFound
+from foundry.models_registry import service as registry_service
+from foundry.models_registry.models import RegisteredModel
+from foundry.royalties.models import AttributionLine, LedgerEntry
+from foundry.royalties.policy import Layer, pool_of, pro_rata, pro_rata_weights
+
+PLATFORM_REVENUE = "platform:revenue"
+BRAND_REF_PREFIX = "tenant:"
+
+
+def customer_account(tenant_id: uuid.UUID) -> str:
+    return f"customer:{tenant_id}"
+
+
+def contributor_account(contributor_id: uuid.UUID) -> str:
+    return f"contributor:{contributor_id}"
+
+
+@dataclass(frozen=True)
+class ContributorShare:
+    contributor_id: uuid.UUID
+    weight: Fraction
+    amount: int
+    asset_count: int
+    top_assets: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Attribution:
+    method: str
+    charge: int
+    pool: int
+    currency: str
+    shares: list[ContributorShare]
+
+    @property
+    def paid_out(self) -> int:
+        return sum(share.amount for share in self.shares)
+
+    @property
+    def platform(self) -> int:
+        return self.charge - self.paid_out
+
+
+def snapshot_counts(*, session: Session, snapshot_ids: list[uuid.UUID]) -> Counter:
+    """Assets per contributor over these snapshots; a tenant's own brand assets never count."""
+    if not snapshot_ids:
+        return Counter()
+    rows = session.execute(
+        select(SnapshotEntry.contributor_id, func.count())
+        .join(Contributor, Contributor.id == SnapshotEntry.contributor_id)
+        .where(SnapshotEntry.snapshot_id.in_(snapshot_ids),
+               (Contributor.external_ref.is_(None)) | (~Contributor.external_ref.startswith(BRAND_REF_PREFIX)))
+        .group_by(SnapshotEntry.contributor_id))
+    return Counter({contributor: count for contributor, count in rows})
+
+
+def layers_of(*, session: Session, model: RegisteredModel) -> tuple[Layer, Layer | None]:
+    """(base layer, fine-tune layer): a layered model's own snapshot is the fine-tune layer and its
+    ancestors' snapshots the base; a model without a parent is all base."""
+    chain = registry_service.lineage(session=session, model_id=model.id)
+    own = [model.snapshot_id] if model.snapshot_id else []
+    ancestors = [m.snapshot_id for m in chain[1:] if m.snapshot_id]
+    if model.parent_id is None:
+        return Layer(snapshot_counts(session=session, snapshot_ids=own)), None
+    return (Layer(snapshot_counts(session=session, snapshot_ids=ancestors)),
+            Layer(snapshot_counts(session=session, snapshot_ids=own)))
+
+
+def pro_rata_attribution(*, session: Session, model: RegisteredModel, charge: int, currency: str,
+                         pool_share: Fraction, finetune_share: Fraction) -> Attribution:
+    pool = pool_of(charge, pool_share)
+    base, finetune = layers_of(session=session, model=model)
+    amounts = pro_rata(pool, base, finetune, finetune_share)
+    counts = Counter(base.asset_counts) + (Counter(finetune.asset_counts) if finetune else Counter())
+    weights = pro_rata_weights(base, finetune, finetune_share)
+    shares = [ContributorShare(contributor_id=c, weight=weights[c], amount=amounts[c], asset_count=counts[c])
+              for c in sorted(amounts, key=lambda c: (-weights[c], str(c)))]
+    return Attribution(method="pro_rata", charge=charge, pool=sum(amounts.values()), currency=currency,
+                       shares=shares)
+
+
+def post_generation(*, session: Session, generation_id: uuid.UUID, tenant_id: uuid.UUID, model_id: uuid.UUID,
+                    attribution: Attribution) -> list[LedgerEntry]:
+    """The customer charge and each contributor's royalty, as one ledger transaction, plus the
+    attribution lines that explain them."""
+    already = session.scalar(select(func.count()).select_from(LedgerEntry)
+                             .where(LedgerEntry.generation_id == generation_id, LedgerEntry.kind == "charge"))
+    if already:
+        raise Conflict(f"generation {generation_id} is already charged", code="already_charged")
+    transaction_id = uuid.uuid4()
+    posted_at = utcnow()
+    entries = []
+    if attribution.charge > 0:
+        entries.append(LedgerEntry(
+            transaction_id=transaction_id, posted_at=posted_at, kind="charge",
+            debit_account=customer_account(tenant_id), credit_account=PLATFORM_REVENUE,
+            amount=attribution.charge, currency=attribution.currency, generation_id=generation_id,
+            tenant_id=tenant_id, model_id=model_id, memo="generation charge"))
+    for share in attribution.shares:
+        session.add(AttributionLine(
+            generation_id=generation_id, contributor_id=share.contributor_id, method=attribution.method,
+            weight=f"{share.weight.numerator}/{share.weight.denominator}",
+            share_ppm=int(share.weight * 1_000_000), amount=share.amount, asset_count=share.asset_count,
+            top_assets=share.top_assets))
+        if share.amount > 0:
+            entries.append(LedgerEntry(
+                transaction_id=transaction_id, posted_at=posted_at, kind="royalty",
+                debit_account=PLATFORM_REVENUE, credit_account=contributor_account(share.contributor_id),
+                amount=share.amount, currency=attribution.currency, generation_id=generation_id,
+                tenant_id=tenant_id, model_id=model_id, contributor_id=share.contributor_id,
+                memo=f"royalty ({attribution.method})"))
+    session.add_all(entries)
+    session.flush()
+    return entries
+
+
+def reverse_generation(*, session: Session, generation_id: uuid.UUID, reason: str) -> list[LedgerEntry]:
+    """Reverse every not-yet-reversed entry of a generation (a refund). Running it twice adds nothing."""
+    originals = list(session.scalars(
+        select(LedgerEntry).where(LedgerEntry.generation_id == generation_id, LedgerEntry.kind != "reversal")
+        .order_by(LedgerEntry.posted_at, LedgerEntry.id)))
+    if not originals:
+        raise NotFound(f"generation {generation_id} has no ledger entries", code="ledger_entries_not_found")
+    reversed_ids = set(session.scalars(select(LedgerEntry.reverses_entry_id).where(
+        LedgerEntry.reverses_entry_id.in_([entry.id for entry in originals]))))
+    transaction_id = uuid.uuid4()
+    posted_at = utcnow()
+    reversals = [
+        LedgerEntry(transaction_id=transaction_id, posted_at=posted_at, kind="reversal",
+                    debit_account=entry.credit_account, credit_account=entry.debit_account, amount=entry.amount,
+                    currency=entry.currency, generation_id=entry.generation_id, tenant_id=entry.tenant_id,
+                    model_id=entry.model_id, contributor_id=entry.contributor_id, asset_id=entry.asset_id,
+                    reverses_entry_id=entry.id, memo=f"reversal: {reason}"[:500])
+        for entry in originals if entry.id not in reversed_ids
+    ]
+    session.add_all(reversals)
+    session.flush()
+    return reversals
+
+
+def account_balance(*, session: Session, account: str, currency: str) -> int:
+    """Credits minus debits of ``account`` in ``currency``."""
+    credits = session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+        LedgerEntry.credit_account == account, LedgerEntry.currency == currency))
+    debits = session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+        LedgerEntry.debit_account == account, LedgerEntry.currency == currency))
+    return int(credits) - int(debits)
+
+
+def trial_balance(*, session: Session) -> dict[str, dict[str, int]]:
+    """Every account's balance per currency; they sum to zero in each currency."""
+    balances: dict[str, dict[str, int]] = {}
+    for account, currency, amount in session.execute(
+            select(LedgerEntry.credit_account, LedgerEntry.currency, func.sum(LedgerEntry.amount))
+            .group_by(LedgerEntry.credit_account, LedgerEntry.currency)):
+        balances.setdefault(currency, {})[account] = balances.get(currency, {}).get(account, 0) + int(amount)
+    for account, currency, amount in session.execute(
+            select(LedgerEntry.debit_account, LedgerEntry.currency, func.sum(LedgerEntry.amount))
+            .group_by(LedgerEntry.debit_account, LedgerEntry.currency)):
+        balances.setdefault(currency, {})[account] = balances.get(currency, {}).get(account, 0) - int(amount)
+    return balances
+
+
+def entries_for(*, session: Session, generation_id: uuid.UUID | None = None, tenant_id: uuid.UUID | None = None,
+                contributor_id: uuid.UUID | None = None, limit: int = 100, offset: int = 0) -> list[LedgerEntry]:
+    query = select(LedgerEntry)
+    if generation_id is not None:
+        query = query.where(LedgerEntry.generation_id == generation_id)
+    if tenant_id is not None:
+        query = query.where(LedgerEntry.tenant_id == tenant_id)
+    if contributor_id is not None:
+        query = query.where(LedgerEntry.contributor_id == contributor_id)
+    return list(session.scalars(query.order_by(LedgerEntry.posted_at, LedgerEntry.id).limit(limit).offset(offset)))
+
+
+def attribution_lines(*, session: Session, generation_id: uuid.UUID) -> list[tuple[AttributionLine, str]]:
+    return list(session.execute(
+        select(AttributionLine, Contributor.display_name)
+        .join(Contributor, Contributor.id == AttributionLine.contributor_id)
+        .where(AttributionLine.generation_id == generation_id)
+        .order_by(AttributionLine.amount.desc(), AttributionLine.contributor_id)))
+
