@@ -47,6 +47,14 @@ app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
+provenance_app = typer.Typer(help="Content Credentials signing and verification.", no_args_is_help=True)
+prices_app = typer.Typer(help="Prices per image, per model and tenant.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The append-only royalty ledger.", no_args_is_help=True)
+generations_app = typer.Typer(help="Customer generations.", no_args_is_help=True)
+app.add_typer(provenance_app, name="provenance")
+app.add_typer(prices_app, name="prices")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(generations_app, name="generations")
 
 console = Console()
 errors = Console(stderr=True)
@@ -340,6 +348,112 @@ def keys_revoke(key_id: str) -> None:
     except FoundryError as exc:
         raise _fail(exc.message) from None
     console.print(f"key {key.id} revoked at {key.revoked_at.isoformat()}")
+
+
+@provenance_app.command("init-ca")
+def provenance_init_ca(
+    organization: Annotated[str, typer.Option(help="Organisation named in the certificates.")] = "Licensed Image Foundry",
+    force: Annotated[bool, typer.Option(help="Replace existing signing material.")] = False,
+) -> None:
+    """Create the foundry's own C2PA signing CA and ES256 leaf, offline."""
+    from provenance.c2pa_manifest import init_signing_ca
+
+    folder = get_settings().resolved_signing_dir
+    try:
+        paths = init_signing_ca(folder, organization=organization, overwrite=force)
+    except FileExistsError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"signing CA and leaf written to {folder} (private key {paths['signer-key.pem'].name}, mode 600)")
+
+
+@provenance_app.command("verify")
+def provenance_verify(image: Path) -> None:
+    """Where an image came from: its Content Credentials, else its watermark, else its perceptual hash."""
+    from dataclasses import asdict
+
+    from foundry.generation.verification import verify_image
+    from provenance.c2pa_manifest import ContentCredentials, SigningNotConfigured
+
+    settings = get_settings()
+    if not image.is_file():
+        raise _fail(f"{image} is not a file")
+    try:
+        credentials = ContentCredentials(settings.resolved_signing_dir)
+        with session_factory(settings.resolved_database_url)() as session:
+            report = verify_image(session=session, data=image.read_bytes(), credentials=credentials,
+                                  limits=catalog_service.import_options(settings).limits)
+    except (FoundryError, SigningNotConfigured) as exc:
+        raise _fail(getattr(exc, "message", str(exc))) from None
+    console.print_json(data=asdict(report))
+
+
+@prices_app.command("set")
+def prices_set(
+    unit_price: Annotated[int, typer.Option(help="Price of one image in minor units (cents).")],
+    currency: Annotated[str, typer.Option(help="ISO 4217 code.")] = "USD",
+    pool_share_bps: Annotated[int, typer.Option(help="Contributor pool share of each charge, basis points.")] = 5000,
+    finetune_share_bps: Annotated[int, typer.Option(help="Layered models: fine-tune licensors' part.")] = 5000,
+    model: Annotated[str | None, typer.Option(help="Only for this model id.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only for this tenant id.")] = None,
+) -> None:
+    """Set the price for a (model, tenant) scope; the rule it replaces is retired."""
+    from foundry.pricing import service as pricing_service
+
+    try:
+        with session_factory(get_settings().resolved_database_url)() as session, session.begin():
+            rule = pricing_service.set_price(
+                session=session, unit_price=unit_price, currency=currency, pool_share_bps=pool_share_bps,
+                finetune_share_bps=finetune_share_bps, created_by="cli",
+                model_id=_uuid(model, "model") if model else None,
+                tenant_id=_uuid(tenant, "tenant") if tenant else None)
+    except FoundryError as exc:
+        raise _fail(f"{exc.message} [{exc.code}]") from None
+    console.print(f"price rule {rule.id}: {rule.unit_price} {rule.currency} per image, "
+                  f"pool {rule.pool_share_bps / 100:g}%")
+
+
+@prices_app.command("list")
+def prices_list() -> None:
+    """Active price rules, most general first."""
+    from foundry.pricing import service as pricing_service
+
+    with session_factory(get_settings().resolved_database_url)() as session:
+        rules = pricing_service.active_rules(session=session)
+    table = Table("id", "model", "tenant", "price", "pool", "fine-tune share")
+    for rule in rules:
+        table.add_row(str(rule.id), str(rule.model_id or "any"), str(rule.tenant_id or "any"),
+                      f"{rule.unit_price} {rule.currency}", f"{rule.pool_share_bps / 100:g}%",
+                      f"{rule.finetune_share_bps / 100:g}%")
+    console.print(table)
+
+
+@ledger_app.command("balances")
+def ledger_balances() -> None:
+    """Every account's balance; each currency sums to zero."""
+    from foundry.royalties import service as royalties_service
+
+    with session_factory(get_settings().resolved_database_url)() as session:
+        balances = royalties_service.trial_balance(session=session)
+    table = Table("currency", "account", "balance")
+    for currency, accounts in sorted(balances.items()):
+        for account, amount in sorted(accounts.items()):
+            table.add_row(currency, account, str(amount))
+        table.add_row(currency, "[bold]sum[/]", str(sum(accounts.values())))
+    console.print(table)
+
+
+@generations_app.command("refund")
+def generations_refund(generation_id: str, reason: Annotated[str, typer.Option(help="Why (kept in the ledger).")]) -> None:
+    """Reverse a generation's charge and royalties with new, reversing ledger entries."""
+    from foundry.generation import service as generation_service
+
+    try:
+        with session_factory(get_settings().resolved_database_url)() as session, session.begin():
+            generation = generation_service.refund_generation(
+                session=session, generation_id=_uuid(generation_id, "generation"), reason=reason)
+    except FoundryError as exc:
+        raise _fail(f"{exc.message} [{exc.code}]") from None
+    console.print(f"generation {generation.id} refunded at {generation.refunded_at.isoformat()}")
 
 
 @app.command("worker")

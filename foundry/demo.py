@@ -2,7 +2,8 @@
 
 Migrate, onboard the OpenMoji catalog, freeze a licensed snapshot of it, train the licensed-only
 base model on that snapshot (in this process, no broker needed), register it and save a sample
-grid. Later stages (generation, statements) extend this same script.
+grid; then sign up a brand customer, start the real HTTP API, generate images through it, show
+their attribution and the ledger, and verify one image's provenance.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
 from foundry.config import Settings
 from foundry.datasets.schemas import SnapshotFilters
-from foundry.models_registry import service as registry_service
-from foundry.training_jobs import service as job_service
 from foundry.db import session_factory
 from foundry.errors import FoundryError
+from foundry.models_registry import service as registry_service
+from foundry.training_jobs import service as job_service
 
 OPENMOJI_PACKAGE = "openmoji@17.0.0"
 OPENMOJI_SHA256 = "55ee7d13485dec86e9f38c1f3a645a13382d33ff97c0cd845ee824b0aef45e68"
@@ -111,6 +112,8 @@ def run_demo(settings: Settings, *, catalog: Path | None, console: Console, trai
         target.write_bytes(store.get(grids[-1]["sha256"]))
         console.print(f"sample grid: {target}")
 
+    serve_and_generate(settings, model_id, console)
+
 
 def train_demo_model(settings: Settings, snapshot_id, train_steps: int, console: Console):
     """Run one base-training job in this process, with the same runner a worker uses."""
@@ -131,3 +134,154 @@ def train_demo_model(settings: Settings, snapshot_id, train_steps: int, console:
     if job.status != "succeeded":
         raise FoundryError(f"training failed: {job.error} [{job.error_code}]", code="demo_training_failed")
     return job.result_model_id
+
+
+DEMO_TENANT = "Demo Brand Co"
+
+
+def prepare_serving(settings: Settings, console: Console) -> tuple[str, str]:
+    """Signing CA, a catch-all price, a tenant with a customer key and an admin key: (customer, admin)."""
+    from foundry.accounts import service as accounts_service
+    from foundry.pricing import service as pricing_service
+    from provenance.c2pa_manifest import CA_FILE, init_signing_ca
+
+    signing_dir = settings.resolved_signing_dir
+    if not (signing_dir / CA_FILE).is_file():
+        init_signing_ca(signing_dir)
+        console.print(f"C2PA signing CA and ES256 leaf created in {signing_dir}")
+    with session_factory(settings.resolved_database_url)() as session, session.begin():
+        if not pricing_service.active_rules(session=session):
+            pricing_service.set_price(session=session, unit_price=40, currency="USD", pool_share_bps=5000,
+                                      created_by="demo")
+        rule = pricing_service.active_rules(session=session)[0]
+        tenant = next((t for t in accounts_service.list_tenants(session=session) if t.name == DEMO_TENANT), None)
+        tenant = tenant or accounts_service.create_tenant(session=session, name=DEMO_TENANT)
+        _, customer_key = accounts_service.create_api_key(session=session, role="customer", name="demo customer",
+                                                          tenant_id=tenant.id)
+        _, admin_key = accounts_service.create_api_key(session=session, role="admin", name="demo admin")
+    console.print(f"tenant {tenant.id} ({tenant.name}); price {rule.unit_price} {rule.currency} per image, "
+                  f"{rule.pool_share_bps / 100:g}% to the contributor pool")
+    return customer_key, admin_key
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve_and_generate(settings: Settings, model_id, console: Console) -> None:
+    import os
+    import sys
+    import time
+
+    import httpx
+    from rich.table import Table
+
+    console.rule("7. a brand customer, a price, and the signing CA")
+    customer_key, admin_key = prepare_serving(settings, console)
+
+    console.rule("8. start the HTTP API")
+    port = _free_port()
+    log_path = settings.var_dir / "demo" / "api.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "FOUNDRY_VAR_DIR": str(settings.var_dir.resolve())}
+    with log_path.open("ab") as log:
+        server = subprocess.Popen([sys.executable, "-m", "foundry.cli", "api", "--port", str(port)], env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=300) as http:
+            for _ in range(300):
+                try:
+                    if http.get("/v1/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if server.poll() is not None:
+                    raise FoundryError(f"the API exited early; see {log_path}", code="demo_api_failed")
+                time.sleep(0.2)
+            console.print(f"API at {base} (log {log_path})")
+            generate_through_api(http, settings, model_id, customer_key, admin_key, console, Table)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def generate_through_api(http, settings: Settings, model_id, customer_key: str, admin_key: str,
+                         console: Console, Table) -> None:
+    customer = {"Authorization": f"Bearer {customer_key}"}
+    admin = {"Authorization": f"Bearer {admin_key}"}
+
+    console.rule("9. generate through the API")
+    request = {"model_id": str(model_id), "prompt": "grinning face", "num_images": 4, "steps": 30, "seed": 2026}
+    response = http.post("/v1/generations", json=request, headers={**customer, "Idempotency-Key": "demo-1"})
+    if response.status_code != 200:
+        raise FoundryError(f"generation failed: HTTP {response.status_code} {response.text[:500]}",
+                           code="demo_generation_failed")
+    generation = response.json()
+    replay = http.post("/v1/generations", json=request, headers={**customer, "Idempotency-Key": "demo-1"})
+    console.print(f"generation {generation['id']}: {len(generation['images'])} images, seed {generation['seed']}, "
+                  f"{generation['request']['width']}x{generation['request']['height']} px "
+                  f"(delivered at {generation['images'][0]['delivery_width']} px, watermarked and signed); "
+                  f"replaying the Idempotency-Key returned the same generation: "
+                  f"{replay.json()['id'] == generation['id']}")
+    out_dir = settings.var_dir / "demo"
+    paths = []
+    for image in generation["images"]:
+        path = out_dir / f"generation-{image['index']}.png"
+        path.write_bytes(http.get(image["url"], headers=customer).content)
+        paths.append(path)
+        flag = " NEAR-DUPLICATE of a training image" if image["near_duplicate"] else ""
+        console.print(f"  {path}  nearest training image at pHash distance {image['nearest_distance']}{flag}")
+
+    attribution = generation["attribution"]
+    table = Table("contributor", "assets", "share of pool", f"amount ({attribution['currency']} minor units)",
+                  title=f"attribution ({attribution['method']}): charge {attribution['charge']}, "
+                        f"pool {attribution['pool']}, platform {attribution['platform']} — "
+                        f"{len(attribution['contributors'])} contributors, top 8")
+    for line in attribution["contributors"][:8]:
+        table.add_row(line["display_name"], str(line["asset_count"]), f"{line['share_ppm'] / 10_000:.3f}%",
+                      str(line["amount"]))
+    console.print(table)
+    paid = sum(line["amount"] for line in attribution["contributors"])
+    console.print(f"contributor amounts sum to {paid} = pool {attribution['pool']}: {paid == attribution['pool']}")
+
+    console.rule("10. the ledger")
+    me = http.get("/v1/me", headers=customer).json()
+    balances = http.get("/v1/ledger/balances", headers=admin).json()
+    usd = balances["balances"].get("USD", {})
+    console.print(f"customer balance {me['balance']['amount']} USD minor units (owed to the foundry); "
+                  f"platform revenue {usd.get('platform:revenue', 0)}; contributor payables "
+                  f"{sum(v for k, v in usd.items() if k.startswith('contributor:'))}; "
+                  f"all accounts sum to {balances['sums'].get('USD', 0)}")
+
+    console.rule("11. verify provenance")
+    with paths[0].open("rb") as handle:
+        report = http.post("/v1/provenance/verify", headers=customer,
+                           files={"image": (paths[0].name, handle, "image/png")}).json()
+    console.print(f"{paths[0].name}: found by {report['method']}, Content Credentials {report['manifest']['verdict']}, "
+                  f"altered={report['altered']}, generation {report['generation']['id']}, "
+                  f"model {report['model']['name']} (snapshot root {report['lineage'][0]['snapshot_merkle_root'][:16]}…), "
+                  f"licences {[item['license_code'] for item in report['licenses']]}, "
+                  f"{report['contributors']['count']} contributors")
+    stripped = _strip_metadata(paths[0].read_bytes())
+    report = http.post("/v1/provenance/verify", headers=customer,
+                       files={"image": ("stripped.png", stripped, "image/png")}).json()
+    console.print(f"the same pixels with the manifest stripped: found by {report['method']} "
+                  f"(watermark {report['watermark']}), generation {report['generation']['id']}")
+
+
+def _strip_metadata(png: bytes) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").save(buffer, format="PNG")
+    return buffer.getvalue()

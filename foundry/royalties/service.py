@@ -198,5 +198,5 @@ def attribution_lines(*, session: Session, generation_id: uuid.UUID) -> list[tup
         select(AttributionLine, Contributor.display_name)
         .join(Contributor, Contributor.id == AttributionLine.contributor_id)
         .where(AttributionLine.generation_id == generation_id)
-        .order_by(AttributionLine.amount.desc(), AttributionLine.contributor_id)))
+        .order_by(AttributionLine.amount.desc(), AttributionLine.share_ppm.desc(), AttributionLine.contributor_id)))
 
