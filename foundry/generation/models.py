@@ -64,7 +64,7 @@ class GeneratedImage(IdMixin, Base):
     delivery_width: Mapped[int] = mapped_column(Integer)
     delivery_height: Mapped[int] = mapped_column(Integer)
     perceptual_hash: Mapped[str] = mapped_column(String(16), index=True)
-    watermark_id: Mapped[str] = mapped_column(String(32), unique=True)
+    watermark_id: Mapped[str] = mapped_column(String(40), unique=True)
     """The watermark payload's lookup key (hex)."""
     nearest_asset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("asset.id"))
     nearest_distance: Mapped[int | None] = mapped_column(Integer)

@@ -131,7 +131,7 @@ def upgrade() -> None:
     sa.Column('delivery_width', sa.Integer(), nullable=False),
     sa.Column('delivery_height', sa.Integer(), nullable=False),
     sa.Column('perceptual_hash', sa.String(length=16), nullable=False),
-    sa.Column('watermark_id', sa.String(length=32), nullable=False),
+    sa.Column('watermark_id', sa.String(length=40), nullable=False),
     sa.Column('nearest_asset_id', sa.Uuid(), nullable=True),
     sa.Column('nearest_distance', sa.Integer(), nullable=True),
     sa.Column('near_duplicate', sa.Boolean(), nullable=False),

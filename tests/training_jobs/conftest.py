@@ -28,15 +28,20 @@ def tiny_base_recipe(**overrides) -> dict:
     return base_recipe(**settings).to_dict()
 
 
-@pytest.fixture
-def licensed_catalog(settings, sessions, blob_store, tmp_path):
+def build_catalog(settings, sessions, blob_store, folder) -> dict:
+    """Eight captioned pattern images from three artists (3/3/2 assets); name -> asset id."""
     files = {f"img{i}.png": images.pattern_png(500 + i, size=48) for i in range(len(CAPTIONS))}
     rows = [row(name, contributor=f"Artist {i % 3}") for i, name in enumerate(files)]
     for item, caption in zip(rows, CAPTIONS, strict=True):
         item["caption"] = caption
-    run(settings, sessions, blob_store, write_manifest(tmp_path / "catalog", rows, files))
+    run(settings, sessions, blob_store, write_manifest(folder / "catalog", rows, files))
     with sessions() as session:
         return {a.source_ref.split(":", 1)[1]: a.id for a in session.scalars(select(Asset))}
+
+
+@pytest.fixture
+def licensed_catalog(settings, sessions, blob_store, tmp_path):
+    return build_catalog(settings, sessions, blob_store, tmp_path)
 
 
 @pytest.fixture
