@@ -129,7 +129,7 @@ def open_raster(data: bytes, limits: ImageLimits) -> Image.Image:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError as exc:
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageRejected("decompression_bomb", str(exc)) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise ImageRejected("image_corrupt", f"cannot read the image header: {exc}") from None
