@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     pipeline_cache_size: int = Field(default=2, ge=1, description="Pipelines kept loaded per process.")
     sync_work_limit: float = Field(
         default=240.0, description="Requests up to this many native-size image-steps are answered synchronously.")
+    generation_stale_after_s: float = Field(
+        default=900.0, description="A generation running this long without finishing is re-queued.")
     output_near_duplicate_distance: int = Field(
         default=6, description="An output this close (pHash bits) to a training image is flagged.")
     rate_limit_per_minute: int = Field(default=120, ge=1, description="Requests per minute per API key.")

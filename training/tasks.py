@@ -68,6 +68,24 @@ def requeue_orphaned_jobs() -> int:
     return len(orphans)
 
 
+def requeue_stale_generations() -> int:
+    """Queue again every generation left running longer than ``generation_stale_after_s`` (its
+    worker died: nothing of its outcome was written, so serving it again is safe)."""
+    from datetime import timedelta
+
+    from foundry.db import session_factory, utcnow
+    from foundry.generation import service as generation_service
+
+    settings = get_settings()
+    with session_factory(settings.resolved_database_url)() as session, session.begin():
+        released = generation_service.release_stale(
+            session=session, older_than=utcnow() - timedelta(seconds=settings.generation_stale_after_s))
+    for generation_id in released:
+        log.warning("re-queueing generation %s: its worker stopped", generation_id)
+        enqueue_generation(generation_id, settings)
+    return len(released)
+
+
 class _OrphanSweeper(threading.Thread):
     """Looks for orphaned jobs for as long as a training worker lives.
 
@@ -76,22 +94,26 @@ class _OrphanSweeper(threading.Thread):
     A duplicate delivery is harmless: a job is claimed by one worker at a time.
     """
 
-    def __init__(self, interval: float):
-        super().__init__(daemon=True, name="orphan-sweeper")
+    def __init__(self, interval: float, sweep):
+        super().__init__(daemon=True, name=f"orphan-sweeper-{sweep.__name__}")
         self.interval = interval
+        self.sweep = sweep
 
     def run(self) -> None:
         while True:
             try:
-                requeue_orphaned_jobs()
+                self.sweep()
             except Exception:  # a database hiccup must not kill the sweeper
-                log.exception("orphaned-job sweep failed")
+                log.exception("orphan sweep %s failed", self.sweep.__name__)
             time.sleep(self.interval)
 
 
 @worker_ready.connect
 def _start_orphan_sweeper(sender=None, **_kwargs) -> None:
     consumer = getattr(sender, "task_consumer", None)
-    if consumer is None or TRAINING_QUEUE not in {queue.name for queue in consumer.queues}:
-        return
-    _OrphanSweeper(interval=max(0.5, get_settings().job_stale_after_s / 2)).start()
+    queues = {queue.name for queue in consumer.queues} if consumer is not None else set()
+    settings = get_settings()
+    if TRAINING_QUEUE in queues:
+        _OrphanSweeper(max(0.5, settings.job_stale_after_s / 2), requeue_orphaned_jobs).start()
+    if GENERATION_QUEUE in queues:
+        _OrphanSweeper(max(0.5, settings.generation_stale_after_s / 2), requeue_stale_generations).start()

@@ -29,7 +29,7 @@ from foundry.catalog.models import Asset
 from foundry.config import Settings
 from foundry.datasets.models import SnapshotEntry
 from foundry.db import session_factory
-from foundry.errors import FoundryError
+from foundry.errors import Conflict, FoundryError
 from foundry.generation import service as generation_service
 from foundry.generation.engine import PipelineCache, png_bytes
 from foundry.generation.models import Generation
@@ -126,6 +126,8 @@ class GenerationRunner:
             return self.record(generation_id, images, timings={"prepare_s": rendered_at - started,
                                                                 "render_s": render_s})
         except Exception as exc:
+            if isinstance(exc, Conflict) and exc.code == "generation_not_running":
+                return self.load(generation_id)  # re-queued as stale meanwhile: its new runner owns it now
             code = exc.code if isinstance(exc, FoundryError) else (
                 "provenance_not_configured" if isinstance(exc, SigningNotConfigured) else "generation_failed")
             logger.exception("generation %s failed", generation_id)

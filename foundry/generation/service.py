@@ -188,12 +188,14 @@ def claim_generation(*, session: Session, generation_id: uuid.UUID) -> bool:
     return result.rowcount == 1
 
 
-def release_stale(*, session: Session, older_than: datetime) -> int:
+def release_stale(*, session: Session, older_than: datetime) -> list[uuid.UUID]:
     """Generations left running by a dead worker go back to the queue (nothing of theirs was written)."""
-    result = session.execute(update(Generation).where(Generation.status == "running",
-                                                      Generation.started_at < older_than)
-                             .values(status="queued", started_at=None))
-    return result.rowcount
+    stale = list(session.scalars(select(Generation.id).where(Generation.status == "running",
+                                                             Generation.started_at < older_than)))
+    if stale:
+        session.execute(update(Generation).where(Generation.id.in_(stale), Generation.status == "running")
+                        .values(status="queued", started_at=None))
+    return stale
 
 
 @dataclass(frozen=True)
