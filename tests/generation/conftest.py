@@ -10,16 +10,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from foundry.accounts import service as accounts_service
-from foundry.pricing import service as pricing_service
-from foundry.training_jobs import service as job_service
-from provenance.c2pa_manifest import init_signing_ca
 from foundry import migrate
+from foundry.accounts import service as accounts_service
 from foundry.blobs import LocalBlobStore
 from foundry.config import Settings
 from foundry.datasets import service as dataset_service
 from foundry.db import session_factory
 from foundry.models_registry import service as registry_service
+from foundry.pricing import service as pricing_service
+from foundry.training_jobs import service as job_service
+from provenance.c2pa_manifest import init_signing_ca
 from tests.training_jobs.conftest import base_snapshot, build_catalog, licensed_catalog, tiny_base_recipe  # noqa: F401
 from training import jobs as job_runner
 

@@ -16,7 +16,8 @@ from foundry.generation.policy import (
 
 
 class FakeScheduler:
-    config: dict = {}
+    def __init__(self):
+        self.config = {}
 
 
 class FakePipeline:
@@ -55,8 +56,8 @@ def test_capabilities_follow_the_stored_configs():
 
 
 def resolve(capabilities=LATENT, **overrides):
-    request = dict(prompt="p", negative_prompt="", seed=1, num_images=1, steps=20, guidance_scale=5.0,
-                   width=None, height=None, scheduler="default")
+    request = {"prompt": "p", "negative_prompt": "", "seed": 1, "num_images": 1, "steps": 20,
+               "guidance_scale": 5.0, "width": None, "height": None, "scheduler": "default"}
     request.update(overrides)
     return resolve_request(capabilities=capabilities, **request)
 

@@ -239,8 +239,8 @@ def test_near_duplicate_guard_records_the_closest_training_image(client, custome
     assert image["nearest_asset_id"] is not None and 0 <= image["nearest_distance"] <= 64
     assert image["near_duplicate"] == (image["nearest_distance"] <= migrated.output_near_duplicate_distance)
     with sessions() as session, session.begin():
-        from provenance.hashing import hamming, phash_from_hex
         from foundry.catalog.models import Asset
+        from provenance.hashing import hamming, phash_from_hex
 
         hashes = [phash_from_hex(a.phash) for a in session.scalars(select(Asset))]
     assert image["nearest_distance"] == min(hamming(phash_from_hex(image["perceptual_hash"]), h) for h in hashes)

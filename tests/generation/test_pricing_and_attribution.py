@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from foundry.accounts import service as accounts_service
-from foundry.catalog.models import Contributor
 from foundry.catalog import service as catalog_service
+from foundry.catalog.models import Contributor
 from foundry.catalog.sources import open_source
 from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotFilters

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+
 from foundry.db import utcnow
 from foundry.generation.models import Generation
 from tests.training_jobs.test_worker import broker_settings, stop, worker_env  # noqa: F401
