@@ -1,0 +1,180 @@
+"""Serving benchmark: per-image latency through the real HTTP server against a bare pipeline call.
+
+Setup (skipped when ``--var-dir`` already holds a served model): onboard the OpenMoji catalog,
+snapshot it and train the demo's base model shape for a few steps (weights do not matter for
+latency; the catalog makes attribution realistic: 4,300 assets, 121 contributors).
+
+Then, on the same model and settings (prompt, steps, guidance, size, one thread each side):
+* bare: ``DiffusionPipeline.from_pretrained(folder)(...)`` in this process, seeded generator;
+* served: ``uvicorn`` in a subprocess, synchronous ``POST /v1/generations`` over HTTP (auth,
+  validation, idempotency bookkeeping, render, attribution, ledger, watermark, C2PA, storage),
+  timed at the client until the JSON answer arrives.
+
+    python benchmarks/serve.py [--requests 20] [--steps 30] [--images 1] [--var-dir DIR]
+
+Prints one JSON object: median per-image latency of each side, ``ratio`` = served / bare, and
+the share of the served latency spent in provenance (watermark + Content Credentials + hashes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+OPENMOJI = Path(os.environ.get("FOUNDRY_OPENMOJI_TGZ", REPO_ROOT.parent / "shared/datasets/openmoji-17.0.0.tgz"))
+
+
+def prepare(var_dir: Path, train_steps: int) -> tuple[str, str, Path]:
+    """(model id, customer key, model folder) in an embedded deployment under ``var_dir``."""
+    from rich.console import Console
+
+    from foundry import migrate
+    from foundry.blobs import open_blob_store
+    from foundry.cli import create_dataset_snapshot, run_catalog_import
+    from foundry.config import Settings
+    from foundry.datasets.schemas import SnapshotFilters
+    from foundry.db import session_factory
+    from foundry.demo import prepare_serving, train_demo_model
+    from foundry.models_registry import service as registry_service
+
+    settings = Settings(var_dir=var_dir)
+    console = Console(stderr=True)
+    migrate.upgrade(settings.resolved_database_url)
+    with session_factory(settings.resolved_database_url)() as session:
+        existing = registry_service.list_models(session=session, limit=1)
+    if existing:
+        model_id = existing[0].id
+    else:
+        run_catalog_import(settings, OPENMOJI, source_format="openmoji", requested_by="benchmark", quiet=True)
+        snapshot = create_dataset_snapshot(settings, name="bench", use="base_training", filters=SnapshotFilters(),
+                                           created_by="benchmark")
+        model_id = train_demo_model(settings, snapshot.id, train_steps, console)
+    customer_key, _ = prepare_serving(settings, console)
+    with session_factory(settings.resolved_database_url)() as session:
+        model = registry_service.get_model(session=session, model_id=model_id)
+        folder = registry_service.materialize(model=model, blob_store=open_blob_store(settings.resolved_blob_url),
+                                              cache_dir=var_dir / "models")
+    return str(model_id), customer_key, folder
+
+
+def bare_latencies(folder: Path, *, prompt: str, steps: int, guidance: float, images: int, requests: int) -> list[float]:
+    import torch
+    from diffusers import DiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    pipeline = DiffusionPipeline.from_pretrained(str(folder))
+    pipeline.set_progress_bar_config(disable=True)
+    size = pipeline.unet.config.sample_size
+    kwargs = {"clean_caption": False} if type(pipeline).__name__ == "IFPipeline" else {}
+    latencies = []
+    for request in range(requests + 2):
+        generators = [torch.Generator().manual_seed(1000 + request * 8 + i) for i in range(images)]
+        started = time.perf_counter()
+        with torch.inference_mode():
+            pipeline(prompt, num_inference_steps=steps, guidance_scale=guidance, num_images_per_prompt=images,
+                     height=size, width=size, generator=generators, output_type="pil", **kwargs)
+        if request >= 2:  # two warm-up calls, as on the served side
+            latencies.append((time.perf_counter() - started) / images)
+    return latencies
+
+
+def served_latencies(var_dir: Path, model_id: str, key: str, *, prompt: str, steps: int, guidance: float,
+                     images: int, requests: int) -> tuple[list[float], list[dict]]:
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "FOUNDRY_VAR_DIR": str(var_dir), "OMP_NUM_THREADS": "1",
+           "FOUNDRY_RATE_LIMIT_PER_MINUTE": "100000", "FOUNDRY_RATE_LIMIT_BURST": "1000"}
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port),
+                               "--log-level", "warning"], env=env, cwd=REPO_ROOT)
+    latencies, timings = [], []
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600,
+                          headers={"Authorization": f"Bearer {key}"}) as http:
+            for _ in range(300):
+                try:
+                    if http.get("/v1/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            for request in range(requests + 2):
+                body = {"model_id": model_id, "prompt": prompt, "steps": steps, "guidance_scale": guidance,
+                        "num_images": images, "seed": 1000 + request * 8}
+                started = time.perf_counter()
+                response = http.post("/v1/generations", json=body)
+                elapsed = time.perf_counter() - started
+                if response.status_code != 200:
+                    raise SystemExit(f"served request failed: {response.status_code} {response.text[:400]}")
+                if request >= 2:
+                    latencies.append(elapsed / images)
+                    timings.append({"generation_id": response.json()["id"], "latency_s": elapsed})
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    from foundry.config import Settings
+    from foundry.db import session_factory
+    from foundry.generation.models import Generation
+
+    with session_factory(Settings(var_dir=var_dir).resolved_database_url)() as session:
+        for item in timings:
+            item.update(session.get(Generation, __import__("uuid").UUID(item["generation_id"])).timings)
+    return latencies, timings
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--images", type=int, default=1)
+    parser.add_argument("--train-steps", type=int, default=2)
+    parser.add_argument("--var-dir", type=Path, default=None)
+    parser.add_argument("--prompt", default="grinning face")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    var_dir = (args.var_dir or Path(tempfile.mkdtemp(prefix="foundry-serve-bench-"))).resolve()
+    model_id, key, folder = prepare(var_dir, args.train_steps)
+    common = {"prompt": args.prompt, "steps": args.steps, "guidance": args.guidance, "images": args.images,
+              "requests": args.requests}
+    bare = bare_latencies(folder, **common)
+    served, timings = served_latencies(var_dir, model_id, key, **common)
+    bare_median, served_median = statistics.median(bare), statistics.median(served)
+    provenance_share = statistics.median(t["provenance_s"] / t["latency_s"] for t in timings)
+    render_share = statistics.median(t["render_s"] / t["latency_s"] for t in timings)
+    report = {
+        "benchmark": "serve",
+        "model": {"id": model_id, "folder": str(folder)},
+        "settings": {**common, "threads": 1, "size": "native", "machine_cores": os.cpu_count()},
+        "bare_pipeline_s_per_image": round(bare_median, 4),
+        "served_http_s_per_image": round(served_median, 4),
+        "ratio": round(served_median / bare_median, 3),
+        "target_ratio": 1.10,
+        "provenance_share_of_served": round(provenance_share, 4),
+        "render_share_of_served": round(render_share, 4),
+        "served_timings_median_s": {key: round(statistics.median(t[key] for t in timings), 4)
+                                    for key in ("prepare_s", "render_s", "provenance_s")},
+    }
+    print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
