@@ -22,11 +22,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.middleware("http")
     async def limit_request_size(request: Request, call_next):
         declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > settings.max_upload_bytes):
-            return JSONResponse(
-                error_body("request_too_large", f"requests are limited to {settings.max_upload_bytes} bytes"),
-                status_code=413,
-            )
+        # JSON bodies are small by nature; only multipart uploads may be large
+        multipart = request.headers.get("content-type", "").startswith("multipart/")
+        limit = settings.max_upload_bytes if multipart else settings.max_json_bytes
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return JSONResponse(error_body("request_too_large", f"this request is limited to {limit} bytes"),
+                                status_code=413)
         return await call_next(request)
 
     @app.get("/v1/health", tags=["health"])

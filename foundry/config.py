@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     max_image_bytes: int = 50 * 1024 * 1024
     max_image_pixels: int = 64_000_000
     max_upload_bytes: int = 2 * 1024 * 1024 * 1024
+    max_json_bytes: int = Field(default=1024 * 1024, description="Largest JSON request body.")
     rendition_size: int = Field(default=256, description="Longest side of the normalised training rendition.")
     near_duplicate_distance: int = Field(default=4, description="Perceptual-hash Hamming distance for near-duplicates.")
     import_workers: int = Field(default=0, description="Decode processes for imports; 0 means one per core.")

@@ -30,6 +30,15 @@ def test_demo_onboards_snapshots_and_trains_on_the_embedded_default(tmp_path, op
     assert "licensed_only=True" in out and "after 4 steps" in out
     grid = tmp_path / "var" / "demo" / "sample_grid.png"
     assert grid.read_bytes().startswith(b"\x89PNG")
+    # served through the real API: attribution, ledger, provenance
+    flat = " ".join(out.split())
+    assert "returned the same generation: True" in flat
+    assert len(list((tmp_path / "var" / "demo").glob("generation-*.png"))) == 4
+    assert "attribution (pro_rata): charge 160, pool 80, platform 80" in flat and "121 contributors" in flat
+    assert "contributor amounts sum to 80 = pool 80: True" in flat
+    assert "customer balance -160 USD" in flat and "all accounts sum to 0" in flat
+    assert "found by c2pa, Content Credentials trusted, altered=False" in flat
+    assert "manifest stripped: found by watermark" in flat
 
 
 def test_demo_explains_how_to_provide_a_missing_catalog(tmp_path):

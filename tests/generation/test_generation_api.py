@@ -293,3 +293,11 @@ def test_generation_without_signing_material_is_503_and_writes_nothing(client, c
     response = generate(client, customer, served_model)
     assert response.status_code == 503 and response.json()["error"]["code"] == "provenance_not_configured"
     assert count(sessions, Generation) == 0
+
+
+def test_oversized_json_bodies_are_refused_before_parsing(client, customer, served_model, sessions):
+    response = generate(client, customer, served_model, prompt="x" * (1024 * 1024 + 10))
+    assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+    too_long = generate(client, customer, served_model, prompt="x" * 2001)
+    assert too_long.status_code == 422 and too_long.json()["error"]["fields"][0]["field"] == "body.prompt"
+    assert count(sessions, Generation) == 0
