@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from api.errors import error_body, install_error_handlers
 from api.ratelimit import make_rate_limiter
-from api.routers import accounts, catalog, datasets, generations, provenance, training
+from api.routers import accounts, catalog, datasets, generations, payouts, provenance, training
 from foundry import __version__
 from foundry.config import Settings, get_settings
 
@@ -40,4 +40,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(generations.router)
     app.include_router(accounts.router)
     app.include_router(provenance.router)
+    app.include_router(payouts.router)
     return app

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
         default=900.0, description="A generation running this long without finishing is re-queued.")
     output_near_duplicate_distance: int = Field(
         default=6, description="An output this close (pHash bits) to a training image is flagged.")
+    payout_threshold: int = Field(default=1000, ge=0, description="Minimum payout in minor units; less carries over.")
     rate_limit_per_minute: int = Field(default=120, ge=1, description="Requests per minute per API key.")
     rate_limit_burst: int = Field(default=30, ge=1, description="Requests a key may send at once.")
     rate_limit_url: str = Field(default="", description="redis://... shares rate limits across API processes.")

@@ -7,12 +7,13 @@ from foundry.db import Base
 from foundry.generation.models import GeneratedImage, Generation
 from foundry.licensing.models import LicenseGrant
 from foundry.models_registry.models import RegisteredModel
+from foundry.payouts.models import PayoutLine, PayoutPeriod
 from foundry.pricing.models import PriceRule
 from foundry.royalties.models import AttributionLine, LedgerEntry
 from foundry.training_jobs.models import TrainingJob
 
 __all__ = [
     "ApiKey", "Asset", "AttributionLine", "Base", "CatalogImport", "Contributor", "DatasetSnapshot", "GeneratedImage",
-    "Generation", "LedgerEntry", "LicenseGrant", "PriceRule", "RegisteredModel", "SnapshotEntry", "Tenant",
+    "Generation", "LedgerEntry", "LicenseGrant", "PayoutLine", "PayoutPeriod", "PriceRule", "RegisteredModel", "SnapshotEntry", "Tenant",
     "TrainingJob",
 ]

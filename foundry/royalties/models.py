@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Uuid
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundry.db import Base, IdMixin, utcnow
@@ -26,13 +26,19 @@ class LedgerEntry(IdMixin, Base):
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("debit_account <> credit_account", name="distinct_accounts"),
+        Index("ix_ledger_entry_contributor_period", "contributor_id", "period"),
     )
 
     transaction_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     """Entries posted together (one generation's charge and royalties) share a transaction id."""
     posted_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    period: Mapped[str] = mapped_column(String(7), index=True)
+    """The payout period (UTC calendar month, YYYY-MM) the entry counts in: the month it was posted,
+    or the next open one when that month is already closed."""
     kind: Mapped[str] = mapped_column(String(16))
     """charge, royalty or reversal."""
+    method: Mapped[str | None] = mapped_column(String(32))
+    """For royalties (and their reversals): the attribution method that decided the amount."""
     debit_account: Mapped[str] = mapped_column(String(80), index=True)
     credit_account: Mapped[str] = mapped_column(String(80), index=True)
     amount: Mapped[int] = mapped_column(Integer)

@@ -20,6 +20,7 @@ from foundry.db import utcnow
 from foundry.errors import Conflict, NotFound
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
+from foundry.payouts.periods import posting_period
 from foundry.royalties.models import AttributionLine, LedgerEntry
 from foundry.royalties.policy import Layer, pool_of, pro_rata, pro_rata_weights
 
@@ -109,10 +110,11 @@ def post_generation(*, session: Session, generation_id: uuid.UUID, tenant_id: uu
         raise Conflict(f"generation {generation_id} is already charged", code="already_charged")
     transaction_id = uuid.uuid4()
     posted_at = utcnow()
+    period = posting_period(session=session, at=posted_at)
     entries = []
     if attribution.charge > 0:
         entries.append(LedgerEntry(
-            transaction_id=transaction_id, posted_at=posted_at, kind="charge",
+            transaction_id=transaction_id, posted_at=posted_at, period=period, kind="charge",
             debit_account=customer_account(tenant_id), credit_account=PLATFORM_REVENUE,
             amount=attribution.charge, currency=attribution.currency, generation_id=generation_id,
             tenant_id=tenant_id, model_id=model_id, memo="generation charge"))
@@ -124,7 +126,8 @@ def post_generation(*, session: Session, generation_id: uuid.UUID, tenant_id: uu
             top_assets=share.top_assets))
         if share.amount > 0:
             entries.append(LedgerEntry(
-                transaction_id=transaction_id, posted_at=posted_at, kind="royalty",
+                transaction_id=transaction_id, posted_at=posted_at, period=period, kind="royalty",
+                method=attribution.method,
                 debit_account=PLATFORM_REVENUE, credit_account=contributor_account(share.contributor_id),
                 amount=share.amount, currency=attribution.currency, generation_id=generation_id,
                 tenant_id=tenant_id, model_id=model_id, contributor_id=share.contributor_id,
@@ -145,8 +148,10 @@ def reverse_generation(*, session: Session, generation_id: uuid.UUID, reason: st
         LedgerEntry.reverses_entry_id.in_([entry.id for entry in originals]))))
     transaction_id = uuid.uuid4()
     posted_at = utcnow()
+    period = posting_period(session=session, at=posted_at)
     reversals = [
-        LedgerEntry(transaction_id=transaction_id, posted_at=posted_at, kind="reversal",
+        LedgerEntry(transaction_id=transaction_id, posted_at=posted_at, period=period, kind="reversal",
+                    method=entry.method,
                     debit_account=entry.credit_account, credit_account=entry.debit_account, amount=entry.amount,
                     currency=entry.currency, generation_id=entry.generation_id, tenant_id=entry.tenant_id,
                     model_id=entry.model_id, contributor_id=entry.contributor_id, asset_id=entry.asset_id,

@@ -150,7 +150,9 @@ def upgrade() -> None:
     op.create_table('ledger_entry',
     sa.Column('transaction_id', sa.Uuid(), nullable=False),
     sa.Column('posted_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('period', sa.String(length=7), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('method', sa.String(length=32), nullable=True),
     sa.Column('debit_account', sa.String(length=80), nullable=False),
     sa.Column('credit_account', sa.String(length=80), nullable=False),
     sa.Column('amount', sa.Integer(), nullable=False),
@@ -176,6 +178,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('ledger_entry', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ledger_entry_contributor_id'), ['contributor_id'], unique=False)
+        batch_op.create_index('ix_ledger_entry_contributor_period', ['contributor_id', 'period'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ledger_entry_period'), ['period'], unique=False)
         batch_op.create_index(batch_op.f('ix_ledger_entry_credit_account'), ['credit_account'], unique=False)
         batch_op.create_index(batch_op.f('ix_ledger_entry_debit_account'), ['debit_account'], unique=False)
         batch_op.create_index(batch_op.f('ix_ledger_entry_generation_id'), ['generation_id'], unique=False)
@@ -194,6 +198,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ledger_entry_generation_id'))
         batch_op.drop_index(batch_op.f('ix_ledger_entry_debit_account'))
         batch_op.drop_index(batch_op.f('ix_ledger_entry_credit_account'))
+        batch_op.drop_index(batch_op.f('ix_ledger_entry_period'))
+        batch_op.drop_index('ix_ledger_entry_contributor_period')
         batch_op.drop_index(batch_op.f('ix_ledger_entry_contributor_id'))
 
     op.drop_table('ledger_entry')

@@ -1,0 +1,104 @@
+"""Artists' statements (their own key; admins any contributor's) and payout periods (admin)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, SettingsDep
+from api.errors import ApiError
+from foundry.payouts import service as payouts_service
+
+router = APIRouter(prefix="/v1", tags=["payouts"])
+
+Currency = Annotated[str, Query(pattern=r"^[A-Z]{3}$")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+def _artist(principal) -> uuid.UUID:
+    if principal.role != "artist" or principal.contributor_id is None:
+        raise ApiError(403, "forbidden", "statements under /v1/me belong to artist keys; admins use "
+                                         "/v1/contributors/{id}/statements")
+    return principal.contributor_id
+
+
+def _periods(session, contributor_id, currency) -> dict:
+    return {"contributor_id": contributor_id, "currency": currency,
+            "periods": payouts_service.periods_with_earnings(session=session, contributor_id=contributor_id,
+                                                             currency=currency)}
+
+
+def _statement(session, settings, contributor_id, period, currency, limit, offset) -> dict:
+    body = asdict(payouts_service.statement(session=session, contributor_id=contributor_id, period=period,
+                                            currency=currency, threshold=settings.payout_threshold))
+    body["outputs_page"] = {"limit": limit, "offset": offset, "items": payouts_service.statement_outputs(
+        session=session, contributor_id=contributor_id, period=period, currency=currency, limit=limit,
+        offset=offset)}
+    return body
+
+
+def _csv(session, contributor_id, period, currency) -> Response:
+    text = payouts_service.statement_csv(session=session, contributor_id=contributor_id, period=period,
+                                         currency=currency)
+    return Response(text, media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="statement-{period}.csv"'})
+
+
+@router.get("/me/statements")
+def my_statements(principal: CurrentPrincipal, session: SessionDep, currency: Currency = "USD") -> dict:
+    return _periods(session, _artist(principal), currency)
+
+
+@router.get("/me/statements/{period}.csv", response_class=Response)
+def my_statement_csv(principal: CurrentPrincipal, session: SessionDep, period: str,
+                     currency: Currency = "USD") -> Response:
+    return _csv(session, _artist(principal), period, currency)
+
+
+@router.get("/me/statements/{period}")
+def my_statement(principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep, period: str,
+                 currency: Currency = "USD", limit: Limit = 100, offset: Offset = 0) -> dict:
+    return _statement(session, settings, _artist(principal), period, currency, limit, offset)
+
+
+@router.get("/contributors/{contributor_id}/statements")
+def contributor_statements(_principal: AdminPrincipal, session: SessionDep, contributor_id: uuid.UUID,
+                           currency: Currency = "USD") -> dict:
+    return _periods(session, contributor_id, currency)
+
+
+@router.get("/contributors/{contributor_id}/statements/{period}.csv", response_class=Response)
+def contributor_statement_csv(_principal: AdminPrincipal, session: SessionDep, contributor_id: uuid.UUID,
+                              period: str, currency: Currency = "USD") -> Response:
+    return _csv(session, contributor_id, period, currency)
+
+
+@router.get("/contributors/{contributor_id}/statements/{period}")
+def contributor_statement(_principal: AdminPrincipal, session: SessionDep, settings: SettingsDep,
+                          contributor_id: uuid.UUID, period: str, currency: Currency = "USD",
+                          limit: Limit = 100, offset: Offset = 0) -> dict:
+    return _statement(session, settings, contributor_id, period, currency, limit, offset)
+
+
+@router.post("/payout-periods/{period}/close")
+def close_payout_period(principal: AdminPrincipal, session: SessionDep, settings: SettingsDep, period: str,
+                        threshold: Annotated[int | None, Query(ge=0)] = None) -> dict:
+    """Freeze the period into a payout batch (threshold: minimum payout, default from settings). Twice is a no-op."""
+    with session.begin():
+        result = payouts_service.close_period(
+            session=session, period=period, closed_by=f"api:{principal}",
+            threshold=settings.payout_threshold if threshold is None else threshold)
+        row = result.period
+        return {"period": row.period, "status": row.status, "closed_now": result.closed_now,
+                "closed_at": row.closed_at, "threshold": row.threshold, "contributors": row.contributors,
+                "total_payable": row.total_payable}
+
+
+@router.get("/payout-periods/{period}/batch.csv", response_class=Response)
+def payout_batch_csv(_principal: AdminPrincipal, session: SessionDep, period: str) -> Response:
+    return Response(payouts_service.batch_csv(session=session, period=period), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="payouts-{period}.csv"'})

@@ -1,0 +1,1 @@
+"""Payout periods, artists' statements and payout batches, all derived from the ledger."""
