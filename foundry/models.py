@@ -5,7 +5,7 @@ from foundry.catalog.models import Asset, CatalogImport, Contributor
 from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
 from foundry.db import Base
 from foundry.generation.models import GeneratedImage, Generation
-from foundry.licensing.models import LicenseGrant
+from foundry.licensing.models import LicenseGrant, RightsWithdrawal
 from foundry.models_registry.models import RegisteredModel
 from foundry.payouts.models import PayoutLine, PayoutPeriod
 from foundry.pricing.models import PriceRule
@@ -14,6 +14,6 @@ from foundry.training_jobs.models import TrainingJob
 
 __all__ = [
     "ApiKey", "Asset", "AttributionLine", "Base", "CatalogImport", "Contributor", "DatasetSnapshot", "GeneratedImage",
-    "Generation", "LedgerEntry", "LicenseGrant", "PayoutLine", "PayoutPeriod", "PriceRule", "RegisteredModel", "SnapshotEntry", "Tenant",
+    "Generation", "LedgerEntry", "LicenseGrant", "PayoutLine", "PayoutPeriod", "RightsWithdrawal", "PriceRule", "RegisteredModel", "SnapshotEntry", "Tenant",
     "TrainingJob",
 ]

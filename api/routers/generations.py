@@ -32,7 +32,8 @@ from provenance.c2pa_manifest import SigningNotConfigured
 
 router = APIRouter(prefix="/v1", tags=["generations"])
 
-_FAILURE_STATUS = {"provenance_not_configured": 503, "model_not_found": 409, "model_not_servable": 409}
+_FAILURE_STATUS = {"provenance_not_configured": 503, "model_not_found": 409, "model_not_servable": 409,
+                   "model_withdrawn": 409}
 
 
 def generation_read(session, generation: Generation) -> GenerationRead:

@@ -26,6 +26,7 @@ from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
 from foundry.datasets.schemas import SnapshotFilters
 from foundry.db import get_or_raise, newest_first, utcnow
 from foundry.errors import FoundryError, InvalidInput
+from foundry.licensing import service as licensing_service
 from foundry.licensing.models import LicenseGrant
 from foundry.licensing.policy import why_not_permitted
 from foundry.licensing.terms import TRAINING_USES, Use
@@ -128,9 +129,12 @@ def create_snapshot(
     elif filters.brand_assets_only:
         raise InvalidInput("brand_assets_only needs a tenant_id", code="invalid_filters")
     chosen: dict[uuid.UUID, tuple[Asset, LicenseGrant]] = {}
+    opted_out = licensing_service.opt_outs(session=session)
     for asset, grant in _candidates(session, use, filters, at):
-        # The SQL is a prefilter; the pure policy has the final word (data mining, exact bounds).
-        if why_not_permitted(grant.terms, use, at) is not None or not _matches(asset, filters):
+        # The SQL is a prefilter; the pure policy has the final word (data mining, opt-outs, exact bounds).
+        reason = why_not_permitted(grant.terms, use, at,
+                                   opted_out_at=opted_out.get(asset.contributor_id, {}).get(use))
+        if reason is not None or not _matches(asset, filters):
             continue
         current = chosen.get(asset.id)
         if current is None or (grant.valid_from, str(grant.id)) > (current[1].valid_from, str(current[1].id)):
@@ -215,9 +219,10 @@ def check_entries(
         query = query.where(SnapshotEntry.asset_id.in_(wanted))
     violations = []
     found = set()
+    opted_out = licensing_service.opt_outs(session=session)
     for entry, grant, asset in session.execute(query):
         found.add(entry.asset_id)
-        reason = why_not_permitted(grant.terms, use, at)
+        reason = why_not_permitted(grant.terms, use, at, opted_out_at=opted_out.get(asset.contributor_id, {}).get(use))
         if reason is None and grant_fingerprint(grant) != entry.grant_fingerprint:
             reason = "grant_changed"
         if reason is None and (asset.sha256 != entry.asset_sha256 or asset.rendition_sha256 != entry.rendition_sha256):

@@ -148,8 +148,8 @@ class GenerationRunner:
         with self._sessions() as session:
             generation = generation_service.get_generation(session=session, generation_id=generation_id,
                                                            tenant_id=None)
-            model = generation_service.visible_model(session=session, model_id=generation.model_id,
-                                                     tenant_id=generation.tenant_id)
+            model = generation_service.servable_model(session=session, model_id=generation.model_id,
+                                                      tenant_id=generation.tenant_id)
             with self._lock:
                 if model.id not in self._hashes:
                     self._hashes[model.id] = training_hashes(session=session, model=model)

@@ -27,6 +27,7 @@ from foundry.generation.models import GeneratedImage, Generation
 from foundry.generation.policy import ModelCapabilities, request_fingerprint, resolve_request, serving_mode
 from foundry.generation.schemas import GenerationCreate
 from foundry.models_registry.models import RegisteredModel
+from foundry.models_registry.policy import serving_problem
 from foundry.pricing import service as pricing_service
 from foundry.royalties import service as royalties_service
 from foundry.royalties.service import Attribution
@@ -55,10 +56,20 @@ def model_capabilities(*, model: RegisteredModel, blob_store: BlobStore) -> Mode
 
 
 def visible_model(*, session: Session, model_id: uuid.UUID, tenant_id: uuid.UUID | None) -> RegisteredModel:
-    """A model the caller may use: shared models, or the tenant's own (anyone else's is 'not found')."""
+    """A model the caller may see: shared models, or the tenant's own (anyone else's is 'not found')."""
     model = session.get(RegisteredModel, model_id)
     if model is None or (tenant_id is not None and model.owner_tenant_id not in (None, tenant_id)):
         raise NotFound(f"model {model_id} does not exist", code="model_not_found")
+    return model
+
+
+def servable_model(*, session: Session, model_id: uuid.UUID, tenant_id: uuid.UUID | None) -> RegisteredModel:
+    """A visible model that may still serve under its revocation policy."""
+    model = visible_model(session=session, model_id=model_id, tenant_id=tenant_id)
+    problem = serving_problem(revocation_policy=model.revocation_policy, grace_days=model.grace_days,
+                              rights_affected_at=model.rights_affected_at, now=utcnow())
+    if problem:
+        raise Conflict(f"model {model_id} no longer serves: {problem}", code="model_withdrawn")
     return model
 
 
@@ -92,7 +103,7 @@ def submit_generation(*, session: Session, blob_store: BlobStore, tenant_id: uui
     fingerprint = request_fingerprint(body.model_dump(mode="json"))
     if idempotency_key is not None and (existing := _by_idempotency_key(session, tenant_id, idempotency_key)):
         return _replay(existing, fingerprint), False
-    model = visible_model(session=session, model_id=body.model_id, tenant_id=tenant_id)
+    model = servable_model(session=session, model_id=body.model_id, tenant_id=tenant_id)
     capabilities = model_capabilities(model=model, blob_store=blob_store)
     resolved = resolve_request(
         prompt=body.prompt, negative_prompt=body.negative_prompt,

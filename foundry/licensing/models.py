@@ -50,3 +50,21 @@ class LicenseGrant(IdMixin, CreatedAtMixin, Base):
             revoked_at=self.revoked_at,
             data_mining=self.data_mining,
         )
+
+
+class RightsWithdrawal(IdMixin, CreatedAtMixin, Base):
+    """An artist taking rights back: one asset's grants revoked, or an opt-out of one use for all
+    their assets. Append-only (database triggers): a withdrawal is never silently undone."""
+
+    __tablename__ = "rights_withdrawal"
+
+    contributor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contributor.id"), index=True)
+    asset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("asset.id"), index=True)
+    """Set for a single-asset revocation (every use); None for an opt-out."""
+    use: Mapped[str | None] = mapped_column(String(32))
+    """Set for an opt-out: base_training, customer_finetune or generation."""
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    revoked_grants: Mapped[int] = mapped_column(default=0)
+    affected_models: Mapped[list] = mapped_column(default=list)
+    """Ids of the models whose training snapshots hold the withdrawn assets, at withdrawal time."""

@@ -45,10 +45,16 @@ def allowed_uses(requested: frozenset[Use], data_mining: str | None) -> frozense
     return requested
 
 
-def why_not_permitted(terms: GrantTerms, use: Use, at: datetime) -> str | None:
-    """The reason ``terms`` do not permit ``use`` at ``at``, or None when they do."""
+def why_not_permitted(terms: GrantTerms, use: Use, at: datetime, *,
+                      opted_out_at: datetime | None = None) -> str | None:
+    """The reason ``terms`` do not permit ``use`` at ``at``, or None when they do.
+
+    ``opted_out_at``: when the contributor opted out of ``use`` for all their assets, if they did.
+    """
     if terms.revoked_at is not None and terms.revoked_at <= at:
         return "revoked"
+    if opted_out_at is not None and opted_out_at <= at:
+        return "opted_out"
     if at < terms.valid_from:
         return "not_yet_valid"
     if terms.valid_until is not None and at >= terms.valid_until:

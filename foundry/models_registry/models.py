@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
@@ -32,3 +33,9 @@ class RegisteredModel(IdMixin, CreatedAtMixin, Base):
     training_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     metrics: Mapped[dict] = mapped_column(default=dict)
     source_path: Mapped[str | None] = mapped_column(String(2000))
+    revocation_policy: Mapped[str] = mapped_column(String(24), default="keep_serving", server_default="keep_serving")
+    """What happens when rights to training images are withdrawn: keep_serving (and keep paying
+    their contributors), or stop_after_grace (stop serving ``grace_days`` after the first withdrawal)."""
+    grace_days: Mapped[int] = mapped_column(default=30, server_default="30")
+    rights_affected_at: Mapped[datetime | None]
+    """When a withdrawal first touched this model's training data; None while untouched."""

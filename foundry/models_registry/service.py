@@ -142,3 +142,16 @@ def materialize(*, model: RegisteredModel, blob_store: BlobStore, cache_dir: Pat
         return target
     os.replace(staging, target)
     return target
+
+
+def set_revocation_policy(*, session: Session, model_id: uuid.UUID, policy: str, grace_days: int) -> RegisteredModel:
+    from foundry.models_registry.policy import REVOCATION_POLICIES
+
+    if policy not in REVOCATION_POLICIES:
+        raise InvalidInput(f"unknown policy {policy!r}; one of {list(REVOCATION_POLICIES)}", code="invalid_policy")
+    if not 0 <= grace_days <= 3650:
+        raise InvalidInput("grace_days is between 0 and 3650", code="invalid_policy")
+    model = get_model(session=session, model_id=model_id)
+    model.revocation_policy, model.grace_days = policy, grace_days
+    session.flush()
+    return model

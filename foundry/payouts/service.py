@@ -149,6 +149,8 @@ class Statement:
     by_model: list[dict] = field(default_factory=list)
     by_asset: list[dict] = field(default_factory=list)
     assets_total: int = 0
+    withdrawals: list[dict] = field(default_factory=list)
+    """Rights this contributor took back, and what became of the models trained on them."""
 
 
 def statement(*, session: Session, contributor_id: uuid.UUID, period: str, currency: str, threshold: int,
@@ -189,11 +191,32 @@ def statement(*, session: Session, contributor_id: uuid.UUID, period: str, curre
                     .where(*where).group_by(LedgerEntry.model_id, RegisteredModel.name)
                     .order_by(func.sum(signed).desc()))]
     assets = _by_asset(session, contributor_id, by_model, where)
-    return Statement(contributor_id=contributor_id, display_name=contributor.display_name, period=period,
+    withdrawals = _withdrawals(session, contributor_id)
+    return Statement(withdrawals=withdrawals, contributor_id=contributor_id, display_name=contributor.display_name, period=period,
                      status=status, currency=currency, carried_in=carried_in, earned=earned, pro_rata=pro_rata,
                      influence=influence, refunds=refunds, payable=payable, carried_out=carried_out,
                      threshold=threshold, outputs=outputs, by_model=by_model, by_asset=assets[:top_assets],
                      assets_total=len(assets))
+
+
+def _withdrawals(session: Session, contributor_id: uuid.UUID) -> list[dict]:
+    from foundry.licensing import service as licensing_service
+    from foundry.models_registry.policy import serving_problem
+
+    now = utcnow()
+    listed = []
+    for withdrawal in licensing_service.withdrawals_of(session=session, contributor_id=contributor_id):
+        models = []
+        for model_id in withdrawal.affected_models:
+            model = session.get(RegisteredModel, uuid.UUID(model_id))
+            problem = serving_problem(revocation_policy=model.revocation_policy, grace_days=model.grace_days,
+                                      rights_affected_at=model.rights_affected_at, now=now)
+            models.append({"model_id": model_id, "name": model.name, "policy": model.revocation_policy,
+                           "grace_days": model.grace_days, "serving": problem is None})
+        listed.append({"id": withdrawal.id, "at": withdrawal.created_at, "asset_id": withdrawal.asset_id,
+                       "use": withdrawal.use, "reason": withdrawal.reason, "revoked_grants": withdrawal.revoked_grants,
+                       "models": models})
+    return listed
 
 
 def _carried_into(session: Session, contributor_id: uuid.UUID, period: str, currency: str) -> int:
