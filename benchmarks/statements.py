@@ -31,8 +31,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 ROYALTIES_PER_GENERATION = 19
 """With the charge, 20 entries per generation: a pool split over the top contributors of an output."""
@@ -108,7 +108,7 @@ def seed(url: str, *, entries: int, contributors: int, period_count: int, seed_v
         copy_rows(cursor, "contributor", ["id", "display_name", "external_ref", "payout_identity", "created_at"],
                   ((cid, f"Contributor {n}", f"bench:{n}", f"acct-{n}", now.isoformat())
                    for n, cid in enumerate(contributor_ids)))
-        generation_rows, ledger_rows = [], []
+        generation_rows = []
 
         def generation_iter():
             for number in range(generations):

@@ -67,7 +67,7 @@ def test_statement_adds_up_in_every_view(client, customer, served_model, artists
     assert history == [{"period": THIS_MONTH, "earned": expected}]
     # an admin reads the same numbers; nobody else reads them at all
     assert client.get(f"/v1/contributors/{artist_id}/statements/{THIS_MONTH}", headers=ADMIN).json()["earned"] == expected
-    other_id, other_headers = artists["Artist 1"]
+    _, other_headers = artists["Artist 1"]
     assert client.get(f"/v1/contributors/{artist_id}/statements/{THIS_MONTH}", headers=other_headers).status_code == 403
     assert client.get(f"/v1/me/statements/{THIS_MONTH}", headers=customer.headers).status_code == 403
     assert client.get("/v1/me/statements/2026-13", headers=headers).json()["error"]["code"] == "invalid_period"

@@ -8,8 +8,8 @@ from sqlalchemy import select, text
 from foundry.catalog.models import Asset
 from foundry.datasets import service as dataset_service
 from foundry.datasets.service import LicenseGateViolation
-from foundry.payouts.periods import period_of
 from foundry.db import utcnow
+from foundry.payouts.periods import period_of
 from tests.generation.conftest import ADMIN
 from tests.generation.test_generation_api import generate
 from tests.payouts.test_statements import artists  # noqa: F401
