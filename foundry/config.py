@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     job_stale_after_s: float = Field(default=120.0, description="A running job silent this long is re-claimable.")
     job_heartbeat_s: float = Field(default=10.0, description="How often a worker proves its job is alive.")
     admin_api_key: SecretStr | None = Field(default=None, description="Bearer key for admin endpoints.")
+    session_secret: SecretStr | None = Field(
+        default=None, description="Signs artist web sessions; empty means a random secret in var_dir/session-secret.")
+    cookie_secure: bool = Field(default=False, description="Mark session cookies Secure (serve the pages over HTTPS).")
 
     # Onboarding limits: a bigger or larger image is rejected, never resized silently.
     max_image_bytes: int = 50 * 1024 * 1024
