@@ -102,3 +102,20 @@ def close_payout_period(principal: AdminPrincipal, session: SessionDep, settings
 def payout_batch_csv(_principal: AdminPrincipal, session: SessionDep, period: str) -> Response:
     return Response(payouts_service.batch_csv(session=session, period=period), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="payouts-{period}.csv"'})
+
+
+@router.get("/reports/periods")
+def report_periods(_principal: AdminPrincipal, session: SessionDep, currency: Currency = "USD") -> list[dict]:
+    """Revenue, contributor pool, payouts and platform share per period."""
+    return payouts_service.period_report(session=session, currency=currency)
+
+
+@router.get("/reports/periods/{period}/contributors")
+def report_top_contributors(_principal: AdminPrincipal, session: SessionDep, period: str,
+                            currency: Currency = "USD", limit: Limit = 20) -> list[dict]:
+    return payouts_service.top_contributors(session=session, period=period, currency=currency, limit=limit)
+
+
+@router.get("/reports/periods/{period}/models")
+def report_models(_principal: AdminPrincipal, session: SessionDep, period: str, currency: Currency = "USD") -> list[dict]:
+    return payouts_service.model_report(session=session, period=period, currency=currency)

@@ -313,3 +313,53 @@ def periods_with_earnings(*, session: Session, contributor_id: uuid.UUID, curren
         .where(LedgerEntry.contributor_id == contributor_id, LedgerEntry.currency == currency,
                LedgerEntry.kind.in_(EARNING_KINDS))
         .group_by(LedgerEntry.period).order_by(LedgerEntry.period.desc()))]
+
+
+def period_report(*, session: Session, currency: str) -> list[dict]:
+    """Per period: revenue charged, royalties to the pool (net of reversals), payouts made, status."""
+    signed = case((LedgerEntry.kind == "reversal", -LedgerEntry.amount), else_=LedgerEntry.amount)
+    kind = case((LedgerEntry.kind == "reversal",
+                 case((LedgerEntry.contributor_id.is_(None), "charge"), else_="royalty")), else_=LedgerEntry.kind)
+    figures: dict[str, dict] = defaultdict(lambda: {"revenue": 0, "pool": 0, "payouts": 0})
+    for period, entry_kind, amount in session.execute(
+            select(LedgerEntry.period, kind, func.sum(signed)).where(LedgerEntry.currency == currency)
+            .group_by(LedgerEntry.period, kind)):
+        name = {"charge": "revenue", "royalty": "pool", "payout": "payouts"}.get(entry_kind)
+        if name:
+            figures[period][name] += int(amount)
+    statuses = dict(session.execute(select(PayoutPeriod.period, PayoutPeriod.status)).all())
+    return [{"period": period, "status": statuses.get(period, "open"), **values,
+             "platform": values["revenue"] - values["pool"]}
+            for period, values in sorted(figures.items(), reverse=True)]
+
+
+def top_contributors(*, session: Session, period: str, currency: str, limit: int = 20) -> list[dict]:
+    parse_period(period)
+    signed = _signed_amount()
+    return [{"contributor_id": contributor_id, "display_name": name, "earned": int(amount), "outputs": int(outputs)}
+            for contributor_id, name, amount, outputs in session.execute(
+                select(LedgerEntry.contributor_id, Contributor.display_name, func.sum(signed),
+                       func.count(func.distinct(LedgerEntry.generation_id)))
+                .join(Contributor, Contributor.id == LedgerEntry.contributor_id)
+                .where(LedgerEntry.period == period, LedgerEntry.currency == currency,
+                       LedgerEntry.kind.in_(EARNING_KINDS))
+                .group_by(LedgerEntry.contributor_id, Contributor.display_name)
+                .order_by(func.sum(signed).desc(), Contributor.display_name).limit(limit))]
+
+
+def model_report(*, session: Session, period: str, currency: str) -> list[dict]:
+    """Per model in a period: outputs charged, revenue and pool (net of refunds)."""
+    parse_period(period)
+    signed = case((LedgerEntry.kind == "reversal", -LedgerEntry.amount), else_=LedgerEntry.amount)
+    rows = session.execute(
+        select(LedgerEntry.model_id, RegisteredModel.name,
+               func.sum(case((LedgerEntry.contributor_id.is_(None), signed), else_=0)),
+               func.sum(case((LedgerEntry.contributor_id.is_not(None), signed), else_=0)),
+               func.count(func.distinct(LedgerEntry.generation_id)))
+        .join(RegisteredModel, RegisteredModel.id == LedgerEntry.model_id)
+        .where(LedgerEntry.period == period, LedgerEntry.currency == currency,
+               LedgerEntry.kind.in_(("charge", "royalty", "reversal")))
+        .group_by(LedgerEntry.model_id, RegisteredModel.name))
+    return sorted(({"model_id": model_id, "name": name, "revenue": int(revenue), "pool": int(pool),
+                    "outputs": int(outputs)} for model_id, name, revenue, pool, outputs in rows),
+                  key=lambda item: -item["revenue"])

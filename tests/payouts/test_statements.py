@@ -136,3 +136,16 @@ def test_periods_close_in_order_and_only_after_they_end(sessions, client, custom
     assert client.post("/v1/payout-periods/1999-01/close", headers=customer.headers).status_code == 403
     assert client.get(f"/v1/payout-periods/{THIS_MONTH}/batch.csv", headers=ADMIN).json()["error"]["code"] == \
         "period_open"
+
+
+def test_admin_reports_add_up(client, customer, served_model, artists):
+    bodies = [generate(client, customer, served_model, seed=seed).json() for seed in (1, 2, 3)]
+    assert client.post(f"/v1/generations/{bodies[0]['id']}/refund?reason=r", headers=ADMIN).status_code == 200
+    periods = client.get("/v1/reports/periods", headers=ADMIN).json()
+    assert periods == [{"period": THIS_MONTH, "status": "open", "revenue": 50, "pool": 20, "payouts": 0,
+                        "platform": 30}]
+    top = client.get(f"/v1/reports/periods/{THIS_MONTH}/contributors", headers=ADMIN).json()
+    assert sum(item["earned"] for item in top) == 20 and top[0]["earned"] >= top[-1]["earned"]
+    models = client.get(f"/v1/reports/periods/{THIS_MONTH}/models", headers=ADMIN).json()
+    assert models == [{"model_id": str(served_model), "name": "tiny-base", "revenue": 50, "pool": 20, "outputs": 3}]
+    assert client.get("/v1/reports/periods", headers=customer.headers).status_code == 403
