@@ -1,0 +1,35 @@
+"""The operator's commands for provenance, prices, the ledger, refunds and payouts."""
+
+from __future__ import annotations
+
+from tests.generation.test_generation_api import generate
+from tests.test_cli_and_migrations import cli
+
+
+def test_operator_commands(migrated, client, customer, served_model, tmp_path):
+    first = cli(migrated, "provenance", "init-ca", check=False)
+    assert first.returncode == 1 and "already exists" in first.stderr  # the fixture made one; never overwritten
+    assert "price rule" in cli(migrated, "prices", "set", "--unit-price", "30", "--model", str(served_model)).stdout
+    bad = cli(migrated, "prices", "set", "--unit-price", "-5", check=False)
+    assert bad.returncode != 0
+    assert "30 USD" in cli(migrated, "prices", "list").stdout
+
+    body = generate(client, customer, served_model).json()
+    assert body["attribution"]["charge"] == 30
+    png = tmp_path / "out.png"
+    png.write_bytes(client.get(body["images"][0]["url"], headers=customer.headers).content)
+    verified = cli(migrated, "provenance", "verify", str(png)).stdout
+    assert '"method": "c2pa"' in verified and body["id"] in verified
+    balances = cli(migrated, "ledger", "balances").stdout
+    assert "platform:revenue" in balances and "sum" in balances
+    refunded = cli(migrated, "generations", "refund", body["id"], "--reason", "test")
+    assert "refunded" in refunded.stdout
+    missing = cli(migrated, "generations", "refund", "not-a-uuid", "--reason", "x", check=False)
+    assert missing.returncode == 1 and "not a generation id" in missing.stderr
+
+    closed = cli(migrated, "payouts", "close", "1999-01", "--csv", str(tmp_path / "batch.csv")).stdout
+    assert "1999-01 closed now: 0 contributors" in " ".join(closed.split())
+    assert (tmp_path / "batch.csv").read_text().startswith("period,contributor_id")
+    early = cli(migrated, "payouts", "close", "2999-01", check=False)
+    assert early.returncode == 1 and "has not ended" in early.stderr
+    assert "revenue" in cli(migrated, "payouts", "report").stdout
