@@ -276,6 +276,29 @@ def generate_through_api(http, settings: Settings, model_id, customer_key: str, 
     console.print(f"the same pixels with the manifest stripped: found by {report['method']} "
                   f"(watermark {report['watermark']}), generation {report['generation']['id']}")
 
+    console.rule("12. an artist's statement")
+    top = attribution["contributors"][0]
+    artist_key = _artist_key(settings, top["contributor_id"])
+    artist = {"Authorization": f"Bearer {artist_key}"}
+    period = http.get("/v1/me/statements", headers=artist).json()["periods"][0]["period"]
+    statement = http.get(f"/v1/me/statements/{period}", headers=artist).json()
+    console.print(f"{statement['display_name']}, {period}: earned {statement['earned']} "
+                  f"(pro rata {statement['pro_rata']}) from {statement['outputs']} generation(s), "
+                  f"shared by their {statement['assets_total']} images in the training data; payable {statement['payable']} "
+                  f"(threshold {statement['threshold']}), carried over {statement['carried_out']}. "
+                  f"Their page: {http.base_url}artist (sign in with an artist key)")
+
+
+def _artist_key(settings: Settings, contributor_id: str) -> str:
+    import uuid
+
+    from foundry.accounts import service as accounts_service
+
+    with session_factory(settings.resolved_database_url)() as session, session.begin():
+        _, key = accounts_service.create_api_key(session=session, role="artist", name="demo artist",
+                                                 contributor_id=uuid.UUID(contributor_id))
+    return key
+
 
 def _strip_metadata(png: bytes) -> bytes:
     import io

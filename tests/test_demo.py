@@ -39,6 +39,7 @@ def test_demo_onboards_snapshots_and_trains_on_the_embedded_default(tmp_path, op
     assert "customer balance -160 USD" in flat and "all accounts sum to 0" in flat
     assert "found by c2pa, Content Credentials trusted, altered=False" in flat
     assert "manifest stripped: found by watermark" in flat
+    assert "earned 6 (pro rata 6) from 1 generation(s), shared by their 310 images in the training data" in flat
 
 
 def test_demo_explains_how_to_provide_a_missing_catalog(tmp_path):
