@@ -66,8 +66,15 @@ def _to_sign_in(message: str | None = None) -> RedirectResponse:
     return response
 
 
-def _check_csrf(web: WebSession, token: str) -> bool:
-    return hmac.compare_digest(web.csrf.encode(), (token or "").encode())
+def _form_session(request: Request, settings, session, csrf_token: str) -> WebSession | Response:
+    """The signed-in session behind a form post, or the response refusing it (sign-in page, 403)."""
+    try:
+        web = _signed_in(request, settings, session)
+    except NotSignedIn:
+        return _to_sign_in()
+    if not hmac.compare_digest(web.csrf.encode(), (csrf_token or "").encode()):
+        return Response("invalid CSRF token", status_code=403)
+    return web
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
@@ -101,13 +108,8 @@ def sign_in(request: Request, settings: SettingsDep, session: SessionDep,
 @router.post("/sign-out")
 def sign_out(request: Request, settings: SettingsDep, session: SessionDep,
              csrf_token: Annotated[str, Form(max_length=100)]) -> Response:
-    try:
-        web = _signed_in(request, settings, session)
-    except NotSignedIn:
-        return _to_sign_in()
-    if not _check_csrf(web, csrf_token):
-        return Response("invalid CSRF token", status_code=403)
-    return _to_sign_in("Signed out.")
+    web = _form_session(request, settings, session, csrf_token)
+    return web if isinstance(web, Response) else _to_sign_in("Signed out.")
 
 
 @router.get("", response_class=HTMLResponse)
@@ -172,12 +174,9 @@ def thumbnail(request: Request, settings: SettingsDep, session: SessionDep, asse
 def withdraw(request: Request, settings: SettingsDep, session: SessionDep,
              csrf_token: Annotated[str, Form(max_length=100)], reason: Annotated[str, Form(max_length=2000)],
              asset_id: Annotated[str, Form(max_length=64)] = "", use: Annotated[str, Form(max_length=40)] = "") -> Response:
-    try:
-        web = _signed_in(request, settings, session)
-    except NotSignedIn:
-        return _to_sign_in()
-    if not _check_csrf(web, csrf_token):
-        return Response("invalid CSRF token", status_code=403)
+    web = _form_session(request, settings, session, csrf_token)
+    if isinstance(web, Response):
+        return web
     try:
         chosen_asset = uuid.UUID(asset_id) if asset_id else None
     except ValueError:
