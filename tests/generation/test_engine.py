@@ -98,7 +98,7 @@ def test_rate_limiter_shared_through_redis():
 
     from api.ratelimit import RedisRateLimiter
 
-    url = os.environ.get("FOUNDRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+    url = os.environ.get("FOUNDRY_TEST_RATE_LIMIT_REDIS_URL", "redis://127.0.0.1:6379/15")  # no test flushes it
     try:
         redis.Redis.from_url(url).ping()
     except redis.exceptions.ConnectionError as exc:

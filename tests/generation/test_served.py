@@ -3,6 +3,7 @@ on Redis + PostgreSQL and on the embedded default (SQLite + SQLite broker)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -15,10 +16,17 @@ import pytest
 
 from foundry.db import utcnow
 from foundry.generation.models import Generation
-from tests.training_jobs.test_worker import broker_settings, stop, worker_env  # noqa: F401
+from tests.training_jobs.test_worker import settings_with_broker, stop, worker_env
 from training.celery_app import GENERATION_QUEUE
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("celery-worker")]
+# Its own Redis database, so these run beside the training-worker tests without sharing queues.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("generation-worker")]
+REDIS_URL = os.environ.get("FOUNDRY_TEST_GENERATION_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+@pytest.fixture
+def broker_settings(migrated, database_url):
+    return settings_with_broker(migrated, database_url, REDIS_URL)
 
 
 def free_port() -> int:
@@ -34,7 +42,7 @@ def served_env(settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def deployment(broker_settings, served_model, tmp_path):  # noqa: F811
+def deployment(broker_settings, served_model, tmp_path):
     """(base URL, worker log) for a running uvicorn + generation worker."""
     port = free_port()
     api_log, worker_log = (tmp_path / "api.log").open("ab"), tmp_path / "worker.log"

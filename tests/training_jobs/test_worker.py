@@ -25,17 +25,21 @@ REDIS_URL = os.environ.get("FOUNDRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13"
 
 @pytest.fixture
 def broker_settings(migrated, database_url):
+    return settings_with_broker(migrated, database_url, REDIS_URL)
+
+
+def settings_with_broker(migrated, database_url, redis_url):
     """Redis when the database is PostgreSQL (the server deployment), else the embedded broker."""
     if database_url.startswith("postgresql"):
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(redis_url)
         try:
             client.ping()
         except redis.exceptions.ConnectionError as exc:
             if os.environ.get("CI"):
-                pytest.fail(f"CI must test Celery on Redis but {REDIS_URL} is unreachable: {exc}")
-            pytest.skip(f"Redis at {REDIS_URL} is unreachable here ({exc}); CI runs this")
+                pytest.fail(f"CI must test Celery on Redis but {redis_url} is unreachable: {exc}")
+            pytest.skip(f"Redis at {redis_url} is unreachable here ({exc}); CI runs this")
         client.flushdb()
-        return migrated.model_copy(update={"broker_url": REDIS_URL})
+        return migrated.model_copy(update={"broker_url": redis_url})
     return migrated.model_copy(update={"broker_url": ""})
 
 
