@@ -77,11 +77,15 @@ def training_hashes(*, session: Session, model: RegisteredModel) -> TrainingHash
 
 
 def delivery_rendition(image: Image.Image) -> Image.Image:
-    """The delivered pixels: at least 256 px on the short side, upscaled by a whole factor."""
+    """The delivered pixels: at least 256 px on the short side, upscaled by a whole factor.
+
+    Nearest-neighbour keeps every source pixel a flat block: crisp for small outputs, and the
+    watermark's luma embedding then never overflows at smooth edges (it does after LANCZOS).
+    """
     factor = max(1, math.ceil(DELIVERY_MIN_SIDE / min(image.size)))
     if factor == 1:
         return image
-    return image.resize((image.width * factor, image.height * factor), Image.Resampling.LANCZOS)
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
 
 
 @dataclass
