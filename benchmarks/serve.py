@@ -48,8 +48,11 @@ def prepare(var_dir: Path, train_steps: int) -> tuple[str, str, Path]:
     from foundry.demo import prepare_serving, train_demo_model
     from foundry.models_registry import service as registry_service
 
+    import foundry.cli
+
     settings = Settings(var_dir=var_dir)
     console = Console(stderr=True)
+    foundry.cli.console.file = sys.stderr  # progress bars on stderr: stdout carries only the JSON
     migrate.upgrade(settings.resolved_database_url)
     with session_factory(settings.resolved_database_url)() as session:
         existing = registry_service.list_models(session=session, limit=1)
