@@ -39,6 +39,7 @@ def prepare(var_dir: Path, train_steps: int) -> tuple[str, str, Path]:
     """(model id, customer key, model folder) in an embedded deployment under ``var_dir``."""
     from rich.console import Console
 
+    import foundry.cli
     from foundry import migrate
     from foundry.blobs import open_blob_store
     from foundry.cli import create_dataset_snapshot, run_catalog_import
@@ -47,8 +48,6 @@ def prepare(var_dir: Path, train_steps: int) -> tuple[str, str, Path]:
     from foundry.db import session_factory
     from foundry.demo import prepare_serving, train_demo_model
     from foundry.models_registry import service as registry_service
-
-    import foundry.cli
 
     settings = Settings(var_dir=var_dir)
     console = Console(stderr=True)
