@@ -286,7 +286,7 @@ def generate_through_api(http, settings: Settings, model_id, customer_key: str, 
                   f"(pro rata {statement['pro_rata']}) from {statement['outputs']} generation(s), "
                   f"shared by their {statement['assets_total']} images in the training data; payable {statement['payable']} "
                   f"(threshold {statement['threshold']}), carried over {statement['carried_out']}. "
-                  f"Their page: {http.base_url}artist (sign in with an artist key)")
+                  f"Their page: {str(http.base_url).rstrip('/')}/artist (sign in with an artist key)")
 
 
 def _artist_key(settings: Settings, contributor_id: str) -> str:
