@@ -105,3 +105,17 @@ class NearDuplicateIndex:
                 if distance <= self.max_distance and (best is None or distance < best[1]):
                     best = (key, distance)
         return best
+
+
+def nearest_hash(hashes: np.ndarray, value: int) -> tuple[int, int] | None:
+    """(position, distance) of the stored 64-bit hash closest to ``value``, by exhaustive scan.
+
+    For lists small enough to hold in memory (a model's training set, the outputs to verify),
+    where the banded index's radius limit would hide how far the nearest one is.
+    """
+    if len(hashes) == 0:
+        return None
+    differing = np.bitwise_xor(np.asarray(hashes, dtype=np.uint64), np.uint64(value))
+    distances = np.unpackbits(differing.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+    best = int(np.argmin(distances))
+    return best, int(distances[best])

@@ -52,12 +52,10 @@ def list_prices(_principal: AdminPrincipal, session: SessionDep) -> list[PriceRu
 
 
 def _own_account(principal) -> tuple[str, dict]:
-    if principal.role == "customer":
-        return royalties_service.customer_account(principal.tenant_id), {"tenant_id": principal.tenant_id}
-    if principal.role == "artist":
-        return (royalties_service.contributor_account(principal.contributor_id),
-                {"contributor_id": principal.contributor_id})
-    raise ApiError(403, "forbidden", "admin keys have no account of their own; use /v1/ledger/balances")
+    owned = royalties_service.own_account(principal)
+    if owned is None:
+        raise ApiError(403, "forbidden", "admin keys have no account of their own; use /v1/ledger/balances")
+    return owned
 
 
 @router.get("/me")

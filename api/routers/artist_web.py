@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import BlobStoreDep, SessionDep, SettingsDep
 from api.web_session import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -31,7 +31,6 @@ from api.web_session import (
 )
 from foundry.accounts import service as accounts_service
 from foundry.accounts.models import ApiKey
-from foundry.blobs import open_blob_store
 from foundry.catalog.models import Asset
 from foundry.db import utcnow
 from foundry.errors import FoundryError
@@ -157,7 +156,8 @@ def statement_csv(request: Request, settings: SettingsDep, session: SessionDep, 
 
 
 @router.get("/assets/{asset_id}/thumbnail")
-def thumbnail(request: Request, settings: SettingsDep, session: SessionDep, asset_id: uuid.UUID) -> Response:
+def thumbnail(request: Request, settings: SettingsDep, session: SessionDep, blob_store: BlobStoreDep,
+              asset_id: uuid.UUID) -> Response:
     try:
         web = _signed_in(request, settings, session)
     except NotSignedIn:
@@ -165,8 +165,7 @@ def thumbnail(request: Request, settings: SettingsDep, session: SessionDep, asse
     asset = session.get(Asset, asset_id)
     if asset is None or asset.contributor_id != web.contributor_id:
         return Response(status_code=404)
-    store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
-    return Response(store.get(asset.rendition_sha256), media_type="image/png",
+    return Response(blob_store.get(asset.rendition_sha256), media_type="image/png",
                     headers={"Cache-Control": "private, max-age=86400"})
 
 

@@ -23,7 +23,8 @@ from typing import Any
 
 from PIL import Image
 
-from foundry.generation.policy import ModelCapabilities, ResolvedRequest
+from foundry.errors import InvalidInput
+from foundry.generation.policy import ModelCapabilities, ResolvedRequest, capabilities_from_configs
 
 logger = logging.getLogger(__name__)
 
@@ -148,9 +149,6 @@ class PipelineCache:
 
 def capabilities_of(read_json: Callable[[str], dict | None]) -> ModelCapabilities:
     """A model's capabilities from its stored config files (``read_json(relative path)``)."""
-    from foundry.errors import InvalidInput
-    from foundry.generation.policy import capabilities_from_configs
-
     model_index = read_json("model_index.json")
     unet = read_json("unet/config.json")
     scheduler = read_json("scheduler/scheduler_config.json")

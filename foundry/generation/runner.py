@@ -42,7 +42,7 @@ from foundry.royalties import service as royalties_service
 from foundry.royalties.service import Attribution
 from provenance import watermark
 from provenance.c2pa_manifest import ContentCredentials, SigningNotConfigured
-from provenance.hashing import perceptual_hash, phash_from_hex, phash_to_hex
+from provenance.hashing import nearest_hash, perceptual_hash, phash_from_hex, phash_to_hex
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +59,8 @@ class TrainingHashes:
         self.hashes = np.array(hashes, dtype=np.uint64)
 
     def nearest(self, value: int) -> tuple[uuid.UUID, int] | None:
-        if not self.asset_ids:
-            return None
-        differing = np.bitwise_xor(self.hashes, np.uint64(value))
-        distances = np.unpackbits(differing.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
-        best = int(np.argmin(distances))
-        return self.asset_ids[best], int(distances[best])
+        found = nearest_hash(self.hashes, value)
+        return (self.asset_ids[found[0]], found[1]) if found else None
 
 
 def training_hashes(*, session: Session, model: RegisteredModel) -> TrainingHashes:
@@ -176,7 +172,8 @@ class GenerationRunner:
         phash = perceptual_hash(image, opaque=True)
         nearest = self._hashes[model.id].nearest(phash)
         near_duplicate = nearest is not None and nearest[1] <= self.settings.output_near_duplicate_distance
-        marked = watermark.embed(delivery_rendition(image), watermark.payload_for(generation.id, index))
+        payload = watermark.payload_for(generation.id, index)
+        marked = watermark.embed(delivery_rendition(image), payload)
         record = {
             "generation_id": str(generation.id), "image_index": index, "model_id": str(model.id),
             "model_name": model.name, "weights_sha256": model.weights_sha256,
@@ -194,7 +191,7 @@ class GenerationRunner:
         return RenderedOutput(raw_png=raw_png, delivery_png=delivery_png, record=DeliveredImage(
             index=index, raw_sha256=sha256_hex(raw_png), delivery_sha256=sha256_hex(delivery_png),
             width=image.width, height=image.height, delivery_width=marked.width, delivery_height=marked.height,
-            perceptual_hash=phash_to_hex(phash), watermark_id=watermark.payload_for(generation.id, index).hex(),
+            perceptual_hash=phash_to_hex(phash), watermark_id=payload.hex(),
             nearest_asset_id=nearest[0] if nearest else None, nearest_distance=nearest[1] if nearest else None,
             near_duplicate=near_duplicate))
 

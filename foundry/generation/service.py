@@ -11,7 +11,6 @@ import base64
 import json
 import secrets
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -274,5 +273,3 @@ def refund_generation(*, session: Session, generation_id: uuid.UUID, reason: str
     session.flush()
     return generation
 
-
-CapabilitiesFor = Callable[[RegisteredModel], ModelCapabilities]

@@ -27,7 +27,7 @@ from foundry.models_registry import service as registry_service
 from foundry.royalties.models import AttributionLine
 from provenance import watermark
 from provenance.c2pa_manifest import ContentCredentials
-from provenance.hashing import perceptual_hash, phash_from_hex
+from provenance.hashing import hamming, nearest_hash, perceptual_hash, phash_from_hex
 
 LOOKUP_DISTANCE = 6
 """A perceptual-hash match this close counts as "probably this output" (reported as such)."""
@@ -123,15 +123,11 @@ def _image(session: Session, generation_id: uuid.UUID, index: int) -> tuple[Gene
 def _image_by_perceptual_hash(session: Session, pixels: Image.Image):
     value = perceptual_hash(pixels, opaque=True)
     rows = session.execute(select(GeneratedImage.id, GeneratedImage.perceptual_hash)).all()
-    if not rows:
+    found = nearest_hash(np.array([phash_from_hex(row[1]) for row in rows], dtype=np.uint64), value)
+    if found is None or found[1] > LOOKUP_DISTANCE:
         return None
-    hashes = np.array([phash_from_hex(row[1]) for row in rows], dtype=np.uint64)
-    distances = np.unpackbits(np.bitwise_xor(hashes, np.uint64(value)).view(np.uint8).reshape(-1, 8), axis=1).sum(1)
-    best = int(np.argmin(distances))
-    if distances[best] > LOOKUP_DISTANCE:
-        return None
-    image = session.get(GeneratedImage, rows[best][0])
-    return image, session.get(Generation, image.generation_id), int(distances[best])
+    image = session.get(GeneratedImage, rows[found[0]][0])
+    return image, session.get(Generation, image.generation_id), found[1]
 
 
 def _describe(session: Session, report: VerificationReport, image: GeneratedImage, generation: Generation,
@@ -140,8 +136,6 @@ def _describe(session: Session, report: VerificationReport, image: GeneratedImag
                          "status": generation.status, "refunded": generation.refunded_at is not None}
     report.image_index = image.index
     if report.perceptual_distance is None:
-        from provenance.hashing import hamming
-
         report.perceptual_distance = hamming(perceptual_hash(pixels.resize((image.width, image.height),
                                                                            Image.Resampling.BOX), opaque=True),
                                              phash_from_hex(image.perceptual_hash))

@@ -46,7 +46,7 @@ def posting_period(*, session: Session, at: datetime) -> str:
     """The open period an entry posted at ``at`` counts in (its month, or the next open one)."""
     period = period_of(at)
     for _ in range(1200):
-        _create_if_missing(session, period)
+        ensure_period(session, period)
         row = session.scalars(select(PayoutPeriod).where(PayoutPeriod.period == period)
                               .with_for_update(read=True).execution_options(populate_existing=True)).one()
         if row.status == "open":
@@ -55,7 +55,8 @@ def posting_period(*, session: Session, at: datetime) -> str:
     raise RuntimeError("no open payout period within a century")
 
 
-def _create_if_missing(session: Session, period: str) -> None:
+def ensure_period(session: Session, period: str) -> None:
+    """The period's row exists afterwards (created open when missing, whoever wins a race)."""
     from sqlalchemy.exc import IntegrityError
 
     if session.get(PayoutPeriod, period) is not None:

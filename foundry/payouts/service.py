@@ -25,7 +25,7 @@ from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.money import split_exact
 from foundry.payouts.models import PayoutLine, PayoutPeriod
-from foundry.payouts.periods import _create_if_missing, parse_period, period_of, posting_period
+from foundry.payouts.periods import ensure_period, parse_period, period_of, posting_period
 from foundry.royalties.models import AttributionLine, LedgerEntry
 
 EARNING_KINDS = ("royalty", "reversal")
@@ -60,7 +60,7 @@ def close_period(*, session: Session, period: str, closed_by: str, threshold: in
         raise Conflict(f"{period} has not ended yet", code="period_not_ended")
     if threshold < 0:
         raise Conflict("the payout threshold cannot be negative", code="invalid_threshold")
-    _create_if_missing(session, period)
+    ensure_period(session, period)
     row = session.scalars(select(PayoutPeriod).where(PayoutPeriod.period == period).with_for_update()
                           .execution_options(populate_existing=True)).one()
     if row.status == "closed":

@@ -20,9 +20,10 @@ from foundry.db import utcnow
 from foundry.errors import Conflict, NotFound
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
+from foundry.money import split_exact
 from foundry.payouts.periods import posting_period
 from foundry.royalties.models import AttributionLine, LedgerEntry
-from foundry.royalties.policy import Layer, pool_of, pro_rata, pro_rata_weights
+from foundry.royalties.policy import Layer, pool_of, pro_rata_weights
 
 PLATFORM_REVENUE = "platform:revenue"
 BRAND_REF_PREFIX = "tenant:"
@@ -34,6 +35,15 @@ def customer_account(tenant_id: uuid.UUID) -> str:
 
 def contributor_account(contributor_id: uuid.UUID) -> str:
     return f"contributor:{contributor_id}"
+
+
+def own_account(principal) -> tuple[str, dict] | None:
+    """The ledger account a caller owns and the entry filter that shows it; None for admins."""
+    if principal.role == "customer":
+        return customer_account(principal.tenant_id), {"tenant_id": principal.tenant_id}
+    if principal.role == "artist":
+        return contributor_account(principal.contributor_id), {"contributor_id": principal.contributor_id}
+    return None
 
 
 @dataclass(frozen=True)
@@ -91,9 +101,9 @@ def pro_rata_attribution(*, session: Session, model: RegisteredModel, charge: in
                          pool_share: Fraction, finetune_share: Fraction) -> Attribution:
     pool = pool_of(charge, pool_share)
     base, finetune = layers_of(session=session, model=model)
-    amounts = pro_rata(pool, base, finetune, finetune_share)
-    counts = Counter(base.asset_counts) + (Counter(finetune.asset_counts) if finetune else Counter())
     weights = pro_rata_weights(base, finetune, finetune_share)
+    amounts = split_exact(pool, weights) if weights and pool else {}
+    counts = Counter(base.asset_counts) + (Counter(finetune.asset_counts) if finetune else Counter())
     shares = [ContributorShare(contributor_id=c, weight=weights[c], amount=amounts[c], asset_count=counts[c])
               for c in sorted(amounts, key=lambda c: (-weights[c], str(c)))]
     return Attribution(method="pro_rata", charge=charge, pool=sum(amounts.values()), currency=currency,

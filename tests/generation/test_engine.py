@@ -104,7 +104,7 @@ def test_rate_limiter_shared_through_redis():
     except redis.exceptions.ConnectionError as exc:
         if os.environ.get("CI"):
             pytest.fail(f"CI must test the Redis rate limiter but {url} is unreachable: {exc}")
-        pytest.skip(f"Redis unreachable: {exc}")
+        pytest.skip(f"Redis at {url} is unreachable here ({exc}); CI runs this")
     import uuid
 
     key = f"test-{uuid.uuid4()}"
