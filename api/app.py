@@ -7,7 +7,18 @@ from fastapi.responses import JSONResponse
 
 from api.errors import error_body, install_error_handlers
 from api.ratelimit import make_rate_limiter
-from api.routers import accounts, artist_web, catalog, datasets, generations, payouts, provenance, rights, training
+from api.routers import (
+    accounts,
+    artist_web,
+    attribution,
+    catalog,
+    datasets,
+    generations,
+    payouts,
+    provenance,
+    rights,
+    training,
+)
 from foundry import __version__
 from foundry.config import Settings, get_settings
 
@@ -42,5 +53,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(provenance.router)
     app.include_router(payouts.router)
     app.include_router(rights.router)
+    app.include_router(attribution.router)
     app.include_router(artist_web.router)
     return app

@@ -672,6 +672,55 @@ def models_lineage(model_id: str) -> None:
                           f"text encoder={model.text_encoder_origin.get('kind', '?')}")
 
 
+@models_app.command("build-index")
+def models_build_index(
+    model_id: str,
+    force: Annotated[bool, typer.Option(help="Build again even when the current index is valid.")] = False,
+) -> None:
+    """Build (or rebuild) a model's influence attribution index: one gradient per training image."""
+    from foundry.attribution.indexing import build_index_unless_current
+
+    settings = get_settings()
+    store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
+    with _progress() as progress:
+        task = progress.add_task("attribution index", total=None)
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            row = build_index_unless_current(settings, blob_store=store, model_id=_uuid(model_id, "model"),
+                                             built_by="cli", force=force, progress=report)
+        except FoundryError as exc:
+            raise _fail(f"{exc.message} [{exc.code}]") from None
+    console.print(f"attribution index [bold]{row.id}[/] ({row.method} v{row.version}): {row.entry_count} training "
+                  f"images, blob {row.blob_sha256[:16]}, built in {row.build_seconds:.1f} s")
+
+
+@models_app.command("attribution")
+def models_attribution(
+    model_id: str,
+    alpha_bps: Annotated[int | None, typer.Option(min=0, max=10_000,
+                                                  help="Share of each pool paid by influence (basis points).")] = None,
+) -> None:
+    """Show (or set) how a model's pools are split: influence share alpha and the index in use."""
+    from foundry.attribution import service as attribution_service
+
+    with session_factory(get_settings().resolved_database_url)() as session, session.begin():
+        try:
+            model_uuid = _uuid(model_id, "model")
+            if alpha_bps is not None:
+                attribution_service.set_influence_alpha(session=session, model_id=model_uuid, alpha_bps=alpha_bps)
+            model = registry_service.get_model(session=session, model_id=model_uuid)
+        except FoundryError as exc:
+            raise _fail(exc.message) from None
+        index = attribution_service.active_index(session=session, model=model)
+        console.print(f"model {model.id}: alpha {model.influence_alpha_bps} bps by influence, the rest pro rata")
+        console.print(f"index: {index.id} ({index.entry_count} images, built {index.created_at:%Y-%m-%d %H:%M})"
+                      if index else "index: none valid for these weights and snapshot -- pro rata only "
+                                    "(foundry models build-index)")
+
+
 @app.command("api")
 def serve_api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve the HTTP API with uvicorn."""

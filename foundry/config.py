@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(default=None, description="For S3-compatible servers (MinIO, moto).")
     broker_url: str = Field(default="", description="Celery broker; empty means SQLite under var_dir (no server).")
     broker_polling_interval: float = Field(default=0.5, description="Seconds between polls of the embedded broker.")
+    attribution_index_after_training: bool = Field(
+        default=True, description="Build the model's influence attribution index as the last stage of a training job.")
     job_stale_after_s: float = Field(default=120.0, description="A running job silent this long is re-claimable.")
     job_heartbeat_s: float = Field(default=10.0, description="How often a worker proves its job is alive.")
     admin_api_key: SecretStr | None = Field(default=None, description="Bearer key for admin endpoints.")

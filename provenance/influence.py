@@ -19,16 +19,21 @@ seeded sign): linear in the parameter count, no dense random matrix, identical e
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 
 import numpy as np
 import torch
+from PIL import Image
+
+from provenance.influence_shares import AssetShare, InfluenceShares, blend, influence_shares
 
 METHOD = "dtrak-square-countsketch"
 VERSION = "1"
+__all__ = ["AssetShare", "Attributor", "CountSketch", "ExampleEncoder", "Featurizer", "InfluenceConfig",
+           "InfluenceIndex", "InfluenceShares", "blend", "influence_shares", "select_parameters"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,16 @@ class InfluenceConfig:
     """``lora`` (LoRA weights), ``tail`` (the last up-block and conv_out), or ``auto`` (LoRA if present)."""
 
     def as_dict(self) -> dict:
-        return {"method": METHOD, "version": VERSION, **asdict(self)}
+        return {"method": METHOD, "version": VERSION, **asdict(self), "timesteps": list(self.timesteps)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> InfluenceConfig:
+        """The config a recorded ``as_dict`` describes (refused if another method or version made it)."""
+        if (data.get("method"), str(data.get("version"))) != (METHOD, VERSION):
+            raise ValueError(f"recorded with {data.get('method')} v{data.get('version')}, not {METHOD} v{VERSION}")
+        values = {k: v for k, v in data.items() if k not in ("method", "version")}
+        values["timesteps"] = tuple(values.get("timesteps", cls.timesteps))
+        return cls(**values)
 
 
 class CountSketch:
@@ -81,7 +95,13 @@ def select_parameters(unet: torch.nn.Module, mode: str = "auto") -> list[tuple[s
 
 
 class Featurizer:
-    """Projected, timestep-averaged gradients of ||model output||^2 for one example at a time."""
+    """Projected, timestep-averaged gradients of ||model output||^2, one example at a time.
+
+    The K timesteps of one example go through the UNet as one batch, and only the chosen
+    parameters require gradients while it runs, so the backward pass stops at the UNet's tail.
+    (Batching several examples through ``torch.func.vmap`` was measured slower on CPU: PyTorch
+    has no batching rule for CPU flash attention and falls back to a loop.)
+    """
 
     def __init__(self, unet: torch.nn.Module, noise_scheduler, config: InfluenceConfig,
                  sample_shape: Sequence[int]):
@@ -90,27 +110,109 @@ class Featurizer:
         self.dim_in = sum(p.numel() for _, p in self.parameters)
         self.sketch = CountSketch(self.dim_in, config.projection_dim, config.projection_seed)
         generator = torch.Generator().manual_seed(config.noise_seed)
-        self.noises = [torch.randn(tuple(sample_shape), generator=generator) for _ in config.timesteps]
+        self.noise = torch.stack([torch.randn(tuple(sample_shape), generator=generator) for _ in config.timesteps])
+        self.timesteps = torch.tensor(config.timesteps, dtype=torch.long)
+
+    @contextlib.contextmanager
+    def _only_chosen_parameters_trainable(self) -> Iterator[list[torch.nn.Parameter]]:
+        chosen = {id(p) for _, p in self.parameters}
+        every = list(self.unet.parameters())
+        wanted = [p.requires_grad for p in every]
+        for p in every:
+            p.requires_grad_(id(p) in chosen)
+        try:
+            with torch.enable_grad():
+                yield [p for _, p in self.parameters]
+        finally:
+            for p, flag in zip(every, wanted, strict=True):
+                p.requires_grad_(flag)
 
     def __call__(self, sample: torch.Tensor, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
-        """``sample``: the example in the model's input space (pixels in [-1, 1] or VAE latents), (C, H, W)."""
-        params = [p for _, p in self.parameters]
-        wanted = [p.requires_grad for p in params]
-        for p in params:
-            p.requires_grad_(True)
-        device = params[0].device
-        total = torch.zeros(self.config.projection_dim)
-        try:
-            for timestep, noise in zip(self.config.timesteps, self.noises, strict=True):
-                t = torch.tensor([timestep], device=device)
-                noisy = self.scheduler.add_noise(sample[None].to(device), noise[None].to(device), t)
-                output = self.unet(noisy, t, encoder_hidden_states=encoder_hidden_states.to(device)).sample
-                grads = torch.autograd.grad(output.float().pow(2).sum(), params)
-                total += self.sketch(torch.cat([g.reshape(-1) for g in grads]))
-        finally:
-            for p, flag in zip(params, wanted, strict=True):
-                p.requires_grad_(flag)
-        return total / len(self.config.timesteps)
+        """``sample``: the example in the model's input space (pixels in [-1, 1] or VAE latents), (C, H, W);
+        ``encoder_hidden_states``: its caption's text states, (L, D) or (1, L, D)."""
+        with self._only_chosen_parameters_trainable() as params:
+            device, dtype = params[0].device, params[0].dtype
+            count = len(self.config.timesteps)
+            t = self.timesteps.to(device)
+            clean = sample.to(device, dtype)[None].expand(count, *sample.shape)
+            noisy = self.scheduler.add_noise(clean, self.noise.to(device, dtype), t)
+            states = encoder_hidden_states.to(device, dtype).reshape(1, *encoder_hidden_states.shape[-2:])
+            output = self.unet(noisy, t, encoder_hidden_states=states.expand(count, -1, -1)).sample
+            # the mean over timesteps of each timestep's gradient is the gradient of the mean
+            grads = torch.autograd.grad(output.float().pow(2).sum() / count, params)
+        return self.sketch(torch.cat([g.reshape(-1) for g in grads]))
+
+
+class ExampleEncoder:
+    """An image and its caption in the UNet's input space, exactly as the pipeline sees them.
+
+    Pixels are resized and centre-cropped to the model's native size and scaled to [-1, 1]; a
+    latent model's VAE encodes them to the latent *mean* (no sampling: features must not depend
+    on chance). Captions go through the pipeline's own ``encode_prompt``, so training captions
+    and generation prompts land in the same text space.
+    """
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        self.vae = getattr(pipeline, "vae", None)
+        sample_size = pipeline.unet.config.sample_size
+        self.latent_size = int(sample_size[0] if isinstance(sample_size, (list, tuple)) else sample_size)
+        scale = 1 if self.vae is None else 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.resolution = self.latent_size * scale
+        self.sample_shape = (pipeline.unet.config.in_channels, self.latent_size, self.latent_size)
+
+    def pixels(self, image: Image.Image) -> torch.Tensor:
+        image = image.convert("RGB")
+        side = min(image.size)
+        left, top = (image.width - side) // 2, (image.height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+        if image.size != (self.resolution, self.resolution):
+            image = image.resize((self.resolution, self.resolution), Image.Resampling.BICUBIC)
+        return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
+
+    @torch.no_grad()
+    def sample(self, image: Image.Image) -> torch.Tensor:
+        pixels = self.pixels(image)
+        if self.vae is None:
+            return pixels
+        vae = self.vae
+        latents = vae.encode(pixels[None].to(vae.device, vae.dtype)).latent_dist.mean
+        shift = getattr(vae.config, "shift_factor", None)
+        if shift is not None:
+            latents = latents - shift
+        return (latents * vae.config.scaling_factor)[0].float().cpu()
+
+    @torch.no_grad()
+    def embed(self, caption: str) -> torch.Tensor:
+        device = self.pipeline.unet.device
+        kwargs = {"clean_caption": False} if type(self.pipeline).__name__.startswith("IF") else {}
+        states = self.pipeline.encode_prompt(prompt=caption, device=device, num_images_per_prompt=1,
+                                             do_classifier_free_guidance=False, **kwargs)[0]
+        return states[0].float().cpu()
+
+
+class Attributor:
+    """Features of training examples and of outputs, for one loaded pipeline and one config."""
+
+    def __init__(self, pipeline, config: InfluenceConfig, *, scheduler_config=None):
+        from diffusers import DDPMScheduler
+
+        self.config = config
+        self.encoder = ExampleEncoder(pipeline)
+        noise_scheduler = DDPMScheduler.from_config(scheduler_config or pipeline.scheduler.config)
+        self.featurizer = Featurizer(pipeline.unet, noise_scheduler, config, self.encoder.sample_shape)
+
+    def features(self, image: Image.Image, caption: str) -> np.ndarray:
+        return self.featurizer(self.encoder.sample(image), self.encoder.embed(caption)).numpy()
+
+    def features_of_many(self, examples: Iterable[tuple[Image.Image, str]],
+                         progress: Callable[[int], None] | None = None) -> np.ndarray:
+        rows = []
+        for done, (image, caption) in enumerate(examples, start=1):
+            rows.append(self.features(image, caption))
+            if progress is not None:
+                progress(done)
+        return np.stack(rows) if rows else np.zeros((0, self.config.projection_dim), dtype=np.float32)
 
 
 @dataclass
@@ -158,50 +260,3 @@ class InfluenceIndex:
             return cls([uuid.UUID(a) for a in data["asset_ids"]], [uuid.UUID(c) for c in data["contributor_ids"]],
                        data["projected"], dict(ast.literal_eval(str(data["config"]))),
                        dict(ast.literal_eval(str(data["fingerprint"]))))
-
-
-@dataclass(frozen=True)
-class InfluenceShares:
-    contributors: dict[uuid.UUID, Fraction]
-    """Each contributor's exact share of the influence part (sums to 1, or empty)."""
-    assets: list[tuple[uuid.UUID, Fraction]]
-    """The kept assets and their shares, largest first."""
-    parameters: dict
-
-
-def influence_shares(scores: Sequence[float], asset_ids: Sequence[uuid.UUID], contributor_ids: Sequence[uuid.UUID],
-                     *, top_k: int = 50, min_share: Fraction = Fraction(1, 100)) -> InfluenceShares:
-    """Negative scores clipped, the top ``top_k`` assets kept, contributors under ``min_share``
-    dropped (their part goes to the rest). Shares are exact fractions of the float scores."""
-    parameters = {"top_k": top_k, "min_share": f"{min_share.numerator}/{min_share.denominator}", "clip": "negative"}
-    ranked = sorted(((float(s), a, c) for s, a, c in zip(scores, asset_ids, contributor_ids, strict=True)
-                     if float(s) > 0), key=lambda item: (-item[0], str(item[1])))[:top_k]
-    total = sum(Fraction(score) for score, _, _ in ranked)
-    if total == 0:
-        return InfluenceShares({}, [], parameters)
-    per_contributor: dict[uuid.UUID, Fraction] = {}
-    for score, _, contributor in ranked:
-        per_contributor[contributor] = per_contributor.get(contributor, Fraction(0)) + Fraction(score) / total
-    kept = {c: share for c, share in per_contributor.items() if share >= min_share}
-    kept_total = sum(kept.values())
-    contributors = {c: share / kept_total for c, share in kept.items()}
-    assets = [(asset, Fraction(score) / total) for score, asset, contributor in ranked if contributor in contributors]
-    return InfluenceShares(contributors, assets, parameters)
-
-
-def blend(pro_rata: Mapping[uuid.UUID, Fraction], influence: Mapping[uuid.UUID, Fraction],
-          alpha: Fraction) -> dict[uuid.UUID, Fraction]:
-    """alpha of the pool by influence, the rest pro rata; all influence to pro rata when there is none."""
-    if not 0 <= alpha <= 1:
-        raise ValueError("alpha is a fraction between 0 and 1")
-    if not influence:
-        alpha = Fraction(0)
-    pro_total, influence_total = sum(pro_rata.values()), sum(influence.values())
-    weights: dict[uuid.UUID, Fraction] = {}
-    if pro_total:
-        for contributor, weight in pro_rata.items():
-            weights[contributor] = weights.get(contributor, Fraction(0)) + (1 - alpha) * weight / pro_total
-    if influence_total and alpha:
-        for contributor, weight in influence.items():
-            weights[contributor] = weights.get(contributor, Fraction(0)) + alpha * weight / influence_total
-    return {c: w for c, w in weights.items() if w > 0}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 import time
 import uuid
@@ -27,6 +28,8 @@ from foundry.models_registry import service as registry_service
 from foundry.training_jobs import service as job_service
 
 BATCH_AUDIT_FILE = "batches.jsonl"
+INDEX_STAGE = "attribution_index"
+logger = logging.getLogger(__name__)
 
 
 class SnapshotExample:
@@ -82,6 +85,41 @@ def job_dir(settings: Settings, job_id: uuid.UUID) -> Path:
     return settings.var_dir / "jobs" / str(job_id)
 
 
+def finish_job(settings: Settings, sessions, blob_store: BlobStore, job_id: uuid.UUID, *, worker: str) -> str:
+    """The post-training stage: the model's attribution index, then the job succeeds.
+
+    An index that cannot be built does not fail the job: the model is registered and serves with
+    pro-rata attribution; the log says why, and ``foundry models build-index`` can retry.
+    """
+    from foundry.attribution.indexing import build_index
+
+    with sessions() as session:
+        job = job_service.get_job(session=session, job_id=job_id)
+        model_id, artifacts, step = job.result_model_id, list(job.artifacts), job.step
+    if settings.attribution_index_after_training:
+        throttle = _Throttle(1.0)
+
+        def progress(done: int, total: int) -> None:
+            if throttle.due(force=done in (0, total)):
+                with sessions() as s, s.begin():
+                    job_service.record_stage_progress(session=s, job_id=job_id, done=done, total=total,
+                                                      log_line=f"attribution index {done}/{total} images")
+
+        try:
+            built = build_index(sessions=sessions, blob_store=blob_store, model_id=model_id,
+                                cache_dir=settings.var_dir / "models", built_by=f"training job {job_id} on {worker}",
+                                training_job_id=job_id, progress=progress)
+            line = f"attribution index {built.id}: {built.entry_count} images in {built.build_seconds:.1f} s"
+        except Exception as exc:
+            logger.exception("attribution index for model %s failed", model_id)
+            line = f"attribution index not built: {type(exc).__name__}: {exc}"
+        with sessions() as session, session.begin():
+            job_service.append_log(session=session, job_id=job_id, line=line)
+    with sessions() as session, session.begin():
+        job_service.complete_job(session=session, job_id=job_id, model_id=model_id, artifacts=artifacts, step=step)
+    return "succeeded"
+
+
 def run_job(settings: Settings, job_id: uuid.UUID, *, worker: str) -> str:
     """Run the job if this worker may claim it; returns the job's status afterwards ("skipped" if not claimed)."""
     from training.engine import TrainingCancelled, train
@@ -103,6 +141,11 @@ def run_job(settings: Settings, job_id: uuid.UUID, *, worker: str) -> str:
         with sessions() as session, session.begin():
             job = job_service.get_job(session=session, job_id=job_id)
             job_service.append_log(session=session, job_id=job_id, line=f"attempt {job.attempts} on {worker}")
+            already_trained = job.result_model_id is not None
+        if already_trained:  # a worker died after registering the model: only the last stage is left
+            return finish_job(settings, sessions, blob_store, job_id, worker=worker)
+        with sessions() as session, session.begin():
+            job = job_service.get_job(session=session, job_id=job_id)
             try:
                 gate = dataset_service.enforce_license_gate(session=session, snapshot_id=job.snapshot_id)
             except FoundryError as exc:
@@ -179,8 +222,8 @@ def run_job(settings: Settings, job_id: uuid.UUID, *, worker: str) -> str:
                          "engine_weights_sha256": result.weights_sha256,
                          "resumed_from_step": result.resumed_from_step},
             )
-            job_service.complete_job(session=session, job_id=job_id, model_id=model.id, artifacts=artifacts,
-                                     step=result.steps_done)
-        return "succeeded"
+            job_service.record_trained_model(session=session, job_id=job_id, model_id=model.id, artifacts=artifacts,
+                                             step=result.steps_done, next_stage=INDEX_STAGE)
+        return finish_job(settings, sessions, blob_store, job_id, worker=worker)
     finally:
         heartbeat.stop()

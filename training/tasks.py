@@ -29,6 +29,24 @@ def enqueue_training_job(job_id: uuid.UUID, settings: Settings | None = None) ->
     celery_for(settings or get_settings()).send_task(run_training_job.name, args=[str(job_id)], queue=TRAINING_QUEUE)
 
 
+@celery_app.task(name="foundry.attribution.build_index")
+def build_attribution_index(model_id: str) -> str:
+    """Rebuild a model's attribution index; a model whose current index is valid is left alone."""
+    from foundry.attribution.indexing import build_index_unless_current
+    from foundry.blobs import open_blob_store
+
+    settings = get_settings()
+    store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
+    row = build_index_unless_current(settings, blob_store=store, model_id=uuid.UUID(model_id),
+                                     built_by=f"worker {socket.gethostname()}:{os.getpid()}")
+    return str(row.id)
+
+
+def enqueue_index_build(model_id: uuid.UUID, settings: Settings | None = None) -> None:
+    celery_for(settings or get_settings()).send_task(build_attribution_index.name, args=[str(model_id)],
+                                                     queue=TRAINING_QUEUE)
+
+
 _runner = None
 
 

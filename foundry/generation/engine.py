@@ -17,7 +17,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ class LoadedPipeline:
     pipeline: Any
     default_scheduler: Any
     lock: threading.Lock
+    attributors: dict = field(default_factory=dict)
 
     def render(self, request: ResolvedRequest) -> list[Image.Image]:
         import diffusers
@@ -96,6 +97,18 @@ class LoadedPipeline:
                     **kwargs,
                 )
             return [image.convert("RGB") for image in output.images]
+
+    def influence_scores(self, index, config, images: list[Image.Image], prompt: str) -> list:
+        """Each output's influence scores against ``index`` (gradients through this pipeline's UNet)."""
+        from provenance.influence import Attributor
+
+        with self.lock:
+            key = repr(sorted(config.as_dict().items()))
+            attributor = self.attributors.get(key)
+            if attributor is None:
+                attributor = Attributor(self.pipeline, config, scheduler_config=self.default_scheduler.config)
+                self.attributors[key] = attributor
+            return [index.scores(attributor.features(image, prompt)) for image in images]
 
 
 def load_pipeline(folder: Path, *, device: str | None = None) -> Any:

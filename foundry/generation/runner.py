@@ -1,8 +1,8 @@
 """Serving one generation, end to end.
 
 ``GenerationRunner.__call__`` reads like a diffusers pipeline: claim -> prepare model ->
-render -> attribute -> deliver (watermark, Content Credentials, near-duplicate check) ->
-record. Rendering happens outside any transaction; everything the generation leaves behind
+render -> score influence -> attribute the pool -> deliver (watermark, Content Credentials,
+near-duplicate check) -> record. Rendering happens outside any transaction; everything the generation leaves behind
 (images, attribution, ledger entries, status) is written in one transaction at the end, and
 its image blobs are staged until that transaction commits.
 """
@@ -24,6 +24,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foundry import __version__
+from foundry.attribution import service as attribution_service
+from foundry.attribution.models import AttributionIndex
+from foundry.attribution.policy import INFLUENCE_MIN_SHARE, INFLUENCE_TOP_K, alpha_from_bps, mean_shares
 from foundry.blobs import BlobStore, sha256_hex
 from foundry.catalog.models import Asset
 from foundry.config import Settings
@@ -31,7 +34,7 @@ from foundry.datasets.models import SnapshotEntry
 from foundry.db import session_factory
 from foundry.errors import Conflict, FoundryError
 from foundry.generation import service as generation_service
-from foundry.generation.engine import PipelineCache, png_bytes
+from foundry.generation.engine import LoadedPipeline, PipelineCache, png_bytes
 from foundry.generation.models import Generation
 from foundry.generation.policy import ResolvedRequest
 from foundry.generation.service import DeliveredImage
@@ -43,6 +46,8 @@ from foundry.royalties.service import Attribution
 from provenance import watermark
 from provenance.c2pa_manifest import ContentCredentials, SigningNotConfigured
 from provenance.hashing import nearest_hash, perceptual_hash, phash_from_hex, phash_to_hex
+from provenance.influence import METHOD, VERSION, InfluenceConfig, InfluenceIndex
+from provenance.influence_shares import InfluenceShares, influence_shares
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +89,20 @@ def delivery_rendition(image: Image.Image) -> Image.Image:
     return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
 
 
+@dataclass(frozen=True)
+class LoadedIndex:
+    row_id: uuid.UUID
+    blob_sha256: str
+    index: InfluenceIndex
+
+
+@dataclass(frozen=True)
+class Influence:
+    shares: InfluenceShares | None
+    parameters: dict
+    """Everything needed to recompute the shares: index, method config, top-k, threshold."""
+
+
 @dataclass
 class RenderedOutput:
     raw_png: bytes
@@ -101,6 +120,7 @@ class GenerationRunner:
         self._sessions = session_factory(settings.resolved_database_url)
         self._credentials: ContentCredentials | None = None
         self._hashes: dict[uuid.UUID, TrainingHashes] = {}
+        self._indexes: dict[uuid.UUID, LoadedIndex] = {}
         self._lock = threading.Lock()
 
     def ensure_signing(self) -> ContentCredentials:
@@ -116,15 +136,18 @@ class GenerationRunner:
         try:
             started = time.perf_counter()
             # 2. re-check the world and get the model's pipeline
-            model, request = self.prepare(generation_id)
+            model, request, index = self.prepare(generation_id)
             loaded = self.pipelines.get(f"{model.id}:{model.weights_sha256}", lambda: self.materialize(model))
             # 3. render, outside any transaction
             rendered_at = time.perf_counter()
             images = loaded.render(request)
             render_s = time.perf_counter() - rendered_at
-            # 4-6. attribute, deliver and record in one transaction
-            return self.record(generation_id, images, timings={"prepare_s": rendered_at - started,
-                                                                "render_s": render_s})
+            # 4. which training images shaped these outputs (the model's influence index, if it has one)
+            influence = self.score_influence(loaded, index, images, request.prompt)
+            # 5-7. attribute the pool, deliver and record in one transaction
+            return self.record(generation_id, images, influence, timings={
+                "prepare_s": rendered_at - started, "render_s": render_s,
+                "attribution_s": time.perf_counter() - rendered_at - render_s})
         except Exception as exc:
             if isinstance(exc, Conflict) and exc.code == "generation_not_running":
                 return self.load(generation_id)  # re-queued as stale meanwhile: its new runner owns it now
@@ -144,27 +167,55 @@ class GenerationRunner:
         with self._sessions() as session:
             return generation_service.get_generation(session=session, generation_id=generation_id, tenant_id=None)
 
-    def prepare(self, generation_id: uuid.UUID) -> tuple[RegisteredModel, ResolvedRequest]:
+    def prepare(self, generation_id: uuid.UUID) -> tuple[RegisteredModel, ResolvedRequest, LoadedIndex | None]:
         with self._sessions() as session:
             generation = generation_service.get_generation(session=session, generation_id=generation_id,
                                                            tenant_id=None)
             model = generation_service.servable_model(session=session, model_id=generation.model_id,
                                                       tenant_id=generation.tenant_id)
+            row = attribution_service.active_index(session=session, model=model)
             with self._lock:
                 if model.id not in self._hashes:
                     self._hashes[model.id] = training_hashes(session=session, model=model)
-            return model, ResolvedRequest(**generation.request)
+                index = self._index_for(row) if row is not None else None
+            return model, ResolvedRequest(**generation.request), index
+
+    def _index_for(self, row: AttributionIndex) -> LoadedIndex:
+        loaded = self._indexes.pop(row.id, None) or LoadedIndex(
+            row.id, row.blob_sha256, attribution_service.load_index(blob_store=self.blob_store, row=row))
+        self._indexes[row.id] = loaded  # most recently used last
+        while len(self._indexes) > self.settings.pipeline_cache_size:
+            self._indexes.pop(next(iter(self._indexes)))
+        return loaded
+
+    def score_influence(self, loaded: LoadedPipeline, index: LoadedIndex | None, images: list[Image.Image],
+                        prompt: str) -> Influence | None:
+        """Each output's influence shares over the model's training images, averaged over the outputs."""
+        if index is None:
+            return None
+        config = InfluenceConfig.from_dict(index.index.config)
+        per_image = [influence_shares(scores, index.index.asset_ids, index.index.contributor_ids,
+                                      top_k=INFLUENCE_TOP_K, min_share=INFLUENCE_MIN_SHARE)
+                     for scores in loaded.influence_scores(index.index, config, images, prompt)]
+        shares = mean_shares(per_image, eligible=set(index.index.contributor_ids))
+        parameters = {"method": METHOD, "version": VERSION, "index_id": str(index.row_id),
+                      "index_blob_sha256": index.blob_sha256, "config": index.index.config,
+                      **per_image[0].parameters}
+        return Influence(shares, parameters)
 
     def materialize(self, model: RegisteredModel) -> Path:
         return registry_service.materialize(model=model, blob_store=self.blob_store,
                                             cache_dir=self.settings.var_dir / "models")
 
-    def attribute(self, session: Session, generation: Generation, model: RegisteredModel) -> Attribution:
+    def attribute(self, session: Session, generation: Generation, model: RegisteredModel,
+                  influence: Influence | None) -> Attribution:
         rule = session.get(PriceRule, generation.price_rule_id)
-        return royalties_service.pro_rata_attribution(
+        return royalties_service.attribute_pool(
             session=session, model=model, charge=generation.unit_price * generation.num_images,
             currency=generation.currency, pool_share=Fraction(rule.pool_share_bps, 10_000),
-            finetune_share=Fraction(rule.finetune_share_bps, 10_000))
+            finetune_share=Fraction(rule.finetune_share_bps, 10_000),
+            influence=influence.shares if influence else None, alpha=alpha_from_bps(model.influence_alpha_bps),
+            parameters={"influence": influence.parameters} if influence else {})
 
     def deliver(self, image: Image.Image, index: int, generation: Generation, model: RegisteredModel,
                 attribution: Attribution) -> RenderedOutput:
@@ -181,6 +232,9 @@ class GenerationRunner:
             "snapshot_merkle_root": model.snapshot_merkle_root, "licensed_only": model.licensed_only,
             "raw_sha256": sha256_hex(raw_png), "near_duplicate": near_duplicate,
             "attribution": {"method": attribution.method, "currency": attribution.currency,
+                            "influence": ({"method": METHOD, "version": VERSION, "alpha": attribution.parameters["alpha"],
+                                           "index_id": attribution.parameters["influence"]["index_id"]}
+                                          if attribution.method == "blend" else None),
                             "pool": attribution.pool, "contributors": len(attribution.shares),
                             "top": [{"contributor_id": str(s.contributor_id), "amount": s.amount}
                                     for s in attribution.shares[:5]]},
@@ -195,14 +249,15 @@ class GenerationRunner:
             nearest_asset_id=nearest[0] if nearest else None, nearest_distance=nearest[1] if nearest else None,
             near_duplicate=near_duplicate))
 
-    def record(self, generation_id: uuid.UUID, images: list[Image.Image], *, timings: dict) -> Generation:
+    def record(self, generation_id: uuid.UUID, images: list[Image.Image], influence: Influence | None, *,
+               timings: dict) -> Generation:
         stage_id = f"generation-{generation_id}"
         try:
             with self._sessions() as session, session.begin():
                 generation = generation_service.get_generation(session=session, generation_id=generation_id,
                                                                tenant_id=None)
                 model = session.get(RegisteredModel, generation.model_id)
-                attribution = self.attribute(session, generation, model)
+                attribution = self.attribute(session, generation, model, influence)
                 provenance_started = time.perf_counter()
                 outputs = [self.deliver(image, index, generation, model, attribution)
                            for index, image in enumerate(images)]

@@ -252,8 +252,8 @@ def fail_generation(*, session: Session, generation_id: uuid.UUID, code: str, me
 def attribution_summary(attribution: Attribution) -> dict:
     return {
         "method": attribution.method, "currency": attribution.currency, "charge": attribution.charge,
-        "pool": attribution.pool, "platform": attribution.platform,
-        "contributors": [{"contributor_id": str(share.contributor_id),
+        "pool": attribution.pool, "platform": attribution.platform, "parameters": attribution.parameters,
+        "contributors": [{"contributor_id": str(share.contributor_id), "method": share.method,
                           "share": f"{share.weight.numerator}/{share.weight.denominator}",
                           "amount": share.amount, "asset_count": share.asset_count}
                          for share in attribution.shares],

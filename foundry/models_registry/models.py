@@ -39,3 +39,5 @@ class RegisteredModel(IdMixin, CreatedAtMixin, Base):
     grace_days: Mapped[int] = mapped_column(default=30, server_default="30")
     rights_affected_at: Mapped[datetime | None]
     """When a withdrawal first touched this model's training data; None while untouched."""
+    influence_alpha_bps: Mapped[int] = mapped_column(default=5000, server_default="5000")
+    """Share of each generation's pool split by per-output influence (the rest pro rata), in basis points."""

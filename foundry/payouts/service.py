@@ -273,7 +273,8 @@ def statement_outputs(*, session: Session, contributor_id: uuid.UUID, period: st
         select(LedgerEntry, Generation.created_at, AttributionLine.share_ppm)
         .join(Generation, Generation.id == LedgerEntry.generation_id, isouter=True)
         .join(AttributionLine, (AttributionLine.generation_id == LedgerEntry.generation_id)
-              & (AttributionLine.contributor_id == LedgerEntry.contributor_id), isouter=True)
+              & (AttributionLine.contributor_id == LedgerEntry.contributor_id)
+              & (AttributionLine.method == LedgerEntry.method), isouter=True)
         .where(*_earnings(contributor_id, period), LedgerEntry.currency == currency)
         .order_by(LedgerEntry.posted_at, LedgerEntry.id).limit(limit).offset(offset))
     return [{"entry_id": entry.id, "generation_id": entry.generation_id, "posted_at": entry.posted_at,

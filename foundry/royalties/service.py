@@ -14,6 +14,7 @@ from fractions import Fraction
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from foundry.attribution.policy import blended_weights, mean_shares
 from foundry.catalog.models import Contributor
 from foundry.datasets.models import SnapshotEntry
 from foundry.db import utcnow
@@ -24,6 +25,7 @@ from foundry.money import split_exact
 from foundry.payouts.periods import posting_period
 from foundry.royalties.models import AttributionLine, LedgerEntry
 from foundry.royalties.policy import Layer, pool_of, pro_rata_weights
+from provenance.influence_shares import InfluenceShares
 
 PLATFORM_REVENUE = "platform:revenue"
 BRAND_REF_PREFIX = "tenant:"
@@ -48,20 +50,38 @@ def own_account(principal) -> tuple[str, dict] | None:
 
 @dataclass(frozen=True)
 class ContributorShare:
+    """One contributor's part of the pool under one method (a contributor may have a pro-rata and an
+    influence share of the same generation)."""
+
     contributor_id: uuid.UUID
     weight: Fraction
     amount: int
     asset_count: int
+    method: str = "pro_rata"
     top_assets: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RoyaltyPosting:
+    """One royalty ledger entry to write: influence royalties are per (contributor, asset)."""
+
+    contributor_id: uuid.UUID
+    method: str
+    amount: int
+    asset_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
 class Attribution:
     method: str
+    """pro_rata, or blend (part by per-output influence, the rest pro rata)."""
     charge: int
     pool: int
     currency: str
     shares: list[ContributorShare]
+    postings: list[RoyaltyPosting] = field(default_factory=list)
+    parameters: dict = field(default_factory=dict)
+    """How the split was made (alpha, index, influence parameters): enough to recompute it."""
 
     @property
     def paid_out(self) -> int:
@@ -97,17 +117,47 @@ def layers_of(*, session: Session, model: RegisteredModel) -> tuple[Layer, Layer
             Layer(snapshot_counts(session=session, snapshot_ids=own)))
 
 
-def pro_rata_attribution(*, session: Session, model: RegisteredModel, charge: int, currency: str,
-                         pool_share: Fraction, finetune_share: Fraction) -> Attribution:
+def attribute_pool(*, session: Session, model: RegisteredModel, charge: int, currency: str, pool_share: Fraction,
+                   finetune_share: Fraction, influence: InfluenceShares | None = None,
+                   alpha: Fraction = Fraction(0), parameters: dict | None = None) -> Attribution:
+    """Split a charge's contributor pool: ``alpha`` by per-output influence over the influential
+    assets, the rest pro rata over the model's training data. One exact split over every
+    (method, contributor, asset) part, so the parts sum to the pool to the unit."""
     pool = pool_of(charge, pool_share)
     base, finetune = layers_of(session=session, model=model)
-    weights = pro_rata_weights(base, finetune, finetune_share)
+    pro_rata = pro_rata_weights(base, finetune, finetune_share)
+    if influence is not None:
+        influence = mean_shares([influence], eligible=set(pro_rata))
+    weights = blended_weights(pro_rata, influence, alpha)
     amounts = split_exact(pool, weights) if weights and pool else {}
     counts = Counter(base.asset_counts) + (Counter(finetune.asset_counts) if finetune else Counter())
-    shares = [ContributorShare(contributor_id=c, weight=weights[c], amount=amounts[c], asset_count=counts[c])
-              for c in sorted(amounts, key=lambda c: (-weights[c], str(c)))]
-    return Attribution(method="pro_rata", charge=charge, pool=sum(amounts.values()), currency=currency,
-                       shares=shares)
+    per_line: dict[tuple[str, uuid.UUID], list] = {}
+    for (method, contributor, asset), weight in weights.items():
+        line = per_line.setdefault((method, contributor), [Fraction(0), 0, []])
+        line[0] += weight
+        line[1] += amounts.get((method, contributor, asset), 0)
+        if asset is not None:
+            line[2].append({"asset_id": str(asset), "share_ppm": int(weight / alpha * 1_000_000),
+                            "amount": amounts.get((method, contributor, asset), 0)})
+    shares = [ContributorShare(contributor_id=contributor, weight=weight, amount=amount, asset_count=counts[contributor],
+                               method=method, top_assets=sorted(assets, key=lambda a: (-a["share_ppm"], a["asset_id"])))
+              for (method, contributor), (weight, amount, assets) in per_line.items()]
+    shares.sort(key=lambda share: (-share.weight, share.method, str(share.contributor_id)))
+    postings = [RoyaltyPosting(contributor_id=contributor, method=method, amount=amounts[(method, contributor, asset)],
+                               asset_id=asset)
+                for (method, contributor, asset) in sorted(amounts, key=lambda k: (k[0], str(k[1]), str(k[2])))
+                if amounts[(method, contributor, asset)] > 0]
+    blended = any(share.method == "influence" for share in shares)
+    return Attribution(method="blend" if blended else "pro_rata", charge=charge, pool=sum(amounts.values()),
+                       currency=currency, shares=shares, postings=postings,
+                       parameters={**(parameters or {}),
+                                   "alpha": f"{alpha.numerator}/{alpha.denominator}" if blended else "0/1"})
+
+
+def pro_rata_attribution(*, session: Session, model: RegisteredModel, charge: int, currency: str,
+                         pool_share: Fraction, finetune_share: Fraction) -> Attribution:
+    return attribute_pool(session=session, model=model, charge=charge, currency=currency, pool_share=pool_share,
+                          finetune_share=finetune_share)
 
 
 def post_generation(*, session: Session, generation_id: uuid.UUID, tenant_id: uuid.UUID, model_id: uuid.UUID,
@@ -130,18 +180,18 @@ def post_generation(*, session: Session, generation_id: uuid.UUID, tenant_id: uu
             tenant_id=tenant_id, model_id=model_id, memo="generation charge"))
     for share in attribution.shares:
         session.add(AttributionLine(
-            generation_id=generation_id, contributor_id=share.contributor_id, method=attribution.method,
+            generation_id=generation_id, contributor_id=share.contributor_id, method=share.method,
             weight=f"{share.weight.numerator}/{share.weight.denominator}",
             share_ppm=int(share.weight * 1_000_000), amount=share.amount, asset_count=share.asset_count,
             top_assets=share.top_assets))
-        if share.amount > 0:
-            entries.append(LedgerEntry(
-                transaction_id=transaction_id, posted_at=posted_at, period=period, kind="royalty",
-                method=attribution.method,
-                debit_account=PLATFORM_REVENUE, credit_account=contributor_account(share.contributor_id),
-                amount=share.amount, currency=attribution.currency, generation_id=generation_id,
-                tenant_id=tenant_id, model_id=model_id, contributor_id=share.contributor_id,
-                memo=f"royalty ({attribution.method})"))
+    for posting in attribution.postings:
+        entries.append(LedgerEntry(
+            transaction_id=transaction_id, posted_at=posted_at, period=period, kind="royalty",
+            method=posting.method,
+            debit_account=PLATFORM_REVENUE, credit_account=contributor_account(posting.contributor_id),
+            amount=posting.amount, currency=attribution.currency, generation_id=generation_id,
+            tenant_id=tenant_id, model_id=model_id, contributor_id=posting.contributor_id,
+            asset_id=posting.asset_id, memo=f"royalty ({posting.method})"))
     session.add_all(entries)
     session.flush()
     return entries

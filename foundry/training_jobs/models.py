@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundry.db import Base, CreatedAtMixin, IdMixin
@@ -26,6 +26,10 @@ class TrainingJob(IdMixin, CreatedAtMixin, Base):
     requested_by: Mapped[str] = mapped_column(String(200))
 
     status: Mapped[str] = mapped_column(String(16), default=QUEUED, index=True)
+    stage: Mapped[str] = mapped_column(String(24), default="training", server_default="training")
+    """training, then attribution_index (features of every training image) once the model is registered."""
+    stage_progress: Mapped[dict] = mapped_column(default=dict, server_default=text("'{}'"))
+    """{"done": n, "total": m} for the current non-training stage."""
     step: Mapped[int] = mapped_column(Integer, default=0)
     total_steps: Mapped[int] = mapped_column(Integer, default=0)
     loss: Mapped[float | None] = mapped_column(Float)

@@ -29,6 +29,9 @@ class TrainingJobRead(BaseModel):
     snapshot_id: uuid.UUID
     base_model_id: uuid.UUID | None
     status: str
+    stage: str
+    """training, then attribution_index once the model is registered."""
+    stage_progress: dict
     step: int
     total_steps: int
     loss: float | None

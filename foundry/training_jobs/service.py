@@ -137,6 +137,27 @@ def fail_job(*, session: Session, job_id: uuid.UUID, code: str, message: str, de
     return job
 
 
+def record_trained_model(*, session: Session, job_id: uuid.UUID, model_id: uuid.UUID, artifacts: list[dict],
+                         step: int, next_stage: str) -> TrainingJob:
+    """The weights are registered: the job moves on to its post-training stage. A job re-claimed
+    after this point resumes at that stage instead of training again."""
+    job = get_job(session=session, job_id=job_id)
+    job.result_model_id, job.artifacts, job.step, job.eta_s = model_id, artifacts, step, 0.0
+    job.stage, job.stage_progress = next_stage, {}
+    session.flush()
+    return job
+
+
+def record_stage_progress(*, session: Session, job_id: uuid.UUID, done: int, total: int,
+                          log_line: str | None = None) -> None:
+    job = get_job(session=session, job_id=job_id)
+    job.stage_progress = {"done": done, "total": total}
+    job.heartbeat_at = utcnow()
+    if log_line:
+        job.log_tail = (job.log_tail + log_line.rstrip() + "\n")[-LOG_TAIL_CHARS:]
+    session.flush()
+
+
 def complete_job(*, session: Session, job_id: uuid.UUID, model_id: uuid.UUID, artifacts: list[dict],
                  step: int) -> TrainingJob:
     job = get_job(session=session, job_id=job_id)

@@ -105,7 +105,9 @@ def test_influence_shares_clip_keep_top_k_and_drop_small_contributors():
     # -4 clipped; the top 4 positive scores are 5, 3, 2, 0.1; c (0.1 of 10.1) falls under 5% and is dropped
     assert set(shares.contributors) == {a, b} and sum(shares.contributors.values()) == 1
     assert shares.contributors[a] == Fraction(8) / 10
-    assert [asset for asset, _ in shares.assets] == [assets[0], assets[1], assets[4]]
+    assert [item.asset_id for item in shares.assets] == [assets[0], assets[1], assets[4]]
+    assert [item.share for item in shares.assets] == [Fraction(5, 10), Fraction(3, 10), Fraction(2, 10)]
+    assert sum(item.share for item in shares.assets if item.contributor_id == a) == shares.contributors[a]
     assert influence_shares([-1.0, 0.0], assets[:2], [a, b]).contributors == {}
 
 

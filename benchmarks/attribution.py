@@ -1,0 +1,341 @@
+"""Does per-output influence attribution find the images that shaped an output? Prints JSON.
+
+All on the tiny CPU base model (the demo's shape, 32 px), trained from scratch by the same
+engine the training service uses, on a seeded subset of OpenMoji plus a *planted* contributor
+whose images share a concept nobody else has (concentric magenta/teal rings on black,
+captioned "zorblat ..."):
+
+1. planted contributor: for "zorblat" prompts, how often the planted contributor gets the
+   largest share, and its share of the pool on unrelated prompts -- for the D-TRAK influence
+   method and, on the same generations, for pro rata, raw-pixel nearest neighbours and random
+   scores;
+2. counterfactual: for a few queries remove the top-attributed training images (or as many
+   random ones), retrain with the same seed, regenerate with the same seed, and compare how
+   much the output and its diffusion loss move;
+3. linear datamodeling score (LDS): models trained on random halves of the subset; Spearman
+   correlation between the per-query loss each half-model has and the loss the scores predict
+   (sum over the half's examples), mean over queries with a bootstrap interval;
+4. cost: attribution time per image against generation time for the same request.
+
+Trained models are cached under ``--work`` so an interrupted run resumes where it stopped.
+
+    python benchmarks/attribution.py --out benchmarks/results/attribution_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import sys
+import tarfile
+import time
+import uuid
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from foundry.generation.engine import load_pipeline
+from provenance.influence import Attributor, InfluenceConfig, InfluenceIndex, blend, influence_shares
+from training.data import TrainingExample
+from training.engine import train
+from training.recipes import base_recipe
+
+PLANTED = "Planted Artist"
+PLANTED_CAPTIONS = ["zorblat rings", "zorblat rings pattern", "small zorblat rings", "large zorblat rings",
+                    "zorblat rings on black"]
+CONCEPT_PROMPTS = ["zorblat rings", "zorblat rings pattern", "large zorblat rings", "zorblat rings on black",
+                   "small zorblat rings"]
+GENERATE = {"num_inference_steps": 30, "guidance_scale": 5.0, "height": 32, "width": 32}
+LOSS_TIMESTEPS = tuple(range(50, 1000, 100))
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Item:
+    example_id: str
+    contributor: str
+    caption: str
+    png: bytes
+
+    def image(self) -> Image.Image:
+        return Image.open(io.BytesIO(self.png)).convert("RGB")
+
+    def example(self) -> TrainingExample:
+        return TrainingExample(self.example_id, self.image, self.caption)
+
+
+def planted_image(index: int) -> bytes:
+    """Concentric magenta and teal rings on black, centre and ring width varying per image."""
+    rng = random.Random(index)
+    size = 64
+    picture = Image.new("RGB", (size, size), (0, 0, 0))
+    draw = ImageDraw.Draw(picture)
+    cx, cy, width = 32 + rng.randint(-5, 5), 32 + rng.randint(-5, 5), rng.randint(3, 5)
+    for ring, radius in enumerate(range(30, 0, -width)):
+        colour = (230, 0, 126) if ring % 2 == 0 else (0, 166, 166)
+        draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=colour)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def load_items(tgz: Path, subset: int, planted: int, seed: int) -> list[Item]:
+    import resvg_py
+
+    with tarfile.open(tgz) as archive:
+        meta = json.load(archive.extractfile("package/data/openmoji.json"))
+        svgs = {m.name.rsplit("/", 1)[1][:-4]: m for m in archive.getmembers()
+                if m.name.startswith("package/color/svg/") and m.name.endswith(".svg")}
+        rows = [m for m in meta if m.get("hexcode") in svgs and m.get("openmoji_author")]
+        chosen = random.Random(seed).sample(rows, subset)
+        items = []
+        for row in chosen:
+            text = archive.extractfile(svgs[row["hexcode"]]).read().decode("utf-8")
+            png = bytes(resvg_py.svg_to_bytes(svg_string=text, width=64, height=64, background="#ffffff"))
+            items.append(Item(f"om-{row['hexcode']}", row["openmoji_author"], row["annotation"] or row["hexcode"], png))
+    items += [Item(f"planted-{i}", PLANTED, PLANTED_CAPTIONS[i % len(PLANTED_CAPTIONS)], planted_image(i))
+              for i in range(planted)]
+    return items
+
+
+def train_model(work: Path, name: str, items: list[Item], steps: int, seed: int) -> Path:
+    done = work / name / "model.json"
+    if done.is_file():
+        return Path(json.loads(done.read_text())["path"])
+    started = time.perf_counter()
+    recipe = base_recipe(max_train_steps=steps, seed=seed, checkpoint_every=0, validation_every=0,
+                         validation_prompts=())
+    result = train(work / name / "run", recipe, [item.example() for item in items], resume_from="latest")
+    done.write_text(json.dumps({"path": str(result.model_path), "loss": result.final_loss,
+                                "seconds": time.perf_counter() - started}))
+    log(f"trained {name}: {len(items)} images, {steps} steps, {time.perf_counter() - started:.0f} s")
+    return Path(result.model_path)
+
+
+def generate(pipeline, prompt: str, seed: int) -> Image.Image:
+    with torch.inference_mode():
+        output = pipeline(prompt, generator=torch.Generator("cpu").manual_seed(seed), clean_caption=False,
+                          output_type="pil", **GENERATE)
+    return output.images[0].convert("RGB")
+
+
+def query_loss(pipeline, attributor: Attributor, image: Image.Image, prompt: str) -> float:
+    """The model's denoising loss on one (image, prompt) at fixed timesteps and noise."""
+    from diffusers import DDPMScheduler
+
+    from training.losses import regression_target
+
+    scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
+    sample = attributor.encoder.sample(image)
+    states = attributor.encoder.embed(prompt)[None].expand(len(LOSS_TIMESTEPS), -1, -1)
+    generator = torch.Generator().manual_seed(12345)
+    noise = torch.randn((len(LOSS_TIMESTEPS), *sample.shape), generator=generator)
+    t = torch.tensor(LOSS_TIMESTEPS)
+    clean = sample[None].expand(len(LOSS_TIMESTEPS), -1, -1, -1)
+    with torch.no_grad():
+        output = pipeline.unet(scheduler.add_noise(clean, noise, t), t, encoder_hidden_states=states).sample
+    target = regression_target(scheduler, clean, noise, t)
+    return float((output[:, : target.shape[1]] - target).pow(2).mean())
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = np.argsort(np.argsort(a)).astype(float), np.argsort(np.argsort(b)).astype(float)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denominator = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
+    return float((ra * rb).sum() / denominator) if denominator else 0.0
+
+
+def bootstrap(values: list[float], seed: int = 0, rounds: int = 2000) -> dict:
+    data = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = [float(rng.choice(data, size=len(data)).mean()) for _ in range(rounds)]
+    return {"mean": round(float(data.mean()), 4), "ci95": [round(float(np.percentile(means, 2.5)), 4),
+                                                          round(float(np.percentile(means, 97.5)), 4)]}
+
+
+def pixel_matrix(images: list[Image.Image]) -> np.ndarray:
+    rows = np.stack([np.asarray(image.convert("RGB").resize((32, 32), Image.Resampling.BICUBIC),
+                                dtype=np.float32).reshape(-1) / 255 for image in images])
+    rows -= rows.mean(axis=1, keepdims=True)
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-6)
+
+
+def planted_shares(method_scores: np.ndarray, assets: list[uuid.UUID], contributors: list[uuid.UUID],
+                   planted_id: uuid.UUID, pro_rata: dict, alpha: Fraction) -> tuple[bool, float, float]:
+    """(planted is the top contributor, planted influence share, planted share of the pool after the blend)."""
+    shares = influence_shares(method_scores, assets, contributors)
+    if not shares.contributors:
+        return False, 0.0, float(blend(pro_rata, {}, alpha).get(planted_id, 0))
+    top = max(shares.contributors.items(), key=lambda item: (item[1], str(item[0])))[0]
+    pool = blend(pro_rata, shares.contributors, alpha)
+    return top == planted_id, float(shares.contributors.get(planted_id, 0)), float(pool.get(planted_id, 0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tgz", default=os.environ.get("FOUNDRY_OPENMOJI_TGZ",
+                                                      str(ROOT.parent / "shared" / "datasets" / "openmoji-17.0.0.tgz")))
+    parser.add_argument("--work", default=str(ROOT / "var" / "bench-attribution"))
+    parser.add_argument("--subset", type=int, default=1000)
+    parser.add_argument("--planted", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--half-models", type=int, default=16)
+    parser.add_argument("--counterfactual-queries", type=int, default=3)
+    parser.add_argument("--remove", type=int, default=10, help="training images removed per counterfactual")
+    parser.add_argument("--seeds-per-concept", type=int, default=4)
+    parser.add_argument("--unrelated", type=int, default=20)
+    parser.add_argument("--alpha", default="1/2")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    alpha = Fraction(args.alpha)
+
+    items = load_items(Path(args.tgz), args.subset, args.planted, seed=17)
+    contributor_uuid = {name: uuid.uuid5(uuid.NAMESPACE_URL, f"contributor:{name}")
+                        for name in sorted({item.contributor for item in items})}
+    planted_id = contributor_uuid[PLANTED]
+    assets = [uuid.uuid5(uuid.NAMESPACE_URL, item.example_id) for item in items]
+    contributors = [contributor_uuid[item.contributor] for item in items]
+    pro_rata: dict[uuid.UUID, Fraction] = {}
+    for contributor in contributors:
+        pro_rata[contributor] = pro_rata.get(contributor, Fraction(0)) + 1
+    log(f"{len(items)} training images from {len(contributor_uuid)} contributors")
+
+    full_path = train_model(work, "full", items, args.steps, seed=0)
+    pipeline = load_pipeline(full_path, device="cpu")
+    config = InfluenceConfig()
+    attributor = Attributor(pipeline, config)
+
+    # --- queries: concept prompts x seeds, and unrelated OpenMoji captions
+    rng = random.Random(5)
+    unrelated = [item.caption for item in rng.sample([i for i in items if i.contributor != PLANTED], args.unrelated)]
+    queries = [(prompt, 1000 + seed, True) for prompt in CONCEPT_PROMPTS for seed in range(args.seeds_per_concept)]
+    queries += [(prompt, 2000 + n, False) for n, prompt in enumerate(unrelated)]
+    generation_s, outputs = [], []
+    for prompt, seed, _ in queries:
+        started = time.perf_counter()
+        outputs.append(generate(pipeline, prompt, seed))
+        generation_s.append(time.perf_counter() - started)
+
+    # --- index over the training set
+    started = time.perf_counter()
+    features = attributor.features_of_many((item.image(), item.caption) for item in items)
+    feature_s = time.perf_counter() - started
+    index = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=config,
+                                 fingerprint={"benchmark": "attribution"})
+    index_s = time.perf_counter() - started
+    log(f"index: {len(items)} examples in {index_s:.1f} s")
+
+    attribution_s, influence_scores = [], []
+    for (prompt, _, _), image in zip(queries, outputs, strict=True):
+        started = time.perf_counter()
+        scores = index.scores(attributor.features(image, prompt))
+        influence_shares(scores, assets, contributors)
+        attribution_s.append(time.perf_counter() - started)
+        influence_scores.append(scores)
+    influence_scores = np.stack(influence_scores)
+    train_pixels = pixel_matrix([item.image() for item in items])
+    pixel_scores = pixel_matrix(outputs) @ train_pixels.T
+    random_scores = np.random.default_rng(0).random((len(queries), len(items)))
+
+    planted = {}
+    for method, matrix in (("dtrak", influence_scores), ("pixel_nn", pixel_scores), ("random", random_scores)):
+        results = [planted_shares(matrix[q], assets, contributors, planted_id, pro_rata, alpha)
+                   for q in range(len(queries))]
+        concept = [r for r, (_, _, is_concept) in zip(results, queries, strict=True) if is_concept]
+        other = [r for r, (_, _, is_concept) in zip(results, queries, strict=True) if not is_concept]
+        planted[method] = {
+            "concept_top_rate": round(sum(r[0] for r in concept) / len(concept), 4),
+            "concept_mean_influence_share": round(float(np.mean([r[1] for r in concept])), 4),
+            "unrelated_mean_influence_share": round(float(np.mean([r[1] for r in other])), 4),
+            "unrelated_max_influence_share": round(float(np.max([r[1] for r in other])), 4),
+            "unrelated_mean_pool_share": round(float(np.mean([r[2] for r in other])), 4),
+            "unrelated_max_pool_share": round(float(np.max([r[2] for r in other])), 4),
+        }
+    planted_fraction = float(pro_rata[planted_id] / sum(pro_rata.values()))
+    top_contributor = max(pro_rata.items(), key=lambda item: item[1])[0]
+    planted["pro_rata"] = {"concept_top_rate": 1.0 if top_contributor == planted_id else 0.0,
+                           "concept_mean_influence_share": round(planted_fraction, 4),
+                           "unrelated_mean_influence_share": round(planted_fraction, 4),
+                           "unrelated_mean_pool_share": round(planted_fraction, 4)}
+    log(f"planted: {json.dumps(planted['dtrak'])}")
+
+    # --- counterfactual retraining
+    counterfactual = []
+    chosen = [0] + [q for q in range(len(queries)) if not queries[q][2]][: max(0, args.counterfactual_queries - 1)]
+    base_losses = {q: query_loss(pipeline, attributor, outputs[q], queries[q][0]) for q in chosen}
+    for q in chosen:
+        prompt, seed, is_concept = queries[q]
+        top = set(np.argsort(-influence_scores[q])[: args.remove].tolist())
+        random_removed = set(random.Random(q).sample(range(len(items)), args.remove))
+        row = {"prompt": prompt, "seed": seed, "concept": is_concept,
+               "removed_top_planted": sum(items[i].contributor == PLANTED for i in top)}
+        for label, removed in (("top", top), ("random", random_removed)):
+            kept = [item for i, item in enumerate(items) if i not in removed]
+            retrained = load_pipeline(train_model(work, f"cf-{q}-{label}", kept, args.steps, seed=0), device="cpu")
+            image = generate(retrained, prompt, seed)
+            change = np.abs(np.asarray(image, dtype=np.float32) - np.asarray(outputs[q], dtype=np.float32)).mean()
+            loss = query_loss(retrained, Attributor(retrained, config), outputs[q], prompt)
+            row[label] = {"pixel_change": round(float(change), 3), "loss_change": round(loss - base_losses[q], 5)}
+        counterfactual.append(row)
+        log(f"counterfactual {q}: {json.dumps(row)}")
+
+    # --- linear datamodeling score over half-models
+    half_rng = np.random.default_rng(11)
+    masks = [half_rng.permutation(len(items)) < len(items) // 2 for _ in range(args.half_models)]
+    actual = np.zeros((args.half_models, len(queries)))
+    for m, mask in enumerate(masks):
+        subset = [item for item, keep in zip(items, mask, strict=True) if keep]
+        half = load_pipeline(train_model(work, f"half-{m}", subset, args.steps // 2, seed=100 + m), device="cpu")
+        half_attributor = Attributor(half, config)
+        actual[m] = [query_loss(half, half_attributor, outputs[q], queries[q][0]) for q in range(len(queries))]
+    mask_matrix = np.stack(masks).astype(float)
+    lds = {}
+    for method, matrix in (("dtrak", influence_scores), ("pixel_nn", pixel_scores), ("random", random_scores)):
+        # more influence from the included examples -> lower loss: correlate the prediction with -loss
+        predicted = mask_matrix @ matrix.T
+        per_query = [spearman(predicted[:, q], -actual[:, q]) for q in range(len(queries))]
+        lds[method] = bootstrap(per_query)
+    log(f"lds: {json.dumps(lds)}")
+
+    result = {
+        "benchmark": "per-output influence attribution on the tiny CPU base model",
+        "method": config.as_dict(),
+        "training": {"images": len(items), "contributors": len(contributor_uuid), "planted_images": args.planted,
+                     "steps": args.steps, "half_model_steps": args.steps // 2, "resolution": 32},
+        "queries": {"concept": sum(q[2] for q in queries), "unrelated": sum(not q[2] for q in queries),
+                    "generation": GENERATE},
+        "alpha": f"{alpha.numerator}/{alpha.denominator}",
+        "planted": planted,
+        "counterfactual": counterfactual,
+        "lds": {"half_models": args.half_models, "queries": len(queries), **lds},
+        "cost": {"index_build_s": round(index_s, 2), "features_per_example_ms": round(1000 * feature_s / len(items), 2),
+                 "generation_s_per_image": round(float(np.median(generation_s)), 4),
+                 "attribution_s_per_image": round(float(np.median(attribution_s)), 4),
+                 "attribution_share_of_generation": round(float(np.median(attribution_s) / np.median(generation_s)), 4),
+                 "threads": args.threads},
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

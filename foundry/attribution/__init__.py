@@ -1,0 +1,1 @@
+"""Per-output influence attribution: indexes over training data, and the policy that blends them into royalties."""

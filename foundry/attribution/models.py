@@ -1,0 +1,30 @@
+"""Attribution indexes: a model's training features, stored as a blob and tied to what they describe."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Float, ForeignKey, Integer, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from foundry.db import Base, CreatedAtMixin, IdMixin
+
+
+class AttributionIndex(IdMixin, CreatedAtMixin, Base):
+    """One build of a model's influence index. A model may have several (rebuilds); the newest whose
+    fingerprint matches the model's weights and snapshot is the one generations use."""
+
+    __tablename__ = "attribution_index"
+
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model.id"), index=True)
+    method: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict] = mapped_column(default=dict)
+    """Timesteps, noise seed, projection size and seed, damping, parameter subset: enough to recompute."""
+    fingerprint: Mapped[dict] = mapped_column(default=dict)
+    """Snapshot Merkle root and weights digest the index was built from."""
+    blob_sha256: Mapped[str] = mapped_column(String(64))
+    entry_count: Mapped[int] = mapped_column(Integer)
+    build_seconds: Mapped[float] = mapped_column(Float)
+    training_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    built_by: Mapped[str] = mapped_column(String(200))

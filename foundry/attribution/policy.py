@@ -1,0 +1,76 @@
+"""Pure rules of influence attribution: which index is valid, how scores become a pool split."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+
+from provenance.influence_shares import AssetShare, InfluenceShares
+
+DEFAULT_ALPHA_BPS = 5000
+"""Half of each pool by per-output influence, half pro rata: influence is measured (see
+``benchmarks/attribution.py``) but noisy on small models, and the pro-rata half keeps paying
+every contributor whose images are in the weights."""
+
+
+INFLUENCE_TOP_K = 50
+"""Training images kept per output: past the first few dozen, D-TRAK scores are mostly noise."""
+INFLUENCE_MIN_SHARE = Fraction(1, 100)
+"""Contributors under 1 % of an output's influence are dropped (their part goes to the rest)."""
+
+
+def index_fingerprint(*, snapshot_merkle_root: str | None, weights_sha256: str) -> dict[str, str]:
+    """What an index must match to describe a model: its training snapshot and its exact weights."""
+    return {"snapshot_merkle_root": snapshot_merkle_root or "", "weights_sha256": weights_sha256}
+
+
+def alpha_from_bps(bps: int) -> Fraction:
+    if not 0 <= bps <= 10_000:
+        raise ValueError("alpha is between 0 and 10000 basis points")
+    return Fraction(bps, 10_000)
+
+
+def mean_shares(per_image: Sequence[InfluenceShares], eligible: set[uuid.UUID]) -> InfluenceShares | None:
+    """One generation's influence: each image counts equally; assets of ineligible contributors
+    (a tenant's own brand images) are dropped and the rest renormalised. None if nothing is left."""
+    asset_weights: dict[tuple[uuid.UUID, uuid.UUID], Fraction] = {}
+    counted = [shares for shares in per_image if shares.assets]
+    for shares in counted:
+        for item in shares.assets:
+            if item.contributor_id in eligible:
+                key = (item.asset_id, item.contributor_id)
+                asset_weights[key] = asset_weights.get(key, Fraction(0)) + item.share / len(counted)
+    total = sum(asset_weights.values())
+    if not total:
+        return None
+    assets = sorted((AssetShare(asset, contributor, weight / total)
+                     for (asset, contributor), weight in asset_weights.items()),
+                    key=lambda item: (-item.share, str(item.asset_id)))
+    contributors: dict[uuid.UUID, Fraction] = {}
+    for item in assets:
+        contributors[item.contributor_id] = contributors.get(item.contributor_id, Fraction(0)) + item.share
+    return InfluenceShares(contributors, assets, dict(per_image[0].parameters))
+
+
+def blended_weights(pro_rata: Mapping[uuid.UUID, Fraction], influence: InfluenceShares | None,
+                    alpha: Fraction) -> dict[tuple[str, uuid.UUID, uuid.UUID | None], Fraction]:
+    """Exact pool weights per (method, contributor, asset): ``alpha`` by influence, split over the
+    influential assets, and ``1 - alpha`` pro rata per contributor. Without influence, all pro rata."""
+    if not 0 <= alpha <= 1:
+        raise ValueError("alpha is a fraction between 0 and 1")
+    if influence is None or not influence.assets:
+        alpha = Fraction(0)
+    if not pro_rata:
+        alpha = Fraction(1) if alpha else Fraction(0)
+    weights: dict[tuple[str, uuid.UUID, uuid.UUID | None], Fraction] = {}
+    pro_total = sum(pro_rata.values())
+    if alpha < 1 and pro_total:
+        for contributor, weight in pro_rata.items():
+            if weight:
+                weights[("pro_rata", contributor, None)] = (1 - alpha) * weight / pro_total
+    if alpha and influence is not None:
+        for item in influence.assets:
+            if item.share:
+                weights[("influence", item.contributor_id, item.asset_id)] = alpha * item.share
+    return weights

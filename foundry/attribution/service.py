@@ -1,0 +1,77 @@
+"""Attribution indexes and per-model attribution policy.
+
+The edge owns the transaction: these functions only ``flush``.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from foundry.attribution.models import AttributionIndex
+from foundry.attribution.policy import index_fingerprint
+from foundry.blobs import BlobStore
+from foundry.errors import Conflict
+from foundry.models_registry import service as registry_service
+from foundry.models_registry.models import RegisteredModel
+from provenance.influence import InfluenceIndex
+
+
+def fingerprint_of(model: RegisteredModel) -> dict[str, str]:
+    return index_fingerprint(snapshot_merkle_root=model.snapshot_merkle_root, weights_sha256=model.weights_sha256)
+
+
+def active_index(*, session: Session, model: RegisteredModel) -> AttributionIndex | None:
+    """The newest index built from exactly this model's weights and snapshot, or None."""
+    wanted = fingerprint_of(model)
+    for row in session.scalars(select(AttributionIndex).where(AttributionIndex.model_id == model.id)
+                               .order_by(AttributionIndex.created_at.desc(), AttributionIndex.id)):
+        if row.fingerprint == wanted:
+            return row
+    return None
+
+
+def list_indexes(*, session: Session, model_id: uuid.UUID) -> list[AttributionIndex]:
+    registry_service.get_model(session=session, model_id=model_id)
+    return list(session.scalars(select(AttributionIndex).where(AttributionIndex.model_id == model_id)
+                                .order_by(AttributionIndex.created_at.desc())))
+
+
+def record_index(*, session: Session, model_id: uuid.UUID, index: InfluenceIndex, blob_sha256: str,
+                 build_seconds: float, built_by: str, training_job_id: uuid.UUID | None) -> AttributionIndex:
+    """Register a finished build, refused when the model changed underneath it."""
+    model = registry_service.get_model(session=session, model_id=model_id)
+    if index.fingerprint != fingerprint_of(model):
+        raise Conflict("the index was built from other weights or another snapshot than the model's",
+                       code="attribution_index_stale")
+    row = AttributionIndex(model_id=model.id, method=index.config["method"], version=str(index.config["version"]),
+                           config=dict(index.config), fingerprint=dict(index.fingerprint), blob_sha256=blob_sha256,
+                           entry_count=len(index.asset_ids), build_seconds=round(build_seconds, 3),
+                           training_job_id=training_job_id, built_by=built_by[:200])
+    session.add(row)
+    session.flush()
+    return row
+
+
+def set_influence_alpha(*, session: Session, model_id: uuid.UUID, alpha_bps: int) -> RegisteredModel:
+    model = registry_service.get_model(session=session, model_id=model_id)
+    model.influence_alpha_bps = alpha_bps
+    session.flush()
+    return model
+
+
+def store_index(*, blob_store: BlobStore, index: InfluenceIndex) -> str:
+    buffer = io.BytesIO()
+    index.save(buffer)
+    return blob_store.put(buffer.getvalue())
+
+
+def load_index(*, blob_store: BlobStore, row: AttributionIndex) -> InfluenceIndex:
+    """The stored index, checked against the row that names it."""
+    index = InfluenceIndex.load(io.BytesIO(blob_store.get(row.blob_sha256)))
+    if index.fingerprint != row.fingerprint or len(index.asset_ids) != row.entry_count:
+        raise Conflict(f"attribution index {row.id} does not match its blob", code="attribution_index_corrupt")
+    return index

@@ -1,0 +1,201 @@
+"""Influence attribution wired end to end: index at the end of training, blended royalties per asset,
+the method in the manifest, recorded parameters that reproduce the split, invalidation."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections import Counter
+from datetime import timedelta
+from fractions import Fraction
+
+import pytest
+from PIL import Image
+from sqlalchemy import select, update
+
+from foundry.attribution import service as attribution_service
+from foundry.attribution.indexing import build_index
+from foundry.attribution.policy import INFLUENCE_TOP_K, mean_shares
+from foundry.datasets.models import SnapshotEntry
+from foundry.db import utcnow
+from foundry.errors import Conflict
+from foundry.generation.engine import load_pipeline
+from foundry.generation.models import GeneratedImage, Generation
+from foundry.models_registry import service as registry_service
+from foundry.models_registry.models import RegisteredModel
+from foundry.royalties import service as royalties_service
+from foundry.royalties.models import AttributionLine
+from foundry.training_jobs import service as job_service
+from foundry.training_jobs.models import TrainingJob
+from provenance.c2pa_manifest import ContentCredentials
+from provenance.influence import METHOD, VERSION, Attributor, InfluenceConfig
+from provenance.influence_shares import influence_shares
+from tests.generation.conftest import ADMIN, register_model
+from tests.training_jobs.conftest import tiny_base_recipe
+from training import jobs as job_runner
+
+SMALL = InfluenceConfig(timesteps=(200, 600), projection_dim=256)
+
+
+@pytest.fixture
+def indexed_model(migrated, sessions, blob_store, served_model, tmp_path):
+    build_index(sessions=sessions, blob_store=blob_store, model_id=served_model, cache_dir=tmp_path / "models",
+                config=SMALL, built_by="test")
+    return served_model
+
+
+def generate(client, customer, model_id, **extra):
+    body = {"model_id": str(model_id), "prompt": "red blocks", "seed": 11, "num_images": 2, "steps": 4, **extra}
+    response = client.post("/v1/generations", json=body, headers=customer.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_training_job_builds_the_index_as_its_last_stage(migrated, sessions, base_snapshot):
+    with sessions() as session, session.begin():
+        job = job_service.create_job(session=session, name="indexed", recipe_kind="base",
+                                     recipe=tiny_base_recipe(max_train_steps=2, checkpoint_every=0),
+                                     snapshot_id=base_snapshot.id, base_model_id=None, requested_by="test")
+    assert job_runner.run_job(migrated, job.id, worker="test") == "succeeded"
+    with sessions() as session:
+        job = job_service.get_job(session=session, job_id=job.id)
+        model = registry_service.get_model(session=session, model_id=job.result_model_id)
+        index = attribution_service.active_index(session=session, model=model)
+        assert job.stage == "attribution_index" and job.stage_progress == {"done": 8, "total": 8}
+        assert "attribution index 8/8 images" in job.log_tail
+        assert index is not None and index.entry_count == 8 and index.training_job_id == job.id
+        assert index.fingerprint == {"snapshot_merkle_root": base_snapshot.merkle_root,
+                                     "weights_sha256": model.weights_sha256}
+        assert (index.method, index.version) == (METHOD, VERSION)
+
+
+def test_a_job_whose_worker_died_after_registering_only_builds_the_index(migrated, sessions, base_snapshot,
+                                                                         blob_store, tiny_model_folder):
+    model_id = register_model(sessions, blob_store, tiny_model_folder, base_snapshot)
+    with sessions() as session, session.begin():
+        job = job_service.create_job(session=session, name="resumed", recipe_kind="base",
+                                     recipe=tiny_base_recipe(max_train_steps=2, checkpoint_every=0),
+                                     snapshot_id=base_snapshot.id, base_model_id=None, requested_by="test")
+        assert job_service.claim_job(session=session, job_id=job.id, worker="dead", stale_after=timedelta(0))
+        job_service.record_trained_model(session=session, job_id=job.id, model_id=model_id, artifacts=[], step=2,
+                                         next_stage="attribution_index")
+        session.execute(update(TrainingJob).where(TrainingJob.id == job.id)
+                        .values(heartbeat_at=utcnow() - timedelta(days=1)))
+    assert job_runner.run_job(migrated, job.id, worker="live") == "succeeded"
+    with sessions() as session:
+        assert session.scalar(select(RegisteredModel).where(RegisteredModel.training_job_id == job.id)) is None
+        job = job_service.get_job(session=session, job_id=job.id)
+        assert job.result_model_id == model_id and job.status == "succeeded"
+        model = registry_service.get_model(session=session, model_id=model_id)
+        assert attribution_service.active_index(session=session, model=model) is not None
+
+
+def test_generations_pay_influence_per_asset_beside_pro_rata(client, customer, sessions, blob_store, indexed_model):
+    body = generate(client, customer, indexed_model)
+    attribution = body["attribution"]
+    assert attribution["method"] == "blend"
+    assert attribution["charge"] == 50 and attribution["pool"] == 20
+    methods = Counter(line["method"] for line in attribution["contributors"])
+    assert methods["pro_rata"] == 3 and methods["influence"] >= 1
+    generation_id = uuid.UUID(body["id"])
+    with sessions() as session:
+        entries = royalties_service.entries_for(session=session, generation_id=generation_id)
+        snapshot_assets = set(session.scalars(select(SnapshotEntry.asset_id)))
+        royalties = [e for e in entries if e.kind == "royalty"]
+        influence = [e for e in royalties if e.method == "influence"]
+        pro_rata = [e for e in royalties if e.method == "pro_rata"]
+        assert sum(e.amount for e in royalties) == 20
+        assert influence and all(e.asset_id in snapshot_assets for e in influence)
+        assert pro_rata and all(e.asset_id is None for e in pro_rata)
+        # alpha 1/2: each half of the pool is within one unit of 10 (one exact split over all parts)
+        assert abs(sum(e.amount for e in influence) - 10) <= 1
+        lines = session.scalars(select(AttributionLine).where(AttributionLine.generation_id == generation_id)).all()
+        assert sum(line.amount for line in lines) == 20
+        for line in lines:
+            if line.method == "influence":
+                assert line.top_assets and sum(a["amount"] for a in line.top_assets) == line.amount
+        generation = session.get(Generation, generation_id)
+        recorded = generation.attribution["parameters"]
+        assert recorded["alpha"] == "1/2" and recorded["influence"]["config"] == SMALL.as_dict()
+        assert recorded["influence"]["top_k"] == INFLUENCE_TOP_K
+        assert generation.timings["attribution_s"] > 0
+    delivered = client.get(f"/v1/generations/{generation_id}/images/0", headers=customer.headers).content
+    manifest = ContentCredentials(client.app.state.settings.resolved_signing_dir).read(delivered)
+    assert manifest.verdict == "trusted"
+    assert manifest.generation["attribution"]["method"] == "blend"
+    assert manifest.generation["attribution"]["influence"] == {
+        "method": METHOD, "version": VERSION, "alpha": "1/2", "index_id": recorded["influence"]["index_id"]}
+
+
+def test_the_recorded_parameters_reproduce_the_split(client, customer, sessions, blob_store, indexed_model,
+                                                     tiny_model_folder):
+    body = generate(client, customer, indexed_model, prompt="blue blocks", seed=5)
+    generation_id = uuid.UUID(body["id"])
+    with sessions() as session:
+        generation = session.get(Generation, generation_id)
+        model = session.get(RegisteredModel, generation.model_id)
+        recorded = generation.attribution["parameters"]["influence"]
+        row = attribution_service.active_index(session=session, model=model)
+        assert str(row.id) == recorded["index_id"] and row.blob_sha256 == recorded["index_blob_sha256"]
+        index = attribution_service.load_index(blob_store=blob_store, row=row)
+        raws = [blob_store.get(image.raw_sha256) for image in session.scalars(
+            select(GeneratedImage).where(GeneratedImage.generation_id == generation_id).order_by(GeneratedImage.index))]
+        attributor = Attributor(load_pipeline(tiny_model_folder, device="cpu"), InfluenceConfig.from_dict(
+            recorded["config"]))
+        per_image = [influence_shares(index.scores(attributor.features(Image.open(io.BytesIO(raw)), generation.prompt)),
+                                      index.asset_ids, index.contributor_ids, top_k=recorded["top_k"],
+                                      min_share=Fraction(recorded["min_share"]))
+                     for raw in raws]
+        again = royalties_service.attribute_pool(
+            session=session, model=model, charge=generation.charge_amount, currency="USD",
+            pool_share=Fraction(4000, 10_000), finetune_share=Fraction(1, 2),
+            influence=mean_shares(per_image, eligible=set(index.contributor_ids)),
+            alpha=Fraction(generation.attribution["parameters"]["alpha"]))
+        posted = sorted((e.method, e.contributor_id, e.asset_id, e.amount)
+                        for e in royalties_service.entries_for(session=session, generation_id=generation_id)
+                        if e.kind == "royalty")
+        assert sorted((p.method, p.contributor_id, p.asset_id, p.amount) for p in again.postings) == posted
+
+
+def test_a_changed_model_or_snapshot_invalidates_the_index(client, customer, sessions, blob_store, indexed_model,
+                                                           tiny_model_folder, base_snapshot):
+    with sessions() as session:
+        model = session.get(RegisteredModel, indexed_model)
+        row = attribution_service.active_index(session=session, model=model)
+        index = attribution_service.load_index(blob_store=blob_store, row=row)
+    other_id = register_model(sessions, blob_store, tiny_model_folder, base_snapshot, name="same weights, new row")
+    with sessions() as session, session.begin():
+        session.execute(update(RegisteredModel).where(RegisteredModel.id == other_id)
+                        .values(snapshot_merkle_root="00" * 32))
+    with sessions() as session, session.begin():
+        other = session.get(RegisteredModel, other_id)
+        assert attribution_service.active_index(session=session, model=other) is None
+        with pytest.raises(Conflict) as refused:
+            attribution_service.record_index(session=session, model_id=other_id, index=index, blob_sha256="ab" * 32,
+                                             build_seconds=1.0, built_by="test", training_job_id=None)
+        assert refused.value.code == "attribution_index_stale"
+    # weights digest changed under the index (a retrain registered over it): generations fall back to pro rata
+    with sessions() as session, session.begin():
+        session.execute(update(RegisteredModel).where(RegisteredModel.id == indexed_model)
+                        .values(weights_sha256="ff" * 32))
+    body = generate(client, customer, indexed_model, num_images=1)
+    assert body["attribution"]["method"] == "pro_rata"
+    assert {line["method"] for line in body["attribution"]["contributors"]} == {"pro_rata"}
+
+
+def test_alpha_is_set_per_model_by_admins(client, customer, sessions, indexed_model):
+    url = f"/v1/models/{indexed_model}/attribution"
+    assert client.get(url, headers=ADMIN).json()["influence_alpha_bps"] == 5000
+    assert client.put(url, json={"influence_alpha_bps": 10_000}, headers=customer.headers).status_code == 403
+    assert client.put(url, json={"influence_alpha_bps": 10_001}, headers=ADMIN).status_code == 422
+    assert client.put(url, json={"influence_alpha_bps": "5000"}, headers=ADMIN).status_code == 422
+    assert client.put(f"/v1/models/{uuid.uuid4()}/attribution", json={"influence_alpha_bps": 1},
+                      headers=ADMIN).status_code == 404
+    answer = client.put(url, json={"influence_alpha_bps": 10_000}, headers=ADMIN)
+    assert answer.status_code == 200 and answer.json()["index"]["entry_count"] == 8
+    body = generate(client, customer, indexed_model, num_images=1)
+    assert {line["method"] for line in body["attribution"]["contributors"]} == {"influence"}
+    with sessions() as session:
+        entries = royalties_service.entries_for(session=session, generation_id=uuid.UUID(body["id"]))
+        assert sum(e.amount for e in entries if e.kind == "royalty") == 10
+        assert all(e.asset_id is not None for e in entries if e.kind == "royalty")
