@@ -550,12 +550,18 @@ def follow_job(settings: Settings, job_id: uuid.UUID, poll_s: float = 0.5):
     sessions = session_factory(settings.resolved_database_url)
     with _progress() as progress:
         task = progress.add_task("training", total=None)
+        stage_task = None
         while True:
             with sessions() as session:
                 job = job_service.get_job(session=session, job_id=job_id)
             loss = f" loss {job.loss:.4f}" if job.loss is not None else ""
             progress.update(task, completed=job.step, total=job.total_steps or None,
                             description=f"training [{job.status}]{loss}")
+            if job.stage != "training" and job.stage_progress:
+                if stage_task is None:
+                    stage_task = progress.add_task(job.stage.replace("_", " "), total=None)
+                progress.update(stage_task, completed=job.stage_progress.get("done", 0),
+                                total=job.stage_progress.get("total") or None)
             if job_service.is_terminal(job):
                 return job
             time.sleep(poll_s)

@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from foundry import migrate
+from foundry.attribution import service as attribution_service
 from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
 from foundry.config import Settings
@@ -100,10 +101,14 @@ def run_demo(settings: Settings, *, catalog: Path | None, console: Console, trai
     with session_factory(url)() as session:
         model = registry_service.get_model(session=session, model_id=model_id)
         job = job_service.get_job(session=session, job_id=model.training_job_id)
+        index = attribution_service.active_index(session=session, model=model)
     console.print(f"model {model.id} ({model.kind}), licensed_only={model.licensed_only}\n"
                   f"  snapshot {model.snapshot_id} root {model.snapshot_merkle_root}\n"
                   f"  weights sha256 {model.weights_sha256}\n  text encoder: {model.text_encoder_origin.get('kind')}\n"
                   f"  final loss {model.metrics.get('final_loss'):.4f} after {model.metrics.get('steps')} steps")
+    console.print(f"  attribution index {index.id}: {index.entry_count} training images, {index.method} "
+                  f"v{index.version}, built in {index.build_seconds:.0f} s as the job's last stage"
+                  if index else "  no attribution index (pro-rata royalties only)")
     store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
     grids = [a for a in job.artifacts if a["kind"] == "sample_grid"]
     if grids:
@@ -241,16 +246,17 @@ def generate_through_api(http, settings: Settings, model_id, customer_key: str, 
         console.print(f"  {path}  nearest training image at pHash distance {image['nearest_distance']}{flag}")
 
     attribution = generation["attribution"]
-    table = Table("contributor", "assets", "share of pool", f"amount ({attribution['currency']} minor units)",
+    table = Table("contributor", "method", "assets", "share of pool", f"amount ({attribution['currency']} minor units)",
                   title=f"attribution ({attribution['method']}): charge {attribution['charge']}, "
                         f"pool {attribution['pool']}, platform {attribution['platform']} — "
-                        f"{len(attribution['contributors'])} contributors, top 8")
+                        f"{len({line['contributor_id'] for line in attribution['contributors']})} contributors, top 8")
     for line in attribution["contributors"][:8]:
-        table.add_row(line["display_name"], str(line["asset_count"]), f"{line['share_ppm'] / 10_000:.3f}%",
-                      str(line["amount"]))
+        table.add_row(line["display_name"], line["method"], str(line["asset_count"]),
+                      f"{line['share_ppm'] / 10_000:.3f}%", str(line["amount"]))
     console.print(table)
     paid = sum(line["amount"] for line in attribution["contributors"])
     console.print(f"contributor amounts sum to {paid} = pool {attribution['pool']}: {paid == attribution['pool']}")
+    print_influential_images(settings, attribution, console, Table)
 
     console.rule("10. the ledger")
     me = http.get("/v1/me", headers=customer).json()
@@ -283,10 +289,33 @@ def generate_through_api(http, settings: Settings, model_id, customer_key: str, 
     period = http.get("/v1/me/statements", headers=artist).json()["periods"][0]["period"]
     statement = http.get(f"/v1/me/statements/{period}", headers=artist).json()
     console.print(f"{statement['display_name']}, {period}: earned {statement['earned']} "
-                  f"(pro rata {statement['pro_rata']}) from {statement['outputs']} generation(s), "
+                  f"(pro rata {statement['pro_rata']}, influence {statement['influence']}) "
+                  f"from {statement['outputs']} generation(s), "
                   f"shared by their {statement['assets_total']} images in the training data; payable {statement['payable']} "
                   f"(threshold {statement['threshold']}), carried over {statement['carried_out']}. "
                   f"Their page: {str(http.base_url).rstrip('/')}/artist (sign in with an artist key)")
+
+
+def print_influential_images(settings: Settings, attribution: dict, console: Console, Table) -> None:
+    """The training images that shaped these outputs most, by the model's influence index."""
+    import uuid
+
+    from foundry.catalog.models import Asset
+
+    influential = sorted(((asset, line["display_name"]) for line in attribution["contributors"]
+                          if line["method"] == "influence" for asset in line["top_assets"]),
+                         key=lambda item: -item[0]["share_ppm"])[:8]
+    if not influential:
+        console.print("no influence index for this model: the whole pool was split pro rata")
+        return
+    with session_factory(settings.resolved_database_url)() as session:
+        captions = {asset.id: asset.caption for asset in session.query(Asset).filter(
+            Asset.id.in_([uuid.UUID(item["asset_id"]) for item, _ in influential]))}
+    table = Table("training image", "contributor", "share of influence",
+                  title="most influential training images (D-TRAK influence, per output)")
+    for item, name in influential:
+        table.add_row(captions.get(uuid.UUID(item["asset_id"]), "?") or "?", name, f"{item['share_ppm'] / 10_000:.2f}%")
+    console.print(table)
 
 
 def _artist_key(settings: Settings, contributor_id: str) -> str:

@@ -55,4 +55,21 @@ def shape_examples(count: int, size: int = 32, seed: int = 0, id_prefix: str = "
     return examples
 
 
-__all__ = ["COLOURS", "SHAPES", "shape_examples"]
+def planted_rings_image(number: int, size: int = 64) -> Image.Image:
+    """Concentric magenta and teal rings on black, centre and ring width varying with ``number``:
+    a concept no real catalog has, for checking that attribution finds whoever contributed it."""
+    rng = random.Random(number)
+    image = Image.new("RGB", (size, size), (0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    scale = size / 64
+    cx, cy = size / 2 + rng.randint(-5, 5) * scale, size / 2 + rng.randint(-5, 5) * scale
+    width = rng.randint(3, 5) * scale
+    radius, ring = 30 * scale, 0
+    while radius > 0:
+        colour = (230, 0, 126) if ring % 2 == 0 else (0, 166, 166)
+        draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=colour)
+        radius, ring = radius - width, ring + 1
+    return image
+
+
+__all__ = ["COLOURS", "SHAPES", "planted_rings_image", "shape_examples"]

@@ -31,6 +31,8 @@ class GenerationCreate(BaseModel):
 class AttributionAsset(BaseModel):
     asset_id: uuid.UUID
     share_ppm: int
+    """The asset's share of the influence part of the pool, in millionths."""
+    amount: int | None = None
 
 
 class AttributionEntry(BaseModel):
