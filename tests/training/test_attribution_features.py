@@ -1,0 +1,43 @@
+"""Influence features on the model formats the foundry fine-tunes: Stable-Diffusion-style latent
+pipelines (features in VAE latent space) and LoRA adapters (gradients of the adapter weights only)."""
+
+from __future__ import annotations
+
+import numpy as np
+from diffusers import StableDiffusionPipeline
+
+from foundry.generation.engine import load_pipeline
+from provenance.influence import Attributor, InfluenceConfig, InfluenceIndex, select_parameters
+from training.engine import train
+
+CONFIG = InfluenceConfig(timesteps=(250, 750), projection_dim=128)
+
+
+def test_latent_models_are_featurized_in_latent_space(tiny_sd_path, latent_examples):
+    pipeline = load_pipeline(tiny_sd_path, device="cpu")
+    attributor = Attributor(pipeline, CONFIG)
+    assert attributor.encoder.vae is not None
+    assert attributor.encoder.sample_shape == (4, pipeline.unet.config.sample_size, pipeline.unet.config.sample_size)
+    sample = attributor.encoder.sample(latent_examples[0].load_image())
+    assert tuple(sample.shape) == attributor.encoder.sample_shape
+    features = attributor.features_of_many((e.load_image(), e.caption) for e in latent_examples)
+    again = Attributor(load_pipeline(tiny_sd_path, device="cpu"), CONFIG).features(
+        latent_examples[0].load_image(), latent_examples[0].caption)
+    assert features.shape == (len(latent_examples), 128) and np.array_equal(features[0], again)
+    index = InfluenceIndex.build(features, asset_ids=list(range(6)), contributor_ids=list(range(6)), config=CONFIG,
+                                 fingerprint={})
+    assert [int(np.argmax(index.scores(row))) for row in features] == list(range(6))
+
+
+def test_lora_models_use_adapter_gradients(tiny_sd_path, latent_examples, recipes, tmp_path):
+    result = train(tmp_path / "lora", recipes.lora(max_train_steps=2), latent_examples)
+    assert result.model_format == "diffusers_lora"
+    pipeline = load_pipeline(tiny_sd_path, device="cpu")
+    assert isinstance(pipeline, StableDiffusionPipeline)
+    pipeline.load_lora_weights(str(result.model_path))
+    names = [name for name, _ in select_parameters(pipeline.unet, "auto")]
+    assert names and all("lora_" in name for name in names)
+    attributor = Attributor(pipeline, CONFIG)
+    first = attributor.features(latent_examples[0].load_image(), latent_examples[0].caption)
+    second = attributor.features(latent_examples[1].load_image(), latent_examples[1].caption)
+    assert np.linalg.norm(first) > 0 and not np.allclose(first, second)
