@@ -458,6 +458,27 @@ def generations_refund(generation_id: str, reason: Annotated[str, typer.Option(h
     console.print(f"generation {generation.id} refunded at {generation.refunded_at.isoformat()}")
 
 
+@generations_app.command("audit")
+def generations_audit(generation_id: str) -> None:
+    """Recompute a generation's royalty split from its recorded parameters and compare it with the ledger."""
+    from foundry.attribution.audit import audit_generation
+
+    settings = get_settings()
+    store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
+    try:
+        audit = audit_generation(sessions=session_factory(settings.resolved_database_url), blob_store=store,
+                                 generation_id=_uuid(generation_id, "generation"),
+                                 cache_dir=settings.var_dir / "models")
+    except FoundryError as exc:
+        raise _fail(f"{exc.message} [{exc.code}]") from None
+    influence = [part for part in audit.recomputed if part[0] == "influence"]
+    console.print(f"generation {audit.generation_id} ({audit.method}): {len(audit.posted)} royalty entries posted, "
+                  f"{len(audit.recomputed)} recomputed ({len(influence)} by influence)")
+    if not audit.matches:
+        raise _fail("the recomputed split differs from the ledger")
+    console.print("recomputed split equals the ledger, to the unit")
+
+
 @payouts_app.command("close")
 def payouts_close(
     period: Annotated[str, typer.Argument(help="YYYY-MM (UTC calendar month); it must have ended.")],

@@ -33,3 +33,24 @@ def test_operator_commands(migrated, client, customer, served_model, tmp_path):
     early = cli(migrated, "payouts", "close", "2999-01", check=False)
     assert early.returncode == 1 and "has not ended" in early.stderr
     assert "revenue" in cli(migrated, "payouts", "report").stdout
+
+
+def test_attribution_commands(migrated, client, customer, served_model):
+    missing = cli(migrated, "models", "attribution", str(served_model)).stdout
+    assert "alpha 5000 bps" in missing and "pro rata only" in missing
+    built = " ".join(cli(migrated, "models", "build-index", str(served_model)).stdout.split())
+    assert "attribution index" in built and "8 training images" in built
+    kept = " ".join(cli(migrated, "models", "build-index", str(served_model)).stdout.split())
+    assert kept.split("attribution index")[-1].split()[0] == built.split("attribution index")[-1].split()[0]
+    rebuilt = " ".join(cli(migrated, "models", "build-index", str(served_model), "--force").stdout.split())
+    assert rebuilt.split("attribution index")[-1].split()[0] != built.split("attribution index")[-1].split()[0]
+    assert "alpha 7500 bps" in cli(migrated, "models", "attribution", str(served_model), "--alpha-bps", "7500").stdout
+    refused = cli(migrated, "models", "attribution", str(served_model), "--alpha-bps", "10001", check=False)
+    assert refused.returncode != 0
+
+    body = generate(client, customer, served_model).json()
+    assert body["attribution"]["method"] == "blend"
+    audited = " ".join(cli(migrated, "generations", "audit", body["id"]).stdout.split())
+    assert "(blend)" in audited and "recomputed split equals the ledger, to the unit" in audited
+    unknown = cli(migrated, "generations", "audit", "00000000-0000-0000-0000-000000000000", check=False)
+    assert unknown.returncode == 1 and "does not exist" in unknown.stderr

@@ -3,24 +3,21 @@ the method in the manifest, recorded parameters that reproduce the split, invali
 
 from __future__ import annotations
 
-import io
 import uuid
 from collections import Counter
 from datetime import timedelta
-from fractions import Fraction
 
 import pytest
-from PIL import Image
 from sqlalchemy import select, update
 
 from foundry.attribution import service as attribution_service
+from foundry.attribution.audit import audit_generation
 from foundry.attribution.indexing import build_index
-from foundry.attribution.policy import INFLUENCE_TOP_K, mean_shares
+from foundry.attribution.policy import INFLUENCE_TOP_K
 from foundry.datasets.models import SnapshotEntry
 from foundry.db import utcnow
 from foundry.errors import Conflict
-from foundry.generation.engine import load_pipeline
-from foundry.generation.models import GeneratedImage, Generation
+from foundry.generation.models import Generation
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.royalties import service as royalties_service
@@ -28,8 +25,7 @@ from foundry.royalties.models import AttributionLine
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
 from provenance.c2pa_manifest import ContentCredentials
-from provenance.influence import METHOD, VERSION, Attributor, InfluenceConfig
-from provenance.influence_shares import influence_shares
+from provenance.influence import METHOD, VERSION, InfluenceConfig
 from tests.generation.conftest import ADMIN, register_model
 from tests.training_jobs.conftest import tiny_base_recipe
 from training import jobs as job_runner
@@ -128,33 +124,21 @@ def test_generations_pay_influence_per_asset_beside_pro_rata(client, customer, s
 
 
 def test_the_recorded_parameters_reproduce_the_split(client, customer, sessions, blob_store, indexed_model,
-                                                     tiny_model_folder):
+                                                     tmp_path):
     body = generate(client, customer, indexed_model, prompt="blue blocks", seed=5)
     generation_id = uuid.UUID(body["id"])
-    with sessions() as session:
-        generation = session.get(Generation, generation_id)
-        model = session.get(RegisteredModel, generation.model_id)
-        recorded = generation.attribution["parameters"]["influence"]
-        row = attribution_service.active_index(session=session, model=model)
-        assert str(row.id) == recorded["index_id"] and row.blob_sha256 == recorded["index_blob_sha256"]
-        index = attribution_service.load_index(blob_store=blob_store, row=row)
-        raws = [blob_store.get(image.raw_sha256) for image in session.scalars(
-            select(GeneratedImage).where(GeneratedImage.generation_id == generation_id).order_by(GeneratedImage.index))]
-        attributor = Attributor(load_pipeline(tiny_model_folder, device="cpu"), InfluenceConfig.from_dict(
-            recorded["config"]))
-        per_image = [influence_shares(index.scores(attributor.features(Image.open(io.BytesIO(raw)), generation.prompt)),
-                                      index.asset_ids, index.contributor_ids, top_k=recorded["top_k"],
-                                      min_share=Fraction(recorded["min_share"]))
-                     for raw in raws]
-        again = royalties_service.attribute_pool(
-            session=session, model=model, charge=generation.charge_amount, currency="USD",
-            pool_share=Fraction(4000, 10_000), finetune_share=Fraction(1, 2),
-            influence=mean_shares(per_image, eligible=set(index.contributor_ids)),
-            alpha=Fraction(generation.attribution["parameters"]["alpha"]))
-        posted = sorted((e.method, e.contributor_id, e.asset_id, e.amount)
-                        for e in royalties_service.entries_for(session=session, generation_id=generation_id)
-                        if e.kind == "royalty")
-        assert sorted((p.method, p.contributor_id, p.asset_id, p.amount) for p in again.postings) == posted
+    audit = audit_generation(sessions=sessions, blob_store=blob_store, generation_id=generation_id,
+                             cache_dir=tmp_path / "models")
+    assert audit.method == "blend" and audit.matches
+    assert any(part[0] == "influence" for part in audit.posted)
+    assert sum(part[3] for part in audit.posted) == body["attribution"]["pool"]
+    # a ledger that drifted from the recorded method would not match: alpha changed after the fact
+    with sessions() as session, session.begin():
+        session.execute(update(Generation).where(Generation.id == generation_id).values(attribution={
+            **body["attribution"], "parameters": {**session.get(Generation, generation_id).attribution["parameters"],
+                                                  "alpha": "1/4"}}))
+    assert not audit_generation(sessions=sessions, blob_store=blob_store, generation_id=generation_id,
+                                cache_dir=tmp_path / "models").matches
 
 
 def test_a_changed_model_or_snapshot_invalidates_the_index(client, customer, sessions, blob_store, indexed_model,
