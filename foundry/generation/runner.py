@@ -193,10 +193,15 @@ class GenerationRunner:
         """Each output's influence shares over the model's training images, averaged over the outputs."""
         if index is None:
             return None
-        config = InfluenceConfig.from_dict(index.index.config)
-        per_image = [influence_shares(scores, index.index.asset_ids, index.index.contributor_ids,
-                                      top_k=INFLUENCE_TOP_K, min_share=INFLUENCE_MIN_SHARE)
-                     for scores in loaded.influence_scores(index.index, config, images, prompt)]
+        try:
+            config = InfluenceConfig.from_dict(index.index.config)
+            per_image = [influence_shares(scores, index.index.asset_ids, index.index.contributor_ids,
+                                          top_k=INFLUENCE_TOP_K, min_share=INFLUENCE_MIN_SHARE)
+                         for scores in loaded.influence_scores(index.index, config, images, prompt)]
+        except Exception as exc:  # the customer still gets images; contributors get pro rata
+            logger.exception("influence scoring with index %s failed", index.row_id)
+            return Influence(None, {"unavailable": f"{type(exc).__name__}: {exc}"[:500],
+                                    "index_id": str(index.row_id)})
         shares = mean_shares(per_image, eligible=set(index.index.contributor_ids))
         parameters = {"method": METHOD, "version": VERSION, "index_id": str(index.row_id),
                       "index_blob_sha256": index.blob_sha256, "config": index.index.config,
@@ -215,7 +220,8 @@ class GenerationRunner:
             currency=generation.currency, pool_share=Fraction(rule.pool_share_bps, 10_000),
             finetune_share=Fraction(rule.finetune_share_bps, 10_000),
             influence=influence.shares if influence else None, alpha=alpha_from_bps(model.influence_alpha_bps),
-            parameters={"influence": influence.parameters} if influence else {})
+            parameters=({"influence": influence.parameters} if influence.shares is not None
+                        else {"influence_unavailable": influence.parameters}) if influence else {})
 
     def deliver(self, image: Image.Image, index: int, generation: Generation, model: RegisteredModel,
                 attribution: Attribution) -> RenderedOutput:

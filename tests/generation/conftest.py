@@ -34,11 +34,16 @@ class Customer:
         return {"Authorization": f"Bearer {self.key}"}
 
 
-def train_tiny_model(settings, sessions, snapshot) -> uuid.UUID:
+def create_tiny_job(sessions, snapshot, name: str = "tiny"):
+    """A queued two-step base-training job on ``snapshot``."""
     with sessions() as session, session.begin():
-        job = job_service.create_job(session=session, name="tiny", recipe_kind="base",
-                                     recipe=tiny_base_recipe(max_train_steps=2, checkpoint_every=0),
-                                     snapshot_id=snapshot.id, base_model_id=None, requested_by="test")
+        return job_service.create_job(session=session, name=name, recipe_kind="base",
+                                      recipe=tiny_base_recipe(max_train_steps=2, checkpoint_every=0),
+                                      snapshot_id=snapshot.id, base_model_id=None, requested_by="test")
+
+
+def train_tiny_model(settings, sessions, snapshot) -> uuid.UUID:
+    job = create_tiny_job(sessions, snapshot)
     assert job_runner.run_job(settings, job.id, worker="test") == "succeeded"
     with sessions() as session:
         return job_service.get_job(session=session, job_id=job.id).result_model_id

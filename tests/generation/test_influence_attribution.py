@@ -26,8 +26,7 @@ from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
 from provenance.c2pa_manifest import ContentCredentials
 from provenance.influence import METHOD, VERSION, InfluenceConfig
-from tests.generation.conftest import ADMIN, register_model
-from tests.training_jobs.conftest import tiny_base_recipe
+from tests.generation.conftest import ADMIN, create_tiny_job, register_model
 from training import jobs as job_runner
 
 SMALL = InfluenceConfig(timesteps=(200, 600), projection_dim=256)
@@ -48,10 +47,7 @@ def generate(client, customer, model_id, **extra):
 
 
 def test_a_training_job_builds_the_index_as_its_last_stage(migrated, sessions, base_snapshot):
-    with sessions() as session, session.begin():
-        job = job_service.create_job(session=session, name="indexed", recipe_kind="base",
-                                     recipe=tiny_base_recipe(max_train_steps=2, checkpoint_every=0),
-                                     snapshot_id=base_snapshot.id, base_model_id=None, requested_by="test")
+    job = create_tiny_job(sessions, base_snapshot, "indexed")
     assert job_runner.run_job(migrated, job.id, worker="test") == "succeeded"
     with sessions() as session:
         job = job_service.get_job(session=session, job_id=job.id)
@@ -68,10 +64,8 @@ def test_a_training_job_builds_the_index_as_its_last_stage(migrated, sessions, b
 def test_a_job_whose_worker_died_after_registering_only_builds_the_index(migrated, sessions, base_snapshot,
                                                                          blob_store, tiny_model_folder):
     model_id = register_model(sessions, blob_store, tiny_model_folder, base_snapshot)
+    job = create_tiny_job(sessions, base_snapshot, "resumed")
     with sessions() as session, session.begin():
-        job = job_service.create_job(session=session, name="resumed", recipe_kind="base",
-                                     recipe=tiny_base_recipe(max_train_steps=2, checkpoint_every=0),
-                                     snapshot_id=base_snapshot.id, base_model_id=None, requested_by="test")
         assert job_service.claim_job(session=session, job_id=job.id, worker="dead", stale_after=timedelta(0))
         job_service.record_trained_model(session=session, job_id=job.id, model_id=model_id, artifacts=[], step=2,
                                          next_stage="attribution_index")
@@ -175,6 +169,10 @@ def test_alpha_is_set_per_model_by_admins(client, customer, sessions, indexed_mo
     assert client.put(url, json={"influence_alpha_bps": "5000"}, headers=ADMIN).status_code == 422
     assert client.put(f"/v1/models/{uuid.uuid4()}/attribution", json={"influence_alpha_bps": 1},
                       headers=ADMIN).status_code == 404
+    builds = client.get(f"/v1/models/{indexed_model}/attribution-indexes", headers=ADMIN).json()
+    assert len(builds) == 1 and builds[0]["config"] == SMALL.as_dict()
+    assert client.post(f"/v1/models/{indexed_model}/attribution-indexes", headers=customer.headers).status_code == 403
+    assert client.post(f"/v1/models/{uuid.uuid4()}/attribution-indexes", headers=ADMIN).status_code == 404
     answer = client.put(url, json={"influence_alpha_bps": 10_000}, headers=ADMIN)
     assert answer.status_code == 200 and answer.json()["index"]["entry_count"] == 8
     body = generate(client, customer, indexed_model, num_images=1)
@@ -183,3 +181,18 @@ def test_alpha_is_set_per_model_by_admins(client, customer, sessions, indexed_mo
         entries = royalties_service.entries_for(session=session, generation_id=uuid.UUID(body["id"]))
         assert sum(e.amount for e in entries if e.kind == "royalty") == 10
         assert all(e.asset_id is not None for e in entries if e.kind == "royalty")
+
+
+def test_a_failing_influence_scorer_falls_back_to_pro_rata_and_says_so(client, customer, sessions, indexed_model,
+                                                                       monkeypatch):
+    from foundry.generation.engine import LoadedPipeline
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("scorer exploded")
+
+    monkeypatch.setattr(LoadedPipeline, "influence_scores", broken)
+    body = generate(client, customer, indexed_model, num_images=1)
+    assert body["status"] == "succeeded" and body["attribution"]["method"] == "pro_rata"
+    with sessions() as session:
+        recorded = session.get(Generation, uuid.UUID(body["id"])).attribution["parameters"]
+    assert "scorer exploded" in recorded["influence_unavailable"]["unavailable"] and "influence" not in recorded

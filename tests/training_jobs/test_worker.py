@@ -50,6 +50,7 @@ def worker_env(settings) -> dict[str, str]:
         "FOUNDRY_BLOB_URL": settings.resolved_blob_url, "FOUNDRY_BROKER_URL": settings.broker_url,
         "FOUNDRY_BROKER_POLLING_INTERVAL": "0.1", "FOUNDRY_JOB_STALE_AFTER_S": "3", "FOUNDRY_JOB_HEARTBEAT_S": "0.5",
         "OMP_NUM_THREADS": "1",
+        "FOUNDRY_ATTRIBUTION_INDEX_AFTER_TRAINING": str(settings.attribution_index_after_training).lower(),
     })
     return env
 
@@ -96,6 +97,36 @@ def test_worker_runs_a_queued_job(broker_settings, sessions, base_snapshot, tmp_
         job = wait_for(sessions, job_id, job_service.is_terminal, log_path=log_path)
         assert job.status == "succeeded", job.error
         assert job.result_model_id is not None and job.step == 4
+        assert job.stage == "attribution_index" and job.stage_progress == {"done": 8, "total": 8}
+    finally:
+        stop(worker)
+
+
+def test_a_worker_rebuilds_an_index_on_request(broker_settings, sessions, base_snapshot, tmp_path):
+    from foundry.attribution import service as attribution_service
+    from foundry.models_registry import service as registry_service
+    from training.tasks import enqueue_index_build
+
+    settings = broker_settings.model_copy(update={"attribution_index_after_training": False})
+    log_path = tmp_path / "worker.log"
+    worker = start_worker(settings, log_path)
+    try:
+        job = wait_for(sessions, submit(settings, sessions, base_snapshot), job_service.is_terminal,
+                       log_path=log_path)
+        assert job.status == "succeeded" and job.stage_progress == {}
+        with sessions() as session:
+            model = registry_service.get_model(session=session, model_id=job.result_model_id)
+            assert attribution_service.active_index(session=session, model=model) is None
+        enqueue_index_build(model.id, settings)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with sessions() as session:
+                index = attribution_service.active_index(session=session, model=model)
+            if index is not None:
+                break
+            time.sleep(0.3)
+        assert index is not None, log_path.read_text()[-3000:]
+        assert index.entry_count == 8 and index.built_by.startswith("worker ")
     finally:
         stop(worker)
 
