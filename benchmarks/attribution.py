@@ -113,13 +113,17 @@ def load_items(tgz: Path, subset: int, planted: int, seed: int) -> list[Item]:
 
 def train_model(work: Path, name: str, items: list[Item], steps: int, seed: int) -> Path:
     done = work / name / "model.json"
+    examples = sorted(item.example_id for item in items)
     if done.is_file():
-        return Path(json.loads(done.read_text())["path"])
+        cached = json.loads(done.read_text())
+        if cached.get("examples", examples) != examples:
+            raise SystemExit(f"{done} was trained on other images (the method config changed?): use a new --work")
+        return Path(cached["path"])
     started = time.perf_counter()
     recipe = base_recipe(max_train_steps=steps, seed=seed, checkpoint_every=0, validation_every=0,
                          validation_prompts=())
     result = train(work / name / "run", recipe, [item.example() for item in items], resume_from="latest")
-    done.write_text(json.dumps({"path": str(result.model_path), "loss": result.final_loss,
+    done.write_text(json.dumps({"path": str(result.model_path), "loss": result.final_loss, "examples": examples,
                                 "seconds": time.perf_counter() - started}))
     log(f"trained {name}: {len(items)} images, {steps} steps, {time.perf_counter() - started:.0f} s")
     return Path(result.model_path)
@@ -198,6 +202,7 @@ def main() -> None:
     parser.add_argument("--seeds-per-concept", type=int, default=4)
     parser.add_argument("--unrelated", type=int, default=20)
     parser.add_argument("--alpha", default="1/2")
+    parser.add_argument("--timesteps", default="100,300,500,700,900", help="the influence features' timesteps")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -219,7 +224,7 @@ def main() -> None:
 
     full_path = train_model(work, "full", items, args.steps, seed=0)
     pipeline = load_pipeline(full_path, device="cpu")
-    config = InfluenceConfig()
+    config = InfluenceConfig(timesteps=tuple(int(t) for t in args.timesteps.split(",")))
     attributor = Attributor(pipeline, config)
 
     # --- queries: concept prompts x seeds, and unrelated OpenMoji captions
@@ -278,7 +283,8 @@ def main() -> None:
 
     # --- counterfactual retraining
     counterfactual = []
-    chosen = [0] + [q for q in range(len(queries)) if not queries[q][2]][: max(0, args.counterfactual_queries - 1)]
+    chosen = ([0] + [q for q in range(len(queries)) if not queries[q][2]][: args.counterfactual_queries - 1]
+              if args.counterfactual_queries > 0 else [])
     base_losses = {q: query_loss(pipeline, attributor, outputs[q], queries[q][0]) for q in chosen}
     for q in chosen:
         prompt, seed, is_concept = queries[q]
