@@ -149,3 +149,29 @@ def test_admin_reports_add_up(client, customer, served_model, artists):
     models = client.get(f"/v1/reports/periods/{THIS_MONTH}/models", headers=ADMIN).json()
     assert models == [{"model_id": str(served_model), "name": "tiny-base", "revenue": 50, "pool": 20, "outputs": 3}]
     assert client.get("/v1/reports/periods", headers=customer.headers).status_code == 403
+
+
+def test_influence_royalties_show_per_asset_in_the_statement_and_csv(client, customer, served_model, artists,
+                                                                     sessions, blob_store, tmp_path):
+    from foundry.attribution.indexing import build_index
+    from provenance.influence import InfluenceConfig
+
+    build_index(sessions=sessions, blob_store=blob_store, model_id=served_model, cache_dir=tmp_path / "models",
+                config=InfluenceConfig(timesteps=(200, 600), projection_dim=256), built_by="test")
+    generations = [generate(client, customer, served_model, seed=seed).json() for seed in (1, 2, 3)]
+    assert all(g["attribution"]["method"] == "blend" for g in generations)
+    influence_paid = {}
+    for g in generations:
+        for line in g["attribution"]["contributors"]:
+            if line["method"] == "influence":
+                influence_paid[line["contributor_id"]] = influence_paid.get(line["contributor_id"], 0) + line["amount"]
+    name, (artist_id, headers) = next((n, a) for n, a in artists.items() if influence_paid.get(str(a[0])))
+    body = client.get(f"/v1/me/statements/{THIS_MONTH}", headers=headers).json()
+    assert body["influence"] == influence_paid[str(artist_id)]
+    assert body["earned"] == body["pro_rata"] + body["influence"]
+    assert sum(a["amount"] for a in body["by_asset"]) == body["earned"]
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/v1/me/statements/{THIS_MONTH}.csv", headers=headers).text)))
+    influence_rows = [r for r in rows if r["method"] == "influence"]
+    assert influence_rows and all(r["asset_id"] for r in influence_rows)
+    assert sum(int(r["amount"]) for r in influence_rows) == body["influence"], name
+    assert sum(int(r["amount"]) for r in rows) == body["earned"]
