@@ -129,6 +129,20 @@ def train_model(work: Path, name: str, items: list[Item], steps: int, seed: int)
     return Path(result.model_path)
 
 
+def counterfactual_name(work: Path, query: int, label: str, kept: list[Item]) -> str:
+    """Cache name of a retrain without some images: the same removal reuses its model, another one
+    (another method config chose other top images) trains its own."""
+    import hashlib
+
+    examples = sorted(item.example_id for item in kept)
+    plain = f"cf-{query}-{label}"
+    cached = work / plain / "model.json"
+    recorded = json.loads(cached.read_text()).get("examples") if cached.is_file() else examples
+    if recorded == examples or (recorded is None and label == "random"):  # random removals never depend on the method
+        return plain
+    return f"{plain}-{hashlib.sha256(json.dumps(examples).encode()).hexdigest()[:8]}"
+
+
 def generate(pipeline, prompt: str, seed: int) -> Image.Image:
     with torch.inference_mode():
         output = pipeline(prompt, generator=torch.Generator("cpu").manual_seed(seed), clean_caption=False,
@@ -202,7 +216,8 @@ def main() -> None:
     parser.add_argument("--seeds-per-concept", type=int, default=4)
     parser.add_argument("--unrelated", type=int, default=20)
     parser.add_argument("--alpha", default="1/2")
-    parser.add_argument("--timesteps", default="100,300,500,700,900", help="the influence features' timesteps")
+    parser.add_argument("--timesteps", default=",".join(str(t) for t in InfluenceConfig().timesteps),
+                        help="the influence features' timesteps (default: the product's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -294,7 +309,8 @@ def main() -> None:
                "removed_top_planted": sum(items[i].contributor == PLANTED for i in top)}
         for label, removed in (("top", top), ("random", random_removed)):
             kept = [item for i, item in enumerate(items) if i not in removed]
-            retrained = load_pipeline(train_model(work, f"cf-{q}-{label}", kept, args.steps, seed=0), device="cpu")
+            retrained = load_pipeline(train_model(work, counterfactual_name(work, q, label, kept), kept, args.steps,
+                                                  seed=0), device="cpu")
             image = generate(retrained, prompt, seed)
             change = np.abs(np.asarray(image, dtype=np.float32) - np.asarray(outputs[q], dtype=np.float32)).mean()
             loss = query_loss(retrained, Attributor(retrained, config), outputs[q], prompt)
