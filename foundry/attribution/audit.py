@@ -19,7 +19,7 @@ from sqlalchemy import select
 from foundry.attribution import service as attribution_service
 from foundry.attribution.indexing import load_attribution_pipeline
 from foundry.attribution.models import AttributionIndex
-from foundry.attribution.policy import mean_shares
+from foundry.attribution.policy import outputs_influence
 from foundry.blobs import BlobStore
 from foundry.errors import Conflict
 from foundry.generation import service as generation_service
@@ -28,7 +28,6 @@ from foundry.models_registry.models import RegisteredModel
 from foundry.pricing.models import PriceRule
 from foundry.royalties import service as royalties_service
 from provenance.influence import Attributor, InfluenceConfig
-from provenance.influence_shares import influence_shares
 
 Part = tuple[str, uuid.UUID, uuid.UUID | None, int]
 
@@ -64,11 +63,10 @@ def audit_generation(*, sessions, blob_store: BlobStore, generation_id: uuid.UUI
             pipeline = load_attribution_pipeline(session=session, model=model, blob_store=blob_store,
                                                  cache_dir=cache_dir)
             attributor = Attributor(pipeline, InfluenceConfig.from_dict(recorded["influence"]["config"]))
-            per_image = [influence_shares(
-                index.scores(attributor.features(Image.open(io.BytesIO(raw)), generation.prompt)),
-                index.asset_ids, index.contributor_ids, top_k=recorded["influence"]["top_k"],
-                min_share=Fraction(recorded["influence"]["min_share"])) for raw in raws]
-            influence = mean_shares(per_image, eligible=set(index.contributor_ids))
+            influence = outputs_influence(
+                [index.scores(attributor.features(Image.open(io.BytesIO(raw)), generation.prompt)) for raw in raws],
+                asset_ids=index.asset_ids, contributor_ids=index.contributor_ids,
+                top_k=recorded["influence"]["top_k"], min_share=Fraction(recorded["influence"]["min_share"]))
         again = royalties_service.attribute_pool(
             session=session, model=model, charge=generation.unit_price * generation.num_images,
             currency=generation.currency, pool_share=Fraction(rule.pool_share_bps, 10_000),

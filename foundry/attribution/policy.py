@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
-from provenance.influence_shares import AssetShare, InfluenceShares
+from provenance.influence_shares import AssetShare, InfluenceShares, influence_shares
 
 DEFAULT_ALPHA_BPS = 5000
 """Half of each pool by per-output influence, half pro rata: influence is measured (see
@@ -31,14 +31,23 @@ def alpha_from_bps(bps: int) -> Fraction:
     return Fraction(bps, 10_000)
 
 
-def mean_shares(per_image: Sequence[InfluenceShares], eligible: set[uuid.UUID]) -> InfluenceShares | None:
+def outputs_influence(per_image_scores: Sequence[Sequence[float]], *, asset_ids: Sequence[uuid.UUID],
+                      contributor_ids: Sequence[uuid.UUID], top_k: int = INFLUENCE_TOP_K,
+                      min_share: Fraction = INFLUENCE_MIN_SHARE) -> InfluenceShares | None:
+    """A generation's influence from each output's index scores: shares per output, then their mean."""
+    per_image = [influence_shares(scores, asset_ids, contributor_ids, top_k=top_k, min_share=min_share)
+                 for scores in per_image_scores]
+    return mean_shares(per_image) if per_image else None
+
+
+def mean_shares(per_image: Sequence[InfluenceShares], eligible: set[uuid.UUID] | None = None) -> InfluenceShares | None:
     """One generation's influence: each image counts equally; assets of ineligible contributors
     (a tenant's own brand images) are dropped and the rest renormalised. None if nothing is left."""
     asset_weights: dict[tuple[uuid.UUID, uuid.UUID], Fraction] = {}
     counted = [shares for shares in per_image if shares.assets]
     for shares in counted:
         for item in shares.assets:
-            if item.contributor_id in eligible:
+            if eligible is None or item.contributor_id in eligible:
                 key = (item.asset_id, item.contributor_id)
                 asset_weights[key] = asset_weights.get(key, Fraction(0)) + item.share / len(counted)
     total = sum(asset_weights.values())

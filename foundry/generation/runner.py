@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from foundry import __version__
 from foundry.attribution import service as attribution_service
 from foundry.attribution.models import AttributionIndex
-from foundry.attribution.policy import INFLUENCE_MIN_SHARE, INFLUENCE_TOP_K, alpha_from_bps, mean_shares
+from foundry.attribution.policy import INFLUENCE_MIN_SHARE, INFLUENCE_TOP_K, alpha_from_bps, outputs_influence
 from foundry.blobs import BlobStore, sha256_hex
 from foundry.catalog.models import Asset
 from foundry.config import Settings
@@ -47,7 +47,7 @@ from provenance import watermark
 from provenance.c2pa_manifest import ContentCredentials, SigningNotConfigured
 from provenance.hashing import nearest_hash, perceptual_hash, phash_from_hex, phash_to_hex
 from provenance.influence import METHOD, VERSION, InfluenceConfig, InfluenceIndex
-from provenance.influence_shares import InfluenceShares, influence_shares
+from provenance.influence_shares import InfluenceShares
 
 logger = logging.getLogger(__name__)
 
@@ -195,17 +195,16 @@ class GenerationRunner:
             return None
         try:
             config = InfluenceConfig.from_dict(index.index.config)
-            per_image = [influence_shares(scores, index.index.asset_ids, index.index.contributor_ids,
-                                          top_k=INFLUENCE_TOP_K, min_share=INFLUENCE_MIN_SHARE)
-                         for scores in loaded.influence_scores(index.index, config, images, prompt)]
+            shares = outputs_influence(loaded.influence_scores(index.index, config, images, prompt),
+                                       asset_ids=index.index.asset_ids, contributor_ids=index.index.contributor_ids)
         except Exception as exc:  # the customer still gets images; contributors get pro rata
             logger.exception("influence scoring with index %s failed", index.row_id)
             return Influence(None, {"unavailable": f"{type(exc).__name__}: {exc}"[:500],
                                     "index_id": str(index.row_id)})
-        shares = mean_shares(per_image, eligible=set(index.index.contributor_ids))
         parameters = {"method": METHOD, "version": VERSION, "index_id": str(index.row_id),
                       "index_blob_sha256": index.blob_sha256, "config": index.index.config,
-                      **per_image[0].parameters}
+                      "top_k": INFLUENCE_TOP_K, "clip": "negative",
+                      "min_share": f"{INFLUENCE_MIN_SHARE.numerator}/{INFLUENCE_MIN_SHARE.denominator}"}
         return Influence(shares, parameters)
 
     def materialize(self, model: RegisteredModel) -> Path:
