@@ -131,6 +131,12 @@ def _print_batch(batch) -> None:
         for item in rejections[:20]:
             shown.add_row(str(item["row"]), str(item["ref"]), item["code"], item["message"])
         console.print(shown)
+    warnings = batch.report.get("warnings", [])
+    if warnings:
+        shown = Table("row", "ref", "code", "note", title=f"warnings (first {min(20, len(warnings))})")
+        for item in warnings[:20]:
+            shown.add_row(str(item["row"]), str(item["ref"]), item["code"], item["message"])
+        console.print(shown)
 
 
 @catalog_app.command("import")

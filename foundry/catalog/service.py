@@ -24,21 +24,36 @@ from foundry.accounts.service import brand_contributor_ref
 from foundry.blobs import BlobStore, recover_staging
 from foundry.catalog.imaging import ImageLimits, InspectedImage, inspect_rows
 from foundry.catalog.models import Asset, CatalogImport, Contributor
+from foundry.catalog.rights import ADVISORY_WARNINGS, EmbeddedRights
+from foundry.catalog.schemas import CatalogSummaryRead
 from foundry.catalog.sources import CandidateRow, CatalogSource
 from foundry.concurrency import default_workers, ordered_chunked_map
-from foundry.catalog.schemas import CatalogSummaryRead
 from foundry.db import get_or_raise, newest_first, utcnow
 from foundry.licensing.models import LicenseGrant
-from foundry.licensing.policy import allowed_uses, data_mining_prohibits_training
+from foundry.licensing.policy import DATA_MINING_PROHIBITED, DATA_MINING_UNSPECIFIED, TrainingVerdict, allowed_uses
 from foundry.licensing.terms import BRAND_LICENSE, LicenseTerms, Use, resolve_license
 from provenance.hashing import NearDuplicateIndex, phash_from_hex
 
 _INSERT_CHUNK = 500
+_DATA_MINING_COLUMN_CHARS = 64
+# Rejection codes for rows whose embedded rights keep every requested use away (else the reason itself).
+_REJECTION_BY_VERDICT = {DATA_MINING_PROHIBITED: "ai_training_prohibited", DATA_MINING_UNSPECIFIED: "rights_unspecified"}
+_READER_WARNING_TEXT = {
+    "xmp_extra_blocks_ignored": "more XMP packets than the reader's limit; the rest were not read",
+    "iptc_extra_blocks_ignored": "more IPTC blocks than the reader's limit; the rest were not read",
+    "png_extra_metadata_chunks_ignored": "more metadata chunks than the reader's limit; the rest were not read",
+    "xmp_malformed": "an XMP packet is not well-formed XML and could not be read",
+    "xmp_too_large": "an XMP packet is larger than the reader accepts and was not read",
+    "creator_conflict": "XMP and IPTC name different creators",
+    "copyright_conflict": "XMP and IPTC give different copyright notices",
+    "data_mining_conflict": "the file states different PLUS Data Mining values",
+    "data_mining_unrecognised": "the file states a PLUS Data Mining value outside the vocabulary",
+}
 
 
 @dataclass(frozen=True)
 class ImportOptions:
-    limits: ImageLimits = ImageLimits()
+    limits: ImageLimits = field(default_factory=ImageLimits)
     near_duplicate_distance: int = 4
     workers: int = 0
 
@@ -72,15 +87,19 @@ class _BatchState:
     pending_assets: list[dict] = field(default_factory=list)
     pending_grants: list[dict] = field(default_factory=list)
 
-    def reject(self, row: CandidateRow, code: str, message: str) -> None:
-        self.rejections.append(
-            {"row": row.row_number, "ref": row.source_ref, "path": row.path, "code": code, "message": message}
-        )
+    def reject(self, row: CandidateRow, code: str, message: str, *, reason: str | None = None) -> None:
+        self.rejections.append(_report_row(row, code, message, reason))
 
-    def warn(self, row: CandidateRow, code: str, message: str) -> None:
-        self.warnings.append(
-            {"row": row.row_number, "ref": row.source_ref, "path": row.path, "code": code, "message": message}
-        )
+    def warn(self, row: CandidateRow, code: str, message: str, *, reason: str | None = None) -> None:
+        self.warnings.append(_report_row(row, code, message, reason))
+
+
+def _report_row(row: CandidateRow, code: str, message: str, reason: str | None) -> dict:
+    """One line of an import report; ``reason`` is the licensing rule's code where it decided."""
+    item = {"row": row.row_number, "ref": row.source_ref, "path": row.path, "code": code, "message": message}
+    if reason is not None:
+        item["reason"] = reason
+    return item
 
 
 def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
@@ -231,10 +250,27 @@ def _grants_by_asset(session: Session, asset_ids: list[uuid.UUID]) -> dict[uuid.
     return grants
 
 
+def _report_reader_warnings(state: _BatchState, row: CandidateRow, rights: EmbeddedRights) -> None:
+    """Every problem the rights reader met reaches the report, whatever becomes of the row."""
+    for code in rights.warnings:
+        text = _READER_WARNING_TEXT.get(code, "the embedded rights metadata could not be read completely")
+        consequence = "" if code in ADVISORY_WARNINGS else "; the file gets no training permission"
+        state.warn(row, code, f"embedded rights: {text}{consequence}")
+
+
+def _refuse_for_verdict(state: _BatchState, row: CandidateRow, verdict: TrainingVerdict, message: str) -> None:
+    state.reject(row, _REJECTION_BY_VERDICT.get(verdict.reason, verdict.reason), message, reason=verdict.reason)
+
+
 def _resolve_rights(state: _BatchState, row: CandidateRow, image: InspectedImage) -> _Accepted | None:
-    """Decide contributor, license and uses for a verified image, or reject the row."""
-    rights = image.rights
-    data_mining = rights.get("data_mining")
+    """Decide contributor, license and uses for a verified image, or reject the row.
+
+    One rule decides what embedded rights allow (:func:`judge_embedded_rights`); where the file
+    itself is the grant (embedded imports) it must explicitly allow training, where a manifest
+    row or the OpenMoji package grants the uses it must merely not forbid it.
+    """
+    rights = EmbeddedRights.from_dict(image.rights)
+    _report_reader_warnings(state, row, rights)
     if state.owner_tenant is not None:
         # A tenant's own brand material: credited to the tenant, used only for its own fine-tunes.
         row.contributor_name = f"{state.owner_tenant.name} (brand assets)"
@@ -243,17 +279,15 @@ def _resolve_rights(state: _BatchState, row: CandidateRow, image: InspectedImage
         if row.uses and row.uses != {Use.CUSTOMER_FINETUNE}:
             state.warn(row, "brand_uses_limited", "brand assets serve only the tenant's own fine-tunes")
         row.uses = frozenset({Use.CUSTOMER_FINETUNE})
+    verdict = rights.training_verdict(licence_is_the_grant=not row.rights_from_file)
     if row.rights_from_file:
-        row.contributor_name = rights.get("creator")
+        row.contributor_name = rights.creator
         row.contributor_ref = f"creator:{row.contributor_name}" if row.contributor_name else None
-        row.license = rights.get("license_url") or rights.get("web_statement")
-        row.credit_line = rights.get("copyright_notice")
-        if data_mining_prohibits_training(data_mining):
-            state.reject(row, "ai_training_prohibited", f"the file's PLUS Data Mining value is {data_mining}")
-            return None
-        if (data_mining or "").upper() != "DMI-ALLOWED":
-            state.reject(row, "rights_unspecified",
-                         "the file does not state PLUS Data Mining = allowed; supply a manifest with the grant")
+        row.license = rights.license_url or rights.web_statement
+        row.credit_line = rights.copyright_notice
+        if not verdict.allows_training:
+            hint = "; supply a manifest with the grant" if verdict.reason == DATA_MINING_UNSPECIFIED else ""
+            _refuse_for_verdict(state, row, verdict, verdict.explanation + hint)
             return None
         row.uses = frozenset(Use)
     if not row.contributor_name:
@@ -270,15 +304,14 @@ def _resolve_rights(state: _BatchState, row: CandidateRow, image: InspectedImage
     if row.valid_from and row.valid_until and row.valid_until <= row.valid_from:
         state.reject(row, "invalid_validity", "valid_until is not after valid_from")
         return None
-    uses = allowed_uses(requested, data_mining)
+    uses = allowed_uses(requested, verdict)
     if uses != requested:
         dropped = ", ".join(sorted(u.value for u in requested - uses))
         if not uses:
-            state.reject(row, "ai_training_prohibited",
-                         f"embedded rights ({data_mining}) forbid the only uses requested: {dropped}")
+            _refuse_for_verdict(state, row, verdict, f"{verdict.explanation}; that forbids the only uses requested: {dropped}")
             return None
-        state.warn(row, "training_uses_removed", f"embedded rights ({data_mining}) forbid {dropped}")
-    creator = rights.get("creator")
+        state.warn(row, "training_uses_removed", f"{verdict.explanation}; removed {dropped}", reason=verdict.reason)
+    creator = rights.creator
     if creator and not row.rights_from_file and creator.strip().lower() != row.contributor_name.strip().lower():
         state.warn(row, "creator_mismatch", f"the file names its creator {creator!r}, the row {row.contributor_name!r}")
     reference = row.contributor_ref or f"name:{row.contributor_name}"
@@ -333,11 +366,18 @@ def _settle_row(state, row, image, existing, existing_grants) -> None:
         "permits_base_training": Use.BASE_TRAINING in accepted.uses,
         "permits_customer_finetune": Use.CUSTOMER_FINETUNE in accepted.uses,
         "permits_generation": Use.GENERATION in accepted.uses,
-        "data_mining": image.rights.get("data_mining"), "valid_from": row.valid_from or now,
+        "data_mining": _storable_data_mining(image.rights.get("data_mining")), "valid_from": row.valid_from or now,
         "valid_until": row.valid_until, "revoked_at": None, "revocation_reason": None, "revoked_by": None,
         "import_id": state.batch.id,
     })
     state.batch.rows_imported += 1
+
+
+def _storable_data_mining(value: str | None) -> str | None:
+    """The decisive Data Mining value, cut to its column; a cut value stays unrecognisable (so blocking)."""
+    if value is None or len(value) <= _DATA_MINING_COLUMN_CHARS:
+        return value
+    return value[: _DATA_MINING_COLUMN_CHARS - 1] + "\u2026"
 
 
 def _same_grant(grant: LicenseGrant, accepted: _Accepted) -> bool:
@@ -456,4 +496,5 @@ def run_import(
         raise
     finally:
         source.close()
+
 
