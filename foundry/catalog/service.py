@@ -327,7 +327,8 @@ def _settle_row(state, row, image, existing, existing_grants) -> None:
         state.reject(row, "duplicate_in_batch", f"the same image as row {first_row}")
         return
     state.seen_in_batch[image.sha256] = row.row_number
-    contributor_id = _contributor_id(state, accepted)
+    # Only a row that brings an asset in creates its contributor; a refused row creates nothing.
+    contributor_id = state.contributors.get(accepted.contributor_ref)
     if image.sha256 in existing:
         asset_id, owner_id = existing[image.sha256]
         if owner_id != contributor_id:
@@ -338,6 +339,8 @@ def _settle_row(state, row, image, existing, existing_grants) -> None:
                        "the asset is already in the catalog under other terms; change grants through licensing")
         state.batch.rows_unchanged += 1
         return
+    if contributor_id is None:
+        contributor_id = _create_contributor(state, accepted)
 
     asset_id = uuid.uuid4()
     near = state.near_index.nearest(phash_from_hex(image.phash))
@@ -384,10 +387,7 @@ def _same_grant(grant: LicenseGrant, accepted: _Accepted) -> bool:
     return grant.license_code == accepted.terms.code and grant.uses == accepted.uses and grant.revoked_at is None
 
 
-def _contributor_id(state: _BatchState, accepted: _Accepted) -> uuid.UUID:
-    found = state.contributors.get(accepted.contributor_ref)
-    if found is not None:
-        return found
+def _create_contributor(state: _BatchState, accepted: _Accepted) -> uuid.UUID:
     new_id = uuid.uuid4()
     state.contributors[accepted.contributor_ref] = new_id
     state.pending_contributors.append({

@@ -11,13 +11,14 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import zipfile
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from api.app import create_app
-from foundry.catalog.models import Asset
+from foundry.catalog.models import Asset, Contributor
 from foundry.catalog.rights import MAX_METADATA_BLOCKS
 from foundry.datasets import service as dataset_service
 from foundry.licensing.models import LicenseGrant
@@ -230,3 +231,23 @@ def test_openmoji_rows_follow_the_same_rule(settings, sessions, blob_store, tmp_
     assert grants["1F600"].uses == {"base_training", "customer_finetune", "generation"}
     assert grants["1F601"].uses == {"generation"}
 
+
+def test_rejected_rows_create_no_contributor(settings, sessions, blob_store, tmp_path):
+    """A row refused as another contributor's image creates nobody, in manifest and embedded imports alike."""
+    allowed = xmp_packet(creator="Zip Creator", license_url="https://creativecommons.org/licenses/by/4.0/",
+                         data_mining=PLUS_VOCAB + "DMI-ALLOWED")
+    data = images.pattern_png(41, xmp=allowed)
+    run(settings, sessions, blob_store, write_manifest(tmp_path / "one", [row("a.png")], {"a.png": data}))
+    batch = run(settings, sessions, blob_store,
+                write_manifest(tmp_path / "two", [row("a.png", contributor="Someone Else")], {"a.png": data}))
+    assert codes(batch) == {"a.png": "duplicate_of_existing_asset"}
+    assert batch.contributors_created == 0
+
+    archive = tmp_path / "embedded.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("copy.png", data)
+    embedded = run(settings, sessions, blob_store, archive, source_format="embedded")
+    assert codes(embedded) == {"copy.png": "duplicate_of_existing_asset"}
+    assert embedded.contributors_created == 0
+    with sessions() as session:
+        assert set(session.scalars(select(Contributor.display_name))) == {"Ada Artist"}
