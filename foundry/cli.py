@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -17,7 +18,6 @@ from foundry import migrate
 from foundry.accounts import service as accounts_service
 from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
-from foundry.catalog.sources import open_source
 from foundry.config import Settings, get_settings
 from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotFilters
@@ -63,7 +63,7 @@ errors = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}")
+    errors.print(f"[bold red]error:[/] {escape(message)}")  # escaped: "[code]" is text, not markup
     return typer.Exit(code)
 
 
@@ -100,15 +100,19 @@ def db_current() -> None:
 def run_catalog_import(settings: Settings, source_path: Path, *, source_format: str = "auto",
                        images: Path | None = None, requested_by: str = "cli", quiet: bool = False,
                        owner_tenant_id: uuid.UUID | None = None):
-    """Import one catalog with a progress bar; shared by ``catalog import`` and the demo."""
+    """Import one catalog with a progress bar; shared by ``catalog import`` and the demo.
+
+    A catalog that cannot be opened raises FoundryError and, like any failed import, leaves a
+    failed import record.
+    """
     options = catalog_service.import_options(settings)
-    source = open_source(source_path, source_format=source_format, images=images, max_bytes=options.limits.max_bytes)
     blob_store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
     with _progress() as progress:
-        task = progress.add_task(f"importing {source.format}", total=source.count())
-        batch = catalog_service.run_import(
+        task = progress.add_task(f"importing {source_path.name}", total=None)
+        batch = catalog_service.import_from_location(
             session_factory=session_factory(settings.resolved_database_url),
-            blob_store=blob_store, source=source, requested_by=requested_by, options=options,
+            blob_store=blob_store, location=source_path, source_format=source_format, images=images,
+            requested_by=requested_by, options=options,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
             owner_tenant_id=owner_tenant_id,
         )

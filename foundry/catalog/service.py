@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
+from pathlib import Path
 
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
@@ -26,9 +27,10 @@ from foundry.catalog.imaging import ImageLimits, InspectedImage, inspect_rows
 from foundry.catalog.models import Asset, CatalogImport, Contributor
 from foundry.catalog.rights import ADVISORY_WARNINGS, EmbeddedRights
 from foundry.catalog.schemas import CatalogSummaryRead
-from foundry.catalog.sources import CandidateRow, CatalogSource
+from foundry.catalog.sources import CandidateRow, CatalogSource, open_source
 from foundry.concurrency import default_workers, ordered_chunked_map
 from foundry.db import get_or_raise, newest_first, utcnow
+from foundry.errors import FoundryError
 from foundry.licensing.models import LicenseGrant
 from foundry.licensing.policy import DATA_MINING_PROHIBITED, DATA_MINING_UNSPECIFIED, TrainingVerdict, allowed_uses
 from foundry.licensing.terms import BRAND_LICENSE, LicenseTerms, Use, resolve_license
@@ -498,3 +500,39 @@ def run_import(
         source.close()
 
 
+
+def import_from_location(
+    *,
+    session_factory: Callable[[], Session],
+    blob_store: BlobStore,
+    location: Path,
+    source_format: str,
+    requested_by: str,
+    options: ImportOptions,
+    images: Path | None = None,
+    label: str | None = None,
+    images_label: str | None = None,
+    description: str | None = None,
+    progress: ProgressCallback | None = None,
+    owner_tenant_id: uuid.UUID | None = None,
+) -> CatalogImport:
+    """Open a submitted catalog and import it: what the CLI and the API both run.
+
+    A catalog that cannot be opened at all (a malformed manifest, an unreadable archive) imports
+    nothing but still leaves a failed import record, as a failure during the import does.
+    ``label``/``images_label`` name the submitted files in messages instead of their paths here.
+    """
+    try:
+        source = open_source(location, source_format=source_format, images=images,
+                             max_bytes=options.limits.max_bytes, label=label, images_label=images_label)
+    except FoundryError as exc:
+        with session_factory() as session, session.begin():
+            record_failed_import(session=session, source=description or label or str(location),
+                                 source_format=source_format, requested_by=requested_by,
+                                 error=f"{exc.code}: {exc.message}"[:4000])
+        raise
+    if description is not None:
+        source.description = description
+    return run_import(session_factory=session_factory, blob_store=blob_store, source=source,
+                      requested_by=requested_by, options=options, progress=progress,
+                      owner_tenant_id=owner_tenant_id)
