@@ -31,9 +31,10 @@ from foundry.catalog.sources import CandidateRow, CatalogSource, open_source
 from foundry.concurrency import default_workers, ordered_chunked_map
 from foundry.db import get_or_raise, newest_first, utcnow
 from foundry.errors import FoundryError
+from foundry.licensing import service as licensing_service
 from foundry.licensing.models import LicenseGrant
 from foundry.licensing.policy import DATA_MINING_PROHIBITED, DATA_MINING_UNSPECIFIED, TrainingVerdict, allowed_uses
-from foundry.licensing.terms import BRAND_LICENSE, LicenseTerms, Use, resolve_license
+from foundry.licensing.terms import BRAND_LICENSE, LicenseCatalogue, LicenseTerms, Use
 from provenance.hashing import NearDuplicateIndex, phash_from_hex
 
 _INSERT_CHUNK = 500
@@ -81,6 +82,7 @@ class _BatchState:
     blob_store: BlobStore
     contributors: dict[str, uuid.UUID]
     near_index: NearDuplicateIndex
+    licences: LicenseCatalogue
     seen_in_batch: dict[str, int] = field(default_factory=dict)
     rejections: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
@@ -184,6 +186,7 @@ def import_catalog(
         blob_store=blob_store,
         contributors=dict(session.execute(select(Contributor.external_ref, Contributor.id)).all()),
         near_index=_existing_near_duplicate_index(session, options.near_duplicate_distance),
+        licences=licensing_service.license_catalogue(session=session),
     )
     _bind_blobs_to_transaction(session, blob_store, state.stage_id)
 
@@ -295,9 +298,9 @@ def _resolve_rights(state: _BatchState, row: CandidateRow, image: InspectedImage
     if not row.contributor_name:
         state.reject(row, "missing_contributor", "the row names no contributor")
         return None
-    terms = resolve_license(row.license)
+    terms = state.licences.resolve(row.license)
     if terms is None:
-        state.reject(row, "unknown_license", f"unknown license terms {row.license!r}")
+        state.reject(row, "unknown_license", state.licences.unknown_message(row.license))
         return None
     requested = row.uses or frozenset()
     if not requested:
@@ -306,9 +309,16 @@ def _resolve_rights(state: _BatchState, row: CandidateRow, image: InspectedImage
     if row.valid_from and row.valid_until and row.valid_until <= row.valid_from:
         state.reject(row, "invalid_validity", "valid_until is not after valid_from")
         return None
-    uses = allowed_uses(requested, verdict)
-    if uses != requested:
-        dropped = ", ".join(sorted(u.value for u in requested - uses))
+    grantable = requested & terms.grantable_uses
+    if grantable != requested:
+        beyond = ", ".join(sorted(u.value for u in requested - grantable))
+        if not grantable:
+            state.reject(row, "no_permitted_uses", f"{terms.code} grants none of the requested uses ({beyond})")
+            return None
+        state.warn(row, "uses_not_granted_by_license", f"{terms.code} does not grant {beyond}")
+    uses = allowed_uses(grantable, verdict)
+    if uses != grantable:
+        dropped = ", ".join(sorted(u.value for u in grantable - uses))
         if not uses:
             _refuse_for_verdict(state, row, verdict, f"{verdict.explanation}; that forbids the only uses requested: {dropped}")
             return None

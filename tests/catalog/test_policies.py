@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from foundry.catalog.imaging import ImageLimits, ImageRejected, inspect_image, sniff_format
 from foundry.catalog.sources import safe_relative_path
+from foundry.licensing import service as licensing_service
 from foundry.licensing.policy import GrantTerms, allowed_uses, judge_embedded_rights, permits, why_not_permitted
-from foundry.licensing.terms import ALL_USES, Use, parse_uses, resolve_license
+from foundry.licensing.terms import ALL_USES, Use, parse_uses
 from provenance.hashing import NearDuplicateIndex, hamming, perceptual_hash
 from tests.support import images
 
@@ -81,8 +82,9 @@ def test_embedded_prohibition_strips_training_uses():
     ("https://creativecommons.org/licenses/by/4.0/deed.de", "CC-BY-4.0"),
     ("http://creativecommons.org/publicdomain/zero/1.0", "CC0-1.0"), ("proprietary", None), ("", None),
 ])
-def test_license_terms_resolve_by_code_name_or_url(text, code):
-    resolved = resolve_license(text)
+def test_license_terms_resolve_by_code_name_or_url(sessions, text, code):
+    with sessions() as session:
+        resolved = licensing_service.license_catalogue(session=session).resolve(text)
     assert (resolved.code if resolved else None) == code
 
 
