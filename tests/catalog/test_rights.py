@@ -624,3 +624,17 @@ def test_rights_modules_share_no_private_names():
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("foundry."):
                 private = [alias.name for alias in node.names if alias.name.startswith("_")]
                 assert not private, f"{module.name} imports private {private} from {node.module}"
+
+
+def test_a_files_metadata_has_one_budget_and_past_it_nothing_trains():
+    """Many packets each under the per-packet cap cannot add up to unbounded parsing work."""
+    padding = "x" * (rights.MAX_XMP_PACKET_BYTES - 4096)
+    count = rights.MAX_METADATA_BYTES // len(padding) + 2
+    info = PngInfo()
+    for _ in range(count):
+        info.add_itxt("XML:com.adobe.xmp", images.xmp_packet(creator="Padded", usage_terms=padding).decode(), zip=True)
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, "PNG", pnginfo=info)
+    read = read_embedded_rights(buffer.getvalue(), "png")
+    assert read.creator == "Padded" and read.warnings == ("metadata_too_large",)
+    assert read.prohibits_ai_training

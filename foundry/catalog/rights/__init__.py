@@ -15,6 +15,7 @@ from foundry.catalog.rights.xmp import (
     LEGACY_CC_NS,
     MAX_IPTC_BYTES,
     MAX_METADATA_BLOCKS,
+    MAX_METADATA_BYTES,
     MAX_XMP_PACKET_BYTES,
     PLUS_NS,
     RDF_NS,
@@ -25,6 +26,6 @@ from foundry.licensing.policy import DATA_MINING_CODES, PLUS_VOCAB_PREFIX, norma
 
 __all__ = [
     "ADVISORY_WARNINGS", "CC_NS", "DATA_MINING_CODES", "DC_NS", "LEGACY_CC_NS", "MAX_IPTC_BYTES",
-    "MAX_METADATA_BLOCKS", "MAX_SVG_BYTES", "MAX_XMP_PACKET_BYTES", "PLUS_NS", "PLUS_VOCAB_PREFIX", "RDF_NS",
+    "MAX_METADATA_BLOCKS", "MAX_METADATA_BYTES", "MAX_SVG_BYTES", "MAX_XMP_PACKET_BYTES", "PLUS_NS", "PLUS_VOCAB_PREFIX", "RDF_NS",
     "SUPPORTED_FORMATS", "XMP_RIGHTS_NS", "EmbeddedRights", "normalise_data_mining", "read_embedded_rights",
 ]

@@ -286,15 +286,17 @@ def _png_text_body(
 
 
 def _bounded_inflate(compressed: bytes, findings: RightsFindings, limit: int, too_large_warning: str) -> bytes | None:
-    """zlib-inflate at most ``limit`` bytes, so a decompression bomb costs next to nothing."""
+    """zlib-inflate at most ``limit`` bytes (and no more than the file's metadata budget has left),
+    so a decompression bomb costs next to nothing."""
+    budget = min(limit, findings.bytes_left)
     try:
         inflater = zlib.decompressobj()
-        inflated = inflater.decompress(compressed, limit + 1)
+        inflated = inflater.decompress(compressed, budget + 1)
     except zlib.error:
         findings.warn("compressed_metadata_corrupt")
         return None
-    if len(inflated) > limit:
-        findings.warn(too_large_warning)
+    if len(inflated) > budget:
+        findings.warn(too_large_warning if budget == limit else "metadata_too_large")
         return None
     return inflated
 

@@ -60,6 +60,8 @@ MAX_IPTC_BYTES = 4 * 1024 * 1024
 # files cannot multiply the (decompression and parsing) work per byte. A file past it has
 # metadata we did not read, so it gets no training permission (the warning says why).
 MAX_METADATA_BLOCKS = 64
+# And all of a file's metadata together (decompressed, parsed) may cost at most this many bytes.
+MAX_METADATA_BYTES = 32 * 1024 * 1024
 _MAX_RDF_NESTING = 8
 
 # Warnings that leave nothing unread: the statements were all seen and judged.
@@ -161,10 +163,23 @@ class RightsFindings:
     iptc_charset: bytes | None = None
     warnings: list[str] = field(default_factory=list)
     blocks_seen: dict[str, int] = field(default_factory=dict)
+    bytes_parsed: int = 0
 
     def warn(self, code: str) -> None:
         if code not in self.warnings:
             self.warnings.append(code)
+
+    @property
+    def bytes_left(self) -> int:
+        return max(0, MAX_METADATA_BYTES - self.bytes_parsed)
+
+    def spend(self, size: int) -> bool:
+        """Account for parsing ``size`` more bytes; False (with a warning) once the file's budget is spent."""
+        if size > self.bytes_left:
+            self.warn("metadata_too_large")
+            return False
+        self.bytes_parsed += size
+        return True
 
     def admit_block(self, kind: str) -> bool:
         """Count one more metadata block of ``kind``; False (with a warning) past the hard limit."""
@@ -185,6 +200,8 @@ class RightsFindings:
         if len(packet) > MAX_XMP_PACKET_BYTES:
             self.warn("xmp_too_large")
             return True
+        if not self.spend(len(packet)):
+            return False
         root = parse_untrusted_xml(trim_packet(packet), forbid_dtd=True, warning_prefix="xmp", findings=self)
         if root is None:
             return True
@@ -212,6 +229,8 @@ class RightsFindings:
             return
         if len(stream) > MAX_IPTC_BYTES:
             self.warn("iptc_too_large")
+            return
+        if not self.spend(len(stream)):
             return
         for record, dataset, value in _iim_datasets(stream, self):
             if (record, dataset) == (1, 90):
