@@ -14,6 +14,7 @@ from api.routers import (
     catalog,
     datasets,
     generations,
+    licensing,
     payouts,
     provenance,
     rights,
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(provenance.router)
     app.include_router(payouts.router)
     app.include_router(rights.router)
+    app.include_router(licensing.router)
     app.include_router(attribution.router)
     app.include_router(artist_web.router)
     return app

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -17,12 +19,14 @@ from foundry import migrate
 from foundry.accounts import service as accounts_service
 from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
-from foundry.catalog.sources import open_source
 from foundry.config import Settings, get_settings
 from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotFilters
 from foundry.db import session_factory
 from foundry.errors import FoundryError
+from foundry.licensing import service as licensing_service
+from foundry.licensing.schemas import LicenseTermsCreate
+from foundry.licensing.terms import parse_uses
 from foundry.models_registry import service as registry_service
 from foundry.training_jobs import service as job_service
 
@@ -39,6 +43,8 @@ models_app = typer.Typer(help="The model registry and lineage.", no_args_is_help
 train_app = typer.Typer(help="Training jobs.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Brand customers.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: random, shown once, stored hashed, revocable, scoped.", no_args_is_help=True)
+licenses_app = typer.Typer(help="License terms onboarding accepts, and which uses each can grant.",
+                           no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(blobs_app, name="blobs")
@@ -47,6 +53,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
+app.add_typer(licenses_app, name="licenses")
 provenance_app = typer.Typer(help="Content Credentials signing and verification.", no_args_is_help=True)
 prices_app = typer.Typer(help="Prices per image, per model and tenant.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The append-only royalty ledger.", no_args_is_help=True)
@@ -63,7 +70,7 @@ errors = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}")
+    errors.print(f"[bold red]error:[/] {escape(message)}")  # escaped: "[code]" is text, not markup
     return typer.Exit(code)
 
 
@@ -100,15 +107,19 @@ def db_current() -> None:
 def run_catalog_import(settings: Settings, source_path: Path, *, source_format: str = "auto",
                        images: Path | None = None, requested_by: str = "cli", quiet: bool = False,
                        owner_tenant_id: uuid.UUID | None = None):
-    """Import one catalog with a progress bar; shared by ``catalog import`` and the demo."""
+    """Import one catalog with a progress bar; shared by ``catalog import`` and the demo.
+
+    A catalog that cannot be opened raises FoundryError and, like any failed import, leaves a
+    failed import record.
+    """
     options = catalog_service.import_options(settings)
-    source = open_source(source_path, source_format=source_format, images=images, max_bytes=options.limits.max_bytes)
     blob_store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
     with _progress() as progress:
-        task = progress.add_task(f"importing {source.format}", total=source.count())
-        batch = catalog_service.run_import(
+        task = progress.add_task(f"importing {source_path.name}", total=None)
+        batch = catalog_service.import_from_location(
             session_factory=session_factory(settings.resolved_database_url),
-            blob_store=blob_store, source=source, requested_by=requested_by, options=options,
+            blob_store=blob_store, location=source_path, source_format=source_format, images=images,
+            requested_by=requested_by, options=options,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
             owner_tenant_id=owner_tenant_id,
         )
@@ -129,6 +140,12 @@ def _print_batch(batch) -> None:
     if rejections:
         shown = Table("row", "ref", "code", "reason", title=f"rejected rows (first {min(20, len(rejections))})")
         for item in rejections[:20]:
+            shown.add_row(str(item["row"]), str(item["ref"]), item["code"], item["message"])
+        console.print(shown)
+    warnings = batch.report.get("warnings", [])
+    if warnings:
+        shown = Table("row", "ref", "code", "note", title=f"warnings (first {min(20, len(warnings))})")
+        for item in warnings[:20]:
             shown.add_row(str(item["row"]), str(item["ref"]), item["code"], item["message"])
         console.print(shown)
 
@@ -307,6 +324,50 @@ def tenants_list() -> None:
     for tenant in tenants:
         table.add_row(str(tenant.id), tenant.name, tenant.created_at.isoformat(timespec="seconds"))
     console.print(table)
+
+
+@licenses_app.command("list")
+def licenses_list() -> None:
+    """Registered license terms: what a manifest's license may name, and the uses each can grant."""
+    with session_factory(get_settings().resolved_database_url)() as session:
+        registered = licensing_service.list_license_terms(session=session)
+    table = Table("code", "name", "url", "uses it can grant", "attribution", "share-alike")
+    for terms in registered:
+        uses = ", ".join(use.value for use in sorted(terms.grantable_uses))
+        table.add_row(terms.code, terms.name, terms.url, uses, "yes" if terms.requires_attribution else "no",
+                      "yes" if terms.share_alike else "no")
+    console.print(table)
+
+
+@licenses_app.command("add")
+def licenses_add(
+    code: Annotated[str, typer.Argument(help="SPDX identifier (e.g. CC-BY-NC-4.0), or LicenseRef-<name>.")],
+    name: Annotated[str, typer.Option(help="Full name of the terms.")],
+    url: Annotated[str, typer.Option(help="Canonical URL of the license text.")],
+    uses: Annotated[str, typer.Option(help="Uses a grant under these terms may carry: base_training, "
+                                           "customer_finetune, generation (separated by ;) or all.")],
+    attribution: Annotated[bool, typer.Option("--attribution/--no-attribution", help="Credit required.")] = True,
+    share_alike: Annotated[bool, typer.Option("--share-alike/--no-share-alike")] = False,
+) -> None:
+    """Register license terms so that imports accept them (only terms that really grant AI uses)."""
+    try:
+        body = LicenseTermsCreate(code=code, name=name, url=url, uses=sorted(parse_uses(uses)),
+                                  requires_attribution=attribution, share_alike=share_alike)
+    except (ValueError, ValidationError) as exc:
+        raise _fail(f"invalid license terms: {_validation_text(exc)} [invalid_license_terms]") from None
+    try:
+        with session_factory(get_settings().resolved_database_url)() as session, session.begin():
+            terms = licensing_service.add_license_terms(session=session, terms=body, created_by="cli")
+            shown = f"{terms.code} ({', '.join(use.value for use in sorted(terms.grantable_uses))})"
+    except FoundryError as exc:
+        raise _fail(f"{exc.message} [{exc.code}]") from None
+    console.print(f"registered license terms {shown}")
+
+
+def _validation_text(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors())
+    return str(exc)
 
 
 @keys_app.command("create")

@@ -6,7 +6,7 @@ from foundry.catalog.models import Asset, CatalogImport, Contributor
 from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
 from foundry.db import Base
 from foundry.generation.models import GeneratedImage, Generation
-from foundry.licensing.models import LicenseGrant, RightsWithdrawal
+from foundry.licensing.models import LicenseGrant, LicenseTermsRecord, RightsWithdrawal
 from foundry.models_registry.models import RegisteredModel
 from foundry.payouts.models import PayoutLine, PayoutPeriod
 from foundry.pricing.models import PriceRule
@@ -14,7 +14,8 @@ from foundry.royalties.models import AttributionLine, LedgerEntry
 from foundry.training_jobs.models import TrainingJob
 
 __all__ = [
-    "ApiKey", "Asset", "AttributionIndex", "AttributionLine", "Base", "CatalogImport", "Contributor", "DatasetSnapshot", "GeneratedImage",
-    "Generation", "LedgerEntry", "LicenseGrant", "PayoutLine", "PayoutPeriod", "RightsWithdrawal", "PriceRule", "RegisteredModel", "SnapshotEntry", "Tenant",
+    "ApiKey", "Asset", "AttributionIndex", "AttributionLine", "Base", "CatalogImport", "Contributor",
+    "DatasetSnapshot", "GeneratedImage", "Generation", "LedgerEntry", "LicenseGrant", "LicenseTermsRecord",
+    "PayoutLine", "PayoutPeriod", "PriceRule", "RegisteredModel", "RightsWithdrawal", "SnapshotEntry", "Tenant",
     "TrainingJob",
 ]

@@ -13,7 +13,6 @@ from api.deps import AdminPrincipal, BlobStoreDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from foundry.catalog import service as catalog_service
 from foundry.catalog.schemas import AssetRead, CatalogSummaryRead, ImportPage, ImportRead, ImportSummaryRead
-from foundry.catalog.sources import open_source
 from foundry.db import session_factory
 from foundry.licensing import service as licensing_service
 
@@ -58,13 +57,15 @@ def create_import(
             location = folder / f"manifest{suffix}"
             _save_upload(manifest, location, budget)
         options = catalog_service.import_options(settings)
-        source = open_source(location, source_format=source_format,
-                             images=archive_path if source_format == "manifest" else None,
-                             max_bytes=options.limits.max_bytes)
-        source.description = f"upload:{archive.filename or archive_path.name}"
-        batch = catalog_service.run_import(
+        # Messages name the uploaded files, never the temporary paths they were saved under.
+        archive_name = archive.filename or archive_path.name
+        batch = catalog_service.import_from_location(
             session_factory=session_factory(settings.resolved_database_url), blob_store=blob_store,
-            source=source, requested_by=f"api:{principal}", options=options, owner_tenant_id=tenant_id,
+            location=location, source_format=source_format,
+            images=archive_path if source_format == "manifest" else None,
+            label=(manifest.filename or location.name) if source_format == "manifest" else archive_name,
+            images_label=archive_name, description=f"upload:{archive_name}",
+            requested_by=f"api:{principal}", options=options, owner_tenant_id=tenant_id,
         )
     return ImportRead.model_validate(batch)
 

@@ -14,6 +14,8 @@ class ImportRow(BaseModel):
     path: str | None = None
     code: str
     message: str
+    reason: str | None = None
+    """Where the licensing rule decided: its code (e.g. data_mining_prohibited, embedded_rights_unreadable)."""
 
 
 class NearDuplicate(BaseModel):

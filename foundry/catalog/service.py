@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
+from pathlib import Path
 
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
@@ -24,21 +25,38 @@ from foundry.accounts.service import brand_contributor_ref
 from foundry.blobs import BlobStore, recover_staging
 from foundry.catalog.imaging import ImageLimits, InspectedImage, inspect_rows
 from foundry.catalog.models import Asset, CatalogImport, Contributor
-from foundry.catalog.sources import CandidateRow, CatalogSource
-from foundry.concurrency import default_workers, ordered_chunked_map
+from foundry.catalog.rights import ADVISORY_WARNINGS, EmbeddedRights
 from foundry.catalog.schemas import CatalogSummaryRead
+from foundry.catalog.sources import CandidateRow, CatalogSource, open_source
+from foundry.concurrency import default_workers, ordered_chunked_map
 from foundry.db import get_or_raise, newest_first, utcnow
+from foundry.errors import FoundryError
+from foundry.licensing import service as licensing_service
 from foundry.licensing.models import LicenseGrant
-from foundry.licensing.policy import allowed_uses, data_mining_prohibits_training
-from foundry.licensing.terms import BRAND_LICENSE, LicenseTerms, Use, resolve_license
+from foundry.licensing.policy import DATA_MINING_PROHIBITED, DATA_MINING_UNSPECIFIED, TrainingVerdict, allowed_uses
+from foundry.licensing.terms import BRAND_LICENSE, LicenseCatalogue, LicenseTerms, Use
 from provenance.hashing import NearDuplicateIndex, phash_from_hex
 
 _INSERT_CHUNK = 500
+_DATA_MINING_COLUMN_CHARS = 64
+# Rejection codes for rows whose embedded rights keep every requested use away (else the reason itself).
+_REJECTION_BY_VERDICT = {DATA_MINING_PROHIBITED: "ai_training_prohibited", DATA_MINING_UNSPECIFIED: "rights_unspecified"}
+_READER_WARNING_TEXT = {
+    "xmp_extra_blocks_ignored": "more XMP packets than the reader's limit; the rest were not read",
+    "iptc_extra_blocks_ignored": "more IPTC blocks than the reader's limit; the rest were not read",
+    "png_extra_metadata_chunks_ignored": "more metadata chunks than the reader's limit; the rest were not read",
+    "xmp_malformed": "an XMP packet is not well-formed XML and could not be read",
+    "xmp_too_large": "an XMP packet is larger than the reader accepts and was not read",
+    "creator_conflict": "XMP and IPTC name different creators",
+    "copyright_conflict": "XMP and IPTC give different copyright notices",
+    "data_mining_conflict": "the file states different PLUS Data Mining values",
+    "data_mining_unrecognised": "the file states a PLUS Data Mining value outside the vocabulary",
+}
 
 
 @dataclass(frozen=True)
 class ImportOptions:
-    limits: ImageLimits = ImageLimits()
+    limits: ImageLimits = field(default_factory=ImageLimits)
     near_duplicate_distance: int = 4
     workers: int = 0
 
@@ -64,6 +82,7 @@ class _BatchState:
     blob_store: BlobStore
     contributors: dict[str, uuid.UUID]
     near_index: NearDuplicateIndex
+    licences: LicenseCatalogue
     seen_in_batch: dict[str, int] = field(default_factory=dict)
     rejections: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
@@ -72,15 +91,19 @@ class _BatchState:
     pending_assets: list[dict] = field(default_factory=list)
     pending_grants: list[dict] = field(default_factory=list)
 
-    def reject(self, row: CandidateRow, code: str, message: str) -> None:
-        self.rejections.append(
-            {"row": row.row_number, "ref": row.source_ref, "path": row.path, "code": code, "message": message}
-        )
+    def reject(self, row: CandidateRow, code: str, message: str, *, reason: str | None = None) -> None:
+        self.rejections.append(_report_row(row, code, message, reason))
 
-    def warn(self, row: CandidateRow, code: str, message: str) -> None:
-        self.warnings.append(
-            {"row": row.row_number, "ref": row.source_ref, "path": row.path, "code": code, "message": message}
-        )
+    def warn(self, row: CandidateRow, code: str, message: str, *, reason: str | None = None) -> None:
+        self.warnings.append(_report_row(row, code, message, reason))
+
+
+def _report_row(row: CandidateRow, code: str, message: str, reason: str | None) -> dict:
+    """One line of an import report; ``reason`` is the licensing rule's code where it decided."""
+    item = {"row": row.row_number, "ref": row.source_ref, "path": row.path, "code": code, "message": message}
+    if reason is not None:
+        item["reason"] = reason
+    return item
 
 
 def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
@@ -163,6 +186,7 @@ def import_catalog(
         blob_store=blob_store,
         contributors=dict(session.execute(select(Contributor.external_ref, Contributor.id)).all()),
         near_index=_existing_near_duplicate_index(session, options.near_duplicate_distance),
+        licences=licensing_service.license_catalogue(session=session),
     )
     _bind_blobs_to_transaction(session, blob_store, state.stage_id)
 
@@ -231,10 +255,27 @@ def _grants_by_asset(session: Session, asset_ids: list[uuid.UUID]) -> dict[uuid.
     return grants
 
 
+def _report_reader_warnings(state: _BatchState, row: CandidateRow, rights: EmbeddedRights) -> None:
+    """Every problem the rights reader met reaches the report, whatever becomes of the row."""
+    for code in rights.warnings:
+        text = _READER_WARNING_TEXT.get(code, "the embedded rights metadata could not be read completely")
+        consequence = "" if code in ADVISORY_WARNINGS else "; the file gets no training permission"
+        state.warn(row, code, f"embedded rights: {text}{consequence}")
+
+
+def _refuse_for_verdict(state: _BatchState, row: CandidateRow, verdict: TrainingVerdict, message: str) -> None:
+    state.reject(row, _REJECTION_BY_VERDICT.get(verdict.reason, verdict.reason), message, reason=verdict.reason)
+
+
 def _resolve_rights(state: _BatchState, row: CandidateRow, image: InspectedImage) -> _Accepted | None:
-    """Decide contributor, license and uses for a verified image, or reject the row."""
-    rights = image.rights
-    data_mining = rights.get("data_mining")
+    """Decide contributor, license and uses for a verified image, or reject the row.
+
+    One rule decides what embedded rights allow (:func:`judge_embedded_rights`); where the file
+    itself is the grant (embedded imports) it must explicitly allow training, where a manifest
+    row or the OpenMoji package grants the uses it must merely not forbid it.
+    """
+    rights = EmbeddedRights.from_dict(image.rights)
+    _report_reader_warnings(state, row, rights)
     if state.owner_tenant is not None:
         # A tenant's own brand material: credited to the tenant, used only for its own fine-tunes.
         row.contributor_name = f"{state.owner_tenant.name} (brand assets)"
@@ -243,25 +284,23 @@ def _resolve_rights(state: _BatchState, row: CandidateRow, image: InspectedImage
         if row.uses and row.uses != {Use.CUSTOMER_FINETUNE}:
             state.warn(row, "brand_uses_limited", "brand assets serve only the tenant's own fine-tunes")
         row.uses = frozenset({Use.CUSTOMER_FINETUNE})
+    verdict = rights.training_verdict(licence_is_the_grant=not row.rights_from_file)
     if row.rights_from_file:
-        row.contributor_name = rights.get("creator")
+        row.contributor_name = rights.creator
         row.contributor_ref = f"creator:{row.contributor_name}" if row.contributor_name else None
-        row.license = rights.get("license_url") or rights.get("web_statement")
-        row.credit_line = rights.get("copyright_notice")
-        if data_mining_prohibits_training(data_mining):
-            state.reject(row, "ai_training_prohibited", f"the file's PLUS Data Mining value is {data_mining}")
-            return None
-        if (data_mining or "").upper() != "DMI-ALLOWED":
-            state.reject(row, "rights_unspecified",
-                         "the file does not state PLUS Data Mining = allowed; supply a manifest with the grant")
+        row.license = rights.license_url or rights.web_statement
+        row.credit_line = rights.copyright_notice
+        if not verdict.allows_training:
+            hint = "; supply a manifest with the grant" if verdict.reason == DATA_MINING_UNSPECIFIED else ""
+            _refuse_for_verdict(state, row, verdict, verdict.explanation + hint)
             return None
         row.uses = frozenset(Use)
     if not row.contributor_name:
         state.reject(row, "missing_contributor", "the row names no contributor")
         return None
-    terms = resolve_license(row.license)
+    terms = state.licences.resolve(row.license)
     if terms is None:
-        state.reject(row, "unknown_license", f"unknown license terms {row.license!r}")
+        state.reject(row, "unknown_license", state.licences.unknown_message(row.license))
         return None
     requested = row.uses or frozenset()
     if not requested:
@@ -270,15 +309,21 @@ def _resolve_rights(state: _BatchState, row: CandidateRow, image: InspectedImage
     if row.valid_from and row.valid_until and row.valid_until <= row.valid_from:
         state.reject(row, "invalid_validity", "valid_until is not after valid_from")
         return None
-    uses = allowed_uses(requested, data_mining)
-    if uses != requested:
-        dropped = ", ".join(sorted(u.value for u in requested - uses))
-        if not uses:
-            state.reject(row, "ai_training_prohibited",
-                         f"embedded rights ({data_mining}) forbid the only uses requested: {dropped}")
+    grantable = requested & terms.grantable_uses
+    if grantable != requested:
+        beyond = ", ".join(sorted(u.value for u in requested - grantable))
+        if not grantable:
+            state.reject(row, "no_permitted_uses", f"{terms.code} grants none of the requested uses ({beyond})")
             return None
-        state.warn(row, "training_uses_removed", f"embedded rights ({data_mining}) forbid {dropped}")
-    creator = rights.get("creator")
+        state.warn(row, "uses_not_granted_by_license", f"{terms.code} does not grant {beyond}")
+    uses = allowed_uses(grantable, verdict)
+    if uses != grantable:
+        dropped = ", ".join(sorted(u.value for u in grantable - uses))
+        if not uses:
+            _refuse_for_verdict(state, row, verdict, f"{verdict.explanation}; that forbids the only uses requested: {dropped}")
+            return None
+        state.warn(row, "training_uses_removed", f"{verdict.explanation}; removed {dropped}", reason=verdict.reason)
+    creator = rights.creator
     if creator and not row.rights_from_file and creator.strip().lower() != row.contributor_name.strip().lower():
         state.warn(row, "creator_mismatch", f"the file names its creator {creator!r}, the row {row.contributor_name!r}")
     reference = row.contributor_ref or f"name:{row.contributor_name}"
@@ -294,7 +339,8 @@ def _settle_row(state, row, image, existing, existing_grants) -> None:
         state.reject(row, "duplicate_in_batch", f"the same image as row {first_row}")
         return
     state.seen_in_batch[image.sha256] = row.row_number
-    contributor_id = _contributor_id(state, accepted)
+    # Only a row that brings an asset in creates its contributor; a refused row creates nothing.
+    contributor_id = state.contributors.get(accepted.contributor_ref)
     if image.sha256 in existing:
         asset_id, owner_id = existing[image.sha256]
         if owner_id != contributor_id:
@@ -305,6 +351,8 @@ def _settle_row(state, row, image, existing, existing_grants) -> None:
                        "the asset is already in the catalog under other terms; change grants through licensing")
         state.batch.rows_unchanged += 1
         return
+    if contributor_id is None:
+        contributor_id = _create_contributor(state, accepted)
 
     asset_id = uuid.uuid4()
     near = state.near_index.nearest(phash_from_hex(image.phash))
@@ -333,21 +381,25 @@ def _settle_row(state, row, image, existing, existing_grants) -> None:
         "permits_base_training": Use.BASE_TRAINING in accepted.uses,
         "permits_customer_finetune": Use.CUSTOMER_FINETUNE in accepted.uses,
         "permits_generation": Use.GENERATION in accepted.uses,
-        "data_mining": image.rights.get("data_mining"), "valid_from": row.valid_from or now,
+        "data_mining": _storable_data_mining(image.rights.get("data_mining")), "valid_from": row.valid_from or now,
         "valid_until": row.valid_until, "revoked_at": None, "revocation_reason": None, "revoked_by": None,
         "import_id": state.batch.id,
     })
     state.batch.rows_imported += 1
 
 
+def _storable_data_mining(value: str | None) -> str | None:
+    """The decisive Data Mining value, cut to its column; a cut value stays unrecognisable (so blocking)."""
+    if value is None or len(value) <= _DATA_MINING_COLUMN_CHARS:
+        return value
+    return value[: _DATA_MINING_COLUMN_CHARS - 1] + "\u2026"
+
+
 def _same_grant(grant: LicenseGrant, accepted: _Accepted) -> bool:
     return grant.license_code == accepted.terms.code and grant.uses == accepted.uses and grant.revoked_at is None
 
 
-def _contributor_id(state: _BatchState, accepted: _Accepted) -> uuid.UUID:
-    found = state.contributors.get(accepted.contributor_ref)
-    if found is not None:
-        return found
+def _create_contributor(state: _BatchState, accepted: _Accepted) -> uuid.UUID:
     new_id = uuid.uuid4()
     state.contributors[accepted.contributor_ref] = new_id
     state.pending_contributors.append({
@@ -457,3 +509,40 @@ def run_import(
     finally:
         source.close()
 
+
+
+def import_from_location(
+    *,
+    session_factory: Callable[[], Session],
+    blob_store: BlobStore,
+    location: Path,
+    source_format: str,
+    requested_by: str,
+    options: ImportOptions,
+    images: Path | None = None,
+    label: str | None = None,
+    images_label: str | None = None,
+    description: str | None = None,
+    progress: ProgressCallback | None = None,
+    owner_tenant_id: uuid.UUID | None = None,
+) -> CatalogImport:
+    """Open a submitted catalog and import it: what the CLI and the API both run.
+
+    A catalog that cannot be opened at all (a malformed manifest, an unreadable archive) imports
+    nothing but still leaves a failed import record, as a failure during the import does.
+    ``label``/``images_label`` name the submitted files in messages instead of their paths here.
+    """
+    try:
+        source = open_source(location, source_format=source_format, images=images,
+                             max_bytes=options.limits.max_bytes, label=label, images_label=images_label)
+    except FoundryError as exc:
+        with session_factory() as session, session.begin():
+            record_failed_import(session=session, source=description or label or str(location),
+                                 source_format=source_format, requested_by=requested_by,
+                                 error=f"{exc.code}: {exc.message}"[:4000])
+        raise
+    if description is not None:
+        source.description = description
+    return run_import(session_factory=session_factory, blob_store=blob_store, source=source,
+                      requested_by=requested_by, options=options, progress=progress,
+                      owner_tenant_id=owner_tenant_id)

@@ -3,20 +3,28 @@
 Three layouts are understood: a generic manifest (CSV or JSONL) beside a folder or zip of
 images, the OpenMoji package (``data/openmoji.json`` + ``color/svg``, as a tarball or a
 folder), and a bare folder or zip whose images carry their rights embedded (XMP/IPTC).
-Readers never extract archives to disk and resolve every manifest path inside its root,
-so a hostile manifest or archive cannot read or write outside what was submitted.
+Readers never extract archives to disk, follow no symbolic links and resolve every manifest
+path inside its root, so a hostile manifest or archive cannot read or write outside what was
+submitted. A member that cannot be read (corrupt, encrypted, a link, a compressed SVG) becomes
+a row rejected with a code; only an archive that cannot be opened at all is fatal.
+
+``label`` / ``images_label`` name the submitted files in messages (the API passes the uploaded
+file names, so no server path ever reaches a caller).
 """
 
 from __future__ import annotations
 
 import csv
-from abc import ABC, abstractmethod
 import hashlib
 import io
 import json
+import os
 import re
+import stat
 import tarfile
 import zipfile
+import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -26,6 +34,13 @@ from foundry.errors import InvalidInput
 from foundry.licensing.terms import ALL_USES, Use, parse_uses
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".tif", ".tiff", ".svg"}
+# Listed so that they are reported, not silently skipped: compressed SVG is not accepted.
+REFUSED_SUFFIXES = {".svgz"}
+# What reading one archive member may raise when the member is damaged.
+_MEMBER_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError,
+                       ValueError)
+
+Problem = tuple[str, str]
 OPENMOJI_CREDIT = "OpenMoji – the open-source emoji and icon project. License: CC BY-SA 4.0"
 MANIFEST_REQUIRED_COLUMNS = {"path", "contributor", "license", "uses"}
 _HEXCODE = re.compile(r"^[0-9A-F]{2,8}(-[0-9A-F]{2,8})*$")
@@ -56,30 +71,70 @@ class CandidateRow:
 class ImageRoot:
     """Where a manifest's images live: a folder or a zip, read with size limits and no escapes."""
 
-    def __init__(self, location: Path, max_bytes: int):
+    def __init__(self, location: Path, max_bytes: int, label: str | None = None):
         self.location = location
+        self.label = label or str(location)
         self.max_bytes = max_bytes
         self._zip: zipfile.ZipFile | None = None
         self._zip_members: dict[str, zipfile.ZipInfo] = {}
         if location.is_file():
             if not zipfile.is_zipfile(location):
-                raise InvalidInput(f"{location} is neither a folder nor a zip archive", code="images_root_invalid")
-            self._zip = zipfile.ZipFile(location)
-            self._zip_members = {info.filename: info for info in self._zip.infolist() if not info.is_dir()}
+                raise InvalidInput(f"{self.label} is neither a folder nor a zip archive", code="images_root_invalid")
+            try:
+                self._zip = zipfile.ZipFile(location)
+                self._zip_members = {info.filename: info for info in self._zip.infolist() if not info.is_dir()}
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+                raise InvalidInput(f"{self.label} is not a readable zip archive: {exc}", code="archive_corrupt") from None
         elif not location.is_dir():
-            raise InvalidInput(f"images folder {location} does not exist", code="images_root_missing")
+            raise InvalidInput(f"images folder {self.label} does not exist", code="images_root_missing")
         else:
             self._resolved = location.resolve()
 
-    def image_paths(self) -> list[str]:
-        if self._zip is not None:
-            names = self._zip_members
-        else:
-            names = (p.relative_to(self.location).as_posix() for p in self.location.rglob("*") if p.is_file())
-        return sorted(n for n in names if PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES)
+    def entries(self) -> list[tuple[str, Problem | None]]:
+        """Every image-like path under the root, each with the problem that refuses it (or None).
 
-    def read(self, relative: str) -> tuple[bytes | None, tuple[str, str] | None]:
-        """The bytes at ``relative``, or a (code, message) problem. Never raises for bad paths."""
+        Symbolic links (to files or folders) and compressed SVGs are listed with their problem
+        rather than skipped, so the import report accounts for them.
+        """
+        found = self._zip_entries() if self._zip is not None else self._folder_entries()
+        return sorted(found)
+
+    def _zip_entries(self) -> list[tuple[str, Problem | None]]:
+        found = []
+        for name, info in self._zip_members.items():
+            suffix = PurePosixPath(name).suffix.lower()
+            if stat.S_ISLNK(info.external_attr >> 16):
+                found.append((name, _symlink_problem(name)))
+            elif suffix in REFUSED_SUFFIXES:
+                found.append((name, _svgz_problem(name)))
+            elif suffix in IMAGE_SUFFIXES:
+                found.append((name, None))
+        return found
+
+    def _folder_entries(self) -> list[tuple[str, Problem | None]]:
+        found = []
+        for directory, folders, files in os.walk(self.location):  # os.walk never descends into links
+            base = Path(directory)
+            for name in folders:
+                if (base / name).is_symlink():
+                    relative = (base / name).relative_to(self.location).as_posix()
+                    found.append((relative, _symlink_problem(relative, folder=True)))
+            for name in files:
+                path = base / name
+                relative = path.relative_to(self.location).as_posix()
+                suffix = path.suffix.lower()
+                if suffix not in IMAGE_SUFFIXES | REFUSED_SUFFIXES:
+                    continue
+                if path.is_symlink():
+                    found.append((relative, _symlink_problem(relative)))
+                elif suffix in REFUSED_SUFFIXES:
+                    found.append((relative, _svgz_problem(relative)))
+                else:
+                    found.append((relative, None))
+        return found
+
+    def read(self, relative: str) -> tuple[bytes | None, Problem | None]:
+        """The bytes at ``relative``, or a (code, message) problem. Never raises for bad paths or members."""
         clean = safe_relative_path(relative)
         if clean is None:
             return None, ("path_traversal", f"path {relative!r} is absolute or leaves the images root")
@@ -89,8 +144,15 @@ class ImageRoot:
                 return None, ("file_missing", f"{clean} is not in the archive")
             if info.file_size > self.max_bytes:
                 return None, ("file_too_large", f"{info.file_size} bytes exceeds the limit of {self.max_bytes}")
-            with self._zip.open(info) as handle:
-                data = handle.read(self.max_bytes + 1)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                return None, _symlink_problem(clean)
+            if info.flag_bits & 0x1:
+                return None, ("archive_member_encrypted", f"{clean} is encrypted in the archive; submit it unencrypted")
+            try:
+                with self._zip.open(info) as handle:
+                    data = handle.read(self.max_bytes + 1)
+            except _MEMBER_READ_ERRORS as exc:
+                return None, ("archive_member_corrupt", f"{clean} cannot be read from the archive: {exc}")
         else:
             candidate = (self.location / clean).resolve()
             if not candidate.is_relative_to(self._resolved):
@@ -107,6 +169,15 @@ class ImageRoot:
     def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
+
+
+def _symlink_problem(relative: str, *, folder: bool = False) -> Problem:
+    what = "a folder" if folder else "a file"
+    return "symlink_not_followed", f"{relative} is a symbolic link to {what}; links are not followed"
+
+
+def _svgz_problem(relative: str) -> Problem:
+    return "unsupported_format", f"{relative} is a compressed SVG (.svgz), which is not accepted; submit the .svg"
 
 
 def safe_relative_path(raw: str) -> str | None:
@@ -126,9 +197,9 @@ def _parse_datetime(value: object, column: str) -> datetime | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str):
-        raise ValueError(f"{column} must be an ISO 8601 date or datetime")
+        raise ValueError(f"{column} must be an ISO 8601 date or datetime")  # noqa: TRY004 - a row problem
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise ValueError(f"{column} {value!r} is not an ISO 8601 date or datetime") from None
     if parsed.tzinfo is None:
@@ -150,7 +221,7 @@ def _text(value: object, column: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, (str, int, float)):
-        raise ValueError(f"{column} must be text")
+        raise ValueError(f"{column} must be text")  # noqa: TRY004 - a row problem, reported as such
     text = str(value).strip()
     return text or None
 
@@ -186,12 +257,13 @@ class CatalogSource(ABC):
 class ManifestSource(CatalogSource):
     format = "manifest"
 
-    def __init__(self, manifest: Path, images: Path | None, max_bytes: int):
+    def __init__(self, manifest: Path, images: Path | None, max_bytes: int, *, label: str | None = None,
+                 images_label: str | None = None):
+        self.description = label or str(manifest)
         if not manifest.is_file():
-            raise InvalidInput(f"manifest {manifest} does not exist", code="manifest_missing")
+            raise InvalidInput(f"manifest {self.description} does not exist", code="manifest_missing")
         self.manifest = manifest
-        self.description = str(manifest)
-        self.root = ImageRoot(images if images is not None else manifest.parent, max_bytes)
+        self.root = ImageRoot(images if images is not None else manifest.parent, max_bytes, images_label)
         self._records = self._load_records()
 
     def _load_records(self) -> list[tuple[int, dict | None, str | None]]:
@@ -296,19 +368,21 @@ class EmbeddedRightsSource(CatalogSource):
 
     format = "embedded"
 
-    def __init__(self, images: Path, max_bytes: int):
-        self.root = ImageRoot(images, max_bytes)
-        self.description = str(images)
-        self._paths = self.root.image_paths()
-        if not self._paths:
-            raise InvalidInput(f"no images found in {images}", code="source_empty")
+    def __init__(self, images: Path, max_bytes: int, *, label: str | None = None):
+        self.root = ImageRoot(images, max_bytes, label)
+        self.description = self.root.label
+        self._entries = self.root.entries()
+        if not self._entries:
+            raise InvalidInput(f"no images found in {self.root.label}", code="source_empty")
 
     def count(self) -> int:
-        return len(self._paths)
+        return len(self._entries)
 
     def rows(self) -> Iterator[CandidateRow]:
-        for number, path in enumerate(self._paths, start=1):
-            data, problem = self.root.read(path)
+        for number, (path, problem) in enumerate(self._entries, start=1):
+            data = None
+            if problem is None:
+                data, problem = self.root.read(path)
             yield CandidateRow(row_number=number, source_ref=f"embedded:{path}", path=path, data=data,
                                problem=problem, rights_from_file=True)
 
@@ -321,19 +395,20 @@ class OpenMojiSource(CatalogSource):
 
     format = "openmoji"
 
-    def __init__(self, location: Path, max_bytes: int):
+    def __init__(self, location: Path, max_bytes: int, *, label: str | None = None):
         self.location = location
-        self.description = str(location)
+        self.description = label or str(location)
         self.max_bytes = max_bytes
+        self._problems: dict[str, Problem] = {}
         if location.is_file():
             self._members = self._read_tarball(location)
         elif location.is_dir():
             self._members = self._read_folder(location)
         else:
-            raise InvalidInput(f"{location} does not exist", code="source_missing")
+            raise InvalidInput(f"{self.description} does not exist", code="source_missing")
         metadata = self._members.pop("data/openmoji.json", None)
         if metadata is None:
-            raise InvalidInput(f"{location} has no data/openmoji.json", code="manifest_missing")
+            raise InvalidInput(f"{self.description} has no data/openmoji.json", code="manifest_missing")
         try:
             entries = json.loads(metadata)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -357,15 +432,22 @@ class OpenMojiSource(CatalogSource):
             with tarfile.open(path, mode="r:*") as archive:
                 for member in archive:
                     relative = self._wanted(member.name)
-                    if relative is None or not member.isfile():
+                    if relative is None:
+                        continue
+                    if member.issym() or member.islnk():
+                        self._problems[relative] = _symlink_problem(relative)
+                        continue
+                    if not member.isfile():
                         continue
                     if member.size > self.max_bytes:
                         members[relative] = b""
                         continue
                     handle = archive.extractfile(member)
                     members[relative] = handle.read() if handle else b""
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise InvalidInput(f"{path} is not a readable tar archive: {exc}", code="archive_corrupt") from None
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise InvalidInput(f"{self.description} is not a readable tar archive: {reason}",
+                               code="archive_corrupt") from None
         return members
 
     def _read_folder(self, folder: Path) -> dict[str, bytes]:
@@ -377,8 +459,11 @@ class OpenMojiSource(CatalogSource):
         svg_folder = base / "color" / "svg"
         if svg_folder.is_dir():
             for svg in svg_folder.glob("*.svg"):
-                if svg.is_file() and not svg.is_symlink():
-                    members[f"color/svg/{svg.name}"] = svg.read_bytes() if svg.stat().st_size <= self.max_bytes else b""
+                relative = f"color/svg/{svg.name}"
+                if svg.is_symlink():
+                    self._problems[relative] = _symlink_problem(relative)
+                elif svg.is_file():
+                    members[relative] = svg.read_bytes() if svg.stat().st_size <= self.max_bytes else b""
         return members
 
     def count(self) -> int:
@@ -413,7 +498,9 @@ class OpenMojiSource(CatalogSource):
         tags = _parse_tags(entry.get("tags")) + _parse_tags(entry.get("openmoji_tags"))
         row.tags = list(dict.fromkeys(tags))
         data = self._members.get(row.path)
-        if data is None:
+        if row.path in self._problems:
+            row.problem = self._problems[row.path]
+        elif data is None:
             row.problem = ("file_missing", f"{row.path} is not in the package")
         elif not data:
             row.problem = ("file_too_large", f"{row.path} exceeds the limit of {self.max_bytes} bytes")
@@ -441,20 +528,22 @@ def detect_format(location: Path) -> str:
 
 
 def open_source(location: Path, *, source_format: str = "auto", images: Path | None = None,
-                max_bytes: int) -> CatalogSource:
+                max_bytes: int, label: str | None = None, images_label: str | None = None) -> CatalogSource:
+    """Open a submitted catalog; InvalidInput (with a code) when it cannot be read as a whole."""
+    shown = label or str(location)
     if not location.exists():
-        raise InvalidInput(f"{location} does not exist", code="source_missing")
+        raise InvalidInput(f"{shown} does not exist", code="source_missing")
     chosen = detect_format(location) if source_format == "auto" else source_format
     if chosen == "openmoji":
-        return OpenMojiSource(location, max_bytes)
+        return OpenMojiSource(location, max_bytes, label=label)
     if chosen == "manifest":
         if location.is_dir():
             found = [location / n for n in ("manifest.csv", "manifest.jsonl") if (location / n).is_file()]
             if not found:
-                raise InvalidInput(f"{location} holds no manifest.csv or manifest.jsonl", code="manifest_missing")
-            return ManifestSource(found[0], images or location, max_bytes)
-        return ManifestSource(location, images, max_bytes)
+                raise InvalidInput(f"{shown} holds no manifest.csv or manifest.jsonl", code="manifest_missing")
+            return ManifestSource(found[0], images or location, max_bytes, label=label, images_label=images_label)
+        return ManifestSource(location, images, max_bytes, label=label, images_label=images_label)
     if chosen == "embedded":
-        return EmbeddedRightsSource(location, max_bytes)
+        return EmbeddedRightsSource(location, max_bytes, label=label)
     raise InvalidInput(f"unknown catalog format {source_format!r} (auto, manifest, openmoji, embedded)",
                        code="format_unknown")

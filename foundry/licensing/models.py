@@ -10,7 +10,42 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from foundry.db import Base, CreatedAtMixin, IdMixin
 from foundry.licensing.policy import GrantTerms
-from foundry.licensing.terms import Use
+from foundry.licensing.terms import LicenseTerms, Use
+
+
+class LicenseTermsRecord(IdMixin, CreatedAtMixin, Base):
+    """License terms onboarding accepts, and which uses a grant under them may carry.
+
+    Data, not code: an admin registers terms (``foundry licenses add``, ``POST /v1/license-terms``);
+    revision 0010 seeded the terms the foundry started with.
+    """
+
+    __tablename__ = "license_terms"
+
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    """The SPDX identifier (or a ``LicenseRef-`` / house code for terms SPDX does not list)."""
+    name: Mapped[str] = mapped_column(String(300))
+    url: Mapped[str] = mapped_column(String(1000))
+    requires_attribution: Mapped[bool] = mapped_column(Boolean)
+    share_alike: Mapped[bool] = mapped_column(Boolean)
+    grants_base_training: Mapped[bool] = mapped_column(Boolean)
+    grants_customer_finetune: Mapped[bool] = mapped_column(Boolean)
+    grants_generation: Mapped[bool] = mapped_column(Boolean)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+    @property
+    def grantable_uses(self) -> frozenset[Use]:
+        flags = {
+            Use.BASE_TRAINING: self.grants_base_training,
+            Use.CUSTOMER_FINETUNE: self.grants_customer_finetune,
+            Use.GENERATION: self.grants_generation,
+        }
+        return frozenset(use for use, granted in flags.items() if granted)
+
+    def as_terms(self) -> LicenseTerms:
+        return LicenseTerms(code=self.code, name=self.name, url=self.url,
+                            requires_attribution=self.requires_attribution, share_alike=self.share_alike,
+                            grantable_uses=self.grantable_uses)
 
 
 class LicenseGrant(IdMixin, CreatedAtMixin, Base):

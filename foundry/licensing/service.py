@@ -1,4 +1,7 @@
-"""Grant operations. Revocation is a one-way door: a revoked grant is never un-revoked."""
+"""Grant operations and the registry of license terms.
+
+Revocation is a one-way door: a revoked grant is never un-revoked.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,47 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from foundry.db import get_or_raise, utcnow
 from foundry.errors import Conflict, InvalidInput, NotFound
-from foundry.licensing.models import LicenseGrant, RightsWithdrawal
-from foundry.licensing.terms import Use
+from foundry.licensing.models import LicenseGrant, LicenseTermsRecord, RightsWithdrawal
+from foundry.licensing.schemas import LicenseTermsCreate
+from foundry.licensing.terms import LicenseCatalogue, LicenseTerms, Use
+
+
+def list_license_terms(*, session: Session) -> list[LicenseTermsRecord]:
+    return list(session.scalars(select(LicenseTermsRecord).order_by(LicenseTermsRecord.code)))
+
+
+def license_catalogue(*, session: Session) -> LicenseCatalogue:
+    """The registered terms, ready to match a manifest's license text."""
+    return LicenseCatalogue(record.as_terms() for record in list_license_terms(session=session))
+
+
+def add_license_terms(*, session: Session, terms: LicenseTermsCreate, created_by: str) -> LicenseTermsRecord:
+    """Register terms onboarding may accept. Terms are never edited in place: grants refer to them."""
+    uses = frozenset(terms.uses)
+    candidate = LicenseTerms(code=terms.code, name=terms.name, url=terms.url,
+                             requires_attribution=terms.requires_attribution, share_alike=terms.share_alike,
+                             grantable_uses=uses)
+    clash = license_catalogue(session=session).clash(candidate)
+    if clash is not None:
+        raise Conflict(f"license terms {terms.code!r} would be confused with the registered {clash.code!r} "
+                       "(same code, name or URL)", code="license_terms_exist")
+    record = LicenseTermsRecord(
+        code=terms.code, name=terms.name, url=terms.url, requires_attribution=terms.requires_attribution,
+        share_alike=terms.share_alike, grants_base_training=Use.BASE_TRAINING in uses,
+        grants_customer_finetune=Use.CUSTOMER_FINETUNE in uses, grants_generation=Use.GENERATION in uses,
+        created_by=created_by,
+    )
+    session.add(record)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"license terms {terms.code!r} are already registered", code="license_terms_exist") from None
+    return record
 
 
 def get_grant(*, session: Session, grant_id: uuid.UUID) -> LicenseGrant:

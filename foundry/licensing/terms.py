@@ -1,13 +1,16 @@
-"""The license terms the foundry knows how to honour.
+"""License terms: what they are called and which uses they can grant.
 
-Onboarding accepts a grant only under known terms: an unknown license string is rejected
-rather than guessed at. Terms are matched by code, by canonical URL or by full name.
+Onboarding accepts a grant only under registered terms (the ``license_terms`` table; an admin
+adds terms with ``foundry licenses add`` or ``POST /v1/license-terms``): an unknown license
+string is rejected rather than guessed at. Terms are matched by SPDX code, by canonical URL or by
+full name; the matching itself is pure, over the terms the caller loaded.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -31,52 +34,69 @@ class LicenseTerms:
     url: str
     requires_attribution: bool
     share_alike: bool
+    grantable_uses: frozenset[Use] = field(default=ALL_USES)
+    """The uses a grant under these terms may carry; requested uses beyond them are dropped."""
 
-
-KNOWN_LICENSES: dict[str, LicenseTerms] = {
-    terms.code: terms
-    for terms in (
-        LicenseTerms("CC0-1.0", "Creative Commons Zero v1.0 Universal",
-                     "https://creativecommons.org/publicdomain/zero/1.0/", False, False),
-        LicenseTerms("CC-BY-4.0", "Creative Commons Attribution 4.0 International",
-                     "https://creativecommons.org/licenses/by/4.0/", True, False),
-        LicenseTerms("CC-BY-SA-4.0", "Creative Commons Attribution Share Alike 4.0 International",
-                     "https://creativecommons.org/licenses/by-sa/4.0/", True, True),
-        LicenseTerms("FOUNDRY-CONTRIBUTOR-1.0", "Foundry Contributor AI Licence 1.0",
-                     "https://foundry.invalid/licenses/contributor-1.0", True, False),
-        LicenseTerms(BRAND_LICENSE, "Tenant brand material, for the tenant's own fine-tunes only",
-                     "https://foundry.invalid/licenses/tenant-brand-1.0", False, False),
-    )
-}
 
 _URL_PREFIX = re.compile(r"^https?://(www\.)?")
 _DEED_SUFFIX = re.compile(r"(/(deed|legalcode)(\.[a-z-]+)?)?/?$", re.IGNORECASE)
+_SEPARATORS = re.compile(r"[\s_-]+")
 
 
-def _normalise_url(url: str) -> str:
+def normalise_url(url: str) -> str:
+    """A licence URL without scheme, ``www.``, deed/legalcode suffix or trailing slash."""
     return _DEED_SUFFIX.sub("", _URL_PREFIX.sub("", url.strip().lower()))
 
 
-_BY_KEY: dict[str, LicenseTerms] = {}
-for _terms in KNOWN_LICENSES.values():
-    _BY_KEY[_terms.code.lower()] = _terms
-    _BY_KEY[_terms.name.lower()] = _terms
-    _BY_KEY[_normalise_url(_terms.url)] = _terms
-    _BY_KEY[_terms.code.lower().replace("-", " ")] = _terms
-_BY_KEY["cc by-sa 4.0"] = KNOWN_LICENSES["CC-BY-SA-4.0"]
-_BY_KEY["cc by 4.0"] = KNOWN_LICENSES["CC-BY-4.0"]
+def normalise_name(text: str) -> str:
+    """A code or name compared without case and with - _ and spaces alike ("cc by-sa 4.0" = "CC-BY-SA-4.0")."""
+    return _SEPARATORS.sub(" ", text.strip().lower()).strip()
 
 
-def resolve_license(text: str | None) -> LicenseTerms | None:
-    """The known terms that ``text`` (code, name or URL) names, or None."""
-    if not text or not text.strip():
-        return None
+def _looks_like_url(text: str) -> bool:
     key = text.strip().lower()
-    if key in _BY_KEY:
-        return _BY_KEY[key]
-    if "://" in key or key.startswith("creativecommons.org"):
-        return _BY_KEY.get(_normalise_url(key))
-    return None
+    return "://" in key or key.startswith(("creativecommons.org", "www."))
+
+
+class LicenseCatalogue:
+    """The registered terms, indexed for matching a manifest's license text."""
+
+    def __init__(self, terms: Iterable[LicenseTerms]):
+        self.terms = sorted(terms, key=lambda t: t.code.lower())
+        self._by_name: dict[str, LicenseTerms] = {}
+        self._by_url: dict[str, LicenseTerms] = {}
+        for item in self.terms:
+            self._by_name.setdefault(normalise_name(item.code), item)
+            self._by_url.setdefault(normalise_url(item.url), item)
+        for item in self.terms:  # codes win over names when they collide
+            self._by_name.setdefault(normalise_name(item.name), item)
+
+    @property
+    def codes(self) -> list[str]:
+        return [item.code for item in self.terms]
+
+    def resolve(self, text: str | None) -> LicenseTerms | None:
+        """The terms that ``text`` (code, name or URL) names, or None."""
+        if not text or not text.strip():
+            return None
+        if _looks_like_url(text):
+            return self._by_url.get(normalise_url(text))
+        return self._by_name.get(normalise_name(text))
+
+    def clash(self, candidate: LicenseTerms) -> LicenseTerms | None:
+        """Registered terms that ``candidate``'s code, name or URL would be confused with, if any."""
+        for key in (candidate.code, candidate.name):
+            found = self._by_name.get(normalise_name(key))
+            if found is not None:
+                return found
+        return self._by_url.get(normalise_url(candidate.url))
+
+    def unknown_message(self, text: str | None) -> str:
+        """Why ``text`` was refused, what is accepted, and how an admin adds terms."""
+        accepted = ", ".join(self.codes) or "none"
+        return (f"unknown license terms {text!r}; accepted terms: {accepted} (code, name or URL). "
+                "An admin registers other terms that grant AI uses with 'foundry licenses add' "
+                "or POST /v1/license-terms")
 
 
 def parse_uses(value: object) -> frozenset[Use]:
@@ -86,7 +106,7 @@ def parse_uses(value: object) -> frozenset[Use]:
     elif isinstance(value, str):
         items = re.split(r"[;,|\s]+", value)
     else:
-        raise ValueError(f"permitted uses must be text or a list, not {type(value).__name__}")
+        raise ValueError(f"permitted uses must be text or a list, not {type(value).__name__}")  # noqa: TRY004
     uses = set()
     for item in (i.strip().lower().replace("-", "_") for i in items):
         if not item:

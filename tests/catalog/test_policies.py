@@ -6,12 +6,15 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from foundry.catalog.imaging import ImageLimits, ImageRejected, inspect_image, sniff_format
 from foundry.catalog.sources import safe_relative_path
-from foundry.licensing.policy import GrantTerms, allowed_uses, permits, why_not_permitted
-from foundry.licensing.terms import ALL_USES, Use, parse_uses, resolve_license
+from foundry.licensing import service as licensing_service
+from foundry.licensing.policy import GrantTerms, allowed_uses, judge_embedded_rights, permits, why_not_permitted
+from foundry.licensing.terms import ALL_USES, Use, parse_uses
 from provenance.hashing import NearDuplicateIndex, hamming, perceptual_hash
 from tests.support import images
 
@@ -34,15 +37,44 @@ def terms(**overrides) -> GrantTerms:
     ({"data_mining": "DMI-PROHIBITED-AIMLTRAINING"}, Use.BASE_TRAINING, "data_mining_prohibited"),
     ({"data_mining": "DMI-PROHIBITED-AIMLTRAINING"}, Use.GENERATION, None),
     ({"data_mining": "DMI-ALLOWED"}, Use.CUSTOMER_FINETUNE, None),
+    # issue 11: one rule for stored grants too; SEELINKEDRIGHTSEXPR and unknown values block training
+    ({"data_mining": "DMI-PROHIBITED-SEELINKEDRIGHTSEXPR"}, Use.BASE_TRAINING, "data_mining_prohibited"),
+    ({"data_mining": "http://ns.useplus.org/ldf/vocab/DMI-PROHIBITED-SEELINKEDRIGHTSEXPR"}, Use.CUSTOMER_FINETUNE,
+     "data_mining_prohibited"),
+    ({"data_mining": "no AI please"}, Use.BASE_TRAINING, "data_mining_unrecognised"),
+    ({"data_mining": "no AI please"}, Use.GENERATION, None),
+    ({"data_mining": " dmi-unspecified "}, Use.BASE_TRAINING, None),
 ])
 def test_grant_permissions(overrides, use, reason):
     assert why_not_permitted(terms(**overrides), use, NOW) == reason
     assert permits(terms(**overrides), use, NOW) is (reason is None)
 
 
+@pytest.mark.parametrize("values, unread, licence_is_the_grant, reason", [
+    ([], [], True, None),
+    ([], [], False, "data_mining_unspecified"),
+    (["DMI-UNSPECIFIED"], [], True, None),
+    (["DMI-UNSPECIFIED"], [], False, "data_mining_unspecified"),
+    (["DMI-ALLOWED"], [], False, None),
+    (["DMI-ALLOWED"], ["xmp_malformed"], True, "embedded_rights_unreadable"),
+    ([], ["xmp_extra_blocks_ignored"], True, "embedded_rights_unreadable"),
+    (["DMI-ALLOWED", "DMI-UNSPECIFIED"], [], True, "data_mining_conflict"),
+    (["DMI-ALLOWED", "DMI-PROHIBITED"], [], False, "data_mining_prohibited"),
+    (["DMI-PROHIBITED-SEELINKEDRIGHTSEXPR"], [], True, "data_mining_prohibited"),
+    (["DMI-PROHIBITED-EXCEPTSEARCHENGINEINDEXING"], [], True, "data_mining_prohibited"),
+    (["maybe"], [], True, "data_mining_unrecognised"),
+    (["DMI-ALLOWED", "maybe"], [], True, "data_mining_unrecognised"),
+])
+def test_one_rule_for_embedded_rights(values, unread, licence_is_the_grant, reason):
+    verdict = judge_embedded_rights(values, unread=unread, licence_is_the_grant=licence_is_the_grant)
+    assert (verdict.allows_training, verdict.reason) == (reason is None, reason)
+
+
 def test_embedded_prohibition_strips_training_uses():
-    assert allowed_uses(ALL_USES, "DMI-PROHIBITED-GENAIMLTRAINING") == {Use.GENERATION}
-    assert allowed_uses(ALL_USES, "DMI-UNSPECIFIED") == ALL_USES
+    prohibited = judge_embedded_rights(["DMI-PROHIBITED-GENAIMLTRAINING"], licence_is_the_grant=True)
+    unspecified = judge_embedded_rights(["DMI-UNSPECIFIED"], licence_is_the_grant=True)
+    assert allowed_uses(ALL_USES, prohibited) == {Use.GENERATION}
+    assert allowed_uses(ALL_USES, unspecified) == ALL_USES
 
 
 @pytest.mark.parametrize("text, code", [
@@ -50,8 +82,9 @@ def test_embedded_prohibition_strips_training_uses():
     ("https://creativecommons.org/licenses/by/4.0/deed.de", "CC-BY-4.0"),
     ("http://creativecommons.org/publicdomain/zero/1.0", "CC0-1.0"), ("proprietary", None), ("", None),
 ])
-def test_license_terms_resolve_by_code_name_or_url(text, code):
-    resolved = resolve_license(text)
+def test_license_terms_resolve_by_code_name_or_url(sessions, text, code):
+    with sessions() as session:
+        resolved = licensing_service.license_catalogue(session=session).resolve(text)
     assert (resolved.code if resolved else None) == code
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import gzip
 import io
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +15,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from foundry.catalog import rights
-from foundry.catalog.rights import EmbeddedRights, read_embedded_rights
+from foundry.catalog.rights import EmbeddedRights, read_embedded_rights, readers
 from tests.support import rights_images as images
 from tests.support.rights_images import PLUS_VOCAB
 
@@ -35,6 +37,7 @@ EXPECTED_FULL_RIGHTS = EmbeddedRights(
     license_url="https://creativecommons.org/licenses/by/4.0/",
     data_mining="DMI-PROHIBITED-GENAIMLTRAINING",
     other_constraints="Contact the agency for generative uses.",
+    data_mining_values=("DMI-PROHIBITED-GENAIMLTRAINING",),
 )
 
 
@@ -414,7 +417,7 @@ def test_svg_billion_laughs_inside_metadata_never_expands():
 
 def test_svg_too_large_to_parse_still_yields_its_xmp(monkeypatch):
     svg = images.svg_with_metadata(images.xmp_packet(creator="Big Drawing", data_mining=PLUS_VOCAB + "DMI-PROHIBITED"))
-    monkeypatch.setattr(rights, "MAX_SVG_BYTES", len(svg) - 1)
+    monkeypatch.setattr(readers, "MAX_SVG_BYTES", len(svg) - 1)
     read = read_embedded_rights(svg, "svg")
     assert (read.creator, read.data_mining) == ("Big Drawing", "DMI-PROHIBITED")
     assert read.warnings == ("svg_too_large",)
@@ -477,13 +480,25 @@ def test_jpeg_segment_length_below_two_is_rejected():
     assert read_embedded_rights(jpeg, "jpeg").warnings == ("jpeg_malformed",)
 
 
-def test_jpeg_walk_stops_at_start_of_scan():
-    """XMP-looking bytes in the image data are not metadata, and must not be read as such."""
-    late_xmp = images.jpeg_segment(0xE1, images.JPEG_XMP_HEADER + images.xmp_packet(creator="After SOS"))
+def test_xmp_looking_bytes_inside_the_image_data_are_not_metadata():
+    """Entropy-coded data holds no markers (0xFF is stuffed), so text in it is never read as a segment."""
     jpeg = images.make_jpeg()
     end_of_image = jpeg.rindex(b"\xff\xd9")
-    tampered = jpeg[:end_of_image] + late_xmp + jpeg[end_of_image:]
+    smuggled = images.JPEG_XMP_HEADER + images.xmp_packet(creator="Inside The Scan")
+    assert b"\xff" not in smuggled
+    tampered = jpeg[:end_of_image] + smuggled + jpeg[end_of_image:]
     assert read_embedded_rights(tampered, "jpeg") == EmbeddedRights()
+
+
+def test_segments_after_a_scan_are_read():
+    """A marker segment after the scan data (progressive files put tables there) is still metadata."""
+    late_xmp = images.jpeg_segment(0xE1, images.JPEG_XMP_HEADER + images.xmp_packet(
+        creator="After SOS", data_mining=PLUS_VOCAB + "DMI-PROHIBITED"))
+    jpeg = images.make_jpeg(xmp=images.xmp_packet(data_mining=PLUS_VOCAB + "DMI-ALLOWED"))
+    end_of_image = jpeg.rindex(b"\xff\xd9")
+    read = read_embedded_rights(jpeg[:end_of_image] + late_xmp + jpeg[end_of_image:], "jpeg")
+    assert (read.creator, read.data_mining) == ("After SOS", "DMI-PROHIBITED")
+    assert read.prohibits_ai_training
 
 
 def test_truncated_iptc_dataset_keeps_earlier_datasets():
@@ -598,3 +613,28 @@ def test_bytes_like_inputs_are_accepted():
 def test_svgz_bomb_is_capped():
     bomb = gzip.compress(b"<svg>" + b" " * (rights.MAX_SVG_BYTES + 10), compresslevel=9)
     assert read_embedded_rights(bomb, "svg").warnings == ("svg_too_large",)
+
+
+def test_rights_modules_share_no_private_names():
+    """The reader is split by concern (XMP/IPTC parsing, container readers); what crosses files is public."""
+    package = Path(rights.__file__).parent
+    for module in package.glob("*.py"):
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("foundry."):
+                private = [alias.name for alias in node.names if alias.name.startswith("_")]
+                assert not private, f"{module.name} imports private {private} from {node.module}"
+
+
+def test_a_files_metadata_has_one_budget_and_past_it_nothing_trains():
+    """Many packets each under the per-packet cap cannot add up to unbounded parsing work."""
+    padding = "x" * (rights.MAX_XMP_PACKET_BYTES - 4096)
+    count = rights.MAX_METADATA_BYTES // len(padding) + 2
+    info = PngInfo()
+    for _ in range(count):
+        info.add_itxt("XML:com.adobe.xmp", images.xmp_packet(creator="Padded", usage_terms=padding).decode(), zip=True)
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, "PNG", pnginfo=info)
+    read = read_embedded_rights(buffer.getvalue(), "png")
+    assert read.creator == "Padded" and read.warnings == ("metadata_too_large",)
+    assert read.prohibits_ai_training

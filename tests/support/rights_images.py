@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Literal
 from xml.sax.saxutils import escape, quoteattr
@@ -241,6 +242,7 @@ def svg_with_metadata(metadata: bytes | str | None = None, *, prolog: str = "", 
         f'<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 16 16"{root_attributes}>\n'
         f"{metadata_element}"
         '  <rect width="16" height="16" fill="#c83232"/>\n'
+        '  <rect width="8" height="16" fill="#2858c8"/>\n'
         "</svg>\n"
     ).encode()
 
@@ -265,10 +267,83 @@ def inkscape_svg(*, creator: str, rights: str, license_url: str) -> bytes:
     return svg_with_metadata(rdf, root_attributes=namespaces)
 
 
+def _picture(size: tuple[int, int], shade: int = 0) -> Image.Image:
+    """Two colours, so that the picture is not blank (onboarding refuses single-colour renditions)."""
+    image = Image.new("RGB", size, (200, 50, 50 + shade))
+    image.paste((40, 90, 200), (0, 0, size[0] // 2, size[1]))
+    return image
+
+
 def _encode(image_format: str, size: tuple[int, int], **save_options: object) -> bytes:
-    image = Image.new("RGB", size, (200, 50, 50))
+    image = _picture(size)
     if image_format == "GIF":
         image = image.convert("P")
     buffer = io.BytesIO()
     image.save(buffer, image_format, **save_options)
     return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------
+# Several packets per file (every container that can hold more than one), for the one-rule tests
+
+
+def malformed_xmp(packet: bytes) -> bytes:
+    """``packet`` made unparseable the way hand-written XMP usually is: an unescaped ampersand."""
+    return packet.replace(b"</rdf:Description>", b"<dc:title>Tom & Jerry</dc:title></rdf:Description>", 1)
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def jpeg_with_packets(packets: Sequence[bytes], *, iptc: bytes | None = None,
+                      size: tuple[int, int] = (16, 16)) -> bytes:
+    """A JPEG with one APP1 XMP segment per packet (and IPTC IIM in APP13), in order."""
+    segments = b"".join(jpeg_segment(0xE1, JPEG_XMP_HEADER + packet) for packet in packets)
+    if iptc is not None:
+        segments += jpeg_segment(0xED, PHOTOSHOP_HEADER + photoshop_resources(iptc))
+    return insert_after_soi(_encode("JPEG", size), segments)
+
+
+def png_with_packets(packets: Sequence[bytes], *, iptc: bytes | None = None) -> bytes:
+    """A PNG with one "XML:com.adobe.xmp" tEXt chunk per packet (bytes verbatim) before IEND."""
+    png = _encode("PNG", (16, 16))
+    chunks = b"".join(png_chunk(b"tEXt", b"XML:com.adobe.xmp\x00" + packet) for packet in packets)
+    if iptc is not None:
+        hex_text = iptc.hex()
+        chunks += png_chunk(b"tEXt", b"Raw profile type iptc\x00" + f"\niptc\n{len(iptc):8d}\n{hex_text}\n".encode())
+    iend = png.rindex(b"IEND") - 4
+    return png[:iend] + chunks + png[iend:]
+
+
+def webp_with_packets(packets: Sequence[bytes]) -> bytes:
+    """An extended WebP whose first packet Pillow wrote; the others follow as further "XMP " chunks."""
+    webp = make_webp(xmp=packets[0])
+    extra = b"".join(b"XMP " + struct.pack("<I", len(p)) + p + (b"\x00" if len(p) % 2 else b"") for p in packets[1:])
+    body = webp[8:] + extra
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def gif_with_packets(packets: Sequence[bytes]) -> bytes:
+    """A GIF89a with one "XMP DataXMP" application extension per packet before the image."""
+    gif = _encode("GIF", (16, 16))
+    packed = gif[10]
+    header_end = 13 + (3 * (2 << (packed & 0x07)) if packed & 0x80 else 0)
+    extensions = b"".join(b"\x21\xff\x0bXMP DataXMP" + packet + GIF_XMP_MAGIC_TRAILER for packet in packets)
+    return b"GIF89a" + gif[6:header_end] + extensions + gif[header_end:]
+
+
+def tiff_with_packets(packets: Sequence[bytes], *, iptc: bytes | None = None) -> bytes:
+    """A multi-page TIFF, one page per packet, each page's IFD holding its packet in tag 700."""
+    pages = [_picture((16, 16), shade=index) for index in range(len(packets))]
+    for page, packet in zip(pages[1:], packets[1:], strict=True):
+        page.encoderinfo = {"tiffinfo": {700: packet}}
+    first = {700: packets[0], **({33723: iptc} if iptc is not None else {})}
+    buffer = io.BytesIO()
+    pages[0].save(buffer, "TIFF", save_all=True, append_images=pages[1:], tiffinfo=first)
+    return buffer.getvalue()
+
+
+def svg_with_packets(packets: Sequence[bytes]) -> bytes:
+    """An SVG whose <metadata> holds every packet (UTF-8) one after the other."""
+    return svg_with_metadata("\n".join(packet.decode("utf-8") for packet in packets))
