@@ -24,7 +24,11 @@ CAPTIONS_FILE = "captions.jsonl"
 
 
 class ExampleLike(Protocol):
-    """What the engine needs from one training example; any object with these attributes works."""
+    """What the engine needs from one training example; any object with these attributes works.
+
+    An example may also carry ``tags`` (a sequence of catalog tags), used by the
+    ``caption_or_tags`` caption mode.
+    """
 
     example_id: str
     caption: str
@@ -37,6 +41,44 @@ class TrainingExample:
     example_id: str
     load_image: Callable[[], Image.Image]
     caption: str
+    tags: tuple[str, ...] = ()
+
+
+LABEL_TAG_PREFIXES = ("group:", "subgroup:")
+"""Catalog tags that name a classification level (``group:smileys-emotion``); they read as words."""
+MAX_CAPTION_TAGS = 8
+
+
+def tag_words(tag: str) -> str:
+    """``subgroup:face-smiling`` -> ``face smiling``; other tags unchanged."""
+    for prefix in LABEL_TAG_PREFIXES:
+        if tag.startswith(prefix):
+            return tag.removeprefix(prefix).replace("-", " ")
+    return tag
+
+
+def caption_with_tags(caption: str, tags: Sequence[str], max_tags: int = MAX_CAPTION_TAGS) -> str:
+    """The caption followed by the example's classification levels (finest first), then its other tags."""
+    levels = [tag_words(t) for prefix in reversed(LABEL_TAG_PREFIXES) for t in tags if t.startswith(prefix)]
+    others = [t for t in tags if not t.startswith(LABEL_TAG_PREFIXES)][:max_tags]
+    words = list(dict.fromkeys(w for w in [*levels, *others] if w and w != caption))
+    return ", ".join([caption, *words]) if words else caption
+
+
+def caption_forms(example: ExampleLike, mode: str) -> tuple[str, ...]:
+    """The captions an example may be trained with under a recipe's ``caption_mode``."""
+    if mode == "caption":
+        return (example.caption,)
+    if mode == "caption_or_tags":
+        enriched = caption_with_tags(example.caption, tuple(getattr(example, "tags", ()) or ()))
+        return (example.caption,) if enriched == example.caption else (example.caption, enriched)
+    raise ValueError(f"unknown caption mode {mode!r}")
+
+
+def caption_for_position(example: ExampleLike, mode: str, seed: int, position: int) -> str:
+    """The caption used at one stream position: a pure function of (seed, position), so resumes agree."""
+    forms = caption_forms(example, mode)
+    return forms[stable_seed("caption", seed, position) % len(forms)] if len(forms) > 1 else forms[0]
 
 
 def stable_seed(*parts: object) -> int:
@@ -126,7 +168,8 @@ def _image_file_loader(path: Path) -> Callable[[], Image.Image]:
 def load_data_dir(data_dir: str | Path) -> list[TrainingExample]:
     """Examples from a folder of images plus ``captions.jsonl``.
 
-    Each line is ``{"file": "relative/path.png", "caption": "...", "id": "optional-id"}``; the id
+    Each line is ``{"file": "relative/path.png", "caption": "...", "id": "optional-id", "tags": [...]}``
+    (``id`` and ``tags`` optional); the id
     defaults to the file name without its extension. Lines keep their order.
     """
     data_dir = Path(data_dir)
@@ -150,7 +193,8 @@ def load_data_dir(data_dir: str | Path) -> list[TrainingExample]:
         if example_id in seen:
             raise ValueError(f"{manifest}:{line_number}: duplicate id {example_id!r}")
         seen.add(example_id)
-        examples.append(TrainingExample(example_id, _image_file_loader(image_path), str(caption)))
+        tags = tuple(str(t) for t in record.get("tags") or ())
+        examples.append(TrainingExample(example_id, _image_file_loader(image_path), str(caption), tags))
     if not examples:
         raise ValueError(f"{manifest} lists no examples")
     return examples
@@ -164,13 +208,19 @@ def write_data_dir(data_dir: str | Path, examples: Sequence[ExampleLike]) -> Pat
     for number, example in enumerate(examples):
         file_name = f"{number:06d}.png"
         example.load_image().save(data_dir / file_name)
-        lines.append(json.dumps({"id": example.example_id, "file": file_name, "caption": example.caption}))
+        record = {"id": example.example_id, "file": file_name, "caption": example.caption}
+        if getattr(example, "tags", ()):
+            record["tags"] = list(example.tags)
+        lines.append(json.dumps(record))
     (data_dir / CAPTIONS_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return data_dir
 
 
 __all__ = [
     "CAPTIONS_FILE",
+    "caption_for_position",
+    "caption_forms",
+    "caption_with_tags",
     "ExampleLike",
     "ExampleOrder",
     "ImageTransform",

@@ -20,7 +20,9 @@ production job needs on top:
 Hooks: ``before_batch(ids: list[str])`` (every process, its own share of the batch),
 ``progress(step, total, loss, images_per_s, eta_s)`` (main process, after every optimizer step),
 ``should_cancel() -> bool`` (every process, before every optimizer step; any True stops all, saves a
-checkpoint when checkpoints are enabled, and raises :class:`TrainingCancelled`).
+checkpoint when checkpoints are enabled, and raises :class:`TrainingCancelled`),
+``stage_progress(stage, done, total)`` (main process, during stages before the loop, e.g. the
+``base`` recipe's text pre-training, whose images also pass ``before_batch`` first).
 """
 
 from __future__ import annotations
@@ -54,7 +56,15 @@ from transformers import CLIPTokenizer
 
 from training import checkpoints
 from training.caches import TensorCache
-from training.data import ExampleLike, ExampleOrder, ImageTransform, flip_for_position, stable_seed
+from training.data import (
+    ExampleLike,
+    ExampleOrder,
+    ImageTransform,
+    caption_forms,
+    caption_for_position,
+    flip_for_position,
+    stable_seed,
+)
 from training.losses import diffusion_loss
 from training.pipelines import (
     PipelineParts,
@@ -64,9 +74,11 @@ from training.pipelines import (
     sample_grid,
 )
 from training.recipes import Recipe
+from training.text_pretraining import pretrain_text_encoder
 from training.text_encoder import (
     encode_prompts,
     inherited_text_encoder_origin,
+    module_parameters_sha256,
     save_tokenizer,
     scratch_text_encoder_origin,
     tokenize_prompts,
@@ -79,6 +91,7 @@ logger = logging.getLogger(__name__)
 BeforeBatch = Callable[[list[str]], None]
 Progress = Callable[[int, int, float, float, float], None]
 ShouldCancel = Callable[[], bool]
+StageProgress = Callable[[str, int, int], None]
 
 RECIPE_FILE = "recipe.json"
 RESULT_FILE = "training_result.json"
@@ -88,6 +101,8 @@ PIPELINE_DIR = "pipeline"
 LORA_DIR = "lora"
 LORA_CHECKPOINT_FILE = "unet_lora.safetensors"
 TEXT_ORIGIN_FILE = "text_encoder_origin.json"
+PRETRAINED_TEXT_FILE = "pretrained_text_encoder.safetensors"
+TEXT_PRETRAINING_STAGE = "text_pretraining"
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -269,6 +284,7 @@ class DiffusionTrainer:
         before_batch: BeforeBatch | None = None,
         progress: Progress | None = None,
         should_cancel: ShouldCancel | None = None,
+        stage_progress: StageProgress | None = None,
         parts: PipelineParts | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
@@ -283,6 +299,7 @@ class DiffusionTrainer:
         self.before_batch = before_batch
         self.progress = progress
         self.should_cancel = should_cancel
+        self.stage_progress = stage_progress
         self.parts = parts
         self.accelerator: Accelerator | None = None
         self.global_step = 0
@@ -402,20 +419,60 @@ class DiffusionTrainer:
         if resuming and origin_path.is_file():
             self.text_encoder_origin = json.loads(origin_path.read_text(encoding="utf-8"))
         else:
-            captions = [e.caption for e in self.examples]
+            captions = self._all_caption_forms()
             self.text_encoder_origin = scratch_text_encoder_origin(captions, tokenizer, parts.text_encoder, recipe.seed)
-            if self.accelerator.is_main_process:
-                origin_path.write_text(json.dumps(self.text_encoder_origin, indent=2), encoding="utf-8")
+        if recipe.text_pretraining is not None:
+            self._pretrained_text_encoder(parts, resuming)
+        if self.accelerator.is_main_process:
+            origin_path.write_text(json.dumps(self.text_encoder_origin, indent=2), encoding="utf-8")
         self.accelerator.wait_for_everyone()
         return parts
+
+    def _text_pretraining_progress(self, done: int, total: int, _loss: float) -> None:
+        if self.stage_progress is not None:
+            self.stage_progress(TEXT_PRETRAINING_STAGE, done, total)
+
+    def _all_caption_forms(self) -> list[str]:
+        return [form for e in self.examples for form in caption_forms(e, self.recipe.caption_mode)]
+
+    def _pretrained_text_encoder(self, parts: PipelineParts, resuming: bool) -> None:
+        """Pre-train the text encoder once (main process), keep it in the state folder, load it everywhere.
+
+        A resumed job loads the saved encoder instead of pre-training again, so it continues with
+        exactly the text space the interrupted run used.
+        """
+        recipe = self.recipe
+        saved = self.output_dir / STATE_DIR / PRETRAINED_TEXT_FILE
+        pretrain_now = not (resuming and saved.is_file())
+        if pretrain_now:
+            # Pre-training reads every image: each passes the license gate first, batch by batch.
+            ids = [e.example_id for e in self.examples]
+            for start in range(0, len(ids), recipe.text_pretraining.batch_size):
+                self._gate(ids[start:start + recipe.text_pretraining.batch_size])
+        if pretrain_now and self.accelerator.is_main_process:
+            settings = recipe.text_pretraining
+            transform = ImageTransform(settings.resolution, recipe.center_crop)
+            pixels = torch.stack([transform(e.load_image()) for e in self.examples])
+            forms = [caption_forms(e, recipe.caption_mode) for e in self.examples]
+            report = pretrain_text_encoder(parts.text_encoder, parts.tokenizer, pixels, forms, settings,
+                                           seed=recipe.seed, progress=self._text_pretraining_progress)
+            staging = saved.with_suffix(".partial")
+            save_file({k: v.contiguous() for k, v in parts.text_encoder.state_dict().items()}, staging)
+            staging.replace(saved)
+            (saved.with_suffix(".json")).write_text(json.dumps(report, indent=2), encoding="utf-8")
+        self.accelerator.wait_for_everyone()
+        parts.text_encoder.load_state_dict(load_file(saved))
+        parts.text_encoder.eval().requires_grad_(False)
+        report = json.loads(saved.with_suffix(".json").read_text(encoding="utf-8"))
+        self.text_encoder_origin = {**self.text_encoder_origin, "trained_jointly_with_unet": False,
+                                    "pretraining": report, "parameters_sha256": module_parameters_sha256(parts.text_encoder)}
 
     def _scratch_tokenizer(self, resuming: bool) -> CLIPTokenizer:
         """Learned once by the main process and saved, so every process and every resume uses it."""
         folder = self.output_dir / STATE_DIR / "tokenizer"
         learn_now = not (resuming and folder.is_dir())
         if learn_now and self.accelerator.is_main_process:
-            captions = [e.caption for e in self.examples]
-            tokenizer = train_caption_tokenizer(captions, self.recipe.model_shape.tokenizer_vocab_size)
+            tokenizer = train_caption_tokenizer(self._all_caption_forms(), self.recipe.model_shape.tokenizer_vocab_size)
             save_tokenizer(tokenizer, folder)
         self.accelerator.wait_for_everyone()
         return CLIPTokenizer.from_pretrained(folder)
@@ -557,15 +614,16 @@ class DiffusionTrainer:
 
     # ------------------------------------------------------------------ loop
 
-    def fit(self) -> None:
-        """Train until ``max_train_steps`` optimizer steps are done."""
+    def fit(self, until_step: int | None = None) -> None:
+        """Train until ``max_train_steps`` optimizer steps are done (or ``until_step``, to measure on the way)."""
         recipe, accelerator = self.recipe, self.accelerator
         total = recipe.max_train_steps
+        stop_at = total if until_step is None else min(until_step, total)
         accumulation = recipe.gradient_accumulation_steps
         throughput = _Throughput(recipe.train_batch_size * accumulation * accelerator.num_processes)
         throughput.record(self.global_step)
         step_losses: list[torch.Tensor] = []
-        while self.global_step < total:
+        while self.global_step < stop_at:
             if self.micro_batch % accumulation == 0:
                 self._stop_if_cancelled()
             batch = self._next_batch(self.micro_batch)
@@ -652,7 +710,8 @@ class DiffusionTrainer:
         )
         clean = self._clean_inputs(batch, generator)
         dropped = torch.rand(len(batch.examples), generator=generator, device=device) < recipe.caption_dropout
-        captions = ["" if drop else e.caption for e, drop in zip(batch.examples, dropped.tolist())]
+        captions = ["" if drop else caption_for_position(e, recipe.caption_mode, recipe.seed, position)
+                    for e, drop, position in zip(batch.examples, dropped.tolist(), batch.positions)]
         embeddings = self._embed(captions)
         noise = torch.randn(clean.shape, generator=generator, device=device, dtype=clean.dtype)
         timesteps = torch.randint(
@@ -858,6 +917,7 @@ def train(
     before_batch: BeforeBatch | None = None,
     progress: Progress | None = None,
     should_cancel: ShouldCancel | None = None,
+    stage_progress: StageProgress | None = None,
     resume_from: str | Path | None = None,
 ) -> TrainingResult:
     """Train ``recipe`` on ``examples`` into ``output_dir`` and return what was produced.
@@ -867,7 +927,8 @@ def train(
     checkpoint folder. Exceptions from the hooks propagate unchanged.
     """
     trainer = DiffusionTrainer(
-        output_dir, recipe, examples, before_batch=before_batch, progress=progress, should_cancel=should_cancel
+        output_dir, recipe, examples, before_batch=before_batch, progress=progress, should_cancel=should_cancel,
+        stage_progress=stage_progress,
     )
     try:
         trainer.prepare(resume_from=resume_from)

@@ -51,6 +51,9 @@ class BaseModelShape:
     tokenizer_vocab_size: int = 2048
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
+    default_sampler: str = "ddpm"
+    """The scheduler saved with the model: ``ddpm`` (ancestral, reads the learned variance) or
+    ``dpmsolver++`` (second order, clean images in 20-30 steps)."""
 
     def __post_init__(self) -> None:
         for name in ("unet_block_out_channels", "unet_down_block_types"):
@@ -61,6 +64,8 @@ class BaseModelShape:
             raise ValueError("every UNet channel count must be divisible by unet_norm_num_groups")
         if self.text_hidden_size % self.text_num_heads:
             raise ValueError("text_hidden_size must be divisible by text_num_heads")
+        if self.default_sampler not in ("ddpm", "dpmsolver++"):
+            raise ValueError("default_sampler must be 'ddpm' or 'dpmsolver++'")
         if self.tokenizer_vocab_size < 600:
             raise ValueError("tokenizer_vocab_size must leave room above the 514 byte-level base symbols")
 
@@ -68,6 +73,31 @@ class BaseModelShape:
     def unet_up_block_types(self) -> tuple[str, ...]:
         """The decoder mirrors the encoder: attention where the encoder had it, at the same resolution."""
         return tuple(t.replace("Down", "Up") for t in reversed(self.unet_down_block_types))
+
+
+@dataclass(frozen=True)
+class TextPretraining:
+    """Contrastive pre-training of the ``base`` text encoder on the snapshot's own image-caption pairs.
+
+    A small image tower and the text encoder learn to match each training image with its caption
+    (CLIP's objective, on the licensed snapshot only); the image tower is then discarded and the
+    text encoder is frozen, so its embeddings are cached and the UNet learns against a text space
+    that already groups captions by what their images look like.
+    """
+
+    epochs: int = 12
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    image_width: int = 32
+    resolution: int = 32
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0 or self.batch_size < 2 or self.learning_rate <= 0 or self.image_width % 8:
+            raise ValueError("text pre-training needs epochs > 0, batch_size >= 2, learning_rate > 0 and an "
+                             "image_width divisible by 8")
+
+
+CAPTION_MODES: tuple[str, ...] = ("caption", "caption_or_tags")
 
 
 @dataclass(frozen=True)
@@ -118,6 +148,12 @@ class Recipe:
     """Cache the frozen text encoder's output per caption instead of encoding every step."""
     caption_dropout: float = 0.0
     """Share of captions replaced by "" so the model also learns the unconditional branch for CFG."""
+    caption_mode: str = "caption"
+    """``caption``: every example's caption as catalogued; ``caption_or_tags``: each time an image is
+    seen, either that caption or the caption enriched with the example's catalog tags (half each,
+    decided by seed and stream position), so prompts in either form work."""
+    text_pretraining: TextPretraining | None = None
+    """``base`` only: pre-train the text encoder on the snapshot's pairs, then freeze it."""
     snr_gamma: float | None = None
     """Min-SNR loss weighting (Hang et al. 2023); ``None`` keeps the plain MSE."""
     learned_variance_weight: float = 1.0
@@ -144,6 +180,8 @@ class Recipe:
         object.__setattr__(self, "lora_target_modules", tuple(self.lora_target_modules))
         if isinstance(self.model_shape, dict):
             object.__setattr__(self, "model_shape", BaseModelShape(**self.model_shape))
+        if isinstance(self.text_pretraining, dict):
+            object.__setattr__(self, "text_pretraining", TextPretraining(**self.text_pretraining))
         self._validate()
 
     def _validate(self) -> None:
@@ -156,13 +194,18 @@ class Recipe:
                 raise ValueError("the base recipe needs a model_shape")
             if self.resolution is None:
                 raise ValueError("the base recipe needs an explicit resolution")
-            if not self.train_text_encoder:
-                raise ValueError("the base recipe trains its text encoder from scratch: train_text_encoder=True")
+            if self.train_text_encoder == (self.text_pretraining is not None):
+                raise ValueError("the base recipe learns its text encoder either jointly with the UNet "
+                                 "(train_text_encoder=True) or first, then frozen (text_pretraining)")
         else:
             if not self.base_model:
                 raise ValueError(f"the {self.kind} recipe needs base_model, a diffusers pipeline folder")
             if self.model_shape is not None:
                 raise ValueError("model_shape only applies to the base recipe")
+            if self.text_pretraining is not None:
+                raise ValueError("text_pretraining only applies to the base recipe")
+        if self.caption_mode not in CAPTION_MODES:
+            raise ValueError(f"caption_mode must be one of {CAPTION_MODES}")
         if self.kind == "lora" and self.train_text_encoder:
             raise ValueError("the lora recipe adapts the UNet only; train_text_encoder must be False")
         if self.resolution is not None and (self.resolution <= 0 or self.resolution % 8):
@@ -307,6 +350,7 @@ __all__ = [
     "RECIPE_FACTORIES",
     "BaseModelShape",
     "Recipe",
+    "TextPretraining",
     "base_recipe",
     "finetune_recipe",
     "lora_recipe",
