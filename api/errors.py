@@ -29,6 +29,16 @@ class ApiError(Exception):
         self.headers = headers
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from ``receive`` once a request body passes its limit (see ``api.limits``). An
+    HTTPException, so FastAPI's body parsing passes it on instead of turning it into a 400."""
+
+    def __init__(self, limit: int):
+        super().__init__(status_code=413, detail=f"this request is limited to {limit} bytes",
+                         headers={"Connection": "close"})  # the rest of the body is not read: do not drain it
+        self.limit = limit
+
+
 def error_body(code: str, message: str, **extra) -> dict:
     return {"error": {"code": code, "message": message, **extra}}
 
