@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from api.deps import AdminPrincipal, CurrentPrincipal, SessionDep
 from api.errors import ApiError
+from api.params import Offset
 from foundry.pricing import service as pricing_service
 from foundry.pricing.schemas import PriceRuleCreate, PriceRuleRead
 from foundry.royalties import service as royalties_service
@@ -76,7 +77,7 @@ def who_am_i(principal: CurrentPrincipal, session: SessionDep,
 @router.get("/me/ledger", response_model=list[LedgerEntryRead])
 def my_ledger(principal: CurrentPrincipal, session: SessionDep,
               limit: Annotated[int, Query(ge=1, le=500)] = 100,
-              offset: Annotated[int, Query(ge=0)] = 0) -> list[LedgerEntryRead]:
+              offset: Offset = 0) -> list[LedgerEntryRead]:
     """A customer's charges or an artist's royalties (and their reversals), oldest first."""
     _, scope = _own_account(principal)
     return [_entry_read(entry) for entry in royalties_service.entries_for(session=session, limit=limit,

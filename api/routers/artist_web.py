@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from api.deps import BlobStoreDep, SessionDep, SettingsDep
+from api.params import MAX_INT32
 from api.web_session import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -39,6 +40,7 @@ from foundry.payouts import service as payouts_service
 from foundry.payouts.periods import parse_period, period_of
 
 router = APIRouter(prefix="/artist", tags=["artist pages"], include_in_schema=False)
+OUTPUTS_PER_PAGE = 25
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parents[1] / "templates"))
 
 
@@ -113,7 +115,8 @@ def sign_out(request: Request, settings: SettingsDep, session: SessionDep,
 
 @router.get("", response_class=HTMLResponse)
 def dashboard(request: Request, settings: SettingsDep, session: SessionDep, period: str | None = None,
-              page: int = 0, notice: str | None = None, currency: str = "USD") -> Response:
+              page: Annotated[int, Query(ge=0, le=MAX_INT32 // OUTPUTS_PER_PAGE)] = 0, notice: str | None = None,
+              currency: str = "USD") -> Response:
     try:
         web = _signed_in(request, settings, session)
     except NotSignedIn:
@@ -123,11 +126,11 @@ def dashboard(request: Request, settings: SettingsDep, session: SessionDep, peri
         parse_period(period)
     except FoundryError:
         period = period_of(utcnow())
-    page = max(0, page)
     statement = payouts_service.statement(session=session, contributor_id=web.contributor_id, period=period,
                                           currency=currency, threshold=settings.payout_threshold, top_assets=12)
     outputs = payouts_service.statement_outputs(session=session, contributor_id=web.contributor_id, period=period,
-                                                currency=currency, limit=25, offset=page * 25)
+                                                currency=currency, limit=OUTPUTS_PER_PAGE,
+                                                offset=page * OUTPUTS_PER_PAGE)
     history = list(reversed(payouts_service.periods_with_earnings(session=session, contributor_id=web.contributor_id,
                                                                   currency=currency)))[-24:]
     top = max((abs(item["earned"]) for item in history), default=0) or 1

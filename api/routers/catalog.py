@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, UploadFile, status
 from api.deps import AdminPrincipal, BlobStoreDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.forms import FormFields, file_property, multipart_body, read_form
+from api.params import Offset
 from foundry.catalog import service as catalog_service
 from foundry.catalog.schemas import AssetRead, CatalogSummaryRead, ImportPage, ImportRead, ImportSummaryRead
 from foundry.catalog.sources import open_source
@@ -110,7 +111,7 @@ def list_imports(
     _principal: AdminPrincipal,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ImportPage:
     batches = catalog_service.list_imports(session=session, limit=limit, offset=offset)
     return ImportPage(items=[ImportSummaryRead.model_validate(b) for b in batches], limit=limit, offset=offset)

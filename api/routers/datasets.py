@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from api.deps import AdminPrincipal, SessionDep
+from api.params import Offset
 from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotCreate, SnapshotRead
 
@@ -54,7 +55,7 @@ def create_snapshot(principal: AdminPrincipal, session: SessionDep, body: Snapsh
 @router.get("", response_model=list[SnapshotRead])
 def list_snapshots(_principal: AdminPrincipal, session: SessionDep,
                    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> list[SnapshotRead]:
+                   offset: Offset = 0) -> list[SnapshotRead]:
     return [SnapshotRead.model_validate(s) for s in dataset_service.list_snapshots(session=session, limit=limit,
                                                                                     offset=offset)]
 
@@ -67,7 +68,7 @@ def get_snapshot(_principal: AdminPrincipal, session: SessionDep, snapshot_id: u
 @router.get("/{snapshot_id}/entries", response_model=SnapshotEntryPage)
 def list_entries(_principal: AdminPrincipal, session: SessionDep, snapshot_id: uuid.UUID,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> SnapshotEntryPage:
+                 offset: Offset = 0) -> SnapshotEntryPage:
     snapshot = dataset_service.get_snapshot(session=session, snapshot_id=snapshot_id)
     entries = dataset_service.snapshot_entries(session=session, snapshot_id=snapshot_id, limit=limit, offset=offset)
     return SnapshotEntryPage(items=[SnapshotEntryRead.model_validate(e, from_attributes=True) for e in entries],

@@ -18,6 +18,7 @@ from api.deps import (
     SettingsDep,
 )
 from api.errors import ApiError, error_body
+from api.params import ImageIndex
 from foundry.generation import service as generation_service
 from foundry.generation.models import Generation
 from foundry.generation.schemas import (
@@ -127,7 +128,7 @@ def get_generation(principal: CustomerOrAdmin, session: SessionDep, generation_i
 @router.get("/generations/{generation_id}/images/{index}", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
 def get_generation_image(principal: CustomerOrAdmin, session: SessionDep, blob_store: BlobStoreDep,
-                         generation_id: uuid.UUID, index: int,
+                         generation_id: uuid.UUID, index: ImageIndex,
                          variant: Annotated[Literal["delivery", "raw"], Query()] = "delivery") -> Response:
     """The delivered PNG (watermarked, with Content Credentials), or the pipeline's raw output."""
     image = generation_service.get_image(session=session, generation_id=generation_id, index=index,

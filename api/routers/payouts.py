@@ -10,13 +10,13 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, SettingsDep
 from api.errors import ApiError
+from api.params import Offset, Threshold
 from foundry.payouts import service as payouts_service
 
 router = APIRouter(prefix="/v1", tags=["payouts"])
 
 Currency = Annotated[str, Query(pattern=r"^[A-Z]{3}$")]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 def _artist(principal) -> uuid.UUID:
@@ -86,7 +86,7 @@ def contributor_statement(_principal: AdminPrincipal, session: SessionDep, setti
 
 @router.post("/payout-periods/{period}/close")
 def close_payout_period(principal: AdminPrincipal, session: SessionDep, settings: SettingsDep, period: str,
-                        threshold: Annotated[int | None, Query(ge=0)] = None) -> dict:
+                        threshold: Threshold = None) -> dict:
     """Freeze the period into a payout batch (threshold: minimum payout, default from settings). Twice is a no-op."""
     with session.begin():
         result = payouts_service.close_period(

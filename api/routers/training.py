@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 
 from api.deps import AdminPrincipal, CustomerOrAdmin, SessionDep, SettingsDep
 from api.errors import ApiError
+from api.params import Offset
 from foundry.generation import service as generation_service
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.schemas import LineageStep, ModelRead
@@ -46,7 +47,7 @@ def create_training_job(principal: AdminPrincipal, session: SessionDep, settings
 @router.get("/training-jobs", response_model=list[TrainingJobRead])
 def list_training_jobs(_principal: AdminPrincipal, session: SessionDep,
                        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                       offset: Annotated[int, Query(ge=0)] = 0) -> list[TrainingJobRead]:
+                       offset: Offset = 0) -> list[TrainingJobRead]:
     return [TrainingJobRead.model_validate(j) for j in job_service.list_jobs(session=session, limit=limit,
                                                                               offset=offset)]
 
@@ -65,7 +66,7 @@ def cancel_training_job(_principal: AdminPrincipal, session: SessionDep, job_id:
 @router.get("/models", response_model=list[ModelRead])
 def list_models(principal: CustomerOrAdmin, session: SessionDep,
                 limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                offset: Annotated[int, Query(ge=0)] = 0) -> list[ModelRead]:
+                offset: Offset = 0) -> list[ModelRead]:
     """Admins see every model; a customer sees the shared models and its own fine-tunes."""
     models = generation_service.list_visible_models(session=session, tenant_id=_tenant_scope(principal),
                                                     limit=limit, offset=offset)

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_IMAGES_PER_REQUEST = 8
+
 SchedulerName = Literal["default", "ddpm", "ddim", "euler", "euler_ancestral", "dpmsolver++", "pndm"]
 
 
@@ -18,7 +20,7 @@ class GenerationCreate(BaseModel):
     prompt: str = Field(min_length=1, max_length=2000)
     negative_prompt: str = Field(default="", max_length=2000)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1, description="Returned when omitted.")
-    num_images: int = Field(default=1, ge=1, le=8)
+    num_images: int = Field(default=1, ge=1, le=MAX_IMAGES_PER_REQUEST)
     steps: int = Field(default=30, ge=1, le=150)
     guidance_scale: float = Field(default=5.0, ge=0.0, le=30.0)
     width: int | None = Field(default=None, description="One of the model's supported sizes; default its native size.")
