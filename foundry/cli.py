@@ -15,6 +15,7 @@ from rich.table import Table
 
 from foundry import migrate
 from foundry.accounts import service as accounts_service
+from foundry.accounts.policy import Principal
 from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
 from foundry.catalog.sources import open_source
@@ -60,6 +61,10 @@ app.add_typer(generations_app, name="generations")
 
 console = Console()
 errors = Console(stderr=True)
+
+
+OPERATOR = Principal(role="admin", key_id=None, name="cli")
+"""Who the command line acts as: the operator of this deployment, with the database at hand."""
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -383,7 +388,7 @@ def provenance_verify(image: Path) -> None:
         credentials = ContentCredentials(settings.resolved_signing_dir)
         with session_factory(settings.resolved_database_url)() as session:
             report = verify_image(session=session, data=image.read_bytes(), credentials=credentials,
-                                  limits=catalog_service.import_options(settings).limits)
+                                  limits=catalog_service.import_options(settings).limits, viewer=OPERATOR)
     except (FoundryError, SigningNotConfigured) as exc:
         raise _fail(getattr(exc, "message", str(exc))) from None
     console.print_json(data=asdict(report))

@@ -46,5 +46,5 @@ def verify(principal: CurrentPrincipal, session: SessionDep, settings: SettingsD
     except SigningNotConfigured as exc:
         raise ApiError(503, "provenance_not_configured", str(exc)) from None
     report = verify_image(session=session, data=data, credentials=credentials,
-                          limits=catalog_service.import_options(settings).limits)
+                          limits=catalog_service.import_options(settings).limits, viewer=principal)
     return asdict(report)

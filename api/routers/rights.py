@@ -44,7 +44,7 @@ class RevocationPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: Literal["keep_serving", "stop_after_grace"]
-    grace_days: int = Field(default=30, ge=0, le=3650)
+    grace_days: int = Field(default=30, ge=0, le=3650, strict=True)
 
 
 def _withdraw(session, contributor_id: uuid.UUID, body: WithdrawalCreate, requested_by: str) -> WithdrawalRead:
