@@ -14,7 +14,7 @@ from foundry.royalties.models import AttributionLine, LedgerEntry
 from foundry.training_jobs.models import TrainingJob
 
 __all__ = [
-    "ApiKey", "ArtistSession", "Asset", "AttributionIndex", "AttributionLine", "Base", "CatalogImport", "Contributor", "DatasetSnapshot", "GeneratedImage",
-    "Generation", "LedgerEntry", "LicenseGrant", "PayoutLine", "PayoutPeriod", "RightsWithdrawal", "PriceRule", "RegisteredModel", "SnapshotEntry", "Tenant",
-    "TrainingJob",
+    "ApiKey", "ArtistSession", "Asset", "AttributionIndex", "AttributionLine", "Base", "CatalogImport", "Contributor",
+    "DatasetSnapshot", "GeneratedImage", "Generation", "LedgerEntry", "LicenseGrant", "PayoutLine", "PayoutPeriod",
+    "PriceRule", "RegisteredModel", "RightsWithdrawal", "SnapshotEntry", "Tenant", "TrainingJob",
 ]
