@@ -179,8 +179,8 @@ def print_summary(summary) -> None:
     table.add_row("imports", str(summary.imports))
     console.print(table)
     top = Table("contributor", "assets", title="top contributors")
-    for name, count in summary.top_contributors:
-        top.add_row(name, str(count))
+    for item in summary.top_contributors:
+        top.add_row(item.display_name, str(item.assets))
     console.print(top)
 
 
@@ -552,7 +552,8 @@ def _parse_overrides(items: list[str]) -> dict:
 
 
 def submit_training_job(settings: Settings, *, recipe_kind: str, snapshot_id: uuid.UUID, name: str,
-                        base_model_id: uuid.UUID | None, overrides: dict, requested_by: str = "cli"):
+                        base_model_id: uuid.UUID | None, overrides: dict, requested_by: str = "cli",
+                        owner_tenant_id: uuid.UUID | None = None):
     """Validate the recipe, record the job, and return it (not yet queued)."""
     from training.recipes import recipe_for_job
 
@@ -564,7 +565,8 @@ def submit_training_job(settings: Settings, *, recipe_kind: str, snapshot_id: uu
         with session_factory(settings.resolved_database_url)() as session, session.begin():
             return job_service.create_job(session=session, name=name, recipe_kind=recipe_kind,
                                           recipe=recipe.to_dict(), snapshot_id=snapshot_id,
-                                          base_model_id=base_model_id, requested_by=requested_by)
+                                          base_model_id=base_model_id, requested_by=requested_by,
+                                          owner_tenant_id=owner_tenant_id)
     except FoundryError as exc:
         raise _fail(f"{exc.message} [{exc.code}]") from None
 
@@ -599,6 +601,9 @@ def train_start(
     name: Annotated[str, typer.Option(help="Name of the model it will register.")],
     recipe: Annotated[str, typer.Option(help="base, finetune or lora.")] = "base",
     base_model: Annotated[str | None, typer.Option(help="Registered model id (finetune, lora).")] = None,
+    tenant: Annotated[str | None, typer.Option(
+        help="Tenant id: train that tenant's private fine-tune (finetune or lora on its customer_finetune "
+             "snapshot).")] = None,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (max_train_steps).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Recipe field KEY=VALUE (repeatable).")] = None,
     wait: Annotated[bool, typer.Option(help="Follow progress until the job ends.")] = False,
@@ -610,8 +615,10 @@ def train_start(
     if steps is not None:
         overrides["max_train_steps"] = steps
     job = submit_training_job(settings, recipe_kind=recipe, snapshot_id=_uuid(snapshot, "snapshot"), name=name,
-                              base_model_id=_uuid(base_model, "model") if base_model else None, overrides=overrides)
-    console.print(f"training job [bold]{job.id}[/] queued ({recipe}, {job.total_steps} steps)")
+                              base_model_id=_uuid(base_model, "model") if base_model else None, overrides=overrides,
+                              owner_tenant_id=_uuid(tenant, "tenant") if tenant else None)
+    owner = f", for tenant {job.owner_tenant_id}" if job.owner_tenant_id else ""
+    console.print(f"training job [bold]{job.id}[/] queued ({recipe}, {job.total_steps} steps{owner})")
     if inline:
         import threading
 
