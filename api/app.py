@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import RequestLimits
+from api.openapi import install_openapi
 from api.ratelimit import make_rate_limiter
 from api.routers import (
     accounts,
@@ -46,4 +47,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rights.router)
     app.include_router(attribution.router)
     app.include_router(artist_web.router)
+    install_openapi(app)
     return app

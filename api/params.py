@@ -17,3 +17,7 @@ Threshold = Annotated[int | None, Query(ge=0, le=MAX_INT32,
                                         description="Minimum payout in minor units; default from settings.")]
 ImageIndex = Annotated[int, Path(ge=0, le=MAX_IMAGES_PER_REQUEST - 1,
                                  description="Position of the image in its generation, from 0.")]
+Period = Annotated[str, Path(pattern=r"^[0-9]{4}-[0-9]{2}$", examples=["2026-11"],
+                             description="A calendar month in UTC, YYYY-MM (month 01-12).")]
+Cursor = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
+                                     description="Opaque: the next_cursor of the previous page (URL-safe base64).")]

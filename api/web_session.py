@@ -67,8 +67,8 @@ def decode_session(secret: bytes, cookie: str | None) -> WebSession | None:
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(payload.encode()))
-        session = WebSession(session_id=uuid.UUID(data["s"]), key_id=uuid.UUID(data["k"]), contributor_id=uuid.UUID(data["c"]), csrf=data["x"],
-                             expires=int(data["e"]))
+        session = WebSession(session_id=uuid.UUID(data["s"]), key_id=uuid.UUID(data["k"]),
+                             contributor_id=uuid.UUID(data["c"]), csrf=data["x"], expires=int(data["e"]))
     except (ValueError, KeyError, TypeError):
         return None
     return session if session.expires > time.time() else None

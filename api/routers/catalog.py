@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, UploadFile, status
 
 from api.deps import AdminPrincipal, BlobStoreDep, SessionDep, SettingsDep
-from api.errors import ApiError
+from api.errors import ApiError, error_responses
 from api.forms import FormFields, file_property, multipart_body, read_form
 from api.params import Offset
 from foundry.catalog import service as catalog_service
@@ -72,7 +72,7 @@ _IMPORT_BODY = multipart_body({
 
 
 @router.post("/catalog/imports", status_code=status.HTTP_201_CREATED, response_model=ImportRead,
-             openapi_extra=_IMPORT_BODY)
+             openapi_extra=_IMPORT_BODY, responses=error_responses(404, s404="tenant_id names no tenant."))
 def create_import(
     principal: AdminPrincipal,
     settings: SettingsDep,

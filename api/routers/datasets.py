@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from api.deps import AdminPrincipal, SessionDep
+from api.errors import error_responses
 from api.params import Offset
 from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotCreate, SnapshotRead
@@ -42,7 +43,8 @@ class GateRead(BaseModel):
     violations: list[dict]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SnapshotRead)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SnapshotRead,
+             responses=error_responses(404, s404="A tenant named in the filters does not exist."))
 def create_snapshot(principal: AdminPrincipal, session: SessionDep, body: SnapshotCreate) -> SnapshotRead:
     with session.begin():
         snapshot = dataset_service.create_snapshot(

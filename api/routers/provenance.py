@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, UploadFile
 
 from api.deps import CurrentPrincipal, GenerationRunnerDep, SessionDep, SettingsDep
-from api.errors import ApiError
+from api.errors import ApiError, error_responses
 from api.forms import FormFields, file_property, multipart_body, read_form
 from foundry.catalog import service as catalog_service
 from foundry.generation.verification import verify_image
@@ -31,7 +31,8 @@ async def verify_upload(request: Request) -> AsyncIterator[UploadFile]:
 
 
 @router.post("/provenance/verify", openapi_extra=multipart_body(
-    {"image": file_property("The image to check (PNG, JPEG, WebP, GIF, TIFF).")}, required=["image"]))
+    {"image": file_property("The image to check (PNG, JPEG, WebP, GIF, TIFF).")}, required=["image"]),
+    responses=error_responses(503, s503="This deployment has no signing material (provenance_not_configured)."))
 def verify(principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep, runner: GenerationRunnerDep,
            image: Annotated[UploadFile, Depends(verify_upload)]) -> dict:
     """Reads the C2PA manifest, else the invisible watermark, else looks up the perceptual hash."""
