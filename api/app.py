@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from api.errors import error_body, install_error_handlers
+from api.errors import install_error_handlers
+from api.limits import RequestLimits
+from api.openapi import install_openapi
 from api.ratelimit import make_rate_limiter
 from api.routers import (
     accounts,
@@ -31,16 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = make_rate_limiter(settings)
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def limit_request_size(request: Request, call_next):
-        declared = request.headers.get("content-length")
-        # JSON bodies are small by nature; only multipart uploads may be large
-        multipart = request.headers.get("content-type", "").startswith("multipart/")
-        limit = settings.max_upload_bytes if multipart else settings.max_json_bytes
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            return JSONResponse(error_body("request_too_large", f"this request is limited to {limit} bytes"),
-                                status_code=413)
-        return await call_next(request)
+    app.add_middleware(RequestLimits, settings=settings)
 
     @app.get("/v1/health", tags=["health"])
     def health() -> dict:
@@ -57,4 +49,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(licensing.router)
     app.include_router(attribution.router)
     app.include_router(artist_web.router)
+    install_openapi(app)
     return app

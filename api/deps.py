@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.datastructures import Headers
 
 from api.errors import ApiError
 from api.ratelimit import retry_after_header
@@ -46,8 +47,12 @@ def get_blob_store(request: Request) -> BlobStore:
 BlobStoreDep = Annotated[BlobStore, Depends(get_blob_store)]
 
 
-def _bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
+PRINCIPAL_STATE_KEY = "principal"
+"""Where ``api.limits.RequestLimits`` leaves the caller it authenticated before the body was read."""
+
+
+def _bearer_token(headers: Headers) -> str:
+    header = headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "missing_api_key", "send an API key as 'Authorization: Bearer <key>'",
@@ -55,8 +60,9 @@ def _bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def _authenticate(request: Request, settings: Settings, session: Session) -> Principal:
-    token = _bearer_token(request)
+def authenticate_headers(headers: Headers, settings: Settings, session: Session) -> Principal:
+    """Who the request's bearer key stands for (the deployment's admin key, or an issued key); 401 otherwise."""
+    token = _bearer_token(headers)
     configured = settings.admin_api_key
     if configured is not None and hmac.compare_digest(token.encode(), configured.get_secret_value().encode()):
         return Principal(role="admin", key_id=None, name="admin")
@@ -67,14 +73,19 @@ def _authenticate(request: Request, settings: Settings, session: Session) -> Pri
     return principal
 
 
-def current_principal(request: Request, settings: SettingsDep, session: SessionDep) -> Principal:
-    """Who is calling (the deployment's admin key, or a key from ``foundry keys create``), within its rate limit."""
-    principal = _authenticate(request, settings, session)
-    limiter = request.app.state.rate_limiter
+def check_rate_limit(limiter, principal: Principal) -> None:
     decision = limiter.hit(str(principal.key_id or principal.name))
     if not decision.allowed:
         raise ApiError(429, "rate_limited", "too many requests for this API key; retry later",
                        headers={"Retry-After": retry_after_header(decision)})
+
+
+def current_principal(request: Request, settings: SettingsDep, session: SessionDep) -> Principal:
+    """Who is calling, within its rate limit: normally settled by the middleware before the body was read."""
+    principal = getattr(request.state, PRINCIPAL_STATE_KEY, None)
+    if principal is None:  # a route outside the middleware's /v1 scope
+        principal = authenticate_headers(request.headers, settings, session)
+        check_rate_limit(request.app.state.rate_limiter, principal)
     return principal
 
 

@@ -1,9 +1,9 @@
 """Signed session cookies for the artist pages, with a CSRF token per session.
 
-The cookie holds {key id, contributor id, expiry, csrf} and an HMAC-SHA256 over it with the
-deployment's session secret (``FOUNDRY_SESSION_SECRET``, else a random secret kept in
-``var_dir/session-secret``). Every request re-checks that the API key behind the session has not
-been revoked since sign-in.
+The cookie holds {session id, key id, contributor id, expiry, csrf} and an HMAC-SHA256 over it
+with the deployment's session secret (``FOUNDRY_SESSION_SECRET``, else a random secret kept in
+``var_dir/session-secret``). The session id names a server-side row: every request re-checks that
+the session was not ended (signed out) and that the API key behind it has not been revoked.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ SESSION_SECONDS = 8 * 3600
 
 @dataclass(frozen=True)
 class WebSession:
+    session_id: uuid.UUID
     key_id: uuid.UUID
     contributor_id: uuid.UUID
     csrf: str
@@ -48,11 +49,13 @@ def _sign(secret: bytes, payload: bytes) -> str:
     return hmac.new(secret, payload, hashlib.sha256).hexdigest()
 
 
-def encode_session(secret: bytes, *, key_id: uuid.UUID, contributor_id: uuid.UUID) -> tuple[str, WebSession]:
-    session = WebSession(key_id=key_id, contributor_id=contributor_id, csrf=secrets.token_urlsafe(24),
-                         expires=int(time.time()) + SESSION_SECONDS)
+def encode_session(secret: bytes, *, session_id: uuid.UUID, key_id: uuid.UUID, contributor_id: uuid.UUID,
+                   expires: int) -> tuple[str, WebSession]:
+    session = WebSession(session_id=session_id, key_id=key_id, contributor_id=contributor_id,
+                         csrf=secrets.token_urlsafe(24), expires=expires)
     payload = base64.urlsafe_b64encode(json.dumps({
-        "k": str(key_id), "c": str(contributor_id), "x": session.csrf, "e": session.expires}).encode())
+        "s": str(session_id), "k": str(key_id), "c": str(contributor_id), "x": session.csrf,
+        "e": session.expires}).encode())
     return f"{payload.decode()}.{_sign(secret, payload)}", session
 
 
@@ -64,8 +67,8 @@ def decode_session(secret: bytes, cookie: str | None) -> WebSession | None:
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(payload.encode()))
-        session = WebSession(key_id=uuid.UUID(data["k"]), contributor_id=uuid.UUID(data["c"]), csrf=data["x"],
-                             expires=int(data["e"]))
+        session = WebSession(session_id=uuid.UUID(data["s"]), key_id=uuid.UUID(data["k"]),
+                             contributor_id=uuid.UUID(data["c"]), csrf=data["x"], expires=int(data["e"]))
     except (ValueError, KeyError, TypeError):
         return None
     return session if session.expires > time.time() else None

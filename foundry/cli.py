@@ -17,6 +17,7 @@ from rich.table import Table
 
 from foundry import migrate
 from foundry.accounts import service as accounts_service
+from foundry.accounts.policy import Principal
 from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
 from foundry.config import Settings, get_settings
@@ -67,6 +68,10 @@ app.add_typer(generations_app, name="generations")
 
 console = Console()
 errors = Console(stderr=True)
+
+
+OPERATOR = Principal(role="admin", key_id=None, name="cli")
+"""Who the command line acts as: the operator of this deployment, with the database at hand."""
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -191,8 +196,8 @@ def print_summary(summary) -> None:
     table.add_row("imports", str(summary.imports))
     console.print(table)
     top = Table("contributor", "assets", title="top contributors")
-    for name, count in summary.top_contributors:
-        top.add_row(name, str(count))
+    for item in summary.top_contributors:
+        top.add_row(item.display_name, str(item.assets))
     console.print(top)
 
 
@@ -444,7 +449,7 @@ def provenance_verify(image: Path) -> None:
         credentials = ContentCredentials(settings.resolved_signing_dir)
         with session_factory(settings.resolved_database_url)() as session:
             report = verify_image(session=session, data=image.read_bytes(), credentials=credentials,
-                                  limits=catalog_service.import_options(settings).limits)
+                                  limits=catalog_service.import_options(settings).limits, viewer=OPERATOR)
     except (FoundryError, SigningNotConfigured) as exc:
         raise _fail(getattr(exc, "message", str(exc))) from None
     console.print_json(data=asdict(report))
@@ -608,7 +613,8 @@ def _parse_overrides(items: list[str]) -> dict:
 
 
 def submit_training_job(settings: Settings, *, recipe_kind: str, snapshot_id: uuid.UUID, name: str,
-                        base_model_id: uuid.UUID | None, overrides: dict, requested_by: str = "cli"):
+                        base_model_id: uuid.UUID | None, overrides: dict, requested_by: str = "cli",
+                        owner_tenant_id: uuid.UUID | None = None):
     """Validate the recipe, record the job, and return it (not yet queued)."""
     from training.recipes import recipe_for_job
 
@@ -620,7 +626,8 @@ def submit_training_job(settings: Settings, *, recipe_kind: str, snapshot_id: uu
         with session_factory(settings.resolved_database_url)() as session, session.begin():
             return job_service.create_job(session=session, name=name, recipe_kind=recipe_kind,
                                           recipe=recipe.to_dict(), snapshot_id=snapshot_id,
-                                          base_model_id=base_model_id, requested_by=requested_by)
+                                          base_model_id=base_model_id, requested_by=requested_by,
+                                          owner_tenant_id=owner_tenant_id)
     except FoundryError as exc:
         raise _fail(f"{exc.message} [{exc.code}]") from None
 
@@ -655,6 +662,9 @@ def train_start(
     name: Annotated[str, typer.Option(help="Name of the model it will register.")],
     recipe: Annotated[str, typer.Option(help="base, finetune or lora.")] = "base",
     base_model: Annotated[str | None, typer.Option(help="Registered model id (finetune, lora).")] = None,
+    tenant: Annotated[str | None, typer.Option(
+        help="Tenant id: train that tenant's private fine-tune (finetune or lora on its customer_finetune "
+             "snapshot).")] = None,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (max_train_steps).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Recipe field KEY=VALUE (repeatable).")] = None,
     wait: Annotated[bool, typer.Option(help="Follow progress until the job ends.")] = False,
@@ -666,8 +676,10 @@ def train_start(
     if steps is not None:
         overrides["max_train_steps"] = steps
     job = submit_training_job(settings, recipe_kind=recipe, snapshot_id=_uuid(snapshot, "snapshot"), name=name,
-                              base_model_id=_uuid(base_model, "model") if base_model else None, overrides=overrides)
-    console.print(f"training job [bold]{job.id}[/] queued ({recipe}, {job.total_steps} steps)")
+                              base_model_id=_uuid(base_model, "model") if base_model else None, overrides=overrides,
+                              owner_tenant_id=_uuid(tenant, "tenant") if tenant else None)
+    owner = f", for tenant {job.owner_tenant_id}" if job.owner_tenant_id else ""
+    console.print(f"training job [bold]{job.id}[/] queued ({recipe}, {job.total_steps} steps{owner})")
     if inline:
         import threading
 

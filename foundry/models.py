@@ -1,6 +1,6 @@
 """Every table of the foundry, imported in one place so metadata and migrations see them all."""
 
-from foundry.accounts.models import ApiKey, Tenant
+from foundry.accounts.models import ApiKey, ArtistSession, Tenant
 from foundry.attribution.models import AttributionIndex
 from foundry.catalog.models import Asset, CatalogImport, Contributor
 from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
@@ -14,7 +14,7 @@ from foundry.royalties.models import AttributionLine, LedgerEntry
 from foundry.training_jobs.models import TrainingJob
 
 __all__ = [
-    "ApiKey", "Asset", "AttributionIndex", "AttributionLine", "Base", "CatalogImport", "Contributor",
+    "ApiKey", "ArtistSession", "Asset", "AttributionIndex", "AttributionLine", "Base", "CatalogImport", "Contributor",
     "DatasetSnapshot", "GeneratedImage", "Generation", "LedgerEntry", "LicenseGrant", "LicenseTermsRecord",
     "PayoutLine", "PayoutPeriod", "PriceRule", "RegisteredModel", "RightsWithdrawal", "SnapshotEntry", "Tenant",
     "TrainingJob",

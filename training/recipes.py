@@ -22,6 +22,8 @@ AttentionBackend = Literal["sdpa", "xformers"]
 TorchCompile = Literal["off", "regional", "full"]
 
 RECIPE_KINDS: tuple[str, ...] = ("base", "finetune", "lora")
+MAX_TRAIN_STEPS = 2**31 - 1
+"""A job's step counters are 32-bit integer columns."""
 LR_SCHEDULERS: tuple[str, ...] = (
     "constant",
     "constant_with_warmup",
@@ -214,6 +216,8 @@ class Recipe:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.max_train_steps > MAX_TRAIN_STEPS:
+            raise ValueError(f"max_train_steps must be at most {MAX_TRAIN_STEPS} (jobs count steps in 32 bits)")
         if self.learning_rate <= 0:
             raise ValueError("learning_rate must be positive")
         if self.lr_scheduler not in LR_SCHEDULERS:

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from api.deps import AdminPrincipal, CurrentPrincipal, SessionDep
-from api.errors import ApiError
+from api.errors import ApiError, error_responses
+from api.params import Offset
 from foundry.pricing import service as pricing_service
 from foundry.pricing.schemas import PriceRuleCreate, PriceRuleRead
 from foundry.royalties import service as royalties_service
@@ -38,7 +39,8 @@ def _entry_read(entry) -> LedgerEntryRead:
                            **{k: getattr(entry, k) for k in LedgerEntryRead.model_fields if k != "posted_at"})
 
 
-@router.post("/prices", status_code=status.HTTP_201_CREATED, response_model=PriceRuleRead)
+@router.post("/prices", status_code=status.HTTP_201_CREATED, response_model=PriceRuleRead,
+             responses=error_responses(404, s404="The model or tenant named in the body does not exist."))
 def set_price(principal: AdminPrincipal, session: SessionDep, body: PriceRuleCreate) -> PriceRuleRead:
     """A new price for a (model, tenant) scope; the rule it replaces is retired, never edited."""
     with session.begin():
@@ -73,10 +75,12 @@ def who_am_i(principal: CurrentPrincipal, session: SessionDep,
     return answer
 
 
-@router.get("/me/ledger", response_model=list[LedgerEntryRead])
+@router.get("/me/ledger", response_model=list[LedgerEntryRead],
+            responses=error_responses(403, s403="Admin keys have no ledger account of their own."),
+            openapi_extra={"x-roles": ["customer", "artist"]})
 def my_ledger(principal: CurrentPrincipal, session: SessionDep,
               limit: Annotated[int, Query(ge=1, le=500)] = 100,
-              offset: Annotated[int, Query(ge=0)] = 0) -> list[LedgerEntryRead]:
+              offset: Offset = 0) -> list[LedgerEntryRead]:
     """A customer's charges or an artist's royalties (and their reversals), oldest first."""
     _, scope = _own_account(principal)
     return [_entry_read(entry) for entry in royalties_service.entries_for(session=session, limit=limit,

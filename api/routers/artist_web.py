@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from api.deps import BlobStoreDep, SessionDep, SettingsDep
+from api.params import MAX_INT32
 from api.web_session import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -30,7 +33,6 @@ from api.web_session import (
     session_secret,
 )
 from foundry.accounts import service as accounts_service
-from foundry.accounts.models import ApiKey
 from foundry.catalog.models import Asset
 from foundry.db import utcnow
 from foundry.errors import FoundryError
@@ -39,6 +41,7 @@ from foundry.payouts import service as payouts_service
 from foundry.payouts.periods import parse_period, period_of
 
 router = APIRouter(prefix="/artist", tags=["artist pages"], include_in_schema=False)
+OUTPUTS_PER_PAGE = 25
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parents[1] / "templates"))
 
 
@@ -50,10 +53,10 @@ def _signed_in(request: Request, settings, session) -> WebSession:
     web = decode_session(session_secret(settings), request.cookies.get(SESSION_COOKIE))
     if web is None:
         raise NotSignedIn
-    key = session.get(ApiKey, web.key_id)
-    valid = key is not None and key.revoked_at is None and key.contributor_id == web.contributor_id
+    active = accounts_service.active_artist_session(session=session, session_id=web.session_id,
+                                                    api_key_id=web.key_id, contributor_id=web.contributor_id)
     session.rollback()  # read before ending the look-up's transaction: the route opens its own
-    if not valid:
+    if active is None:
         raise NotSignedIn
     return web
 
@@ -95,8 +98,14 @@ def sign_in(request: Request, settings: SettingsDep, session: SessionDep,
     session.rollback()
     if principal is None or principal.role != "artist":
         return _to_sign_in("That is not a valid artist key.")
-    cookie, _ = encode_session(session_secret(settings), key_id=principal.key_id,
-                               contributor_id=principal.contributor_id)
+    expires = int(time.time()) + SESSION_SECONDS
+    with session.begin():
+        row = accounts_service.start_artist_session(session=session, api_key_id=principal.key_id,
+                                                    contributor_id=principal.contributor_id,
+                                                    expires_at=datetime.fromtimestamp(expires, UTC))
+        session_id = row.id
+    cookie, _ = encode_session(session_secret(settings), session_id=session_id, key_id=principal.key_id,
+                               contributor_id=principal.contributor_id, expires=expires)
     response = RedirectResponse("/artist", status_code=303)
     response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="strict", secure=settings.cookie_secure,
                         path="/artist", max_age=SESSION_SECONDS)
@@ -108,12 +117,17 @@ def sign_in(request: Request, settings: SettingsDep, session: SessionDep,
 def sign_out(request: Request, settings: SettingsDep, session: SessionDep,
              csrf_token: Annotated[str, Form(max_length=100)]) -> Response:
     web = _form_session(request, settings, session, csrf_token)
-    return web if isinstance(web, Response) else _to_sign_in("Signed out.")
+    if isinstance(web, Response):
+        return web
+    with session.begin():
+        accounts_service.end_artist_session(session=session, session_id=web.session_id)
+    return _to_sign_in("Signed out.")
 
 
 @router.get("", response_class=HTMLResponse)
 def dashboard(request: Request, settings: SettingsDep, session: SessionDep, period: str | None = None,
-              page: int = 0, notice: str | None = None, currency: str = "USD") -> Response:
+              page: Annotated[int, Query(ge=0, le=MAX_INT32 // OUTPUTS_PER_PAGE)] = 0, notice: str | None = None,
+              currency: str = "USD") -> Response:
     try:
         web = _signed_in(request, settings, session)
     except NotSignedIn:
@@ -123,11 +137,11 @@ def dashboard(request: Request, settings: SettingsDep, session: SessionDep, peri
         parse_period(period)
     except FoundryError:
         period = period_of(utcnow())
-    page = max(0, page)
     statement = payouts_service.statement(session=session, contributor_id=web.contributor_id, period=period,
                                           currency=currency, threshold=settings.payout_threshold, top_assets=12)
     outputs = payouts_service.statement_outputs(session=session, contributor_id=web.contributor_id, period=period,
-                                                currency=currency, limit=25, offset=page * 25)
+                                                currency=currency, limit=OUTPUTS_PER_PAGE,
+                                                offset=page * OUTPUTS_PER_PAGE)
     history = list(reversed(payouts_service.periods_with_earnings(session=session, contributor_id=web.contributor_id,
                                                                   currency=currency)))[-24:]
     top = max((abs(item["earned"]) for item in history), default=0) or 1

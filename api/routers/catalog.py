@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi import APIRouter, Depends, Query, Request, UploadFile, status
 
 from api.deps import AdminPrincipal, BlobStoreDep, SessionDep, SettingsDep
-from api.errors import ApiError
+from api.errors import ApiError, error_responses
+from api.forms import FormFields, file_property, multipart_body, read_form
+from api.params import Offset
 from foundry.catalog import service as catalog_service
 from foundry.catalog.schemas import AssetRead, CatalogSummaryRead, ImportPage, ImportRead, ImportSummaryRead
 from foundry.db import session_factory
@@ -33,17 +37,50 @@ def _save_upload(upload: UploadFile, target: Path, budget: int) -> int:
     return written
 
 
-@router.post("/catalog/imports", status_code=status.HTTP_201_CREATED, response_model=ImportRead)
+SOURCE_FORMATS = ("openmoji", "manifest", "embedded")
+
+
+@dataclass
+class ImportUpload:
+    archive: UploadFile
+    source_format: str
+    manifest: UploadFile | None
+    tenant_id: uuid.UUID | None
+
+
+async def import_upload(request: Request) -> AsyncIterator[ImportUpload]:
+    """The upload's form, read only once the caller is known to be an admin."""
+    form = await read_form(request, max_files=2, max_fields=4)
+    try:
+        fields = FormFields(form)
+        upload = ImportUpload(archive=fields.file("archive"), source_format=fields.choice("format", SOURCE_FORMATS),
+                              manifest=fields.file("manifest", required=False),
+                              tenant_id=fields.optional_uuid("tenant_id"))
+        fields.check()
+        yield upload
+    finally:
+        await form.close()
+
+
+_IMPORT_BODY = multipart_body({
+    "archive": file_property("tgz of the OpenMoji package, or zip of images"),
+    "format": {"type": "string", "enum": list(SOURCE_FORMATS)},
+    "manifest": file_property("CSV or JSONL manifest (format=manifest)"),
+    "tenant_id": {"type": "string", "format": "uuid", "description": "Import as this tenant's own brand assets."},
+}, required=["archive", "format"])
+
+
+@router.post("/catalog/imports", status_code=status.HTTP_201_CREATED, response_model=ImportRead,
+             openapi_extra=_IMPORT_BODY, responses=error_responses(404, s404="tenant_id names no tenant."))
 def create_import(
     principal: AdminPrincipal,
     settings: SettingsDep,
     blob_store: BlobStoreDep,
-    archive: Annotated[UploadFile, File(description="tgz of the OpenMoji package, or zip of images")],
-    source_format: Annotated[Literal["openmoji", "manifest", "embedded"], Form(alias="format")],
-    manifest: Annotated[UploadFile | None, File(description="CSV or JSONL manifest (format=manifest)")] = None,
-    tenant_id: Annotated[uuid.UUID | None, Form(description="Import as this tenant's own brand assets.")] = None,
+    upload: Annotated[ImportUpload, Depends(import_upload)],
 ) -> ImportRead:
     """Onboard an uploaded catalog. Row problems are reported per row; anything fatal imports nothing."""
+    archive, source_format, manifest, tenant_id = (upload.archive, upload.source_format, upload.manifest,
+                                                   upload.tenant_id)
     if source_format == "manifest" and manifest is None:
         raise ApiError(422, "manifest_missing", "format=manifest needs a manifest file")
     with tempfile.TemporaryDirectory(prefix="foundry-upload-") as tmp:
@@ -75,7 +112,7 @@ def list_imports(
     _principal: AdminPrincipal,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ImportPage:
     batches = catalog_service.list_imports(session=session, limit=limit, offset=offset)
     return ImportPage(items=[ImportSummaryRead.model_validate(b) for b in batches], limit=limit, offset=offset)

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from api.deps import AdminPrincipal, SessionDep
+from api.errors import error_responses
+from api.params import Offset
 from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotCreate, SnapshotRead
 
@@ -41,7 +43,8 @@ class GateRead(BaseModel):
     violations: list[dict]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SnapshotRead)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SnapshotRead,
+             responses=error_responses(404, s404="A tenant named in the filters does not exist."))
 def create_snapshot(principal: AdminPrincipal, session: SessionDep, body: SnapshotCreate) -> SnapshotRead:
     with session.begin():
         snapshot = dataset_service.create_snapshot(
@@ -54,7 +57,7 @@ def create_snapshot(principal: AdminPrincipal, session: SessionDep, body: Snapsh
 @router.get("", response_model=list[SnapshotRead])
 def list_snapshots(_principal: AdminPrincipal, session: SessionDep,
                    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> list[SnapshotRead]:
+                   offset: Offset = 0) -> list[SnapshotRead]:
     return [SnapshotRead.model_validate(s) for s in dataset_service.list_snapshots(session=session, limit=limit,
                                                                                     offset=offset)]
 
@@ -67,7 +70,7 @@ def get_snapshot(_principal: AdminPrincipal, session: SessionDep, snapshot_id: u
 @router.get("/{snapshot_id}/entries", response_model=SnapshotEntryPage)
 def list_entries(_principal: AdminPrincipal, session: SessionDep, snapshot_id: uuid.UUID,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> SnapshotEntryPage:
+                 offset: Offset = 0) -> SnapshotEntryPage:
     snapshot = dataset_service.get_snapshot(session=session, snapshot_id=snapshot_id)
     entries = dataset_service.snapshot_entries(session=session, snapshot_id=snapshot_id, limit=limit, offset=offset)
     return SnapshotEntryPage(items=[SnapshotEntryRead.model_validate(e, from_attributes=True) for e in entries],

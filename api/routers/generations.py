@@ -17,7 +17,8 @@ from api.deps import (
     SessionDep,
     SettingsDep,
 )
-from api.errors import ApiError, error_body
+from api.errors import ApiError, error_body, error_responses
+from api.params import Cursor, ImageIndex
 from foundry.generation import service as generation_service
 from foundry.generation.models import Generation
 from foundry.generation.schemas import (
@@ -78,7 +79,10 @@ def _answer(session, generation: Generation) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
 
 
-@router.post("/generations", response_model=GenerationRead, responses={202: {"model": GenerationRead}})
+@router.post("/generations", response_model=GenerationRead, responses={
+    202: {"model": GenerationRead, "description": "Queued: poll the Location."},
+    **error_responses(404, 409, 503, s404="No such model for this tenant, or no price is configured for it.",
+                      s409="The Idempotency-Key was used with another body, or the model no longer serves.")})
 def create_generation(principal: CustomerPrincipal, session: SessionDep, settings: SettingsDep,
                       blob_store: BlobStoreDep, runner: GenerationRunnerDep, body: GenerationCreate,
                       idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> Response:
@@ -105,7 +109,7 @@ def create_generation(principal: CustomerPrincipal, session: SessionDep, setting
 @router.get("/generations", response_model=GenerationPage)
 def list_generations(principal: CustomerOrAdmin, session: SessionDep,
                      limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                     cursor: Annotated[str | None, Query(max_length=200)] = None,
+                     cursor: Cursor = None,
                      tenant_id: Annotated[uuid.UUID | None, Query(description="Admins only.")] = None,
                      ) -> GenerationPage:
     if not principal.is_admin:
@@ -127,7 +131,7 @@ def get_generation(principal: CustomerOrAdmin, session: SessionDep, generation_i
 @router.get("/generations/{generation_id}/images/{index}", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
 def get_generation_image(principal: CustomerOrAdmin, session: SessionDep, blob_store: BlobStoreDep,
-                         generation_id: uuid.UUID, index: int,
+                         generation_id: uuid.UUID, index: ImageIndex,
                          variant: Annotated[Literal["delivery", "raw"], Query()] = "delivery") -> Response:
     """The delivered PNG (watermarked, with Content Credentials), or the pipeline's raw output."""
     image = generation_service.get_image(session=session, generation_id=generation_id, index=index,
@@ -137,7 +141,8 @@ def get_generation_image(principal: CustomerOrAdmin, session: SessionDep, blob_s
                     headers={"ETag": f'"{digest}"', "Cache-Control": "private, max-age=31536000, immutable"})
 
 
-@router.post("/generations/{generation_id}/refund", response_model=GenerationRead)
+@router.post("/generations/{generation_id}/refund", response_model=GenerationRead,
+             responses=error_responses(409, s409="Only succeeded generations are refunded."))
 def refund_generation(_principal: AdminPrincipal, session: SessionDep, generation_id: uuid.UUID,
                       reason: Annotated[str, Query(min_length=1, max_length=400)]) -> GenerationRead:
     """Reverse the charge and royalties with new ledger entries (a second refund adds none)."""

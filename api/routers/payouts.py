@@ -9,14 +9,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, SettingsDep
-from api.errors import ApiError
+from api.errors import ApiError, error_responses
+from api.params import Offset, Period, Threshold
 from foundry.payouts import service as payouts_service
 
 router = APIRouter(prefix="/v1", tags=["payouts"])
 
 Currency = Annotated[str, Query(pattern=r"^[A-Z]{3}$")]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+ARTIST_ONLY = error_responses(403, s403="Only an artist key has statements under /v1/me.")
+FOR_ARTISTS = {"x-roles": ["artist"]}
 
 
 def _artist(principal) -> uuid.UUID:
@@ -48,19 +50,20 @@ def _csv(session, contributor_id, period, currency) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="statement-{period}.csv"'})
 
 
-@router.get("/me/statements")
+@router.get("/me/statements", responses=ARTIST_ONLY, openapi_extra=FOR_ARTISTS)
 def my_statements(principal: CurrentPrincipal, session: SessionDep, currency: Currency = "USD") -> dict:
     return _periods(session, _artist(principal), currency)
 
 
-@router.get("/me/statements/{period}.csv", response_class=Response)
-def my_statement_csv(principal: CurrentPrincipal, session: SessionDep, period: str,
+@router.get("/me/statements/{period}.csv", response_class=Response, responses=ARTIST_ONLY,
+            openapi_extra=FOR_ARTISTS)
+def my_statement_csv(principal: CurrentPrincipal, session: SessionDep, period: Period,
                      currency: Currency = "USD") -> Response:
     return _csv(session, _artist(principal), period, currency)
 
 
-@router.get("/me/statements/{period}")
-def my_statement(principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep, period: str,
+@router.get("/me/statements/{period}", responses=ARTIST_ONLY, openapi_extra=FOR_ARTISTS)
+def my_statement(principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep, period: Period,
                  currency: Currency = "USD", limit: Limit = 100, offset: Offset = 0) -> dict:
     return _statement(session, settings, _artist(principal), period, currency, limit, offset)
 
@@ -73,20 +76,21 @@ def contributor_statements(_principal: AdminPrincipal, session: SessionDep, cont
 
 @router.get("/contributors/{contributor_id}/statements/{period}.csv", response_class=Response)
 def contributor_statement_csv(_principal: AdminPrincipal, session: SessionDep, contributor_id: uuid.UUID,
-                              period: str, currency: Currency = "USD") -> Response:
+                              period: Period, currency: Currency = "USD") -> Response:
     return _csv(session, contributor_id, period, currency)
 
 
 @router.get("/contributors/{contributor_id}/statements/{period}")
 def contributor_statement(_principal: AdminPrincipal, session: SessionDep, settings: SettingsDep,
-                          contributor_id: uuid.UUID, period: str, currency: Currency = "USD",
+                          contributor_id: uuid.UUID, period: Period, currency: Currency = "USD",
                           limit: Limit = 100, offset: Offset = 0) -> dict:
     return _statement(session, settings, contributor_id, period, currency, limit, offset)
 
 
-@router.post("/payout-periods/{period}/close")
-def close_payout_period(principal: AdminPrincipal, session: SessionDep, settings: SettingsDep, period: str,
-                        threshold: Annotated[int | None, Query(ge=0)] = None) -> dict:
+@router.post("/payout-periods/{period}/close", responses=error_responses(
+    409, s409="The period has not ended, or an earlier one is still open."))
+def close_payout_period(principal: AdminPrincipal, session: SessionDep, settings: SettingsDep, period: Period,
+                        threshold: Threshold = None) -> dict:
     """Freeze the period into a payout batch (threshold: minimum payout, default from settings). Twice is a no-op."""
     with session.begin():
         result = payouts_service.close_period(
@@ -98,8 +102,9 @@ def close_payout_period(principal: AdminPrincipal, session: SessionDep, settings
                 "total_payable": row.total_payable}
 
 
-@router.get("/payout-periods/{period}/batch.csv", response_class=Response)
-def payout_batch_csv(_principal: AdminPrincipal, session: SessionDep, period: str) -> Response:
+@router.get("/payout-periods/{period}/batch.csv", response_class=Response,
+            responses=error_responses(409, s409="The period is not closed yet (period_open)."))
+def payout_batch_csv(_principal: AdminPrincipal, session: SessionDep, period: Period) -> Response:
     return Response(payouts_service.batch_csv(session=session, period=period), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="payouts-{period}.csv"'})
 
@@ -111,11 +116,11 @@ def report_periods(_principal: AdminPrincipal, session: SessionDep, currency: Cu
 
 
 @router.get("/reports/periods/{period}/contributors")
-def report_top_contributors(_principal: AdminPrincipal, session: SessionDep, period: str,
+def report_top_contributors(_principal: AdminPrincipal, session: SessionDep, period: Period,
                             currency: Currency = "USD", limit: Limit = 20) -> list[dict]:
     return payouts_service.top_contributors(session=session, period=period, currency=currency, limit=limit)
 
 
 @router.get("/reports/periods/{period}/models")
-def report_models(_principal: AdminPrincipal, session: SessionDep, period: str, currency: Currency = "USD") -> list[dict]:
+def report_models(_principal: AdminPrincipal, session: SessionDep, period: Period, currency: Currency = "USD") -> list[dict]:
     return payouts_service.model_report(session=session, period=period, currency=currency)

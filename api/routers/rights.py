@@ -10,7 +10,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AdminPrincipal, CurrentPrincipal, SessionDep
-from api.errors import ApiError
+from api.errors import ApiError, error_responses
 from foundry.licensing import service as licensing_service
 from foundry.models_registry import service as registry_service
 
@@ -44,7 +44,7 @@ class RevocationPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: Literal["keep_serving", "stop_after_grace"]
-    grace_days: int = Field(default=30, ge=0, le=3650)
+    grace_days: int = Field(default=30, ge=0, le=3650, strict=True)
 
 
 def _withdraw(session, contributor_id: uuid.UUID, body: WithdrawalCreate, requested_by: str) -> WithdrawalRead:
@@ -61,19 +61,24 @@ def _artist(principal) -> uuid.UUID:
     return principal.contributor_id
 
 
-@router.post("/me/withdrawals", status_code=status.HTTP_201_CREATED, response_model=WithdrawalRead)
+@router.post("/me/withdrawals", status_code=status.HTTP_201_CREATED, response_model=WithdrawalRead,
+             responses=error_responses(403, 404, 409, s403="Only an artist key withdraws its own rights.",
+                                       s404="No such asset.", s409="Already withdrawn."),
+             openapi_extra={"x-roles": ["artist"]})
 def withdraw_my_rights(principal: CurrentPrincipal, session: SessionDep, body: WithdrawalCreate) -> WithdrawalRead:
     return _withdraw(session, _artist(principal), body, f"artist:{principal.key_id}")
 
 
-@router.get("/me/withdrawals", response_model=list[WithdrawalRead])
+@router.get("/me/withdrawals", response_model=list[WithdrawalRead],
+            responses=error_responses(403, s403="Only an artist key has withdrawals under /v1/me."),
+            openapi_extra={"x-roles": ["artist"]})
 def my_withdrawals(principal: CurrentPrincipal, session: SessionDep) -> list[WithdrawalRead]:
     return [WithdrawalRead.model_validate(w)
             for w in licensing_service.withdrawals_of(session=session, contributor_id=_artist(principal))]
 
 
 @router.post("/contributors/{contributor_id}/withdrawals", status_code=status.HTTP_201_CREATED,
-             response_model=WithdrawalRead)
+             response_model=WithdrawalRead, responses=error_responses(409, s409="Already withdrawn."))
 def withdraw_rights_for(principal: AdminPrincipal, session: SessionDep, contributor_id: uuid.UUID,
                         body: WithdrawalCreate) -> WithdrawalRead:
     return _withdraw(session, contributor_id, body, f"admin:{principal}")

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from api.deps import AdminPrincipal, CustomerOrAdmin, SessionDep, SettingsDep
-from api.errors import ApiError
+from api.errors import ApiError, error_responses
+from api.params import Offset
 from foundry.generation import service as generation_service
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.schemas import LineageStep, ModelRead
@@ -28,14 +29,15 @@ def _build_recipe(body: TrainingJobCreate) -> dict:
     return recipe.to_dict()
 
 
-@router.post("/training-jobs", status_code=status.HTTP_202_ACCEPTED, response_model=TrainingJobRead)
+@router.post("/training-jobs", status_code=status.HTTP_202_ACCEPTED, response_model=TrainingJobRead,
+             responses=error_responses(404, s404="The snapshot, base model or tenant does not exist."))
 def create_training_job(principal: AdminPrincipal, session: SessionDep, settings: SettingsDep,
                         body: TrainingJobCreate) -> TrainingJobRead:
     recipe = _build_recipe(body)
     with session.begin():
         job = job_service.create_job(session=session, name=body.name, recipe_kind=body.recipe, recipe=recipe,
                                      snapshot_id=body.snapshot_id, base_model_id=body.base_model_id,
-                                     requested_by=f"api:{principal}")
+                                     requested_by=f"api:{principal}", owner_tenant_id=body.tenant_id)
         answer = TrainingJobRead.model_validate(job)
     from training.tasks import enqueue_training_job
 
@@ -46,7 +48,7 @@ def create_training_job(principal: AdminPrincipal, session: SessionDep, settings
 @router.get("/training-jobs", response_model=list[TrainingJobRead])
 def list_training_jobs(_principal: AdminPrincipal, session: SessionDep,
                        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                       offset: Annotated[int, Query(ge=0)] = 0) -> list[TrainingJobRead]:
+                       offset: Offset = 0) -> list[TrainingJobRead]:
     return [TrainingJobRead.model_validate(j) for j in job_service.list_jobs(session=session, limit=limit,
                                                                               offset=offset)]
 
@@ -56,7 +58,8 @@ def get_training_job(_principal: AdminPrincipal, session: SessionDep, job_id: uu
     return TrainingJobRead.model_validate(job_service.get_job(session=session, job_id=job_id))
 
 
-@router.post("/training-jobs/{job_id}/cancel", response_model=TrainingJobRead)
+@router.post("/training-jobs/{job_id}/cancel", response_model=TrainingJobRead,
+             responses=error_responses(409, s409="The job already finished (training_job_finished)."))
 def cancel_training_job(_principal: AdminPrincipal, session: SessionDep, job_id: uuid.UUID) -> TrainingJobRead:
     with session.begin():
         return TrainingJobRead.model_validate(job_service.request_cancel(session=session, job_id=job_id))
@@ -65,7 +68,7 @@ def cancel_training_job(_principal: AdminPrincipal, session: SessionDep, job_id:
 @router.get("/models", response_model=list[ModelRead])
 def list_models(principal: CustomerOrAdmin, session: SessionDep,
                 limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                offset: Annotated[int, Query(ge=0)] = 0) -> list[ModelRead]:
+                offset: Offset = 0) -> list[ModelRead]:
     """Admins see every model; a customer sees the shared models and its own fine-tunes."""
     models = generation_service.list_visible_models(session=session, tenant_id=_tenant_scope(principal),
                                                     limit=limit, offset=offset)

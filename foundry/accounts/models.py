@@ -29,3 +29,15 @@ class ApiKey(IdMixin, CreatedAtMixin, Base):
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenant.id"), index=True)
     contributor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("contributor.id"), index=True)
     revoked_at: Mapped[datetime | None]
+
+
+class ArtistSession(IdMixin, CreatedAtMixin, Base):
+    """A signed-in artist web session. The cookie names this row; signing out ends it here, so a copy
+    of the cookie stops working even before it expires."""
+
+    __tablename__ = "artist_session"
+
+    api_key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_key.id"), index=True)
+    contributor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contributor.id"))
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]

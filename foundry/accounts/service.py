@@ -6,11 +6,12 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from foundry.accounts.models import ApiKey, Tenant
+from foundry.accounts.models import ApiKey, ArtistSession, Tenant
 from foundry.accounts.policy import Principal, scope_problem
 from foundry.catalog.models import Contributor
 from foundry.db import get_or_raise, utcnow
@@ -103,3 +104,33 @@ def revoke_api_key(*, session: Session, key_id: uuid.UUID) -> ApiKey:
 
 def list_api_keys(*, session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+
+
+def start_artist_session(*, session: Session, api_key_id: uuid.UUID, contributor_id: uuid.UUID,
+                         expires_at: datetime) -> ArtistSession:
+    row = ArtistSession(api_key_id=api_key_id, contributor_id=contributor_id, expires_at=expires_at)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def active_artist_session(*, session: Session, session_id: uuid.UUID, api_key_id: uuid.UUID,
+                          contributor_id: uuid.UUID) -> ArtistSession | None:
+    """The session if it is still on: not signed out, not expired, its key not revoked and still the artist's."""
+    row = session.get(ArtistSession, session_id)
+    if row is None or row.ended_at is not None or row.expires_at <= utcnow():
+        return None
+    if (row.api_key_id, row.contributor_id) != (api_key_id, contributor_id):
+        return None
+    key = session.get(ApiKey, row.api_key_id)
+    if key is None or key.revoked_at is not None or key.contributor_id != contributor_id:
+        return None
+    return row
+
+
+def end_artist_session(*, session: Session, session_id: uuid.UUID) -> None:
+    """Sign out: the session's cookie no longer works, wherever a copy of it is. Idempotent."""
+    row = session.get(ArtistSession, session_id)
+    if row is not None and row.ended_at is None:
+        row.ended_at = utcnow()
+        session.flush()

@@ -40,15 +40,12 @@ def load_attribution_pipeline(*, session, model: RegisteredModel, blob_store: Bl
     """The model as a pipeline on which gradients can be taken; a LoRA sits on its parent's pipeline."""
     from foundry.generation.engine import load_pipeline
 
-    folder = registry_service.materialize(model=model, blob_store=blob_store, cache_dir=cache_dir)
-    if model.model_format != "diffusers_lora":
-        return load_pipeline(folder)
-    if model.parent_id is None:
-        raise InvalidInput("a LoRA model needs its parent model", code="model_not_indexable")
-    parent = registry_service.get_model(session=session, model_id=model.parent_id)
-    pipeline = load_attribution_pipeline(session=session, model=parent, blob_store=blob_store, cache_dir=cache_dir)
-    pipeline.load_lora_weights(str(folder))
-    return pipeline
+    pipeline, adapters = registry_service.serving_chain(session=session, model=model)
+
+    def folder(of: RegisteredModel) -> Path:
+        return registry_service.materialize(model=of, blob_store=blob_store, cache_dir=cache_dir)
+
+    return load_pipeline(folder(pipeline), adapters=tuple(folder(adapter) for adapter in adapters))
 
 
 def build_index(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache_dir: Path,

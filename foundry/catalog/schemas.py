@@ -108,6 +108,11 @@ class AssetRead(BaseModel):
     grants: list[GrantRead] = []
 
 
+class ContributorAssets(BaseModel):
+    display_name: str
+    assets: int
+
+
 class CatalogSummaryRead(BaseModel):
     contributors: int
     assets: int
@@ -115,4 +120,5 @@ class CatalogSummaryRead(BaseModel):
     grants_by_use: dict[str, int]
     assets_by_format: dict[str, int]
     imports: int
-    top_contributors: list[tuple[str, int]]
+    top_contributors: list[ContributorAssets]
+    """The contributors with the most assets, most first."""

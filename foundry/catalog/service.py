@@ -26,7 +26,7 @@ from foundry.blobs import BlobStore, recover_staging
 from foundry.catalog.imaging import ImageLimits, InspectedImage, inspect_rows
 from foundry.catalog.models import Asset, CatalogImport, Contributor
 from foundry.catalog.rights import ADVISORY_WARNINGS, EmbeddedRights
-from foundry.catalog.schemas import CatalogSummaryRead
+from foundry.catalog.schemas import CatalogSummaryRead, ContributorAssets
 from foundry.catalog.sources import CandidateRow, CatalogSource, open_source
 from foundry.concurrency import default_workers, ordered_chunked_map
 from foundry.db import get_or_raise, newest_first, utcnow
@@ -463,7 +463,7 @@ def catalog_summary(*, session: Session, top: int = 5) -> CatalogSummaryRead:
         grants_by_use=grants_by_use,
         assets_by_format=by_format,
         imports=session.scalar(select(func.count()).select_from(CatalogImport)) or 0,
-        top_contributors=[tuple(r) for r in top_rows],
+        top_contributors=[ContributorAssets(display_name=name, assets=count) for name, count in top_rows],
     )
 
 

@@ -18,7 +18,8 @@ class SnapshotFilters(BaseModel):
     import_ids: list[uuid.UUID] = []
     tags: list[str] = Field(default=[], description="Keep assets carrying any of these tags.")
     caption_contains: str | None = Field(default=None, max_length=200)
-    limit: int | None = Field(default=None, ge=1, description="Keep only the first N entries in canonical order.")
+    limit: int | None = Field(default=None, ge=1, le=2**31 - 1, strict=True,
+                              description="Keep only the first N entries in canonical order.")
     tenant_id: uuid.UUID | None = Field(
         default=None, description="A customer fine-tune snapshot for this tenant: may include its own brand assets.")
     brand_assets_only: bool = Field(default=False, description="With tenant_id: only the tenant's brand assets.")

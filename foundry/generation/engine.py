@@ -111,7 +111,15 @@ class LoadedPipeline:
             return [index.scores(attributor.features(image, prompt)) for image in images]
 
 
-def load_pipeline(folder: Path, *, device: str | None = None) -> Any:
+@dataclass(frozen=True)
+class ModelFolders:
+    """A model as folders on disk: the pipeline it renders with, and the adapters (LoRA) loaded onto it."""
+
+    pipeline: Path
+    adapters: tuple[Path, ...] = ()
+
+
+def load_pipeline(folder: Path, *, adapters: tuple[Path, ...] = (), device: str | None = None) -> Any:
     import torch
     from diffusers import DiffusionPipeline
 
@@ -119,6 +127,8 @@ def load_pipeline(folder: Path, *, device: str | None = None) -> Any:
     dtype = torch.float16 if device == "cuda" else torch.float32
     with _quiet_diffusers():
         pipeline = DiffusionPipeline.from_pretrained(str(folder), dtype=dtype)
+        for adapter in adapters:
+            pipeline.load_lora_weights(str(adapter))
     for name in ("safety_checker", "watermarker"):
         # licensed-only models need no third-party filters; our own provenance marks every output
         if getattr(pipeline, name, None) is not None:
@@ -127,10 +137,14 @@ def load_pipeline(folder: Path, *, device: str | None = None) -> Any:
     return pipeline.to(device)
 
 
+def load_model(folders: ModelFolders) -> Any:
+    return load_pipeline(folders.pipeline, adapters=folders.adapters)
+
+
 class PipelineCache:
     """At most ``capacity`` pipelines per process, least recently used evicted first."""
 
-    def __init__(self, capacity: int = 2, loader: Callable[[Path], Any] = load_pipeline):
+    def __init__(self, capacity: int = 2, loader: Callable[[ModelFolders], Any] = load_model):
         if capacity < 1:
             raise ValueError("the pipeline cache holds at least one pipeline")
         self.capacity = capacity
@@ -139,7 +153,7 @@ class PipelineCache:
         self._lock = threading.Lock()
         self.loads = 0
 
-    def get(self, model_key: str, folder_factory: Callable[[], Path]) -> LoadedPipeline:
+    def get(self, model_key: str, folder_factory: Callable[[], ModelFolders]) -> LoadedPipeline:
         with self._lock:
             entry = self._entries.get(model_key)
             if entry is not None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 
+from foundry.accounts.policy import Principal
 from foundry.errors import InvalidInput
 
 # Scheduler names the API offers, by the noise schedules they need.
@@ -88,6 +90,8 @@ def resolve_request(*, prompt: str, negative_prompt: str, seed: int, num_images:
     if scheduler not in capabilities.schedulers:
         raise field_error("scheduler", f"{scheduler!r} does not fit this model; use one of "
                                        f"{['default', *capabilities.schedulers]}")
+    # a blank negative prompt means none, whatever whitespace it holds: the same request, the same pixels
+    negative_prompt = negative_prompt if negative_prompt.strip() else ""
     return ResolvedRequest(prompt=prompt, negative_prompt=negative_prompt, seed=seed, num_images=num_images,
                            steps=steps, guidance_scale=guidance_scale, width=width, height=height,
                            scheduler=scheduler)
@@ -109,3 +113,8 @@ def request_fingerprint(body: dict) -> str:
     """sha256 of the canonical JSON of the request body as the caller sent it (defaults included)."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def sees_generation(*, viewer: Principal, generation_tenant_id: uuid.UUID) -> bool:
+    """A generation's record (id, time, refund) belongs to the tenant that made it; admins see every one."""
+    return viewer.is_admin or (viewer.tenant_id is not None and viewer.tenant_id == generation_tenant_id)

@@ -14,6 +14,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -34,7 +35,7 @@ from foundry.datasets.models import SnapshotEntry
 from foundry.db import session_factory
 from foundry.errors import Conflict, FoundryError
 from foundry.generation import service as generation_service
-from foundry.generation.engine import LoadedPipeline, PipelineCache, png_bytes
+from foundry.generation.engine import LoadedPipeline, ModelFolders, PipelineCache, png_bytes
 from foundry.generation.models import Generation
 from foundry.generation.policy import ResolvedRequest
 from foundry.generation.service import DeliveredImage
@@ -136,8 +137,8 @@ class GenerationRunner:
         try:
             started = time.perf_counter()
             # 2. re-check the world and get the model's pipeline
-            model, request, index = self.prepare(generation_id)
-            loaded = self.pipelines.get(f"{model.id}:{model.weights_sha256}", lambda: self.materialize(model))
+            model, folders, request, index = self.prepare(generation_id)
+            loaded = self.pipelines.get(f"{model.id}:{model.weights_sha256}", folders)
             # 3. render, outside any transaction
             rendered_at = time.perf_counter()
             images = loaded.render(request)
@@ -167,18 +168,24 @@ class GenerationRunner:
         with self._sessions() as session:
             return generation_service.get_generation(session=session, generation_id=generation_id, tenant_id=None)
 
-    def prepare(self, generation_id: uuid.UUID) -> tuple[RegisteredModel, ResolvedRequest, LoadedIndex | None]:
+    def prepare(self, generation_id: uuid.UUID) -> tuple[RegisteredModel, Callable[[], ModelFolders],
+                                                          ResolvedRequest, LoadedIndex | None]:
         with self._sessions() as session:
             generation = generation_service.get_generation(session=session, generation_id=generation_id,
                                                            tenant_id=None)
             model = generation_service.servable_model(session=session, model_id=generation.model_id,
                                                       tenant_id=generation.tenant_id)
+            pipeline, adapters = registry_service.serving_chain(session=session, model=model)
             row = attribution_service.active_index(session=session, model=model)
             with self._lock:
                 if model.id not in self._hashes:
                     self._hashes[model.id] = training_hashes(session=session, model=model)
                 index = self._index_for(row) if row is not None else None
-            return model, ResolvedRequest(**generation.request), index
+
+            def folders() -> ModelFolders:
+                return ModelFolders(self.materialize(pipeline), tuple(self.materialize(a) for a in adapters))
+
+            return model, folders, ResolvedRequest(**generation.request), index
 
     def _index_for(self, row: AttributionIndex) -> LoadedIndex:
         loaded = self._indexes.pop(row.id, None) or LoadedIndex(

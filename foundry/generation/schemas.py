@@ -4,7 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_IMAGES_PER_REQUEST = 8
 
 SchedulerName = Literal["default", "ddpm", "ddim", "euler", "euler_ancestral", "dpmsolver++", "pndm"]
 
@@ -15,10 +17,12 @@ class GenerationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     model_id: uuid.UUID = Field(strict=False)
-    prompt: str = Field(min_length=1, max_length=2000)
-    negative_prompt: str = Field(default="", max_length=2000)
+    prompt: str = Field(min_length=1, max_length=2000, description="What to draw; not blank.",
+                        json_schema_extra={"pattern": r"\S"})
+    negative_prompt: str = Field(default="", max_length=2000,
+                                 description="What to avoid; blank (empty or only whitespace) means none.")
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1, description="Returned when omitted.")
-    num_images: int = Field(default=1, ge=1, le=8)
+    num_images: int = Field(default=1, ge=1, le=MAX_IMAGES_PER_REQUEST)
     steps: int = Field(default=30, ge=1, le=150)
     guidance_scale: float = Field(default=5.0, ge=0.0, le=30.0)
     width: int | None = Field(default=None, description="One of the model's supported sizes; default its native size.")
@@ -26,6 +30,13 @@ class GenerationCreate(BaseModel):
     scheduler: SchedulerName = "default"
     mode: Literal["auto", "async"] = Field(
         default="auto", description="auto answers small requests at once and queues larger ones; async always queues.")
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_has_text(cls, prompt: str) -> str:
+        if not prompt.strip():
+            raise ValueError("the prompt is blank: describe the image to generate")
+        return prompt
 
 
 class AttributionAsset(BaseModel):

@@ -25,6 +25,7 @@ from foundry.generation.engine import capabilities_of
 from foundry.generation.models import GeneratedImage, Generation
 from foundry.generation.policy import ModelCapabilities, request_fingerprint, resolve_request, serving_mode
 from foundry.generation.schemas import GenerationCreate
+from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.models_registry.policy import serving_problem
 from foundry.pricing import service as pricing_service
@@ -34,14 +35,16 @@ from foundry.royalties.service import Attribution
 _capabilities_cache: dict[str, ModelCapabilities] = {}
 
 
-def model_capabilities(*, model: RegisteredModel, blob_store: BlobStore) -> ModelCapabilities:
-    """Read from the model's stored config files (cached per weights digest)."""
-    cached = _capabilities_cache.get(model.weights_sha256)
+def model_capabilities(*, session: Session, model: RegisteredModel, blob_store: BlobStore) -> ModelCapabilities:
+    """Read from the stored config files of the pipeline the model renders with (a LoRA: its parent's),
+    cached per weights digest."""
+    pipeline, _ = registry_service.serving_chain(session=session, model=model)
+    cached = _capabilities_cache.get(pipeline.weights_sha256)
     if cached is not None:
         return cached
 
     def read_json(relative: str) -> dict | None:
-        digest = model.files.get(relative)
+        digest = pipeline.files.get(relative)
         if digest is None:
             return None
         try:
@@ -50,7 +53,7 @@ def model_capabilities(*, model: RegisteredModel, blob_store: BlobStore) -> Mode
             raise InvalidInput(f"the model's {relative} is not valid JSON", code="model_not_servable") from None
 
     capabilities = capabilities_of(read_json)
-    _capabilities_cache[model.weights_sha256] = capabilities
+    _capabilities_cache[pipeline.weights_sha256] = capabilities
     return capabilities
 
 
@@ -103,7 +106,7 @@ def submit_generation(*, session: Session, blob_store: BlobStore, tenant_id: uui
     if idempotency_key is not None and (existing := _by_idempotency_key(session, tenant_id, idempotency_key)):
         return _replay(existing, fingerprint), False
     model = servable_model(session=session, model_id=body.model_id, tenant_id=tenant_id)
-    capabilities = model_capabilities(model=model, blob_store=blob_store)
+    capabilities = model_capabilities(session=session, model=model, blob_store=blob_store)
     resolved = resolve_request(
         prompt=body.prompt, negative_prompt=body.negative_prompt,
         seed=body.seed if body.seed is not None else secrets.randbelow(2**32), num_images=body.num_images,

@@ -2,7 +2,9 @@
 the perceptual hash -- each weaker than the one before, and the answer says which one spoke.
 
 The answer is public provenance (model, lineage, licences, contributors, whether the file was
-altered); it never reveals the prompt or which customer made the image.
+altered); it never reveals the prompt or which customer made the image. The generation's own record
+(its id, when it was made, whether it was refunded) is shown only to the tenant that made it, and
+to admins.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from foundry.accounts.policy import Principal
 from foundry.blobs import sha256_hex
 from foundry.catalog.imaging import ImageLimits, ImageRejected, open_raster, sniff_format
 from foundry.catalog.models import Contributor
 from foundry.datasets.models import SnapshotEntry
 from foundry.errors import InvalidInput
 from foundry.generation.models import GeneratedImage, Generation
+from foundry.generation.policy import sees_generation
 from foundry.licensing.models import LicenseGrant
 from foundry.models_registry import service as registry_service
 from foundry.royalties.models import AttributionLine
@@ -55,8 +59,8 @@ class VerificationReport:
     notes: list[str] = field(default_factory=list)
 
 
-def verify_image(*, session: Session, data: bytes, credentials: ContentCredentials,
-                 limits: ImageLimits) -> VerificationReport:
+def verify_image(*, session: Session, data: bytes, credentials: ContentCredentials, limits: ImageLimits,
+                 viewer: Principal) -> VerificationReport:
     image_format = sniff_format(data)
     if image_format not in _MIME:
         raise InvalidInput("upload a PNG, JPEG, WebP, GIF or TIFF image", code="unsupported_format")
@@ -79,7 +83,7 @@ def verify_image(*, session: Session, data: bytes, credentials: ContentCredentia
                                              "after signing, or the manifest was tampered with")]
         return _describe(session, VerificationReport(found=True, method="c2pa", manifest=manifest_part,
                                                      watermark=watermark_part, altered=altered, sha256=digest,
-                                                     notes=notes), image, generation, pixels)
+                                                     notes=notes), image, generation, pixels, viewer)
     # 2. the invisible watermark
     if reading and (found := _image_by_watermark(session, reading)):
         image, generation = found
@@ -87,7 +91,7 @@ def verify_image(*, session: Session, data: bytes, credentials: ContentCredentia
         return _describe(session, VerificationReport(found=True, method="watermark", manifest=manifest_part,
                                                      watermark=watermark_part,
                                                      altered=digest != image.delivery_sha256, sha256=digest,
-                                                     notes=notes), image, generation, pixels)
+                                                     notes=notes), image, generation, pixels, viewer)
     # 3. the perceptual hash of what we delivered
     if (found := _image_by_perceptual_hash(session, pixels)):
         image, generation, distance = found
@@ -95,7 +99,7 @@ def verify_image(*, session: Session, data: bytes, credentials: ContentCredentia
                                     watermark=watermark_part, altered=digest != image.delivery_sha256,
                                     sha256=digest, perceptual_distance=distance,
                                     notes=["matched by appearance only: a close match, not a proof"])
-        return _describe(session, report, image, generation, pixels)
+        return _describe(session, report, image, generation, pixels, viewer)
     return VerificationReport(found=False, method=None, manifest=manifest_part, watermark=watermark_part,
                               altered=None, sha256=digest,
                               notes=["no Content Credentials, watermark or close match from this foundry"])
@@ -131,10 +135,15 @@ def _image_by_perceptual_hash(session: Session, pixels: Image.Image):
 
 
 def _describe(session: Session, report: VerificationReport, image: GeneratedImage, generation: Generation,
-              pixels: Image.Image) -> VerificationReport:
-    report.generation = {"id": str(generation.id), "created_at": generation.created_at.isoformat(),
-                         "status": generation.status, "refunded": generation.refunded_at is not None}
-    report.image_index = image.index
+              pixels: Image.Image, viewer: Principal) -> VerificationReport:
+    if sees_generation(viewer=viewer, generation_tenant_id=generation.tenant_id):
+        report.generation = {"id": str(generation.id), "created_at": generation.created_at.isoformat(),
+                             "status": generation.status, "refunded": generation.refunded_at is not None}
+        report.image_index = image.index
+    else:
+        if report.watermark is not None:  # the watermark spells out the generation id: keep only that it was read
+            report.watermark = {"detected": True, "corrected_bytes": report.watermark["corrected_bytes"]}
+        report.notes.append("made by this foundry for another customer: its generation record is not shown")
     if report.perceptual_distance is None:
         report.perceptual_distance = hamming(perceptual_hash(pixels.resize((image.width, image.height),
                                                                            Image.Resampling.BOX), opaque=True),

@@ -23,6 +23,8 @@ from foundry.models_registry.models import RegisteredModel
 from foundry.models_registry.policy import is_licensed_only
 
 _MAX_MODEL_FILE = 20 * 1024 ** 3
+ADAPTER_FORMAT = "diffusers_lora"
+"""Weights that only adapt their parent's pipeline (LoRA); every other format is a whole pipeline folder."""
 
 
 def code_version() -> str:
@@ -77,6 +79,24 @@ def lineage(*, session: Session, model_id: uuid.UUID) -> list[RegisteredModel]:
         if len(chain) > 64:
             raise InvalidInput("model lineage is cyclic or absurdly deep", code="lineage_invalid")
     return chain
+
+
+def serving_chain(*, session: Session, model: RegisteredModel) -> tuple[RegisteredModel, list[RegisteredModel]]:
+    """What renders ``model``: the full pipeline it rests on, and the adapters (LoRA) to load onto it, in order.
+
+    A pipeline model is its own pipeline with no adapters; a LoRA is its parent's pipeline plus itself.
+    """
+    adapters: list[RegisteredModel] = []
+    current = model
+    while current.model_format == ADAPTER_FORMAT:
+        adapters.insert(0, current)
+        if current.parent_id is None:
+            raise InvalidInput(f"adapter model {current.id} has no parent pipeline to load onto",
+                               code="model_not_servable")
+        current = get_model(session=session, model_id=current.parent_id)
+        if len(adapters) > 64:
+            raise InvalidInput("model lineage is cyclic or absurdly deep", code="lineage_invalid")
+    return current, adapters
 
 
 def register_external(*, session: Session, blob_store: BlobStore, folder: Path, name: str,

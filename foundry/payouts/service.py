@@ -6,8 +6,6 @@ the API, the CSV and the payout batch always agree: there is no second copy of t
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from foundry.catalog.models import Contributor
+from foundry.csv_export import write_csv
 from foundry.datasets.models import SnapshotEntry
 from foundry.db import get_or_raise, utcnow
 from foundry.errors import Conflict
@@ -117,17 +116,14 @@ def batch_csv(*, session: Session, period: str) -> str:
     row = get_or_raise(session, PayoutPeriod, period, code="period_not_found", what="payout period")
     if row.status != "closed":
         raise Conflict(f"{period} is not closed yet", code="period_open")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["period", "contributor_id", "display_name", "payout_identity", "currency", "carried_in",
-                     "earned", "payable", "carried_out"])
-    for line, name, identity in session.execute(
-            select(PayoutLine, Contributor.display_name, Contributor.payout_identity)
-            .join(Contributor, Contributor.id == PayoutLine.contributor_id)
-            .where(PayoutLine.period == period).order_by(Contributor.display_name, PayoutLine.contributor_id)):
-        writer.writerow([period, line.contributor_id, name, identity or "", line.currency, line.carried_in,
-                         line.earned, line.payable, line.carried_out])
-    return buffer.getvalue()
+    lines = session.execute(
+        select(PayoutLine, Contributor.display_name, Contributor.payout_identity)
+        .join(Contributor, Contributor.id == PayoutLine.contributor_id)
+        .where(PayoutLine.period == period).order_by(Contributor.display_name, PayoutLine.contributor_id))
+    return write_csv(["period", "contributor_id", "display_name", "payout_identity", "currency", "carried_in",
+                      "earned", "payable", "carried_out"],
+                     ([period, line.contributor_id, name, identity, line.currency, line.carried_in, line.earned,
+                       line.payable, line.carried_out] for line, name, identity in lines))
 
 
 @dataclass
@@ -285,26 +281,18 @@ def statement_outputs(*, session: Session, contributor_id: uuid.UUID, period: st
 
 
 def statement_csv(*, session: Session, contributor_id: uuid.UUID, period: str, currency: str) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
     columns = ["entry_id", "posted_at", "generation_id", "generated_at", "kind", "method", "model_id", "asset_id",
                "share_ppm", "amount", "currency"]
-    writer.writerow(columns)
-    offset = 0
-    while page := statement_outputs(session=session, contributor_id=contributor_id, period=period,
-                                    currency=currency, limit=5000, offset=offset):
-        for item in page:
-            writer.writerow([_csv_value({**item, "currency": currency}[column]) for column in columns])
-        offset += len(page)
-    return buffer.getvalue()
 
+    def rows():
+        offset = 0
+        while page := statement_outputs(session=session, contributor_id=contributor_id, period=period,
+                                        currency=currency, limit=5000, offset=offset):
+            for item in page:
+                yield [{**item, "currency": currency}[column] for column in columns]
+            offset += len(page)
 
-def _csv_value(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
+    return write_csv(columns, rows())
 
 
 def periods_with_earnings(*, session: Session, contributor_id: uuid.UUID, currency: str) -> list[dict]:

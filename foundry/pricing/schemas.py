@@ -7,8 +7,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class PriceRuleCreate(BaseModel):
-    model_id: uuid.UUID | None = None
-    tenant_id: uuid.UUID | None = None
+    """A price; numbers are strict integers (``true`` or ``"5"`` is refused, not read as 1 or 5)."""
+
+    model_config = ConfigDict(strict=True)
+
+    model_id: uuid.UUID | None = Field(default=None, strict=False)
+    tenant_id: uuid.UUID | None = Field(default=None, strict=False)
     unit_price: int = Field(ge=0, le=10**9, description="Price of one image in minor units.")
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     pool_share_bps: int = Field(ge=0, le=10_000, description="Contributor pool share of each charge (basis points).")

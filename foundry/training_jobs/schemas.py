@@ -16,6 +16,9 @@ class TrainingJobCreate(BaseModel):
     recipe: Literal["base", "finetune", "lora"]
     snapshot_id: uuid.UUID
     base_model_id: uuid.UUID | None = None
+    tenant_id: uuid.UUID | None = Field(
+        default=None, description="Train a private fine-tune owned by this tenant (finetune or lora on a "
+                                  "customer_finetune snapshot); only that tenant sees and generates with it.")
     settings: dict[str, Any] = Field(default={}, description="Recipe fields to override, e.g. max_train_steps.")
 
 
@@ -28,6 +31,7 @@ class TrainingJobRead(BaseModel):
     recipe: dict
     snapshot_id: uuid.UUID
     base_model_id: uuid.UUID | None
+    owner_tenant_id: uuid.UUID | None
     status: str
     stage: str
     """training, then attribution_index once the model is registered."""

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from foundry.accounts import service as accounts_service
 from foundry.datasets import service as dataset_service
 from foundry.db import get_or_raise, newest_first, utcnow
 from foundry.errors import Conflict, InvalidInput, NotFound
@@ -32,6 +33,7 @@ def required_snapshot_use(recipe_kind: str, for_tenant: bool) -> Use:
 def create_job(*, session: Session, name: str, recipe_kind: str, recipe: dict, snapshot_id: uuid.UUID,
                base_model_id: uuid.UUID | None, requested_by: str,
                owner_tenant_id: uuid.UUID | None = None) -> TrainingJob:
+    """Queue a job. With ``owner_tenant_id`` the model it registers is that tenant's alone (a private fine-tune)."""
     if recipe_kind not in RECIPE_KINDS:
         raise InvalidInput(f"unknown recipe {recipe_kind!r} (base, finetune, lora)", code="invalid_recipe")
     snapshot = dataset_service.get_snapshot(session=session, snapshot_id=snapshot_id)
@@ -50,6 +52,12 @@ def create_job(*, session: Session, name: str, recipe_kind: str, recipe: dict, s
         base = registry_service.get_model(session=session, model_id=base_model_id)
         if base.model_format != "diffusers_pipeline":
             raise InvalidInput("fine-tunes start from a full pipeline, not from an adapter", code="invalid_base_model")
+        if base.owner_tenant_id not in (None, owner_tenant_id):
+            # a tenant's private model never becomes the base of a shared model or of another tenant's
+            raise InvalidInput("this base model belongs to a tenant; only that tenant's fine-tunes may build on it",
+                               code="base_model_tenant_mismatch")
+    if owner_tenant_id is not None:
+        accounts_service.get_tenant(session=session, tenant_id=owner_tenant_id)
     job = TrainingJob(name=name, recipe_kind=recipe_kind, recipe=recipe, snapshot_id=snapshot_id,
                       base_model_id=base_model_id, requested_by=requested_by, owner_tenant_id=owner_tenant_id,
                       status=QUEUED, total_steps=int(recipe.get("max_train_steps") or 0), artifacts=[], details={})

@@ -109,6 +109,10 @@ def test_idempotency_key_replays_without_a_second_charge_and_refuses_a_different
     ({"steps": "5"}, "body.steps", "validation_error"),
     ({"guidance_scale": 31}, "body.guidance_scale", "validation_error"),
     ({"prompt": ""}, "body.prompt", "validation_error"),
+    ({"prompt": " "}, "body.prompt", "validation_error"),
+    ({"prompt": "\n\t"}, "body.prompt", "validation_error"),
+    ({"prompt": "\u3000\u00a0 "}, "body.prompt", "validation_error"),
+    ({"num_images": True}, "body.num_images", "validation_error"),
     ({"seed": -1}, "body.seed", "validation_error"),
     ({"scheduler": "fancy"}, "body.scheduler", "validation_error"),
     ({"surprise": 1}, "body.surprise", "validation_error"),
@@ -123,6 +127,16 @@ def test_invalid_requests_are_422_with_the_field_and_write_nothing(client, custo
     error = response.json()["error"]
     assert error["code"] == code and field in [item["field"] for item in error["fields"]]
     assert count(sessions, Generation) == 0 and count(sessions, LedgerEntry) == 0
+
+
+def test_a_blank_negative_prompt_means_none_whatever_whitespace_it_holds(client, customer, served_model):
+    none = generate(client, customer, served_model).json()
+    for blank in ("", " ", "\n\t "):
+        body = generate(client, customer, served_model, negative_prompt=blank).json()
+        assert body["request"]["negative_prompt"] == ""
+        assert [i["raw_sha256"] for i in body["images"]] == [i["raw_sha256"] for i in none["images"]]
+    kept = generate(client, customer, served_model, negative_prompt=" blue ").json()
+    assert kept["request"]["negative_prompt"] == " blue "
 
 
 def test_unknown_model_and_missing_price_are_clear_errors(client, customer, served_model, sessions):

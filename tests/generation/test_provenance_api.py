@@ -6,7 +6,9 @@ import io
 import struct
 
 from PIL import Image
+from sqlalchemy import select
 
+from foundry.catalog.models import Contributor
 from tests.generation.test_generation_api import generate
 
 
@@ -116,3 +118,29 @@ def test_broken_uploads_are_clear_4xx(client, customer, served_model, migrated):
         response = verify(small_client, customer, bomb.getvalue())
     assert response.status_code == 422 and response.json()["error"]["code"] == "decompression_bomb"
     assert client.post("/v1/provenance/verify", files={"image": ("a.png", b"x", "image/png")}).status_code == 401
+
+
+def test_other_callers_get_the_provenance_but_not_another_tenants_generation_record(client, customer, served_model,
+                                                                                  sessions, licensed_catalog):
+    from foundry.accounts import service as accounts_service
+    from tests.generation.conftest import ADMIN, make_customer
+
+    body, png = delivered(client, customer, served_model)
+    rival = make_customer(sessions, "Rival Brands")
+    with sessions() as session, session.begin():
+        contributor_id = session.scalar(select(Contributor.id).limit(1))
+        _, artist_key = accounts_service.create_api_key(session=session, role="artist", name="a",
+                                                        contributor_id=contributor_id)
+    for headers in (rival.headers, {"Authorization": f"Bearer {artist_key}"}):
+        for image in (png, reencode(png)):  # read from the manifest, then from the watermark alone
+            response = client.post("/v1/provenance/verify", headers=headers,
+                                   files={"image": ("image.png", image, "image/png")})
+            report = response.json()
+            assert report["found"] and report["model"]["id"] == str(served_model) and report["licenses"]
+            assert report["generation"] is None and report["image_index"] is None
+            assert body["id"] not in response.text and body["created_at"][:19] not in response.text
+            assert "refunded" not in response.text
+    mine = verify(client, customer, reencode(png)).json()
+    assert mine["generation"]["id"] == body["id"] and mine["watermark"]["generation_id"] == body["id"]
+    admin = client.post("/v1/provenance/verify", headers=ADMIN, files={"image": ("i.png", png, "image/png")}).json()
+    assert admin["generation"]["id"] == body["id"] and admin["generation"]["refunded"] is False
