@@ -218,13 +218,13 @@ def write_data_dir(data_dir: str | Path, examples: Sequence[ExampleLike]) -> Pat
 
 __all__ = [
     "CAPTIONS_FILE",
-    "caption_for_position",
-    "caption_forms",
-    "caption_with_tags",
     "ExampleLike",
     "ExampleOrder",
     "ImageTransform",
     "TrainingExample",
+    "caption_for_position",
+    "caption_forms",
+    "caption_with_tags",
     "flip_for_position",
     "load_data_dir",
     "stable_seed",

@@ -60,8 +60,8 @@ from training.data import (
     ExampleLike,
     ExampleOrder,
     ImageTransform,
-    caption_forms,
     caption_for_position,
+    caption_forms,
     flip_for_position,
     stable_seed,
 )
@@ -74,7 +74,6 @@ from training.pipelines import (
     sample_grid,
 )
 from training.recipes import Recipe
-from training.text_pretraining import pretrain_text_encoder
 from training.text_encoder import (
     encode_prompts,
     inherited_text_encoder_origin,
@@ -85,6 +84,7 @@ from training.text_encoder import (
     train_caption_tokenizer,
     write_classic_vocab_files,
 )
+from training.text_pretraining import pretrain_text_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -781,8 +781,8 @@ class DiffusionTrainer:
     # --------------------------------------------------------------- samples
 
     @contextlib.contextmanager
-    def _ema_weights(self):
-        """Temporarily swap the EMA weights in (validation and export use them)."""
+    def ema_weights(self):
+        """Temporarily swap the EMA weights in (validation, measurement and export use them)."""
         for ema, params in self.emas:
             ema.store(params)
             ema.copy_to(params)
@@ -792,30 +792,40 @@ class DiffusionTrainer:
             for ema, params in self.emas:
                 ema.restore(params)
 
+    @contextlib.contextmanager
+    def current_pipeline(self):
+        """A pipeline over the current (EMA) weights in eval mode, for samples and measurements.
+
+        Training resumes unchanged afterwards: weights are swapped back and no random state the
+        loop uses is touched (its noise comes from per-batch generators).
+        """
+        recipe, accelerator = self.recipe, self.accelerator
+        unet = self._unwrapped_unet()
+        text_encoder = accelerator.unwrap_model(self.text_encoder)
+        with self.ema_weights(), accelerator.autocast():
+            unet.eval()
+            text_encoder.eval()
+            try:
+                yield self.parts.assemble(unet=unet, text_encoder=text_encoder)
+            finally:
+                unet.train()
+                if recipe.train_text_encoder:
+                    text_encoder.train()
+
     def write_sample_grid(self, name: str) -> Path | None:
         """Render the validation prompts with the current (EMA) weights; main process only writes."""
         recipe, accelerator = self.recipe, self.accelerator
         path = None
         if accelerator.is_main_process and recipe.validation_prompts:
-            unet = self._unwrapped_unet()
-            text_encoder = accelerator.unwrap_model(self.text_encoder)
-            with self._ema_weights(), accelerator.autocast():
-                unet.eval()
-                text_encoder.eval()
-                try:
-                    pipeline = self.parts.assemble(unet=unet, text_encoder=text_encoder)
-                    grid = sample_grid(
-                        pipeline,
-                        recipe.validation_prompts,
-                        resolution=self.resolution,
-                        num_inference_steps=recipe.validation_inference_steps,
-                        guidance_scale=recipe.validation_guidance_scale,
-                        seed=recipe.seed,
-                    )
-                finally:
-                    unet.train()
-                    if recipe.train_text_encoder:
-                        text_encoder.train()
+            with self.current_pipeline() as pipeline:
+                grid = sample_grid(
+                    pipeline,
+                    recipe.validation_prompts,
+                    resolution=self.resolution,
+                    num_inference_steps=recipe.validation_inference_steps,
+                    guidance_scale=recipe.validation_guidance_scale,
+                    seed=recipe.seed,
+                )
             path = self.output_dir / SAMPLES_DIR / f"{name}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             grid.save(path)
@@ -829,7 +839,7 @@ class DiffusionTrainer:
         accelerator = self.accelerator
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            with self._ema_weights():
+            with self.ema_weights():
                 model_path, model_format = self._save_model()
             if self.recipe.validation_prompts:
                 self._write_final_grid(model_path)

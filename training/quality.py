@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -351,8 +352,8 @@ def measure_images(evaluator: Evaluator, generated: np.ndarray, heldout: Labelle
     precision, recall = precision_recall(real.features, fake.features)
     sub_known = sub_truth >= 0
     return {
-        "images": int(len(generated)),
-        "classes": int(len(np.unique(truth[known]))),
+        "images": len(generated),
+        "classes": len(np.unique(truth[known])),
         "real_balanced_acc": balanced_accuracy(real.groups[known], truth[known]),
         "gen_balanced_acc": balanced_accuracy(fake.groups[known], truth[known]),
         "chance_balanced": 1.0 / len(np.unique(truth[known])),
@@ -413,7 +414,8 @@ def heldout_diffusion_loss(pipeline: Any, heldout: LabelledImages, *, resolution
     prediction_type = scheduler.config.prediction_type
     style = PromptStyle.for_pipeline_class(type(pipeline).__name__)
     vae = getattr(pipeline, "vae", None)
-    device = pipeline.unet.device
+    first_parameter = next(pipeline.unet.parameters())
+    device, dtype = first_parameter.device, first_parameter.dtype
     channels = pipeline.unet.config.in_channels
     total, count = 0.0, 0
     generator = torch.Generator().manual_seed(seed)
@@ -428,7 +430,7 @@ def heldout_diffusion_loss(pipeline: Any, heldout: LabelledImages, *, resolution
             noise = torch.randn(clean.shape, generator=generator).to(device)
             t = torch.full((len(clean),), int(timestep), dtype=torch.long, device=device)
             noisy = scheduler.add_noise(clean, noise, t)
-            output = pipeline.unet(noisy.to(pipeline.unet.dtype), t, encoder_hidden_states=embeddings).sample.float()
+            output = pipeline.unet(noisy.to(dtype), t, encoder_hidden_states=embeddings).sample.float()
             output = output[:, :channels]
             alpha = alphas_cumprod[int(timestep)]
             a, s = float(alpha.sqrt()), float((1 - alpha).sqrt())
@@ -477,6 +479,62 @@ def contact_sheet(rows: Sequence[tuple[str, Sequence[np.ndarray]]], *, delivered
     return sheet
 
 
+SHEET_PROMPTS = 8
+SHEET_SEEDS = 4
+
+
+def sheet_prompt_indices(heldout: LabelledImages, count: int = SHEET_PROMPTS) -> list[int]:
+    """Held-out prompts for the contact sheet: the first of each group in turn, so every group shows."""
+    by_group: dict[str, list[int]] = {}
+    for index, group in enumerate(heldout.groups):
+        by_group.setdefault(group, []).append(index)
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < min(count, len(heldout)):
+        added = False
+        for group in sorted(by_group):
+            if depth < len(by_group[group]) and len(chosen) < count:
+                chosen.append(by_group[group][depth])
+                added = True
+        if not added:
+            break
+        depth += 1
+    return chosen
+
+
+def measure_pipeline(pipeline: Any, evaluator: Evaluator, heldout: LabelledImages, reference: LabelledImages, *,
+                     resolution: int, sampling: SamplingSettings = SamplingSettings(), delivered_size: int = 256,
+                     progress: Progress | None = None) -> tuple[dict[str, Any], Image.Image]:
+    """Every metric of one model, and its contact sheet: what benchmarks and training jobs record.
+
+    ``progress(done, total)`` counts generated images (the held-out captions, then the sheet's).
+    """
+    sheet_rows = sheet_prompt_indices(heldout)
+    total = len(heldout) + len(sheet_rows) * SHEET_SEEDS
+
+    def generation_progress(offset: int) -> Progress | None:
+        if progress is None:
+            return None
+        return lambda done, _total: progress(offset + done, total)
+
+    started = time.perf_counter()
+    generated = generate_images(pipeline, heldout.captions, sampling, resolution=resolution,
+                                progress=generation_progress(0))
+    generation_seconds = time.perf_counter() - started
+    metrics = measure_images(evaluator, generated, heldout, reference)
+    metrics["heldout_loss"] = heldout_diffusion_loss(pipeline, heldout, resolution=resolution)
+    metrics["sampling"] = asdict(sampling)
+    metrics["seconds_per_image"] = generation_seconds / max(1, len(heldout))
+    rows = []
+    for number, index in enumerate(sheet_rows):
+        prompt = heldout.captions[index]
+        seeds = SamplingSettings(**{**asdict(sampling), "seed": sampling.seed + 1000 * (number + 1)})
+        images = generate_images(pipeline, [prompt] * SHEET_SEEDS, seeds, resolution=resolution,
+                                 progress=generation_progress(len(heldout) + number * SHEET_SEEDS))
+        rows.append((prompt, list(images)))
+    return metrics, contact_sheet(rows, delivered_size=delivered_size)
+
+
 def round_floats(value: Any, digits: int = 4) -> Any:
     """Reports keep four significant decimals; NaN stays NaN."""
     if isinstance(value, float):
@@ -503,6 +561,7 @@ __all__ = [
     "heldout_diffusion_loss",
     "kernel_inception_distance",
     "measure_images",
+    "measure_pipeline",
     "precision_recall",
     "train_evaluator",
 ]

@@ -1,0 +1,189 @@
+"""The image-quality metrics: they must tell a useless classifier, a copying generator and noise apart."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMScheduler
+from PIL import Image, ImageDraw
+
+from training.quality import (
+    Evaluator,
+    EvaluatorConfig,
+    EvaluatorNet,
+    LabelledImages,
+    balanced_accuracy,
+    contact_sheet,
+    evaluator_sha256,
+    heldout_diffusion_loss,
+    kernel_inception_distance,
+    measure_images,
+    precision_recall,
+    train_evaluator,
+)
+from training.text_encoder import TextEncoderShape, build_text_encoder, train_caption_tokenizer
+
+SHAPE_GROUPS = ("circle", "square", "triangle")
+TINY_EVALUATOR = EvaluatorConfig(width=16, feature_size=32, epochs=10, batch_size=32, learning_rate=5e-3)
+
+
+def _shape_image(shape: str, rng: random.Random, size: int = 32) -> np.ndarray:
+    """A dark shape of random size and place on white, like a small emoji."""
+    image = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    half = rng.randint(7, 12)
+    cx, cy = rng.randint(half, size - half), rng.randint(half, size - half)
+    colour = tuple(rng.randint(0, 120) for _ in range(3))
+    box = (cx - half, cy - half, cx + half, cy + half)
+    if shape == "circle":
+        draw.ellipse(box, fill=colour)
+    elif shape == "square":
+        draw.rectangle(box, fill=colour)
+    else:
+        draw.polygon([(cx, cy - half), (cx + half, cy + half), (cx - half, cy + half)], fill=colour)
+    return np.asarray(image)
+
+
+def _labelled(count: int, seed: int) -> LabelledImages:
+    rng = random.Random(seed)
+    groups = [SHAPE_GROUPS[i % 3] for i in range(count)]
+    images = np.stack([_shape_image(g, rng) for g in groups])
+    subgroups = [f"{g}-{i % 2}" for i, g in enumerate(groups)]
+    return LabelledImages(images, tuple(f"a {g}" for g in groups), tuple(groups), tuple(subgroups))
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return {"train": _labelled(240, 1), "heldout": _labelled(45, 2), "reference": _labelled(45, 3)}
+
+
+@pytest.fixture(scope="module")
+def evaluator(shapes):
+    train = shapes["train"]
+    return train_evaluator(train.images, train.groups, train.subgroups, TINY_EVALUATOR)
+
+
+def test_balanced_accuracy_is_the_mean_recall_over_classes():
+    truth = np.array([0, 0, 0, 0, 0, 0, 1, 2])
+    assert balanced_accuracy(np.zeros(8, dtype=int), truth) == pytest.approx(1 / 3)  # 6 of 8 right, still chance
+    assert balanced_accuracy(truth.copy(), truth) == 1.0
+    assert balanced_accuracy(np.array([0, 0, 0, 1, 1, 1, 1, 2]), truth) == pytest.approx((0.5 + 1 + 1) / 3)
+    with pytest.raises(ValueError):
+        balanced_accuracy(np.array([]), np.array([]))
+
+
+def test_a_classifier_that_cannot_tell_classes_apart_scores_chance(shapes, evaluator):
+    blind = EvaluatorNet(TINY_EVALUATOR, 3, 6)
+    with torch.no_grad():
+        for module in blind.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.zero_()
+                module.bias.zero_()
+        blind.group_head.bias[1] = 1.0  # always "square", whatever it sees
+    blind_evaluator = Evaluator(blind, evaluator.groups, evaluator.subgroups, TINY_EVALUATOR)
+    report = measure_images(blind_evaluator, shapes["heldout"].images, shapes["heldout"], shapes["reference"],
+                            kid_subsets=10, kid_subset_size=20)
+    assert report["chance_balanced"] == pytest.approx(1 / 3)
+    assert report["real_balanced_acc"] == pytest.approx(1 / 3)
+    assert report["gen_balanced_acc"] == pytest.approx(1 / 3)
+
+
+def test_copies_of_heldout_images_score_the_ceiling_and_noise_scores_chance(shapes, evaluator):
+    heldout, reference = shapes["heldout"], shapes["reference"]
+    copied = measure_images(evaluator, heldout.images.copy(), heldout, reference, kid_subsets=20, kid_subset_size=30)
+    assert copied["real_balanced_acc"] > 0.8, "the evaluator must read the shapes it was trained on"
+    assert copied["gen_balanced_acc"] == pytest.approx(copied["real_balanced_acc"])
+    assert copied["precision"] == 1.0 and copied["recall"] == 1.0
+    as_real = measure_images(evaluator, reference.images, heldout, reference, kid_subsets=20, kid_subset_size=30)
+    assert as_real["kid"] == pytest.approx(as_real["kid_real_floor"]), "real images of the same groups: the floor"
+
+    noise = np.random.default_rng(0).integers(0, 256, heldout.images.shape, dtype=np.uint8)
+    noisy = measure_images(evaluator, noise, heldout, reference, kid_subsets=20, kid_subset_size=30)
+    assert noisy["gen_balanced_acc"] < 0.6
+    assert noisy["kid_ci95"][0] > as_real["kid_real_floor_ci95"][1], "noise is far outside the real spread"
+    assert noisy["precision"] < 0.2
+
+
+def test_kid_is_zero_on_average_for_one_distribution_and_grows_with_a_shift():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(300, 16)), rng.normal(size=(300, 16))
+    same = kernel_inception_distance(a, b, subsets=50, subset_size=100)
+    shifted = kernel_inception_distance(a, b + 1.0, subsets=50, subset_size=100)
+    assert same.ci95[0] < 0 < same.ci95[1]
+    assert shifted.mean > 0 and shifted.ci95[0] > same.ci95[1]
+    precision, recall = precision_recall(a, b)
+    assert precision > 0.6 and recall > 0.6
+    assert precision_recall(a, b + 10.0) == (0.0, 0.0)
+
+
+def test_saved_evaluator_loads_with_the_same_digest_and_predictions(tmp_path, shapes, evaluator):
+    digest = evaluator.save(tmp_path / "evaluator")
+    assert digest == evaluator_sha256(tmp_path / "evaluator")
+    loaded = Evaluator.load(tmp_path / "evaluator")
+    assert loaded.groups == evaluator.groups and loaded.config == evaluator.config
+    before = evaluator.predict(shapes["heldout"].images)
+    after = loaded.predict(shapes["heldout"].images)
+    assert np.array_equal(before.groups, after.groups)
+    assert np.allclose(before.features, after.features)
+    assert loaded.save(tmp_path / "again") == digest
+
+
+def test_training_the_evaluator_is_deterministic(shapes):
+    train = shapes["train"]
+    config = EvaluatorConfig(width=8, feature_size=16, epochs=1, batch_size=50)
+    first = train_evaluator(train.images, train.groups, train.subgroups, config)
+    second = train_evaluator(train.images, train.groups, train.subgroups, config)
+    for (name, a), (_, b) in zip(first.net.state_dict().items(), second.net.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+class _OracleUnet(torch.nn.Module):
+    """Predicts the exact v target: it knows the clean images the loss is measured on."""
+
+    def __init__(self, clean: torch.Tensor, scheduler: DDPMScheduler):
+        super().__init__()
+        self.clean, self.scheduler = clean, scheduler
+        self.config = SimpleNamespace(in_channels=3)
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, noisy, t, encoder_hidden_states):
+        alpha = self.scheduler.alphas_cumprod[t].float().reshape(-1, 1, 1, 1)
+        noise = (noisy - alpha.sqrt() * self.clean) / (1 - alpha).sqrt()
+        velocity = alpha.sqrt() * noise - (1 - alpha).sqrt() * self.clean
+        return SimpleNamespace(sample=torch.cat([velocity, torch.zeros_like(velocity)], dim=1))
+
+
+def test_heldout_loss_is_zero_for_an_oracle_and_repeatable_for_a_model(shapes):
+    heldout = LabelledImages(shapes["heldout"].images[:6], shapes["heldout"].captions[:6],
+                             shapes["heldout"].groups[:6], shapes["heldout"].subgroups[:6])
+    scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
+                              variance_type="learned_range")
+    tokenizer = train_caption_tokenizer(list(heldout.captions), 600)
+    text_encoder = build_text_encoder(tokenizer, TextEncoderShape(16, 32, 1, 2))
+    clean = torch.from_numpy(heldout.images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    oracle = SimpleNamespace(scheduler=scheduler, tokenizer=tokenizer, text_encoder=text_encoder,
+                             unet=_OracleUnet(clean, scheduler), vae=None)
+    loss = heldout_diffusion_loss(_IFLike(oracle), heldout, resolution=32, batch_size=6)
+    assert loss == pytest.approx(0.0, abs=1e-8)
+
+
+class _IFLike:
+    """Carries a pipeline's parts under a class name the prompt-style rule reads as IF."""
+
+    def __init__(self, parts):
+        self.__dict__.update(vars(parts))
+
+
+_IFLike.__name__ = "IFPipeline"
+
+
+def test_contact_sheet_lays_out_prompts_by_seeds(shapes):
+    images = list(shapes["heldout"].images[:6])
+    sheet = contact_sheet([("a circle", images[:3]), ("a square", images[3:6])], delivered_size=64)
+    assert sheet.size == (8 + 3 * (32 + 8) + 3 * (64 + 8), 2 * (18 + 64 + 8) + 8)
+    with pytest.raises(ValueError):
+        contact_sheet([])
