@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ class TrainingExample:
 LABEL_TAG_PREFIXES = ("group:", "subgroup:")
 """Catalog tags that name a classification level (``group:smileys-emotion``); they read as words."""
 MAX_CAPTION_TAGS = 8
+_NAMESPACED_TAG = re.compile(r"^[a-z_]+:")
 
 
 def tag_words(tag: str) -> str:
@@ -60,7 +62,8 @@ def tag_words(tag: str) -> str:
 def caption_with_tags(caption: str, tags: Sequence[str], max_tags: int = MAX_CAPTION_TAGS) -> str:
     """The caption followed by the example's classification levels (finest first), then its other tags."""
     levels = [tag_words(t) for prefix in reversed(LABEL_TAG_PREFIXES) for t in tags if t.startswith(prefix)]
-    others = [t for t in tags if not t.startswith(LABEL_TAG_PREFIXES)][:max_tags]
+    # Other namespaced tags (``family:1F44B``) are identifiers, not words.
+    others = [t for t in tags if not _NAMESPACED_TAG.match(t)][:max_tags]
     words = list(dict.fromkeys(w for w in [*levels, *others] if w and w != caption))
     return ", ".join([caption, *words]) if words else caption
 

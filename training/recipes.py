@@ -336,21 +336,90 @@ def lora_recipe(base_model: str, **overrides: Any) -> Recipe:
 RECIPE_FACTORIES = {"base": base_recipe, "finetune": finetune_recipe, "lora": lora_recipe}
 REGISTERED_BASE_PLACEHOLDER = "<registered model>"
 
+PRESET_SHAPE = BaseModelShape(
+    unet_block_out_channels=(32, 64, 128),
+    # Attention only at the coarsest level: at 16x16 it doubled the cost of a step on CPU.
+    unet_down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+    default_sampler="dpmsolver++",
+)
+GPU_PRESET_SHAPE = BaseModelShape(
+    unet_block_out_channels=(64, 128, 256, 256),
+    unet_down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    unet_layers_per_block=2,
+    text_hidden_size=256,
+    text_intermediate_size=1024,
+    text_num_layers=4,
+    text_num_heads=8,
+    tokenizer_vocab_size=4096,
+    default_sampler="dpmsolver++",
+)
 
-def recipe_for_job(kind: str, overrides: dict[str, Any]) -> Recipe:
+
+def _preset_settings(max_train_steps: int, pretraining_epochs: int) -> dict[str, Any]:
+    """What the presets share: the licensed-only recipe the quality benchmark supports."""
+    return {
+        "resolution": 32,
+        "train_batch_size": 32,
+        "max_train_steps": max_train_steps,
+        "learning_rate": 1e-3,
+        "lr_scheduler": "cosine",
+        "lr_warmup_steps": 100,
+        "train_text_encoder": False,
+        "text_pretraining": TextPretraining(epochs=pretraining_epochs),
+        "caption_mode": "caption_or_tags",
+        "checkpoint_every": max(50, max_train_steps // 10),
+        "validation_every": 0,
+        "validation_guidance_scale": 6.0,
+        "model_shape": PRESET_SHAPE,
+    }
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # <= 5 minutes of training on a 2-core CPU: what `make demo` trains.
+    "demo": _preset_settings(max_train_steps=300, pretraining_epochs=6),
+    # <= 30 minutes on a 2-core CPU.
+    "quality": _preset_settings(max_train_steps=2000, pretraining_epochs=20),
+    # 64 px on one H100/H200 in <= 10 minutes (bf16).
+    "gpu": {
+        **_preset_settings(max_train_steps=8000, pretraining_epochs=60),
+        "resolution": 64,
+        "train_batch_size": 128,
+        "learning_rate": 5e-4,
+        "lr_warmup_steps": 500,
+        "mixed_precision": "bf16",
+        "text_pretraining": TextPretraining(epochs=60, batch_size=512, image_width=64, resolution=64),
+        "model_shape": GPU_PRESET_SHAPE,
+    },
+}
+
+
+def preset_recipe(preset: str, **overrides: Any) -> Recipe:
+    """The ``base`` recipe of a named preset (``demo``, ``quality``, ``gpu``), with optional overrides."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    return base_recipe(**{**PRESETS[preset], **overrides})
+
+
+def recipe_for_job(kind: str, overrides: dict[str, Any], preset: str | None = None) -> Recipe:
     """A validated recipe for a queued job; the worker fills in the base model's folder later.
 
-    Raises ValueError for an unknown kind or invalid settings.
+    ``preset`` names a ``base`` preset whose settings ``overrides`` then adjust.
+    Raises ValueError for an unknown kind or preset, or invalid settings.
     """
     if kind not in RECIPE_FACTORIES:
         raise ValueError(f"unknown recipe {kind!r}; choose base, finetune or lora")
+    if preset is not None and kind != "base":
+        raise ValueError("presets are for the base recipe")
     factory = RECIPE_FACTORIES[kind]
     try:
+        if preset is not None:
+            return preset_recipe(preset, **overrides)
         return factory(**overrides) if kind == "base" else factory(REGISTERED_BASE_PLACEHOLDER, **overrides)
     except TypeError as exc:
         raise ValueError(str(exc)) from None
 
 __all__ = [
+    "PRESETS",
     "RECIPE_FACTORIES",
     "BaseModelShape",
     "Recipe",
@@ -358,4 +427,6 @@ __all__ = [
     "base_recipe",
     "finetune_recipe",
     "lora_recipe",
+    "preset_recipe",
+    "recipe_for_job",
 ]

@@ -217,6 +217,22 @@ def _parse_tags(value: object) -> list[str]:
     raise ValueError("tags must be text or a list")
 
 
+def _openmoji_label_tags(entry: dict, hexcode: str) -> list[str]:
+    """The package's classification as namespaced tags: ``group:``, ``subgroup:`` and ``family:``.
+
+    ``family`` names the emoji a skin-tone variant was drawn from (itself otherwise), so a
+    held-out split can keep every variant of one drawing on the same side.
+    """
+    labels = []
+    for key, prefix in (("group", "group"), ("subgroups", "subgroup")):
+        value = _text(entry.get(key), key)
+        if value:
+            labels.append(f"{prefix}:{value}")
+    base = _text(entry.get("skintone_base_hexcode"), "skintone_base_hexcode")
+    labels.append(f"family:{base if base and _HEXCODE.match(base) else hexcode}")
+    return labels
+
+
 def _text(value: object, column: str) -> str | None:
     if value is None:
         return None
@@ -496,7 +512,7 @@ class OpenMojiSource(CatalogSource):
             row.valid_from = None
         row.caption = _text(entry.get("annotation"), "annotation") or ""
         tags = _parse_tags(entry.get("tags")) + _parse_tags(entry.get("openmoji_tags"))
-        row.tags = list(dict.fromkeys(tags))
+        row.tags = list(dict.fromkeys(tags)) + _openmoji_label_tags(entry, hexcode)
         data = self._members.get(row.path)
         if row.path in self._problems:
             row.problem = self._problems[row.path]

@@ -23,6 +23,11 @@ class SnapshotFilters(BaseModel):
     tenant_id: uuid.UUID | None = Field(
         default=None, description="A customer fine-tune snapshot for this tenant: may include its own brand assets.")
     brand_assets_only: bool = Field(default=False, description="With tenant_id: only the tenant's brand assets.")
+    heldout: Literal["exclude", "only"] | None = Field(
+        default=None,
+        description="The catalog's fixed held-out split (quality-v1: 10 % of each group, near-duplicates and "
+                    "skin-tone variants kept together): 'exclude' leaves it out so models trained on the snapshot "
+                    "can be measured on it; 'only' takes just the split (an evaluation snapshot).")
 
 
 class SnapshotCreate(BaseModel):

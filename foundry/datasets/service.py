@@ -23,6 +23,7 @@ from foundry.accounts import service as accounts_service
 from foundry.blobs import BlobStore, sha256_hex
 from foundry.catalog.models import Asset
 from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
+from foundry.datasets.policy import SplitCandidate, heldout_asset_ids
 from foundry.datasets.schemas import SnapshotFilters
 from foundry.db import get_or_raise, newest_first, utcnow
 from foundry.errors import FoundryError, InvalidInput
@@ -128,6 +129,10 @@ def create_snapshot(
         accounts_service.get_tenant(session=session, tenant_id=filters.tenant_id)
     elif filters.brand_assets_only:
         raise InvalidInput("brand_assets_only needs a tenant_id", code="invalid_filters")
+    if filters.heldout == "only" and filters.tenant_id is not None:
+        raise InvalidInput("the held-out split is part of the shared catalog: no tenant snapshot takes only it",
+                           code="invalid_filters")
+    heldout = catalog_heldout_ids(session=session) if filters.heldout else frozenset()
     chosen: dict[uuid.UUID, tuple[Asset, LicenseGrant]] = {}
     opted_out = licensing_service.opt_outs(session=session)
     for asset, grant in _candidates(session, use, filters, at):
@@ -135,6 +140,8 @@ def create_snapshot(
         reason = why_not_permitted(grant.terms, use, at,
                                    opted_out_at=opted_out.get(asset.contributor_id, {}).get(use))
         if reason is not None or not _matches(asset, filters):
+            continue
+        if filters.heldout is not None and (asset.id in heldout) != (filters.heldout == "only"):
             continue
         current = chosen.get(asset.id)
         if current is None or (grant.valid_from, str(grant.id)) > (current[1].valid_from, str(current[1].id)):
@@ -166,6 +173,15 @@ def create_snapshot(
     for start in range(0, len(entries), 1000):
         session.execute(insert(SnapshotEntry), entries[start:start + 1000])
     return snapshot
+
+
+def catalog_heldout_ids(*, session: Session) -> frozenset[uuid.UUID]:
+    """The shared catalog's held-out split as it stands (see ``foundry.datasets.policy``)."""
+    rows = session.execute(
+        select(Asset.id, Asset.sha256, Asset.tags, Asset.near_duplicate_of_id).where(Asset.owner_tenant_id.is_(None))
+    ).all()
+    return heldout_asset_ids([SplitCandidate(r.id, r.sha256, tuple(r.tags or ()), r.near_duplicate_of_id)
+                              for r in rows])
 
 
 def get_snapshot(*, session: Session, snapshot_id: uuid.UUID) -> DatasetSnapshot:

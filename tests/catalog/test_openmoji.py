@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from foundry.catalog import service as catalog_service
 from foundry.catalog.models import Asset, CatalogImport, Contributor
 from foundry.catalog.sources import OpenMojiSource, open_source
+from foundry.datasets import service as dataset_service
 from foundry.licensing.models import LicenseGrant
 
 pytestmark = pytest.mark.slow
@@ -38,6 +39,15 @@ def test_full_openmoji_import(migrated, sessions, blob_store, openmoji_tgz):
         assert session.scalar(select(func.count()).select_from(LicenseGrant)) == batch.rows_imported
         grinning = session.scalars(select(Asset).where(Asset.source_ref == "openmoji:1F600")).one()
         assert grinning.caption == "grinning face" and "smile" in grinning.tags and grinning.format == "svg"
+        assert {"group:smileys-emotion", "subgroup:face-smiling", "family:1F600"} <= set(grinning.tags)
+        waving = session.scalars(select(Asset).where(Asset.source_ref == "openmoji:1F44B-1F3FF")).one()
+        assert "family:1F44B" in waving.tags, "a skin-tone variant names the drawing it was made from"
+        # The held-out split: about a tenth of every group, no group left out
+        heldout = dataset_service.catalog_heldout_ids(session=session)
+        groups = Counter(t for a in session.scalars(select(Asset)) for t in a.tags if t.startswith("group:"))
+        held = Counter(t for a in session.scalars(select(Asset).where(Asset.id.in_(heldout)))
+                       for t in a.tags if t.startswith("group:"))
+        assert set(held) == set(groups) and all(0.08 <= held[g] / groups[g] < 0.3 for g in groups), held
         author = session.get(Contributor, grinning.contributor_id)
         assert author.display_name == "Emily Jäger" and author.external_ref == "openmoji:Emily Jäger"
         grant = session.scalars(select(LicenseGrant).where(LicenseGrant.asset_id == grinning.id)).one()

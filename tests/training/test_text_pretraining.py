@@ -34,7 +34,7 @@ def frozen_text_recipe(recipes, **overrides):
 
 def test_caption_forms_add_catalog_levels_and_tags():
     example = TrainingExample("x", lambda: None, "grinning face",
-                              ("group:smileys-emotion", "subgroup:face-smiling", "smile", "grinning face"))
+                              ("group:smileys-emotion", "subgroup:face-smiling", "family:1F600", "smile", "grinning face"))
     assert caption_forms(example, "caption") == ("grinning face",)
     assert caption_forms(example, "caption_or_tags") == (
         "grinning face", "grinning face, face smiling, smileys emotion, smile")
