@@ -1,0 +1,300 @@
+"""Do the foundry's own models draw what they are asked for? Measured, per recipe, against time. Prints JSON.
+
+1. A throw-away embedded deployment onboards the OpenMoji package and freezes two snapshots: the
+   training snapshot excludes the catalog's fixed held-out split (``heldout: exclude``), the
+   evaluation snapshot takes only it (``heldout: only``). Both pass the licence gate; their Merkle
+   roots are reported and their disjointness is checked.
+2. The evaluator (``training.quality``) is trained once on the training snapshot's real renditions
+   (groups and subgroups from the catalog's ``group:``/``subgroup:`` tags), frozen, and named by its
+   sha256. It never trains or selects a generator.
+3. Each recipe - the presets asked for, and the reference (the base recipe ``make demo`` trained
+   before the presets: 150 steps, text encoder learnt jointly, DDPM sampling) - is trained by the
+   engine the training service uses, paused at curve points to be measured (the pauses are not
+   counted as training time). Each point: prompt-following balanced accuracy on the held-out
+   captions (ceiling: the evaluator on the real held-out images; floor: chance), KID with its
+   real-vs-real floor, precision/recall, the held-out diffusion loss. The last point measures every
+   held-out caption and writes a contact sheet beside the JSON.
+
+    python benchmarks/quality.py --presets demo,quality --threads 2 --out benchmarks/results/quality_cpu.json
+
+Everything (deployment, evaluator, runs) is kept under ``--work`` so a rerun reuses the onboarding
+and the evaluator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import random
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np
+import torch
+from PIL import Image
+from rich.console import Console
+from sqlalchemy import select
+
+from foundry import migrate
+from foundry.blobs import open_blob_store
+from foundry.catalog import service as catalog_service
+from foundry.catalog.models import Asset
+from foundry.config import Settings
+from foundry.datasets import service as dataset_service
+from foundry.datasets.policy import HELDOUT_FRACTION, HELDOUT_SPLIT
+from foundry.datasets.schemas import SnapshotFilters
+from foundry.db import session_factory
+from foundry.demo import locate_catalog
+from training.data import ImageTransform, TrainingExample
+from training.engine import DiffusionTrainer
+from training.quality import (
+    Evaluator,
+    EvaluatorConfig,
+    LabelledImages,
+    SamplingSettings,
+    evaluator_sha256,
+    measure_pipeline,
+    round_floats,
+    train_evaluator,
+)
+from training.recipes import PRESETS, base_recipe, preset_recipe
+
+EVALUATED_RESOLUTION = 32
+REFERENCE = "reference"
+"""Today's demo recipe before the presets: ``base_recipe()`` for 150 steps, as ``make demo`` trained it."""
+
+
+def reference_recipe():
+    return base_recipe(max_train_steps=150, checkpoint_every=0, validation_every=0, validation_prompts=())
+
+
+# ------------------------------------------------------------------------------------- the data
+
+
+def prepare_snapshots(work: Path, catalog: Path | None) -> dict:
+    """Onboard the catalog (once) and freeze the training and evaluation snapshots."""
+    settings = Settings(var_dir=work / "var", import_workers=min(2, os.cpu_count() or 1))
+    url = settings.resolved_database_url
+    migrate.upgrade(url)
+    store = open_blob_store(settings.resolved_blob_url)
+    sessions = session_factory(url)
+    with sessions() as session:
+        onboarded = catalog_service.catalog_summary(session=session).assets > 0
+    if not onboarded:
+        source = locate_catalog(settings, catalog, Console(stderr=True))
+        catalog_service.import_from_location(session_factory=sessions, blob_store=store, location=source,
+                                             source_format="openmoji", requested_by="benchmark",
+                                             options=catalog_service.import_options(settings))
+    snapshots = {}
+    for role, heldout in (("training", "exclude"), ("evaluation", "only")):
+        with sessions() as session, session.begin():
+            snapshot = dataset_service.create_snapshot(session=session, name=f"quality-{role}", use="base_training",
+                                                       filters=SnapshotFilters(heldout=heldout), created_by="benchmark")
+            dataset_service.enforce_license_gate(session=session, snapshot_id=snapshot.id)
+            entries = dataset_service.snapshot_entries(session=session, snapshot_id=snapshot.id)
+            assets = {a.id: a for a in session.scalars(select(Asset).where(Asset.id.in_([e.asset_id for e in entries])))}
+            items = [{"id": str(e.asset_id), "caption": e.caption, "tags": tuple(assets[e.asset_id].tags or ()),
+                      "png": dataset_service.load_rendition(blob_store=store, entry=e)} for e in entries]
+            snapshots[role] = {"snapshot_id": str(snapshot.id), "merkle_root": snapshot.merkle_root,
+                               "entries": snapshot.entry_count, "contributors": snapshot.contributor_count,
+                               "items": items}
+    overlap = {i["id"] for i in snapshots["training"]["items"]} & {i["id"] for i in snapshots["evaluation"]["items"]}
+    if overlap:
+        raise SystemExit(f"the evaluation snapshot shares {len(overlap)} assets with the training snapshot")
+    return snapshots
+
+
+def label(tags: tuple[str, ...], prefix: str) -> str | None:
+    return next((t.removeprefix(prefix) for t in tags if t.startswith(prefix)), None)
+
+
+def labelled_images(items: list[dict], resolution: int = EVALUATED_RESOLUTION) -> LabelledImages:
+    """The items that carry a group, as uint8 images at the evaluated resolution."""
+    transform = ImageTransform(resolution)
+    kept = [i for i in items if label(i["tags"], "group:") and label(i["tags"], "subgroup:")]
+    pixels = [transform(Image.open(io.BytesIO(i["png"]))) for i in kept]
+    images = np.stack([((p.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
+                       for p in pixels])
+    return LabelledImages(images, tuple(i["caption"] for i in kept), tuple(label(i["tags"], "group:") for i in kept),
+                          tuple(label(i["tags"], "subgroup:") for i in kept))
+
+
+def subset(images: LabelledImages, per_group: int | None, seed: int = 0) -> LabelledImages:
+    """At most ``per_group`` images of each group (all when None), in a seeded order."""
+    if per_group is None:
+        return images
+    order = list(range(len(images)))
+    random.Random(seed).shuffle(order)
+    counts: dict[str, int] = {}
+    kept = []
+    for index in order:
+        group = images.groups[index]
+        if counts.get(group, 0) < per_group:
+            kept.append(index)
+            counts[group] = counts.get(group, 0) + 1
+    kept.sort()
+    return LabelledImages(images.images[kept], tuple(images.captions[i] for i in kept),
+                          tuple(images.groups[i] for i in kept), tuple(images.subgroups[i] for i in kept))
+
+
+def reference_sample(training: LabelledImages, heldout: LabelledImages, seed: int = 1) -> LabelledImages:
+    """Real training images with the held-out set's group composition (KID's real-vs-real floor)."""
+    rng = random.Random(seed)
+    chosen = []
+    for group in sorted(set(heldout.groups)):
+        need = heldout.groups.count(group)
+        pool = [i for i, g in enumerate(training.groups) if g == group]
+        chosen += rng.sample(pool, min(need, len(pool)))
+    chosen.sort()
+    return LabelledImages(training.images[chosen], tuple(training.captions[i] for i in chosen),
+                          tuple(training.groups[i] for i in chosen), tuple(training.subgroups[i] for i in chosen))
+
+
+def evaluator_for(work: Path, training: LabelledImages, training_root: str, config: EvaluatorConfig) -> tuple:
+    folder = work / "evaluators" / f"{training_root[:16]}-{abs(hash(json.dumps(asdict(config), sort_keys=True)))}"
+    if (folder / "evaluator.json").is_file():
+        return Evaluator.load(folder), evaluator_sha256(folder), 0.0
+    started = time.perf_counter()
+    evaluator = train_evaluator(training.images, training.groups, training.subgroups, config)
+    seconds = time.perf_counter() - started
+    return evaluator, evaluator.save(folder), seconds
+
+
+# ------------------------------------------------------------------------------------- the runs
+
+
+def examples_of(items: list[dict]) -> list[TrainingExample]:
+    def loader(data: bytes):
+        return lambda: Image.open(io.BytesIO(data)).convert("RGB")
+
+    return [TrainingExample(i["id"], loader(i["png"]), i["caption"], i["tags"]) for i in items]
+
+
+def run_recipe(name: str, recipe, examples, evaluator, heldout_full, heldout_curve, reference_full,
+               reference_curve, *, work: Path, curve_points: int, sampling: SamplingSettings, results: Path) -> dict:
+    """Train ``recipe``, measuring at ``curve_points`` evenly spaced steps; the last is the full measurement."""
+    output = work / "runs" / name
+    if output.exists():
+        shutil.rmtree(output)
+    total = recipe.max_train_steps
+    stops = sorted({max(1, round(total * k / curve_points)) for k in range(1, curve_points + 1)})
+    trainer = DiffusionTrainer(output, recipe, examples)
+    curve = []
+    train_seconds = 0.0
+    final: dict = {}
+    try:
+        started = time.perf_counter()
+        trainer.prepare()
+        train_seconds += time.perf_counter() - started
+        for stop in stops:
+            started = time.perf_counter()
+            trainer.fit(until_step=stop)
+            train_seconds += time.perf_counter() - started
+            last = stop == stops[-1]
+            measure_started = time.perf_counter()
+            with trainer.current_pipeline() as pipeline:
+                pipeline.set_progress_bar_config(disable=True)
+                metrics, sheet = measure_pipeline(
+                    pipeline, evaluator, heldout_full if last else heldout_curve,
+                    reference_full if last else reference_curve, resolution=recipe.resolution or 32,
+                    sampling=sampling)
+            point = {"recipe": name, "step": stop, "images_seen": stop * recipe.train_batch_size,
+                     "train_minutes": train_seconds / 60, "measure_seconds": time.perf_counter() - measure_started,
+                     **{k: metrics[k] for k in ("gen_balanced_acc", "real_balanced_acc", "chance_balanced", "kid",
+                                                "kid_real_floor", "precision", "recall", "heldout_loss")},
+                     "measured_images": metrics["images"]}
+            curve.append(round_floats(point))
+            print(json.dumps(round_floats(point)), file=sys.stderr, flush=True)
+            if last:
+                final = metrics
+                sheet_path = results / f"quality_sheet_{name}.png"
+                sheet.save(sheet_path)
+                final["sheet"] = str(sheet_path.relative_to(ROOT)) if sheet_path.is_relative_to(ROOT) else str(sheet_path)
+    finally:
+        trainer.close()
+    return {"preset": name, "train_minutes": train_seconds / 60, "steps": total,
+            "images_seen": total * recipe.train_batch_size, **final, "curve": curve}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", default="demo,quality", help="comma-separated presets to train and measure")
+    parser.add_argument("--no-reference", action="store_true", help="skip the pre-preset demo recipe")
+    parser.add_argument("--catalog", type=Path, default=None, help="the OpenMoji tarball (else found like the demo)")
+    parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench-quality")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--curve-points", type=int, default=5)
+    parser.add_argument("--curve-per-group", type=int, default=12,
+                        help="held-out prompts per group at intermediate curve points (all at the last one)")
+    parser.add_argument("--final-per-group", type=int, default=None,
+                        help="held-out prompts per group at the last point (default: every held-out caption)")
+    parser.add_argument("--steps", type=int, default=25, help="sampling steps of the measured images")
+    parser.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance of the measured images")
+    parser.add_argument("--max-train-steps", type=int, default=None, help="override every recipe's steps (smoke runs)")
+    parser.add_argument("--evaluator-epochs", type=int, default=EvaluatorConfig().epochs)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality_cpu.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    results = args.out.parent
+    results.mkdir(parents=True, exist_ok=True)
+
+    snapshots = prepare_snapshots(args.work, args.catalog)
+    training = labelled_images(snapshots["training"]["items"])
+    heldout_full = subset(labelled_images(snapshots["evaluation"]["items"]), args.final_per_group)
+    heldout_curve = subset(heldout_full, args.curve_per_group)
+    reference_full = reference_sample(training, heldout_full)
+    reference_curve = reference_sample(training, heldout_curve)
+    config = EvaluatorConfig(epochs=args.evaluator_epochs)
+    evaluator, evaluator_digest, evaluator_seconds = evaluator_for(
+        args.work, training, snapshots["training"]["merkle_root"], config)
+    sampling = SamplingSettings(num_inference_steps=args.steps, guidance_scale=args.guidance)
+
+    recipes = [] if args.no_reference else [(REFERENCE, reference_recipe())]
+    for name in filter(None, args.presets.split(",")):
+        if name not in PRESETS:
+            raise SystemExit(f"unknown preset {name!r}")
+        recipes.append((name, preset_recipe(name)))
+    examples = examples_of(snapshots["training"]["items"])
+    runs = []
+    for name, recipe in recipes:
+        if args.max_train_steps is not None:
+            recipe = recipe.replace(max_train_steps=args.max_train_steps,
+                                    checkpoint_every=0, lr_warmup_steps=min(recipe.lr_warmup_steps, 1))
+        runs.append(run_recipe(name, recipe, examples, evaluator, heldout_full, heldout_curve, reference_full,
+                               reference_curve, work=args.work, curve_points=args.curve_points, sampling=sampling,
+                               results=results))
+
+    keys = ("preset", "train_minutes", "real_balanced_acc", "gen_balanced_acc", "chance_balanced", "kid",
+            "kid_ci95", "kid_real_floor", "precision", "recall", "heldout_loss", "gen_subgroup_balanced_acc",
+            "real_subgroup_balanced_acc", "chance_subgroup_balanced", "steps", "images_seen", "sheet")
+    report = {
+        "presets": [{k: run.get(k) for k in keys} for run in runs],
+        "classifier_sha256": evaluator_digest,
+        "classifier": {"config": asdict(config), "train_seconds": evaluator_seconds,
+                       "training_images": len(training), "groups": list(evaluator.groups)},
+        "curve": [point for run in runs for point in run["curve"]],
+        "heldout": {"split": HELDOUT_SPLIT, "fraction": HELDOUT_FRACTION, "images": len(heldout_full),
+                    "curve_images": len(heldout_curve)},
+        "snapshots": {role: {k: v for k, v in snap.items() if k != "items"} for role, snap in snapshots.items()},
+        "sampling": asdict(sampling),
+        "machine": {"threads": args.threads, "cpu": platform.processor() or platform.machine(),
+                    "cores": os.cpu_count(), "torch": torch.__version__},
+    }
+    report = round_floats(report)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
