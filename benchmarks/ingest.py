@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import resvg_py  # noqa: E402
-from PIL import Image  # noqa: E402
+import resvg_py
+from PIL import Image
 
-from foundry.catalog.imaging import ImageLimits, _fit, sniff_format  # noqa: E402
-from foundry.catalog.sources import OpenMojiSource  # noqa: E402
-from foundry.concurrency import default_workers, ordered_chunked_map  # noqa: E402
-from provenance.hashing import sha256_hex  # noqa: E402
+from foundry.catalog.imaging import ImageLimits, _fit, sniff_format
+from foundry.catalog.sources import OpenMojiSource
+from foundry.concurrency import default_workers, ordered_chunked_map
+from provenance.hashing import sha256_hex
 
 DEFAULT_CATALOG = os.environ.get("FOUNDRY_OPENMOJI_TGZ", str(Path(__file__).resolve().parents[2] / "shared/datasets/openmoji-17.0.0.tgz"))
 

@@ -28,8 +28,6 @@ import io
 import json
 import os
 import platform
-import random
-import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -44,6 +42,7 @@ from PIL import Image
 from rich.console import Console
 from sqlalchemy import select
 
+from benchmarks.quality_common import REPORT_KEYS, reference_sample, run_recipe, subset
 from foundry import migrate
 from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
@@ -55,14 +54,12 @@ from foundry.datasets.schemas import SnapshotFilters
 from foundry.db import session_factory
 from foundry.demo import locate_catalog
 from training.data import ImageTransform, TrainingExample
-from training.engine import DiffusionTrainer
 from training.quality import (
     Evaluator,
     EvaluatorConfig,
     LabelledImages,
     SamplingSettings,
     evaluator_sha256,
-    measure_pipeline,
     round_floats,
     train_evaluator,
 )
@@ -71,6 +68,13 @@ from training.recipes import PRESETS, base_recipe, preset_recipe
 EVALUATED_RESOLUTION = 32
 REFERENCE = "reference"
 """Today's demo recipe before the presets: ``base_recipe()`` for 150 steps, as ``make demo`` trained it."""
+
+
+def examples_of(items: list[dict]) -> list[TrainingExample]:
+    def loader(data: bytes):
+        return lambda: Image.open(io.BytesIO(data)).convert("RGB")
+
+    return [TrainingExample(i["id"], loader(i["png"]), i["caption"], i["tags"]) for i in items]
 
 
 def reference_recipe():
@@ -128,37 +132,6 @@ def labelled_images(items: list[dict], resolution: int = EVALUATED_RESOLUTION) -
                           tuple(label(i["tags"], "subgroup:") for i in kept))
 
 
-def subset(images: LabelledImages, per_group: int | None, seed: int = 0) -> LabelledImages:
-    """At most ``per_group`` images of each group (all when None), in a seeded order."""
-    if per_group is None:
-        return images
-    order = list(range(len(images)))
-    random.Random(seed).shuffle(order)
-    counts: dict[str, int] = {}
-    kept = []
-    for index in order:
-        group = images.groups[index]
-        if counts.get(group, 0) < per_group:
-            kept.append(index)
-            counts[group] = counts.get(group, 0) + 1
-    kept.sort()
-    return LabelledImages(images.images[kept], tuple(images.captions[i] for i in kept),
-                          tuple(images.groups[i] for i in kept), tuple(images.subgroups[i] for i in kept))
-
-
-def reference_sample(training: LabelledImages, heldout: LabelledImages, seed: int = 1) -> LabelledImages:
-    """Real training images with the held-out set's group composition (KID's real-vs-real floor)."""
-    rng = random.Random(seed)
-    chosen = []
-    for group in sorted(set(heldout.groups)):
-        need = heldout.groups.count(group)
-        pool = [i for i, g in enumerate(training.groups) if g == group]
-        chosen += rng.sample(pool, min(need, len(pool)))
-    chosen.sort()
-    return LabelledImages(training.images[chosen], tuple(training.captions[i] for i in chosen),
-                          tuple(training.groups[i] for i in chosen), tuple(training.subgroups[i] for i in chosen))
-
-
 def evaluator_for(work: Path, training: LabelledImages, training_root: str, config: EvaluatorConfig) -> tuple:
     folder = work / "evaluators" / f"{training_root[:16]}-{abs(hash(json.dumps(asdict(config), sort_keys=True)))}"
     if (folder / "evaluator.json").is_file():
@@ -169,60 +142,27 @@ def evaluator_for(work: Path, training: LabelledImages, training_root: str, conf
     return evaluator, evaluator.save(folder), seconds
 
 
+EXPORT_RESOLUTION = 64
+
+
+def export_data(snapshots: dict, path: Path) -> None:
+    """Both snapshots as arrays, for a machine that has the engine but not the catalog's database."""
+    transform = ImageTransform(EXPORT_RESOLUTION)
+    arrays: dict[str, np.ndarray] = {}
+    for role, snap in snapshots.items():
+        items = snap["items"]
+        pixels = [transform(Image.open(io.BytesIO(i["png"]))) for i in items]
+        arrays[f"{role}_images"] = np.stack([((p.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255)
+                                            .astype(np.uint8) for p in pixels])
+        arrays[f"{role}_meta"] = np.array(json.dumps({
+            "ids": [i["id"] for i in items], "captions": [i["caption"] for i in items],
+            "tags": [list(i["tags"]) for i in items],
+            **{k: v for k, v in snap.items() if k != "items"}}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+
+
 # ------------------------------------------------------------------------------------- the runs
-
-
-def examples_of(items: list[dict]) -> list[TrainingExample]:
-    def loader(data: bytes):
-        return lambda: Image.open(io.BytesIO(data)).convert("RGB")
-
-    return [TrainingExample(i["id"], loader(i["png"]), i["caption"], i["tags"]) for i in items]
-
-
-def run_recipe(name: str, recipe, examples, evaluator, heldout_full, heldout_curve, reference_full,
-               reference_curve, *, work: Path, curve_points: int, sampling: SamplingSettings, results: Path) -> dict:
-    """Train ``recipe``, measuring at ``curve_points`` evenly spaced steps; the last is the full measurement."""
-    output = work / "runs" / name
-    if output.exists():
-        shutil.rmtree(output)
-    total = recipe.max_train_steps
-    stops = sorted({max(1, round(total * k / curve_points)) for k in range(1, curve_points + 1)})
-    trainer = DiffusionTrainer(output, recipe, examples)
-    curve = []
-    train_seconds = 0.0
-    final: dict = {}
-    try:
-        started = time.perf_counter()
-        trainer.prepare()
-        train_seconds += time.perf_counter() - started
-        for stop in stops:
-            started = time.perf_counter()
-            trainer.fit(until_step=stop)
-            train_seconds += time.perf_counter() - started
-            last = stop == stops[-1]
-            measure_started = time.perf_counter()
-            with trainer.current_pipeline() as pipeline:
-                pipeline.set_progress_bar_config(disable=True)
-                metrics, sheet = measure_pipeline(
-                    pipeline, evaluator, heldout_full if last else heldout_curve,
-                    reference_full if last else reference_curve, resolution=recipe.resolution or 32,
-                    sampling=sampling)
-            point = {"recipe": name, "step": stop, "images_seen": stop * recipe.train_batch_size,
-                     "train_minutes": train_seconds / 60, "measure_seconds": time.perf_counter() - measure_started,
-                     **{k: metrics[k] for k in ("gen_balanced_acc", "real_balanced_acc", "chance_balanced", "kid",
-                                                "kid_real_floor", "precision", "recall", "heldout_loss")},
-                     "measured_images": metrics["images"]}
-            curve.append(round_floats(point))
-            print(json.dumps(round_floats(point)), file=sys.stderr, flush=True)
-            if last:
-                final = metrics
-                sheet_path = results / f"quality_sheet_{name}.png"
-                sheet.save(sheet_path)
-                final["sheet"] = str(sheet_path.relative_to(ROOT)) if sheet_path.is_relative_to(ROOT) else str(sheet_path)
-    finally:
-        trainer.close()
-    return {"preset": name, "train_minutes": train_seconds / 60, "steps": total,
-            "images_seen": total * recipe.train_batch_size, **final, "curve": curve}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -242,6 +182,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-train-steps", type=int, default=None, help="override every recipe's steps (smoke runs)")
     parser.add_argument("--evaluator-epochs", type=int, default=EvaluatorConfig().epochs)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality_cpu.json")
+    parser.add_argument("--export-data", type=Path, default=None,
+                        help="write the two snapshots' renditions (64 px) and labels to this .npz for "
+                             "benchmarks/gpu_quality.py, then stop")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -249,6 +192,9 @@ def main(argv: list[str] | None = None) -> dict:
     results.mkdir(parents=True, exist_ok=True)
 
     snapshots = prepare_snapshots(args.work, args.catalog)
+    if args.export_data is not None:
+        export_data(snapshots, args.export_data)
+        return {"exported": str(args.export_data)}
     training = labelled_images(snapshots["training"]["items"])
     heldout_full = subset(labelled_images(snapshots["evaluation"]["items"]), args.final_per_group)
     heldout_curve = subset(heldout_full, args.curve_per_group)
@@ -274,11 +220,8 @@ def main(argv: list[str] | None = None) -> dict:
                                reference_curve, work=args.work, curve_points=args.curve_points, sampling=sampling,
                                results=results))
 
-    keys = ("preset", "train_minutes", "real_balanced_acc", "gen_balanced_acc", "chance_balanced", "kid",
-            "kid_ci95", "kid_real_floor", "precision", "recall", "heldout_loss", "gen_subgroup_balanced_acc",
-            "real_subgroup_balanced_acc", "chance_subgroup_balanced", "steps", "images_seen", "sheet")
     report = {
-        "presets": [{k: run.get(k) for k in keys} for run in runs],
+        "presets": [{k: run.get(k) for k in REPORT_KEYS} for run in runs],
         "classifier_sha256": evaluator_digest,
         "classifier": {"config": asdict(config), "train_seconds": evaluator_seconds,
                        "training_images": len(training), "groups": list(evaluator.groups)},

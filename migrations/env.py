@@ -1,6 +1,7 @@
 """Alembic environment: migrations run against the URL the foundry's settings (or caller) name."""
 
 from alembic import context
+
 from foundry.db import make_engine
 from foundry.models import Base
 

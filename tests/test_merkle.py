@@ -1,6 +1,7 @@
 """Merkle roots and inclusion proofs."""
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from provenance.merkle import EMPTY_ROOT, leaf_hash, merkle_proof, merkle_root, verify_proof
 

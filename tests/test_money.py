@@ -7,7 +7,8 @@ import uuid
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from foundry.money import Money, split_exact
 from foundry.royalties.policy import Layer, pool_of, pro_rata

@@ -199,7 +199,7 @@ def run_job(settings: Settings, job_id: uuid.UUID, *, worker: str) -> str:
                 job_service.fail_job(session=s, job_id=job_id, code=exc.code, message=exc.message,
                                      details=exc.details)
             return "failed"
-        except Exception as exc:  # the job fails; the worker lives on for the next one
+        except Exception as exc:  # noqa: BLE001 -- the job fails; the worker lives on for the next one
             with sessions() as s, s.begin():
                 job_service.fail_job(session=s, job_id=job_id, code="training_error",
                                      message=f"{type(exc).__name__}: {exc}")

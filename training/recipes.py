@@ -90,8 +90,9 @@ class TextPretraining:
     epochs: int = 12
     batch_size: int = 256
     learning_rate: float = 1e-3
-    image_width: int = 32
-    resolution: int = 32
+    image_width: int = 16
+    resolution: int = 16
+    """The image tower looks at 16 px copies: enough to tell what a picture shows, cheap on a CPU."""
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 2 or self.learning_rate <= 0 or self.image_width % 8:
@@ -387,7 +388,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "learning_rate": 5e-4,
         "lr_warmup_steps": 500,
         "mixed_precision": "bf16",
-        "text_pretraining": TextPretraining(epochs=60, batch_size=512, image_width=64, resolution=64),
+        "text_pretraining": TextPretraining(epochs=60, batch_size=512, image_width=32, resolution=32),
         "model_shape": GPU_PRESET_SHAPE,
     },
 }

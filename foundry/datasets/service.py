@@ -103,9 +103,8 @@ def _candidates(session: Session, use: Use, filters: SnapshotFilters, at: dateti
 def _matches(asset: Asset, filters: SnapshotFilters) -> bool:
     if filters.tags and not set(filters.tags) & set(asset.tags or []):
         return False
-    if filters.caption_contains and filters.caption_contains.lower() not in (asset.caption or "").lower():
-        return False
-    return True
+    return not (filters.caption_contains
+                and filters.caption_contains.lower() not in (asset.caption or "").lower())
 
 
 def create_snapshot(

@@ -93,9 +93,9 @@ def test_entries_and_roots_are_write_once_in_the_database(sessions, catalog):
         text("DELETE FROM dataset_snapshot"),
     ]
     for statement in statements:
-        with pytest.raises((IntegrityError, OperationalError, DBAPIError), match="immutable"):
-            with sessions() as session, session.begin():
-                session.execute(statement)
+        with (pytest.raises((IntegrityError, OperationalError, DBAPIError), match="immutable"),
+              sessions() as session, session.begin()):
+            session.execute(statement)
     with sessions() as session:
         assert session.get(DatasetSnapshot, snap.id).merkle_root == snap.merkle_root
 

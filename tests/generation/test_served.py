@@ -3,7 +3,6 @@ on Redis + PostgreSQL and on the embedded default (SQLite + SQLite broker)."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -16,17 +15,16 @@ import pytest
 
 from foundry.db import utcnow
 from foundry.generation.models import Generation
+from tests.support.brokers import redis_test_url
 from tests.training_jobs.test_worker import settings_with_broker, stop, worker_env
 from training.celery_app import GENERATION_QUEUE
 
-# Its own Redis database, so these run beside the training-worker tests without sharing queues.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("generation-worker")]
-REDIS_URL = os.environ.get("FOUNDRY_TEST_GENERATION_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
 @pytest.fixture
 def broker_settings(migrated, database_url):
-    return settings_with_broker(migrated, database_url, REDIS_URL)
+    return settings_with_broker(migrated, database_url, redis_test_url("generation"))
 
 
 def free_port() -> int:

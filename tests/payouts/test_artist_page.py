@@ -15,7 +15,7 @@ import pytest
 from foundry.db import utcnow
 from foundry.payouts.periods import period_of
 from tests.generation.test_served import free_port, served_env
-from tests.payouts.test_statements import artists  # noqa: F401
+from tests.payouts.test_statements import artists  # noqa: F401 -- a fixture, used by name
 
 pytestmark = pytest.mark.slow
 SCREENSHOTS = Path(os.environ.get("FOUNDRY_SCREENSHOT_DIR", "")) if os.environ.get("FOUNDRY_SCREENSHOT_DIR") else None
@@ -50,8 +50,8 @@ def server(migrated, served_model, tmp_path):
     process.wait(timeout=20)
 
 
-def test_artist_signs_in_sees_the_api_numbers_downloads_csv_and_revokes(server, customer, served_model, artists,
-                                                                        tmp_path):  # noqa: F811
+def test_artist_signs_in_sees_the_api_numbers_downloads_csv_and_revokes(server, customer, served_model, artists,  # noqa: F811
+                                                                        tmp_path):
     from playwright.sync_api import sync_playwright
 
     period = period_of(utcnow())

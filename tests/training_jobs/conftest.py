@@ -21,9 +21,9 @@ CAPTIONS = ["red blocks", "blue blocks", "green tiles", "yellow squares", "purpl
 
 
 def tiny_base_recipe(**overrides) -> dict:
-    settings = dict(model_shape=TINY_SHAPE, resolution=32, train_batch_size=4, max_train_steps=4,
-                    learning_rate=2e-3, lr_scheduler="constant", lr_warmup_steps=0, checkpoint_every=2,
-                    validation_every=0, validation_prompts=("red blocks",), validation_inference_steps=2)
+    settings = {"model_shape": TINY_SHAPE, "resolution": 32, "train_batch_size": 4, "max_train_steps": 4,
+                "learning_rate": 2e-3, "lr_scheduler": "constant", "lr_warmup_steps": 0, "checkpoint_every": 2,
+                "validation_every": 0, "validation_prompts": ("red blocks",), "validation_inference_steps": 2}
     settings.update(overrides)
     return base_recipe(**settings).to_dict()
 

@@ -16,11 +16,12 @@ import pytest
 import redis
 
 from foundry.training_jobs import service as job_service
+from tests.support.brokers import redis_test_url
 from tests.training_jobs.conftest import tiny_base_recipe
 from training.celery_app import TRAINING_QUEUE, make_celery
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("celery-worker")]
-REDIS_URL = os.environ.get("FOUNDRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+REDIS_URL = redis_test_url("training")
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def worker_env(settings) -> dict[str, str]:
 
 
 def start_worker(settings, log_path):
-    log = open(log_path, "ab")
+    log = open(log_path, "ab")  # noqa: SIM115 -- the worker process writes to it until stopped
     return subprocess.Popen([sys.executable, "-m", "foundry.cli", "worker", "--queues", TRAINING_QUEUE,
                              "--loglevel", "info"], env=worker_env(settings), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)

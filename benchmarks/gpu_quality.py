@@ -1,0 +1,123 @@
+"""The ``gpu`` preset on one GPU: train, measure, save the contact sheet, in one device call. Prints JSON.
+
+The GPU machine has the engine's libraries but not the catalog's database, so the two snapshots
+come prepared from this repository's CPU benchmark (their Merkle roots travel with them):
+
+    python benchmarks/quality.py --export-data var/gpu-data/quality-data.npz     # here, on the CPU box
+
+then, on the device (``carry``: ``var/gpu-data`` and the wheels the machine lacks, e.g. diffusers):
+
+    python3 benchmarks/gpu_quality.py --data var/gpu-data/quality-data.npz --out $OUT/quality_gpu.json
+
+The evaluator is trained there on the exported training renditions exactly as the CPU benchmark
+trains it (same config, so the same sha256 when the data is the same), and the JSON has the
+CPU benchmark's shape: ``{"presets": [...], "classifier_sha256", "curve": [...]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.quality_common import REPORT_KEYS, reference_sample, run_recipe, subset
+from training.data import TrainingExample
+from training.quality import EvaluatorConfig, LabelledImages, SamplingSettings, round_floats, train_evaluator
+from training.recipes import preset_recipe
+
+
+def load_exported(path: Path) -> dict:
+    data = np.load(path)
+    snapshots = {}
+    for role in ("training", "evaluation"):
+        meta = json.loads(str(data[f"{role}_meta"]))
+        snapshots[role] = {"images": data[f"{role}_images"], **meta}
+    return snapshots
+
+
+def labelled(snapshot: dict) -> LabelledImages:
+    def level(tags: list[str], prefix: str) -> str | None:
+        return next((t.removeprefix(prefix) for t in tags if t.startswith(prefix)), None)
+
+    kept = [i for i, tags in enumerate(snapshot["tags"]) if level(tags, "group:") and level(tags, "subgroup:")]
+    return LabelledImages(snapshot["images"][kept], tuple(snapshot["captions"][i] for i in kept),
+                          tuple(level(snapshot["tags"][i], "group:") for i in kept),
+                          tuple(level(snapshot["tags"][i], "subgroup:") for i in kept))
+
+
+def examples(snapshot: dict) -> list[TrainingExample]:
+    def loader(pixels: np.ndarray):
+        return lambda: Image.fromarray(pixels)
+
+    return [TrainingExample(example_id, loader(snapshot["images"][n]), snapshot["captions"][n],
+                            tuple(snapshot["tags"][n])) for n, example_id in enumerate(snapshot["ids"])]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="the .npz written by quality.py --export-data")
+    parser.add_argument("--preset", default="gpu")
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "benchmarks" / "results"))
+                        / "quality_gpu.json")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/gpu-quality"))
+    parser.add_argument("--curve-points", type=int, default=4)
+    parser.add_argument("--curve-per-group", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few steps of everything, on any machine: proves the script runs end to end")
+    args = parser.parse_args(argv)
+    snapshots = load_exported(args.data)
+    training, heldout_full = labelled(snapshots["training"]), labelled(snapshots["evaluation"])
+    if args.smoke:
+        heldout_full = subset(heldout_full, 1)
+    heldout_curve = subset(heldout_full, args.curve_per_group)
+    config = EvaluatorConfig(epochs=1) if args.smoke else EvaluatorConfig()
+    started = time.perf_counter()
+    evaluator = train_evaluator(training.images, training.groups, training.subgroups, config)
+    evaluator_seconds = time.perf_counter() - started
+    digest = evaluator.save(args.work / "evaluator")
+    recipe = preset_recipe(args.preset)
+    if args.smoke:
+        recipe = recipe.replace(max_train_steps=2, checkpoint_every=0, lr_warmup_steps=1, train_batch_size=4,
+                                text_pretraining=dataclasses.replace(recipe.text_pretraining, epochs=1))
+    if not torch.cuda.is_available() and recipe.mixed_precision != "no":
+        recipe = recipe.replace(mixed_precision="no")  # a CPU smoke run of the script
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    run = run_recipe(args.preset, recipe, examples(snapshots["training"]), evaluator, heldout_full, heldout_curve,
+                     reference_sample(training, heldout_full), reference_sample(training, heldout_curve),
+                     work=args.work, curve_points=args.curve_points,
+                     sampling=SamplingSettings(num_inference_steps=args.steps, guidance_scale=args.guidance),
+                     results=args.out.parent)
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
+    report = round_floats({
+        "presets": [{k: run.get(k) for k in REPORT_KEYS}],
+        "classifier_sha256": digest,
+        "classifier": {"config": asdict(config), "train_seconds": evaluator_seconds,
+                       "training_images": len(training)},
+        "curve": run["curve"],
+        "snapshots": {role: {k: snap[k] for k in ("merkle_root", "entries", "contributors")}
+                      for role, snap in snapshots.items()},
+        "heldout": {"images": len(heldout_full), "curve_images": len(heldout_curve)},
+        "machine": {"device": device, "torch": torch.__version__},
+    })
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""What the CPU and GPU quality benchmarks share: held-out subsets, the real floor sample, measured runs.
+
+No database here: the GPU benchmark runs on a machine that has the training engine only.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from training.engine import DiffusionTrainer
+from training.quality import LabelledImages, SamplingSettings, measure_pipeline, round_floats
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT_KEYS = ("preset", "train_minutes", "real_balanced_acc", "gen_balanced_acc", "chance_balanced", "kid",
+               "kid_ci95", "kid_real_floor", "precision", "recall", "heldout_loss", "gen_subgroup_balanced_acc",
+               "real_subgroup_balanced_acc", "chance_subgroup_balanced", "steps", "images_seen", "sheet")
+
+
+def subset(images: LabelledImages, per_group: int | None, seed: int = 0) -> LabelledImages:
+    """At most ``per_group`` images of each group (all when None), in a seeded order."""
+    if per_group is None:
+        return images
+    order = list(range(len(images)))
+    random.Random(seed).shuffle(order)
+    counts: dict[str, int] = {}
+    kept = []
+    for index in order:
+        group = images.groups[index]
+        if counts.get(group, 0) < per_group:
+            kept.append(index)
+            counts[group] = counts.get(group, 0) + 1
+    kept.sort()
+    return LabelledImages(images.images[kept], tuple(images.captions[i] for i in kept),
+                          tuple(images.groups[i] for i in kept), tuple(images.subgroups[i] for i in kept))
+
+
+def reference_sample(training: LabelledImages, heldout: LabelledImages, seed: int = 1) -> LabelledImages:
+    """Real training images with the held-out set's group composition (KID's real-vs-real floor)."""
+    rng = random.Random(seed)
+    chosen = []
+    for group in sorted(set(heldout.groups)):
+        need = heldout.groups.count(group)
+        pool = [i for i, g in enumerate(training.groups) if g == group]
+        chosen += rng.sample(pool, min(need, len(pool)))
+    chosen.sort()
+    return LabelledImages(training.images[chosen], tuple(training.captions[i] for i in chosen),
+                          tuple(training.groups[i] for i in chosen), tuple(training.subgroups[i] for i in chosen))
+
+
+def run_recipe(name: str, recipe, examples, evaluator, heldout_full, heldout_curve, reference_full,
+               reference_curve, *, work: Path, curve_points: int, sampling: SamplingSettings, results: Path) -> dict:
+    """Train ``recipe``, measuring at ``curve_points`` evenly spaced steps; the last is the full measurement."""
+    output = work / "runs" / name
+    if output.exists():
+        shutil.rmtree(output)
+    total = recipe.max_train_steps
+    stops = sorted({max(1, round(total * k / curve_points)) for k in range(1, curve_points + 1)})
+    trainer = DiffusionTrainer(output, recipe, examples)
+    curve = []
+    train_seconds = 0.0
+    final: dict = {}
+    try:
+        started = time.perf_counter()
+        trainer.prepare()
+        train_seconds += time.perf_counter() - started
+        for stop in stops:
+            started = time.perf_counter()
+            trainer.fit(until_step=stop)
+            train_seconds += time.perf_counter() - started
+            last = stop == stops[-1]
+            measure_started = time.perf_counter()
+            with trainer.current_pipeline() as pipeline:
+                pipeline.set_progress_bar_config(disable=True)
+                metrics, sheet = measure_pipeline(
+                    pipeline, evaluator, heldout_full if last else heldout_curve,
+                    reference_full if last else reference_curve, resolution=recipe.resolution or 32,
+                    sampling=sampling)
+            point = {"recipe": name, "step": stop, "images_seen": stop * recipe.train_batch_size,
+                     "train_minutes": train_seconds / 60, "measure_seconds": time.perf_counter() - measure_started,
+                     **{k: metrics[k] for k in ("gen_balanced_acc", "real_balanced_acc", "chance_balanced", "kid",
+                                                "kid_real_floor", "precision", "recall", "heldout_loss")},
+                     "measured_images": metrics["images"]}
+            curve.append(round_floats(point))
+            print(json.dumps(round_floats(point)), file=sys.stderr, flush=True)
+            if last:
+                final = metrics
+                sheet_path = results / f"quality_sheet_{name}.png"
+                sheet.save(sheet_path)
+                final["sheet"] = str(sheet_path.relative_to(ROOT)) if sheet_path.is_relative_to(ROOT) else str(sheet_path)
+    finally:
+        trainer.close()
+    return {"preset": name, "train_minutes": train_seconds / 60, "steps": total,
+            "images_seen": total * recipe.train_batch_size, **final, "curve": curve}
+
+
