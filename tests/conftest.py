@@ -6,6 +6,12 @@ import os
 import uuid
 from pathlib import Path
 
+# The suite runs as two xdist workers on two cores, and each starts worker, API and demo
+# subprocesses: one compute thread per process. With a thread per core in every process the
+# cores are oversubscribed and OpenMP's spin-waiting makes each torch call many times slower
+# (the demo's attribution index ran at 3 images/s instead of 25).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url

@@ -38,6 +38,7 @@ class SnapshotExample:
     def __init__(self, entry: SnapshotEntry, blob_store: BlobStore):
         self.example_id = str(entry.asset_id)
         self.caption = entry.caption
+        self.tags = tuple(entry.tags or ())
         self._entry = entry
         self._blob_store = blob_store
 

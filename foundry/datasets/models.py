@@ -39,3 +39,5 @@ class SnapshotEntry(Base):
     grant_fingerprint: Mapped[str] = mapped_column(String(64))
     contributor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contributor.id"), index=True)
     caption: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list] = mapped_column(default=list, server_default="[]")
+    """The asset's catalog tags when the snapshot was taken: a recipe may caption with them."""

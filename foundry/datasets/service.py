@@ -63,6 +63,9 @@ def canonical_entry(entry: SnapshotEntry | dict) -> bytes:
     caption_hash = hashlib.sha256(get("caption").encode()).hexdigest()
     fields = (str(get("asset_id")), get("asset_sha256"), get("rendition_sha256"), str(get("grant_id")),
               get("grant_fingerprint"), caption_hash)
+    tags = get("tags") or []
+    if tags:  # an entry without tags hashes as before, so the roots of older snapshots still verify
+        fields = (*fields, hashlib.sha256(json.dumps(list(tags)).encode()).hexdigest())
     return "\n".join(fields).encode()
 
 
@@ -157,7 +160,7 @@ def create_snapshot(
             "snapshot_id": snapshot_id, "asset_id": asset.id, "position": position,
             "asset_sha256": asset.sha256, "rendition_sha256": asset.rendition_sha256, "grant_id": grant.id,
             "grant_fingerprint": grant_fingerprint(grant), "contributor_id": asset.contributor_id,
-            "caption": asset.caption or "",
+            "caption": asset.caption or "", "tags": list(asset.tags or []),
         }
         for position, (asset, grant) in enumerate(ordered)
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -82,6 +83,24 @@ def test_merkle_root_names_the_content(sessions, catalog):
     with sessions() as session:
         entries = dataset_service.snapshot_entries(session=session, snapshot_id=first.id)
     assert dataset_service.verify_manifest(entries, first.merkle_root)
+
+
+def test_entries_keep_the_catalog_tags_and_the_root_covers_them(sessions, catalog):
+    snap = snapshot(sessions)
+    with sessions() as session:
+        entries = dataset_service.snapshot_entries(session=session, snapshot_id=snap.id)
+    assert {tuple(e.tags) for e in entries} == {("cat", "red"), ("dog",)}
+    fields = ("asset_id", "asset_sha256", "rendition_sha256", "grant_id", "grant_fingerprint", "caption")
+    leaves = [{**{name: getattr(e, name) for name in fields}, "tags": list(e.tags)} for e in entries]
+    assert dataset_service.verify_manifest(leaves, snap.merkle_root)
+    leaves[0]["tags"] = ["other"]
+    assert not dataset_service.verify_manifest(leaves, snap.merkle_root)
+    # an untagged entry hashes exactly as entries did before tags were kept
+    untagged = {**leaves[0], "tags": []}
+    assert dataset_service.canonical_entry(untagged) == "\n".join(
+        [str(untagged["asset_id"]), untagged["asset_sha256"], untagged["rendition_sha256"],
+         str(untagged["grant_id"]), untagged["grant_fingerprint"],
+         hashlib.sha256(untagged["caption"].encode()).hexdigest()]).encode()
 
 
 def test_entries_and_roots_are_write_once_in_the_database(sessions, catalog):
