@@ -33,9 +33,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.quality_common import REPORT_KEYS, reference_sample, run_recipe, subset
+from benchmarks.quality_common import REPORT_KEYS, run_recipe, subset
 from training.data import TrainingExample
-from training.quality import EvaluatorConfig, LabelledImages, SamplingSettings, round_floats, train_evaluator
+from training.quality import (
+    GROUP_TAG,
+    SUBGROUP_TAG,
+    EvaluatorConfig,
+    LabelledImages,
+    SamplingSettings,
+    reference_sample,
+    round_floats,
+    tag_value,
+    train_evaluator,
+)
 from training.recipes import preset_recipe
 
 
@@ -49,13 +59,11 @@ def load_exported(path: Path) -> dict:
 
 
 def labelled(snapshot: dict) -> LabelledImages:
-    def level(tags: list[str], prefix: str) -> str | None:
-        return next((t.removeprefix(prefix) for t in tags if t.startswith(prefix)), None)
-
-    kept = [i for i, tags in enumerate(snapshot["tags"]) if level(tags, "group:") and level(tags, "subgroup:")]
+    kept = [i for i, tags in enumerate(snapshot["tags"])
+            if tag_value(tags, GROUP_TAG) and tag_value(tags, SUBGROUP_TAG)]
     return LabelledImages(snapshot["images"][kept], tuple(snapshot["captions"][i] for i in kept),
-                          tuple(level(snapshot["tags"][i], "group:") for i in kept),
-                          tuple(level(snapshot["tags"][i], "subgroup:") for i in kept))
+                          tuple(tag_value(snapshot["tags"][i], GROUP_TAG) for i in kept),
+                          tuple(tag_value(snapshot["tags"][i], SUBGROUP_TAG) for i in kept))
 
 
 def examples(snapshot: dict) -> list[TrainingExample]:

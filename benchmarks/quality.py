@@ -42,7 +42,7 @@ from PIL import Image
 from rich.console import Console
 from sqlalchemy import select
 
-from benchmarks.quality_common import REPORT_KEYS, reference_sample, run_recipe, subset
+from benchmarks.quality_common import REPORT_KEYS, run_recipe, subset
 from foundry import migrate
 from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
@@ -60,6 +60,8 @@ from training.quality import (
     LabelledImages,
     SamplingSettings,
     evaluator_sha256,
+    labelled_renditions,
+    reference_sample,
     round_floats,
     train_evaluator,
 )
@@ -117,19 +119,8 @@ def prepare_snapshots(work: Path, catalog: Path | None) -> dict:
     return snapshots
 
 
-def label(tags: tuple[str, ...], prefix: str) -> str | None:
-    return next((t.removeprefix(prefix) for t in tags if t.startswith(prefix)), None)
-
-
 def labelled_images(items: list[dict], resolution: int = EVALUATED_RESOLUTION) -> LabelledImages:
-    """The items that carry a group, as uint8 images at the evaluated resolution."""
-    transform = ImageTransform(resolution)
-    kept = [i for i in items if label(i["tags"], "group:") and label(i["tags"], "subgroup:")]
-    pixels = [transform(Image.open(io.BytesIO(i["png"]))) for i in kept]
-    images = np.stack([((p.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
-                       for p in pixels])
-    return LabelledImages(images, tuple(i["caption"] for i in kept), tuple(label(i["tags"], "group:") for i in kept),
-                          tuple(label(i["tags"], "subgroup:") for i in kept))
+    return labelled_renditions(((i["png"], i["caption"], i["tags"]) for i in items), resolution=resolution)
 
 
 def evaluator_for(work: Path, training: LabelledImages, training_root: str, config: EvaluatorConfig) -> tuple:

@@ -39,19 +39,6 @@ def subset(images: LabelledImages, per_group: int | None, seed: int = 0) -> Labe
                           tuple(images.groups[i] for i in kept), tuple(images.subgroups[i] for i in kept))
 
 
-def reference_sample(training: LabelledImages, heldout: LabelledImages, seed: int = 1) -> LabelledImages:
-    """Real training images with the held-out set's group composition (KID's real-vs-real floor)."""
-    rng = random.Random(seed)
-    chosen = []
-    for group in sorted(set(heldout.groups)):
-        need = heldout.groups.count(group)
-        pool = [i for i, g in enumerate(training.groups) if g == group]
-        chosen += rng.sample(pool, min(need, len(pool)))
-    chosen.sort()
-    return LabelledImages(training.images[chosen], tuple(training.captions[i] for i in chosen),
-                          tuple(training.groups[i] for i in chosen), tuple(training.subgroups[i] for i in chosen))
-
-
 def run_recipe(name: str, recipe, examples, evaluator, heldout_full, heldout_curve, reference_full,
                reference_curve, *, work: Path, curve_points: int, sampling: SamplingSettings, results: Path) -> dict:
     """Train ``recipe``, measuring at ``curve_points`` evenly spaced steps; the last is the full measurement."""

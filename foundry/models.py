@@ -10,12 +10,13 @@ from foundry.licensing.models import LicenseGrant, LicenseTermsRecord, RightsWit
 from foundry.models_registry.models import RegisteredModel
 from foundry.payouts.models import PayoutLine, PayoutPeriod
 from foundry.pricing.models import PriceRule
+from foundry.quality.models import ModelQuality, QualityEvaluator
 from foundry.royalties.models import AttributionLine, LedgerEntry
 from foundry.training_jobs.models import TrainingJob
 
 __all__ = [
     "ApiKey", "ArtistSession", "Asset", "AttributionIndex", "AttributionLine", "Base", "CatalogImport", "Contributor",
     "DatasetSnapshot", "GeneratedImage", "Generation", "LedgerEntry", "LicenseGrant", "LicenseTermsRecord",
-    "PayoutLine", "PayoutPeriod", "PriceRule", "RegisteredModel", "RightsWithdrawal", "SnapshotEntry", "Tenant",
+    "ModelQuality", "PayoutLine", "PayoutPeriod", "PriceRule", "QualityEvaluator", "RegisteredModel", "RightsWithdrawal", "SnapshotEntry", "Tenant",
     "TrainingJob",
 ]

@@ -21,10 +21,12 @@ report carries, and never used to train or select generators. With it:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
+import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -325,6 +327,47 @@ class SamplingSettings:
     guidance_scale: float = 5.0
     seed: int = 0
     batch_size: int = 64
+
+
+GROUP_TAG, SUBGROUP_TAG = "group:", "subgroup:"
+
+
+def tag_value(tags: Sequence[str], prefix: str) -> str | None:
+    """``group:flags`` -> ``flags`` for the first tag with ``prefix``; None when there is none."""
+    return next((t.removeprefix(prefix) for t in tags if t.startswith(prefix)), None)
+
+
+def labelled_renditions(records: Iterable[tuple[bytes, str, Sequence[str]]], *, resolution: int) -> LabelledImages:
+    """(PNG bytes, caption, catalog tags) -> the records that carry a group and a subgroup, as uint8
+    images at ``resolution`` (resized and centre-cropped as training sees them)."""
+    from training.data import ImageTransform
+
+    transform = ImageTransform(resolution)
+    images, captions, groups, subgroups = [], [], [], []
+    for data, caption, tags in records:
+        group, subgroup = tag_value(tags, GROUP_TAG), tag_value(tags, SUBGROUP_TAG)
+        if group is None or subgroup is None:
+            continue
+        pixels = transform(Image.open(io.BytesIO(data)))
+        images.append(((pixels.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8))
+        captions.append(caption)
+        groups.append(group)
+        subgroups.append(subgroup)
+    stacked = np.stack(images) if images else np.zeros((0, resolution, resolution, 3), dtype=np.uint8)
+    return LabelledImages(stacked, tuple(captions), tuple(groups), tuple(subgroups))
+
+
+def reference_sample(training: LabelledImages, heldout: LabelledImages, seed: int = 1) -> LabelledImages:
+    """Real training images with the held-out set's group composition (KID's real-vs-real floor)."""
+    rng = random.Random(seed)
+    chosen = []
+    for group in sorted(set(heldout.groups)):
+        need = heldout.groups.count(group)
+        pool = [i for i, g in enumerate(training.groups) if g == group]
+        chosen += rng.sample(pool, min(need, len(pool)))
+    chosen.sort()
+    return LabelledImages(training.images[chosen], tuple(training.captions[i] for i in chosen),
+                          tuple(training.groups[i] for i in chosen), tuple(training.subgroups[i] for i in chosen))
 
 
 def group_ids(evaluator: Evaluator, names: Sequence[str], level: str = "group") -> np.ndarray:

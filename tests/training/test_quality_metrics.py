@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 from types import SimpleNamespace
 
@@ -21,8 +22,11 @@ from training.quality import (
     evaluator_sha256,
     heldout_diffusion_loss,
     kernel_inception_distance,
+    labelled_renditions,
     measure_images,
     precision_recall,
+    reference_sample,
+    tag_value,
     train_evaluator,
 )
 from training.text_encoder import TextEncoderShape, build_text_encoder, train_caption_tokenizer
@@ -187,3 +191,26 @@ def test_contact_sheet_lays_out_prompts_by_seeds(shapes):
     assert sheet.size == (8 + 3 * (32 + 8) + 3 * (64 + 8), 2 * (18 + 64 + 8) + 8)
     with pytest.raises(ValueError):
         contact_sheet([])
+
+
+def test_renditions_are_labelled_by_their_catalog_tags_and_the_floor_sample_matches_groups(shapes):
+    def png(colour) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (72, 64), colour).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    records = [(png((255, 0, 0)), "red", ("group:flags", "subgroup:flag", "family:1F1E6")),
+               (png((0, 0, 255)), "blue", ("group:symbols", "subgroup:geometric")),
+               (png((0, 255, 0)), "no subgroup", ("group:symbols",)),
+               (png((9, 9, 9)), "untagged", ())]
+    labelled = labelled_renditions(records, resolution=16)
+    assert labelled.captions == ("red", "blue") and labelled.groups == ("flags", "symbols")
+    assert labelled.subgroups == ("flag", "geometric")
+    assert labelled.images.shape == (2, 16, 16, 3) and labelled.images.dtype == np.uint8
+    assert tuple(labelled.images[0, 8, 8]) == (255, 0, 0)
+    assert tag_value(("group:a", "group:b"), "group:") == "a" and tag_value((), "group:") is None
+
+    training, heldout = shapes["train"], shapes["heldout"]
+    floor = reference_sample(training, heldout)
+    assert sorted(floor.groups) == sorted(heldout.groups)
+    assert reference_sample(training, heldout).captions == floor.captions  # seeded

@@ -1,0 +1,1 @@
+"""Measured image quality: frozen evaluators trained on the licensed catalog, and what they say of each model."""

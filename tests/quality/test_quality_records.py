@@ -1,0 +1,100 @@
+"""Quality evaluators and measurements as records: checked, append-only, newest first."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from foundry.catalog.models import Asset
+from foundry.datasets import service as dataset_service
+from foundry.datasets.schemas import SnapshotFilters
+from foundry.errors import InvalidInput, NotFound
+from foundry.models_registry import service as registry_service
+from foundry.quality import service as quality_service
+from foundry.quality.policy import REQUIRED_METRICS, relative_figures
+from tests.catalog.test_import import row, run, write_manifest
+from tests.support import images
+
+METRICS = {"gen_balanced_acc": 0.3, "real_balanced_acc": 0.5, "chance_balanced": 0.1, "kid": 0.25,
+           "kid_real_floor": 0.05, "precision": 0.4, "recall": 0.6, "heldout_loss": 0.12}
+
+
+@pytest.fixture
+def split_snapshots(settings, sessions, blob_store, tmp_path):
+    files = {f"{group}-{n}.png": images.pattern_png(700 + 13 * i + n)
+             for i, group in enumerate(("faces", "flags")) for n in range(10)}
+    rows = [row(name, tags=f"group:{name.split('-')[0]}") for name in files]
+    run(settings, sessions, blob_store, write_manifest(tmp_path / "cat", rows, files))
+    snapshots = {}
+    with sessions() as session, session.begin():
+        assert session.scalars(select(Asset)).first() is not None
+        for heldout in ("exclude", "only", None):
+            snapshots[heldout] = dataset_service.create_snapshot(
+                session=session, name=f"split-{heldout}", use="base_training", created_by="test",
+                filters=SnapshotFilters(heldout=heldout)).id
+    return snapshots
+
+
+@pytest.fixture
+def model_id(sessions, blob_store, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "IFPipeline"}))
+    with sessions() as session, session.begin():
+        return registry_service.register_external(session=session, blob_store=blob_store, folder=folder,
+                                                  name="m").id
+
+
+def register(sessions, training, heldout, groups=("faces", "flags")):
+    with sessions() as session, session.begin():
+        return quality_service.register_evaluator(
+            session=session, split="quality-v1", training_snapshot_id=training, heldout_snapshot_id=heldout,
+            sha256="a" * 64, files={"evaluator.safetensors": "b" * 64}, config={"width": 32}, groups=list(groups),
+            subgroups=["x", "y"], real_balanced_accuracy=0.5, real_subgroup_balanced_accuracy=0.3,
+            created_by="test")
+
+
+def test_an_evaluator_learns_outside_the_heldout_split_and_is_judged_inside_it(sessions, split_snapshots):
+    for training, heldout in ((None, "only"), ("exclude", "exclude"), ("only", "exclude"), ("exclude", None)):
+        with pytest.raises(InvalidInput) as refused:
+            register(sessions, split_snapshots[training], split_snapshots[heldout])
+        assert refused.value.code == "evaluator_snapshots_invalid"
+    with pytest.raises(InvalidInput):
+        register(sessions, split_snapshots["exclude"], split_snapshots["only"], groups=("faces",))
+    first = register(sessions, split_snapshots["exclude"], split_snapshots["only"])
+    second = register(sessions, split_snapshots["exclude"], split_snapshots["only"])
+    with sessions() as session:
+        assert quality_service.current_evaluator(session=session, split="quality-v1").id == second.id != first.id
+        assert quality_service.current_evaluator(session=session, split="other") is None
+
+
+def test_measurements_are_complete_and_the_newest_is_the_models_figure(sessions, split_snapshots, model_id):
+    evaluator = register(sessions, split_snapshots["exclude"], split_snapshots["only"])
+    with sessions() as session:
+        assert quality_service.latest_measurement(session=session, model_id=model_id) is None
+        with pytest.raises(NotFound):
+            quality_service.require_measurement(session=session, model_id=model_id)
+    for missing in REQUIRED_METRICS:
+        partial = {k: v for k, v in METRICS.items() if k != missing}
+        with pytest.raises(InvalidInput) as refused, sessions() as session, session.begin():
+            quality_service.record_measurement(session=session, model_id=model_id, evaluator_id=evaluator.id,
+                                               metrics=partial, sampling={}, sheet_sha256=None, measured_by="t")
+        assert refused.value.code == "quality_metrics_incomplete" and missing in refused.value.message
+    for number, accuracy in enumerate((0.2, 0.3)):
+        with sessions() as session, session.begin():
+            quality_service.record_measurement(
+                session=session, model_id=model_id, evaluator_id=evaluator.id,
+                metrics={**METRICS, "gen_balanced_acc": accuracy}, sampling={"num_inference_steps": 25},
+                sheet_sha256=str(number) * 64, measured_by="test")
+    with sessions() as session:
+        latest = quality_service.require_measurement(session=session, model_id=model_id)
+    assert latest.metrics["gen_balanced_acc"] == 0.3 and latest.sheet_sha256 == "1" * 64
+    assert latest.evaluator_sha256 == "a" * 64
+    assert latest.relative == {"of_ceiling": 0.6, "times_chance": 3.0, "kid_over_floor": 0.2}
+
+
+def test_relative_figures_leave_out_what_cannot_be_computed():
+    assert relative_figures({}) == {"of_ceiling": None, "times_chance": None, "kid_over_floor": None}
+    assert relative_figures({**METRICS, "real_balanced_acc": 0.0})["of_ceiling"] is None
