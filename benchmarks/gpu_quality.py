@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.quality_common import REPORT_KEYS, run_recipe, subset
+from benchmarks.quality_common import REPORT_KEYS, run_recipe
 from training.data import TrainingExample
 from training.quality import (
     GROUP_TAG,
@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
     snapshots = load_exported(args.data)
     training, heldout_full = labelled(snapshots["training"]), labelled(snapshots["evaluation"])
     if args.smoke:
-        heldout_full = subset(heldout_full, 1)
-    heldout_curve = subset(heldout_full, args.curve_per_group)
+        heldout_full = heldout_full.per_group(1)
+    heldout_curve = heldout_full.per_group(args.curve_per_group)
     config = EvaluatorConfig(epochs=1) if args.smoke else EvaluatorConfig()
     started = time.perf_counter()
     evaluator = train_evaluator(training.images, training.groups, training.subgroups, config)

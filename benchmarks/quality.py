@@ -42,7 +42,7 @@ from PIL import Image
 from rich.console import Console
 from sqlalchemy import select
 
-from benchmarks.quality_common import REPORT_KEYS, run_recipe, subset
+from benchmarks.quality_common import REPORT_KEYS, run_recipe
 from foundry import migrate
 from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> dict:
         export_data(snapshots, args.export_data)
         return {"exported": str(args.export_data)}
     training = labelled_images(snapshots["training"]["items"])
-    heldout_full = subset(labelled_images(snapshots["evaluation"]["items"]), args.final_per_group)
-    heldout_curve = subset(heldout_full, args.curve_per_group)
+    heldout_full = labelled_images(snapshots["evaluation"]["items"]).per_group(args.final_per_group)
+    heldout_curve = heldout_full.per_group(args.curve_per_group)
     reference_full = reference_sample(training, heldout_full)
     reference_curve = reference_sample(training, heldout_curve)
     config = EvaluatorConfig(epochs=args.evaluator_epochs)

@@ -6,37 +6,18 @@ No database here: the GPU benchmark runs on a machine that has the training engi
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from training.engine import DiffusionTrainer
-from training.quality import LabelledImages, SamplingSettings, measure_pipeline, round_floats
+from training.quality import SamplingSettings, measure_pipeline, round_floats
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT_KEYS = ("preset", "train_minutes", "real_balanced_acc", "gen_balanced_acc", "chance_balanced", "kid",
                "kid_ci95", "kid_real_floor", "precision", "recall", "heldout_loss", "gen_subgroup_balanced_acc",
                "real_subgroup_balanced_acc", "chance_subgroup_balanced", "steps", "images_seen", "sheet")
-
-
-def subset(images: LabelledImages, per_group: int | None, seed: int = 0) -> LabelledImages:
-    """At most ``per_group`` images of each group (all when None), in a seeded order."""
-    if per_group is None:
-        return images
-    order = list(range(len(images)))
-    random.Random(seed).shuffle(order)
-    counts: dict[str, int] = {}
-    kept = []
-    for index in order:
-        group = images.groups[index]
-        if counts.get(group, 0) < per_group:
-            kept.append(index)
-            counts[group] = counts.get(group, 0) + 1
-    kept.sort()
-    return LabelledImages(images.images[kept], tuple(images.captions[i] for i in kept),
-                          tuple(images.groups[i] for i in kept), tuple(images.subgroups[i] for i in kept))
 
 
 def run_recipe(name: str, recipe, examples, evaluator, heldout_full, heldout_curve, reference_full,

@@ -318,6 +318,23 @@ class LabelledImages:
     def __len__(self) -> int:
         return len(self.images)
 
+    def per_group(self, count: int | None, seed: int = 0) -> LabelledImages:
+        """At most ``count`` images of each group (all when None), chosen in a seeded order, kept in order."""
+        if count is None:
+            return self
+        order = list(range(len(self)))
+        random.Random(seed).shuffle(order)
+        taken: dict[str, int] = {}
+        kept = []
+        for index in order:
+            group = self.groups[index]
+            if taken.get(group, 0) < count:
+                kept.append(index)
+                taken[group] = taken.get(group, 0) + 1
+        kept.sort()
+        return LabelledImages(self.images[kept], tuple(self.captions[i] for i in kept),
+                              tuple(self.groups[i] for i in kept), tuple(self.subgroups[i] for i in kept))
+
 
 @dataclass(frozen=True)
 class SamplingSettings:

@@ -214,3 +214,15 @@ def test_renditions_are_labelled_by_their_catalog_tags_and_the_floor_sample_matc
     floor = reference_sample(training, heldout)
     assert sorted(floor.groups) == sorted(heldout.groups)
     assert reference_sample(training, heldout).captions == floor.captions  # seeded
+
+
+def test_per_group_keeps_at_most_count_of_each_group_in_order(shapes):
+    heldout = shapes["heldout"]
+    few = heldout.per_group(4)
+    assert sorted(set(few.groups)) == sorted(set(heldout.groups)) and len(few) == 12
+    assert all(few.groups.count(g) == 4 for g in set(few.groups))
+    rows = [image.tobytes() for image in heldout.images]
+    positions = [rows.index(image.tobytes()) for image in few.images]
+    assert positions == sorted(positions) and len(set(positions)) == len(few)
+    assert few.per_group(4).captions == few.captions and heldout.per_group(None) is heldout
+    assert heldout.per_group(4, seed=1).images.tobytes() != few.images.tobytes()
