@@ -34,6 +34,9 @@ if str(REPO_ROOT) not in sys.path:
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from foundry.ledger.accounts import PLATFORM_REVENUE, contributor_account, customer_account
+from foundry.ledger.service import charge_key, royalty_key
+
 ROYALTIES_PER_GENERATION = 19
 """With the charge, 20 entries per generation: a pool split over the top contributors of an output."""
 
@@ -125,25 +128,28 @@ def seed(url: str, *, entries: int, contributors: int, period_count: int, seed_v
                   generation_iter())
 
         def ledger_iter():
-            customer = f"customer:{tenant_id}"
+            customer = customer_account(tenant_id)
             for generation_id, created in generation_rows:
                 transaction = uuid.UUID(int=rng.getrandbits(128), version=4)
                 period = f"{created.year:04d}-{created.month:02d}"
                 posted = created.isoformat()
-                yield (uuid.UUID(int=rng.getrandbits(128), version=4), transaction, posted, period, "charge", None,
-                       customer, "platform:revenue", 100, "USD", generation_id, tenant_id, model_id, None)
+                yield (uuid.UUID(int=rng.getrandbits(128), version=4), transaction, charge_key(generation_id), posted,
+                       period, "charge", None, customer, PLATFORM_REVENUE, 100, "USD", generation_id, tenant_id,
+                       model_id, None)
                 picked: set[uuid.UUID] = set()
                 while len(picked) < ROYALTIES_PER_GENERATION:
                     picked.update(rng.choices(contributor_ids, weights=weights,
                                               k=ROYALTIES_PER_GENERATION - len(picked)))
                 for contributor in sorted(picked):
-                    yield (uuid.UUID(int=rng.getrandbits(128), version=4), transaction, posted, period, "royalty",
-                           "pro_rata", "platform:revenue", f"contributor:{contributor}", rng.randint(1, 5), "USD",
+                    yield (uuid.UUID(int=rng.getrandbits(128), version=4), transaction,
+                           royalty_key(generation_id, "pro_rata", contributor, None), posted, period, "royalty",
+                           "pro_rata", PLATFORM_REVENUE, contributor_account(contributor), rng.randint(1, 5), "USD",
                            generation_id, tenant_id, model_id, contributor)
 
-        written = copy_rows(cursor, "ledger_entry", ["id", "transaction_id", "posted_at", "period", "kind", "method",
-                                                     "debit_account", "credit_account", "amount", "currency",
-                                                     "generation_id", "tenant_id", "model_id", "contributor_id"],
+        written = copy_rows(cursor, "ledger_entry", ["id", "transaction_id", "posting_key", "posted_at", "period",
+                                                     "kind", "method", "debit_account", "credit_account", "amount",
+                                                     "currency", "generation_id", "tenant_id", "model_id",
+                                                     "contributor_id"],
                             ledger_iter())
         copy_rows(cursor, "payout_period", ["period", "status"],
                   ((f"{m.year:04d}-{m.month:02d}", "open") for m in months))

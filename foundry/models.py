@@ -6,12 +6,13 @@ from foundry.catalog.models import Asset, CatalogImport, Contributor
 from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
 from foundry.db import Base
 from foundry.generation.models import GeneratedImage, Generation
+from foundry.ledger.models import LedgerEntry, PayoutPeriod
 from foundry.licensing.models import LicenseGrant, LicenseTermsRecord, RightsWithdrawal
 from foundry.models_registry.models import RegisteredModel
-from foundry.payouts.models import PayoutLine, PayoutPeriod
+from foundry.payouts.models import PayoutLine
 from foundry.pricing.models import PriceRule
 from foundry.quality.models import ModelQuality, QualityEvaluator
-from foundry.royalties.models import AttributionLine, LedgerEntry
+from foundry.royalties.models import AttributionLine
 from foundry.training_jobs.models import TrainingJob
 
 __all__ = [

@@ -19,6 +19,30 @@ def render_item(type_, obj, autogen_context):
 target_metadata = Base.metadata
 
 
+def run_with(connection) -> None:
+    """Run the migrations on ``connection``. On SQLite, a batch migration copies a table, drops the
+    original and renames the copy; rows of other tables that reference it would refuse the drop, so
+    foreign keys are off while migrating (as Alembic advises) and checked before they go back on."""
+    foreign_keys_off = connection.dialect.name == "sqlite" and not connection.in_transaction()
+    if foreign_keys_off:  # a no-op inside a transaction
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+    try:
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                          render_item=render_item)
+        with context.begin_transaction():
+            context.run_migrations()
+        if foreign_keys_off:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migration left rows whose foreign keys point nowhere: {broken[:5]}")
+    finally:
+        if foreign_keys_off:
+            connection.rollback()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+
+
 def run_migrations_offline() -> None:
     context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
                       literal_binds=True, render_as_batch=True, render_item=render_item)
@@ -29,17 +53,11 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-                          render_item=render_item)
-        with context.begin_transaction():
-            context.run_migrations()
+        run_with(connection)
         return
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-                          render_item=render_item)
-        with context.begin_transaction():
-            context.run_migrations()
+        run_with(connection)
     engine.dispose()
 
 

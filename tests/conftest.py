@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from pathlib import Path
@@ -23,7 +24,6 @@ from foundry.db import engine_for, session_factory
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("FOUNDRY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-OPENMOJI_TGZ = Path(os.environ.get("FOUNDRY_OPENMOJI_TGZ", REPO_ROOT.parent / "shared/datasets/openmoji-17.0.0.tgz"))
 
 
 def _postgres_available() -> str | None:
@@ -105,9 +105,27 @@ def blob_store(migrated) -> LocalBlobStore:
     return LocalBlobStore(migrated.var_dir / "blobstore")
 
 
+def openmoji_catalog(repo_root: Path = REPO_ROOT) -> Path:
+    """The OpenMoji 17.0.0 tarball, found the way ``foundry demo`` finds it (the same function): the
+    path in FOUNDRY_OPENMOJI_TGZ (or FOUNDRY_DEMO_CATALOG), the checkout's ``../shared`` copy, the
+    sha256-checked copy in ``var/cache``, or a fresh ``npm pack openmoji@17.0.0`` into that cache."""
+    from rich.console import Console
+
+    from foundry.demo import locate_catalog
+
+    given = os.environ.get("FOUNDRY_OPENMOJI_TGZ") or os.environ.get("FOUNDRY_DEMO_CATALOG")
+    var_dir = repo_root / "var"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    with (var_dir / "openmoji.lock").open("w") as lock:  # test workers share one cache and one download
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return locate_catalog(Settings(var_dir=var_dir), Path(given) if given else None, Console(stderr=True))
+
+
 @pytest.fixture(scope="session")
 def openmoji_tgz() -> Path:
-    if not OPENMOJI_TGZ.is_file():
-        pytest.fail(f"the OpenMoji tarball is missing at {OPENMOJI_TGZ}; set FOUNDRY_OPENMOJI_TGZ "
-                    "(npm pack openmoji@17.0.0 fetches it)")
-    return OPENMOJI_TGZ
+    from foundry.errors import FoundryError
+
+    try:
+        return openmoji_catalog()
+    except FoundryError as exc:
+        pytest.fail(f"no OpenMoji catalog for the tests: {exc}")

@@ -18,7 +18,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from foundry.blobs import BlobStore, LocalBlobStore, open_blob_store, recover_staging, sha256_hex
-from foundry.blobs_s3 import BlobIntegrityError, S3BlobStore
+from foundry.blobs.s3 import BlobIntegrityError, S3BlobStore
 from foundry.errors import InvalidInput, NotFound
 
 PREFIX = "tenant-a"
@@ -333,3 +333,16 @@ def test_s3_get_detects_corrupted_object(s3_bucket: tuple[str, object], s3_store
 def test_s3_store_needs_a_bucket() -> None:
     with pytest.raises(InvalidInput):
         S3BlobStore(bucket="", prefix="x", client=object())
+
+
+def test_blob_modules_share_no_private_names() -> None:
+    """The package's modules (protocol, keys, local, s3) use each other's public names only."""
+    import ast
+
+    import foundry.blobs
+
+    for path in Path(foundry.blobs.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("foundry"):
+                private = [alias.name for alias in node.names if alias.name.startswith("_")]
+                assert private == [], f"{path.name} imports {private} from {node.module}"

@@ -11,9 +11,10 @@ from pydantic import BaseModel
 from api.deps import AdminPrincipal, CurrentPrincipal, SessionDep
 from api.errors import ApiError, error_responses
 from api.params import Offset
+from foundry.ledger import service as ledger_service
+from foundry.ledger.accounts import own_account
 from foundry.pricing import service as pricing_service
 from foundry.pricing.schemas import PriceRuleCreate, PriceRuleRead
-from foundry.royalties import service as royalties_service
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
@@ -54,7 +55,7 @@ def list_prices(_principal: AdminPrincipal, session: SessionDep) -> list[PriceRu
 
 
 def _own_account(principal) -> tuple[str, dict]:
-    owned = royalties_service.own_account(principal)
+    owned = own_account(principal)
     if owned is None:
         raise ApiError(403, "forbidden", "admin keys have no account of their own; use /v1/ledger/balances")
     return owned
@@ -70,7 +71,7 @@ def who_am_i(principal: CurrentPrincipal, session: SessionDep,
         account, _ = _own_account(principal)
         answer["account"] = account
         answer["balance"] = {"currency": currency,
-                             "amount": royalties_service.account_balance(session=session, account=account,
+                             "amount": ledger_service.account_balance(session=session, account=account,
                                                                          currency=currency)}
     return answer
 
@@ -83,13 +84,13 @@ def my_ledger(principal: CurrentPrincipal, session: SessionDep,
               offset: Offset = 0) -> list[LedgerEntryRead]:
     """A customer's charges or an artist's royalties (and their reversals), oldest first."""
     _, scope = _own_account(principal)
-    return [_entry_read(entry) for entry in royalties_service.entries_for(session=session, limit=limit,
+    return [_entry_read(entry) for entry in ledger_service.entries_for(session=session, limit=limit,
                                                                           offset=offset, **scope)]
 
 
 @router.get("/ledger/balances")
 def ledger_balances(_principal: AdminPrincipal, session: SessionDep) -> dict:
     """Every account's balance per currency; each currency sums to zero (double entry)."""
-    balances = royalties_service.trial_balance(session=session)
+    balances = ledger_service.trial_balance(session=session)
     return {"balances": balances, "sums": {currency: sum(accounts.values())
                                           for currency, accounts in balances.items()}}

@@ -36,9 +36,9 @@ from foundry.accounts import service as accounts_service
 from foundry.catalog.models import Asset
 from foundry.db import utcnow
 from foundry.errors import FoundryError
+from foundry.ledger.periods import parse_period, period_of
 from foundry.licensing import service as licensing_service
 from foundry.payouts import service as payouts_service
-from foundry.payouts.periods import parse_period, period_of
 
 router = APIRouter(prefix="/artist", tags=["artist pages"], include_in_schema=False)
 OUTPUTS_PER_PAGE = 25

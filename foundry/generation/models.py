@@ -39,10 +39,10 @@ class Generation(IdMixin, CreatedAtMixin, Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     price_rule_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("price_rule.id"))
-    unit_price: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    charge_amount: Mapped[int | None] = mapped_column(Integer)
-    pool_amount: Mapped[int | None] = mapped_column(Integer)
+    charge_amount: Mapped[int | None] = mapped_column(BigInteger)
+    pool_amount: Mapped[int | None] = mapped_column(BigInteger)
     attribution: Mapped[dict] = mapped_column(default=dict)
     """The attribution summary shown to the customer and written into each image's manifest."""
     timings: Mapped[dict] = mapped_column(default=dict)

@@ -20,21 +20,23 @@ from foundry.datasets.models import SnapshotEntry
 from foundry.db import get_or_raise, utcnow
 from foundry.errors import Conflict
 from foundry.generation.models import Generation
+from foundry.ledger import service as ledger_service
+from foundry.ledger.accounts import CONTRIBUTOR_PREFIX, PLATFORM_PAYOUTS, contributor_account, is_contributor_account
+from foundry.ledger.models import LedgerEntry, PayoutPeriod
+from foundry.ledger.periods import ensure_period, parse_period, period_of, posting_period
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.money import split_exact
-from foundry.payouts.models import PayoutLine, PayoutPeriod
-from foundry.payouts.periods import ensure_period, parse_period, period_of, posting_period
-from foundry.royalties.models import AttributionLine, LedgerEntry
+from foundry.payouts.models import PayoutLine
+from foundry.royalties.models import AttributionLine
 
 EARNING_KINDS = ("royalty", "reversal")
 """What a statement counts: royalties and their reversals (payouts move money, they earn nothing)."""
-PAYOUT_ACCOUNT = "platform:payouts"
 
 
 def _signed_amount():
     """+amount when the entry credits the contributor, -amount when it debits them (a reversal)."""
-    return case((LedgerEntry.credit_account.startswith("contributor:"), LedgerEntry.amount),
+    return case((LedgerEntry.credit_account.startswith(CONTRIBUTOR_PREFIX), LedgerEntry.amount),
                 else_=-LedgerEntry.amount)
 
 
@@ -99,11 +101,13 @@ def close_period(*, session: Session, period: str, closed_by: str, threshold: in
             totals[currency] += payable
             payout_period = payout_period or posting_period(session=session, at=posted_at)
             payouts.append(LedgerEntry(
-                transaction_id=transaction_id, posted_at=posted_at, period=payout_period, kind="payout",
-                debit_account=f"contributor:{contributor_id}", credit_account=PAYOUT_ACCOUNT, amount=payable,
+                transaction_id=transaction_id, posting_key=ledger_service.payout_key(period, contributor_id, currency),
+                posted_at=posted_at, period=payout_period, kind="payout",
+                debit_account=contributor_account(contributor_id), credit_account=PLATFORM_PAYOUTS, amount=payable,
                 currency=currency, contributor_id=contributor_id, memo=f"payout for {period}"))
     session.add_all(lines)
-    session.add_all(payouts)
+    if not ledger_service.post(session=session, entries=payouts):
+        raise Conflict(f"{period} was paid out already", code="already_paid_out")
     row.status, row.closed_at, row.closed_by, row.threshold = "closed", now, closed_by, threshold
     row.contributors = len({contributor for contributor, _ in balances})
     row.total_payable = dict(totals)
@@ -276,7 +280,7 @@ def statement_outputs(*, session: Session, contributor_id: uuid.UUID, period: st
     return [{"entry_id": entry.id, "generation_id": entry.generation_id, "posted_at": entry.posted_at,
              "generated_at": generated_at, "kind": entry.kind, "method": entry.method, "model_id": entry.model_id,
              "asset_id": entry.asset_id, "share_ppm": share_ppm,
-             "amount": entry.amount if entry.credit_account.startswith("contributor:") else -entry.amount}
+             "amount": entry.amount if is_contributor_account(entry.credit_account) else -entry.amount}
             for entry, generated_at, share_ppm in rows]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundry.db import Base, CreatedAtMixin, IdMixin
@@ -24,7 +24,7 @@ class PriceRule(IdMixin, CreatedAtMixin, Base):
     """None: the rule applies to every model without a more specific rule."""
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenant.id"), index=True)
     """None: the rule applies to every tenant without a more specific rule."""
-    unit_price: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[int] = mapped_column(BigInteger)
     """Price of one image in minor units of ``currency``."""
     currency: Mapped[str] = mapped_column(String(3))
     pool_share_bps: Mapped[int] = mapped_column(Integer)

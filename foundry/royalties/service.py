@@ -19,33 +19,19 @@ from foundry.catalog.models import Contributor
 from foundry.datasets.models import SnapshotEntry
 from foundry.db import utcnow
 from foundry.errors import Conflict, NotFound
+from foundry.ledger import service as ledger_service
+from foundry.ledger.accounts import PLATFORM_REVENUE, contributor_account, customer_account
+from foundry.ledger.models import LedgerEntry
+from foundry.ledger.periods import posting_period
+from foundry.ledger.service import entries_for, trial_balance  # noqa: F401 -- the CLI and the audit call them here
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.money import split_exact
-from foundry.payouts.periods import posting_period
-from foundry.royalties.models import AttributionLine, LedgerEntry
+from foundry.royalties.models import AttributionLine
 from foundry.royalties.policy import Layer, pool_of, pro_rata_weights
 from provenance.influence_shares import InfluenceShares
 
-PLATFORM_REVENUE = "platform:revenue"
 BRAND_REF_PREFIX = "tenant:"
-
-
-def customer_account(tenant_id: uuid.UUID) -> str:
-    return f"customer:{tenant_id}"
-
-
-def contributor_account(contributor_id: uuid.UUID) -> str:
-    return f"contributor:{contributor_id}"
-
-
-def own_account(principal) -> tuple[str, dict] | None:
-    """The ledger account a caller owns and the entry filter that shows it; None for admins."""
-    if principal.role == "customer":
-        return customer_account(principal.tenant_id), {"tenant_id": principal.tenant_id}
-    if principal.role == "artist":
-        return contributor_account(principal.contributor_id), {"contributor_id": principal.contributor_id}
-    return None
 
 
 @dataclass(frozen=True)
@@ -163,37 +149,36 @@ def pro_rata_attribution(*, session: Session, model: RegisteredModel, charge: in
 def post_generation(*, session: Session, generation_id: uuid.UUID, tenant_id: uuid.UUID, model_id: uuid.UUID,
                     attribution: Attribution) -> list[LedgerEntry]:
     """The customer charge and each contributor's royalty, as one ledger transaction, plus the
-    attribution lines that explain them."""
-    already = session.scalar(select(func.count()).select_from(LedgerEntry)
-                             .where(LedgerEntry.generation_id == generation_id, LedgerEntry.kind == "charge"))
-    if already:
-        raise Conflict(f"generation {generation_id} is already charged", code="already_charged")
+    attribution lines that explain them. A generation is charged once: the ledger's unique posting
+    keys refuse a second posting, and nothing of it is written."""
     transaction_id = uuid.uuid4()
     posted_at = utcnow()
     period = posting_period(session=session, at=posted_at)
     entries = []
     if attribution.charge > 0:
         entries.append(LedgerEntry(
-            transaction_id=transaction_id, posted_at=posted_at, period=period, kind="charge",
+            transaction_id=transaction_id, posting_key=ledger_service.charge_key(generation_id),
+            posted_at=posted_at, period=period, kind="charge",
             debit_account=customer_account(tenant_id), credit_account=PLATFORM_REVENUE,
             amount=attribution.charge, currency=attribution.currency, generation_id=generation_id,
             tenant_id=tenant_id, model_id=model_id, memo="generation charge"))
-    for share in attribution.shares:
-        session.add(AttributionLine(
-            generation_id=generation_id, contributor_id=share.contributor_id, method=share.method,
-            weight=f"{share.weight.numerator}/{share.weight.denominator}",
-            share_ppm=int(share.weight * 1_000_000), amount=share.amount, asset_count=share.asset_count,
-            top_assets=share.top_assets))
+    lines = [AttributionLine(
+        generation_id=generation_id, contributor_id=share.contributor_id, method=share.method,
+        weight=f"{share.weight.numerator}/{share.weight.denominator}",
+        share_ppm=int(share.weight * 1_000_000), amount=share.amount, asset_count=share.asset_count,
+        top_assets=share.top_assets) for share in attribution.shares]
     for posting in attribution.postings:
         entries.append(LedgerEntry(
-            transaction_id=transaction_id, posted_at=posted_at, period=period, kind="royalty",
-            method=posting.method,
+            transaction_id=transaction_id,
+            posting_key=ledger_service.royalty_key(generation_id, posting.method, posting.contributor_id,
+                                                   posting.asset_id),
+            posted_at=posted_at, period=period, kind="royalty", method=posting.method,
             debit_account=PLATFORM_REVENUE, credit_account=contributor_account(posting.contributor_id),
             amount=posting.amount, currency=attribution.currency, generation_id=generation_id,
             tenant_id=tenant_id, model_id=model_id, contributor_id=posting.contributor_id,
             asset_id=posting.asset_id, memo=f"royalty ({posting.method})"))
-    session.add_all(entries)
-    session.flush()
+    if not ledger_service.post(session=session, entries=entries, with_rows=lines):
+        raise Conflict(f"generation {generation_id} is already charged", code="already_charged")
     return entries
 
 
@@ -204,58 +189,7 @@ def reverse_generation(*, session: Session, generation_id: uuid.UUID, reason: st
         .order_by(LedgerEntry.posted_at, LedgerEntry.id)))
     if not originals:
         raise NotFound(f"generation {generation_id} has no ledger entries", code="ledger_entries_not_found")
-    reversed_ids = set(session.scalars(select(LedgerEntry.reverses_entry_id).where(
-        LedgerEntry.reverses_entry_id.in_([entry.id for entry in originals]))))
-    transaction_id = uuid.uuid4()
-    posted_at = utcnow()
-    period = posting_period(session=session, at=posted_at)
-    reversals = [
-        LedgerEntry(transaction_id=transaction_id, posted_at=posted_at, period=period, kind="reversal",
-                    method=entry.method,
-                    debit_account=entry.credit_account, credit_account=entry.debit_account, amount=entry.amount,
-                    currency=entry.currency, generation_id=entry.generation_id, tenant_id=entry.tenant_id,
-                    model_id=entry.model_id, contributor_id=entry.contributor_id, asset_id=entry.asset_id,
-                    reverses_entry_id=entry.id, memo=f"reversal: {reason}"[:500])
-        for entry in originals if entry.id not in reversed_ids
-    ]
-    session.add_all(reversals)
-    session.flush()
-    return reversals
-
-
-def account_balance(*, session: Session, account: str, currency: str) -> int:
-    """Credits minus debits of ``account`` in ``currency``."""
-    credits = session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-        LedgerEntry.credit_account == account, LedgerEntry.currency == currency))
-    debits = session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-        LedgerEntry.debit_account == account, LedgerEntry.currency == currency))
-    return int(credits) - int(debits)
-
-
-def trial_balance(*, session: Session) -> dict[str, dict[str, int]]:
-    """Every account's balance per currency; they sum to zero in each currency."""
-    balances: dict[str, dict[str, int]] = {}
-    for account, currency, amount in session.execute(
-            select(LedgerEntry.credit_account, LedgerEntry.currency, func.sum(LedgerEntry.amount))
-            .group_by(LedgerEntry.credit_account, LedgerEntry.currency)):
-        balances.setdefault(currency, {})[account] = balances.get(currency, {}).get(account, 0) + int(amount)
-    for account, currency, amount in session.execute(
-            select(LedgerEntry.debit_account, LedgerEntry.currency, func.sum(LedgerEntry.amount))
-            .group_by(LedgerEntry.debit_account, LedgerEntry.currency)):
-        balances.setdefault(currency, {})[account] = balances.get(currency, {}).get(account, 0) - int(amount)
-    return balances
-
-
-def entries_for(*, session: Session, generation_id: uuid.UUID | None = None, tenant_id: uuid.UUID | None = None,
-                contributor_id: uuid.UUID | None = None, limit: int = 100, offset: int = 0) -> list[LedgerEntry]:
-    query = select(LedgerEntry)
-    if generation_id is not None:
-        query = query.where(LedgerEntry.generation_id == generation_id)
-    if tenant_id is not None:
-        query = query.where(LedgerEntry.tenant_id == tenant_id)
-    if contributor_id is not None:
-        query = query.where(LedgerEntry.contributor_id == contributor_id)
-    return list(session.scalars(query.order_by(LedgerEntry.posted_at, LedgerEntry.id).limit(limit).offset(offset)))
+    return ledger_service.reverse(session=session, originals=originals, reason=reason)
 
 
 def attribution_lines(*, session: Session, generation_id: uuid.UUID) -> list[tuple[AttributionLine, str]]:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.params import MAX_INT32
 from foundry.db import utcnow
-from foundry.payouts.periods import period_of
+from foundry.ledger.periods import period_of
 from tests.api.conftest import Keys
 
 HUGE = [str(2**64), str(10**35), str(2**70), "1e35"]

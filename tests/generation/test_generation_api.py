@@ -14,9 +14,10 @@ from foundry.accounts import service as accounts_service
 from foundry.blobs import sha256_hex
 from foundry.catalog.models import Contributor
 from foundry.generation.models import GeneratedImage, Generation
+from foundry.ledger.models import LedgerEntry
 from foundry.models_registry.models import RegisteredModel
 from foundry.royalties import service as royalties_service
-from foundry.royalties.models import AttributionLine, LedgerEntry
+from foundry.royalties.models import AttributionLine
 from provenance import watermark
 from provenance.c2pa_manifest import ContentCredentials
 from tests.generation.conftest import ADMIN, make_customer

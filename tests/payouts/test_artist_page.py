@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from foundry.db import utcnow
-from foundry.payouts.periods import period_of
+from foundry.ledger.periods import period_of
 from tests.generation.test_served import free_port, served_env
 from tests.payouts.test_statements import artists  # noqa: F401 -- a fixture, used by name
 

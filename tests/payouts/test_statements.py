@@ -13,8 +13,8 @@ from sqlalchemy import select, text
 from foundry.accounts import service as accounts_service
 from foundry.catalog.models import Contributor
 from foundry.db import utcnow
+from foundry.ledger.periods import next_period, period_of, previous_period
 from foundry.payouts import service as payouts_service
-from foundry.payouts.periods import next_period, period_of, previous_period
 from foundry.royalties import service as royalties_service
 from tests.generation.conftest import ADMIN
 from tests.generation.test_generation_api import generate

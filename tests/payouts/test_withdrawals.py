@@ -9,7 +9,7 @@ from foundry.catalog.models import Asset
 from foundry.datasets import service as dataset_service
 from foundry.datasets.service import LicenseGateViolation
 from foundry.db import utcnow
-from foundry.payouts.periods import period_of
+from foundry.ledger.periods import period_of
 from tests.generation.conftest import ADMIN
 from tests.generation.test_generation_api import generate
 from tests.payouts.test_statements import artists  # noqa: F401

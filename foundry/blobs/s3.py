@@ -1,6 +1,6 @@
 """Content-addressed blob storage on S3 or an S3-compatible server (MinIO, moto).
 
-Same contract as :class:`foundry.blobs.LocalBlobStore`, so a deployment can move its blobs
+Same contract as :class:`foundry.blobs.local.LocalBlobStore`, so a deployment can move its blobs
 to object storage by changing ``FOUNDRY_BLOB_URL`` alone:
 
 * blobs live at ``<prefix>/blobs/ab/cd/<sha256>``, staged imports at
@@ -27,19 +27,14 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from foundry.blobs import _SHA256, _STAGE_ID, _check_key, _check_stage, sha256_hex
+from foundry.blobs.keys import check_key, check_stage, is_blob_key, is_stage_id, sha256_hex
+from foundry.blobs.protocol import BlobIntegrityError
 from foundry.errors import FoundryError, InvalidInput, NotFound
 
 # DeleteObjects accepts at most this many keys per request.
 _DELETE_BATCH = 1000
 # Error codes S3 and compatible servers use for "no such object" (HEAD has no body, hence "404").
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-
-
-class BlobIntegrityError(FoundryError):
-    """The bytes stored under a key do not hash to that key: the object is corrupt."""
-
-    code = "blob_integrity_error"
 
 
 def _is_missing(error: ClientError) -> bool:
@@ -79,11 +74,11 @@ class S3BlobStore:
     # -- object names -------------------------------------------------------------------
 
     def _blob_key(self, sha256: str) -> str:
-        _check_key(sha256)
+        check_key(sha256)
         return f"{self._blobs}{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
     def _stage_prefix(self, stage_id: str) -> str:
-        return f"{self._staging}{_check_stage(stage_id)}/"
+        return f"{self._staging}{check_stage(stage_id)}/"
 
     # -- low-level helpers --------------------------------------------------------------
 
@@ -167,7 +162,7 @@ class S3BlobStore:
     def iter_keys(self) -> Iterator[str]:
         for object_key in self._list(self._blobs):
             parts = object_key[len(self._blobs) :].split("/")
-            if len(parts) == 3 and _SHA256.match(parts[2]) and parts[0] == parts[2][:2] and parts[1] == parts[2][2:4]:
+            if len(parts) == 3 and is_blob_key(parts[2]) and parts[0] == parts[2][:2] and parts[1] == parts[2][2:4]:
                 yield parts[2]
 
     def stage(self, stage_id: str, data: bytes) -> str:
@@ -180,7 +175,7 @@ class S3BlobStore:
     def staged_keys(self, stage_id: str) -> list[str]:
         prefix = self._stage_prefix(stage_id)
         names = (object_key[len(prefix) :] for object_key in self._list(prefix))
-        return sorted(name for name in names if _SHA256.match(name))
+        return sorted(name for name in names if is_blob_key(name))
 
     def promote(self, stage_id: str) -> int:
         prefix = self._stage_prefix(stage_id)
@@ -207,6 +202,6 @@ class S3BlobStore:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self._staging, Delimiter="/"):
             for common in page.get("CommonPrefixes", ()):
                 name = common["Prefix"][len(self._staging) :].rstrip("/")
-                if _STAGE_ID.match(name):
+                if is_stage_id(name):
                     ids.add(name)
         return sorted(ids)

@@ -11,10 +11,11 @@ import re
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from foundry.errors import InvalidInput
-from foundry.payouts.models import PayoutPeriod
+from foundry.ledger.models import PayoutPeriod
 
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -40,8 +41,6 @@ def previous_period(period: str) -> str:
     return f"{year - (month == 1):04d}-{(month - 2) % 12 + 1:02d}"
 
 
-
-
 def posting_period(*, session: Session, at: datetime) -> str:
     """The open period an entry posted at ``at`` counts in (its month, or the next open one)."""
     period = period_of(at)
@@ -57,8 +56,6 @@ def posting_period(*, session: Session, at: datetime) -> str:
 
 def ensure_period(session: Session, period: str) -> None:
     """The period's row exists afterwards (created open when missing, whoever wins a race)."""
-    from sqlalchemy.exc import IntegrityError
-
     if session.get(PayoutPeriod, period) is not None:
         return
     try:
