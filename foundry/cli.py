@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -30,10 +29,7 @@ from foundry.licensing.schemas import LicenseTermsCreate
 from foundry.licensing.terms import parse_uses
 from foundry.models_registry import service as registry_service
 from foundry.training_jobs import service as job_service
-
-# Library chatter (optional torchvision backends, the IF safety-checker notice) is not news to an operator.
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+from training import quiet_library_logs
 
 app = typer.Typer(help="The licensed-data image foundry.", no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -55,6 +51,13 @@ app.add_typer(train_app, name="train")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(licenses_app, name="licenses")
+
+
+@app.callback()
+def _main() -> None:
+    quiet_library_logs()
+
+
 provenance_app = typer.Typer(help="Content Credentials signing and verification.", no_args_is_help=True)
 prices_app = typer.Typer(help="Prices per image, per model and tenant.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The append-only royalty ledger.", no_args_is_help=True)
@@ -527,7 +530,7 @@ def generations_refund(generation_id: str, reason: Annotated[str, typer.Option(h
 @generations_app.command("audit")
 def generations_audit(generation_id: str) -> None:
     """Recompute a generation's royalty split from its recorded parameters and compare it with the ledger."""
-    from foundry.attribution.audit import audit_generation
+    from worker.attribution import audit_generation
 
     settings = get_settings()
     store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
@@ -593,9 +596,9 @@ def worker(
     loglevel: str = "info",
 ) -> None:
     """Run a Celery worker (one job at a time) on the configured broker."""
-    from training.celery_app import celery_app
+    from worker.app import create_app
 
-    celery_app.worker_main(["worker", "--queues", queues, "--pool", "solo", "--loglevel", loglevel,
+    create_app(get_settings()).worker_main(["worker", "--queues", queues, "--pool", "solo", "--loglevel", loglevel,
                             "--hostname", f"{queues.replace(',', '+')}@%h", "--without-mingle", "--without-gossip"])
 
 
@@ -683,16 +686,16 @@ def train_start(
     if inline:
         import threading
 
-        from training.jobs import run_job
+        from worker.jobs import run_job
 
         runner = threading.Thread(target=run_job, args=(settings, job.id), kwargs={"worker": "cli-inline"})
         runner.start()
         job = follow_job(settings, job.id)
         runner.join()
     else:
-        from training.tasks import enqueue_training_job
+        from worker.queue import enqueue_training_job
 
-        enqueue_training_job(job.id)
+        enqueue_training_job(job.id, settings)
         if not wait:
             return
         job = follow_job(settings, job.id)
@@ -778,7 +781,7 @@ def models_build_index(
     force: Annotated[bool, typer.Option(help="Build again even when the current index is valid.")] = False,
 ) -> None:
     """Build (or rebuild) a model's influence attribution index: one gradient per training image."""
-    from foundry.attribution.indexing import build_index_unless_current
+    from worker.attribution import build_index_unless_current
 
     settings = get_settings()
     store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)

@@ -125,7 +125,7 @@ def train_demo_model(settings: Settings, snapshot_id, train_steps: int, console:
     import threading
 
     from foundry.cli import follow_job, submit_training_job
-    from training.jobs import run_job
+    from worker.jobs import run_job
 
     prompts = ["grinning face", "red heart", "cat face", "sun with face"]
     job = submit_training_job(settings, recipe_kind="base", snapshot_id=snapshot_id, name="openmoji-base",

@@ -10,6 +10,7 @@ from api.deps import AdminPrincipal, SessionDep
 from foundry.attribution import service as attribution_service
 from foundry.attribution.schemas import AttributionIndexRead, AttributionPolicyRead, AttributionPolicyUpdate
 from foundry.models_registry import service as registry_service
+from worker import queue
 
 router = APIRouter(prefix="/v1", tags=["attribution"])
 
@@ -44,8 +45,6 @@ def list_attribution_indexes(_principal: AdminPrincipal, session: SessionDep, mo
 def rebuild_attribution_index(_principal: AdminPrincipal, session: SessionDep, model_id: uuid.UUID,
                               request: Request) -> dict:
     """Queue a rebuild on the training workers (one gradient per training image: minutes, not a request)."""
-    from training.tasks import enqueue_index_build
-
     registry_service.get_model(session=session, model_id=model_id)
-    enqueue_index_build(model_id, request.app.state.settings)
+    queue.enqueue_index_build(model_id, request.app.state.settings)
     return {"model_id": model_id, "status": "queued"}

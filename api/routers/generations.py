@@ -30,6 +30,7 @@ from foundry.generation.schemas import (
 )
 from foundry.royalties import service as royalties_service
 from provenance.c2pa_manifest import SigningNotConfigured
+from worker import queue
 
 router = APIRouter(prefix="/v1", tags=["generations"])
 
@@ -98,9 +99,7 @@ def create_generation(principal: CustomerPrincipal, session: SessionDep, setting
     if created and generation.mode == "sync":
         generation = runner(generation.id)
     elif created:
-        from training.tasks import enqueue_generation
-
-        enqueue_generation(generation.id, settings)  # after the commit: the worker must find the row
+        queue.enqueue_generation(generation.id, settings)  # after the commit: the worker must find the row
     session.expire_all()
     return _answer(session, generation_service.get_generation(session=session, generation_id=generation.id,
                                                                tenant_id=principal.tenant_id))

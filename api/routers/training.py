@@ -15,6 +15,7 @@ from foundry.models_registry import service as registry_service
 from foundry.models_registry.schemas import LineageStep, ModelRead
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.schemas import TrainingJobCreate, TrainingJobRead
+from worker import queue
 
 router = APIRouter(prefix="/v1", tags=["training"])
 
@@ -39,9 +40,7 @@ def create_training_job(principal: AdminPrincipal, session: SessionDep, settings
                                      snapshot_id=body.snapshot_id, base_model_id=body.base_model_id,
                                      requested_by=f"api:{principal}", owner_tenant_id=body.tenant_id)
         answer = TrainingJobRead.model_validate(job)
-    from training.tasks import enqueue_training_job
-
-    enqueue_training_job(job.id, settings)  # only after the commit: a worker must find the row
+    queue.enqueue_training_job(job.id, settings)  # only after the commit: a worker must find the row
     return answer
 
 

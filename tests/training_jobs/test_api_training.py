@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from tests.training_jobs.conftest import TINY_SHAPE
-from training import jobs as job_runner
+from worker import jobs as job_runner
 
 ADMIN = {"Authorization": "Bearer test-admin-key"}
 
