@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from foundry.db import session_factory
 from foundry.errors import FoundryError
 from foundry.models_registry import service as registry_service
 from foundry.training_jobs import service as job_service
+from foundry.training_jobs.models import TrainingJob
+from foundry.usecases.training import wait_for_job
 from training.engine import TrainingCancelled, train
 from training.recipes import Recipe
 from worker.attribution import build_index
@@ -119,6 +122,16 @@ def finish_job(settings: Settings, sessions, blob_store: BlobStore, job_id: uuid
     with sessions() as session, session.begin():
         job_service.complete_job(session=session, job_id=job_id, model_id=model_id, artifacts=artifacts, step=step)
     return "succeeded"
+
+
+def run_in_thread(settings: Settings, job_id: uuid.UUID, *, worker: str,
+                  on_progress: Callable[[TrainingJob], None] | None = None) -> TrainingJob:
+    """Run a submitted job in this process (``train start --inline``, the demo) while following it."""
+    runner = threading.Thread(target=run_job, args=(settings, job_id), kwargs={"worker": worker}, daemon=True)
+    runner.start()
+    job = wait_for_job(settings, job_id, on_progress=on_progress)
+    runner.join()
+    return job
 
 
 def run_job(settings: Settings, job_id: uuid.UUID, *, worker: str) -> str:

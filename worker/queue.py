@@ -42,3 +42,19 @@ def enqueue_generation(generation_id: uuid.UUID, settings: Settings) -> None:
 def enqueue_index_build(model_id: uuid.UUID, settings: Settings) -> None:
     """Ask a training worker to (re)build a model's attribution index."""
     celery_for(settings).send_task(BUILD_INDEX, args=[str(model_id)], queue=TRAINING_QUEUE)
+
+
+class CeleryQueue:
+    """``foundry.usecases.queue.TaskQueue`` on ``settings``' broker."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def training_job(self, job_id: uuid.UUID) -> None:
+        enqueue_training_job(job_id, self.settings)
+
+    def generation(self, generation_id: uuid.UUID) -> None:
+        enqueue_generation(generation_id, self.settings)
+
+    def index_build(self, model_id: uuid.UUID) -> None:
+        enqueue_index_build(model_id, self.settings)

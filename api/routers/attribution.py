@@ -10,7 +10,8 @@ from api.deps import AdminPrincipal, SessionDep
 from foundry.attribution import service as attribution_service
 from foundry.attribution.schemas import AttributionIndexRead, AttributionPolicyRead, AttributionPolicyUpdate
 from foundry.models_registry import service as registry_service
-from worker import queue
+from foundry.usecases.indexing import request_index_build
+from worker.queue import CeleryQueue
 
 router = APIRouter(prefix="/v1", tags=["attribution"])
 
@@ -45,6 +46,5 @@ def list_attribution_indexes(_principal: AdminPrincipal, session: SessionDep, mo
 def rebuild_attribution_index(_principal: AdminPrincipal, session: SessionDep, model_id: uuid.UUID,
                               request: Request) -> dict:
     """Queue a rebuild on the training workers (one gradient per training image: minutes, not a request)."""
-    registry_service.get_model(session=session, model_id=model_id)
-    queue.enqueue_index_build(model_id, request.app.state.settings)
+    request_index_build(session=session, queue=CeleryQueue(request.app.state.settings), model_id=model_id)
     return {"model_id": model_id, "status": "queued"}

@@ -44,12 +44,14 @@ from foundry.errors import Conflict, FoundryError
 from foundry.generation import service as generation_service
 from foundry.generation.models import Generation
 from foundry.generation.policy import ResolvedRequest
+from foundry.generation.schemas import GenerationCreate
 from foundry.generation.service import DeliveredImage
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.pricing.models import PriceRule
 from foundry.royalties import service as royalties_service
 from foundry.royalties.service import Attribution
+from foundry.usecases.queue import TaskQueue
 from provenance import watermark
 from provenance.c2pa_manifest import ContentCredentials, SigningNotConfigured
 from provenance.hashing import nearest_hash, perceptual_hash, phash_from_hex, phash_to_hex
@@ -313,3 +315,24 @@ class GenerationRunner:
             raise
         self.blob_store.promote(stage_id)
         return self.load(generation_id)
+
+
+def start_generation(*, session: Session, runner: GenerationRunner, queue: TaskQueue, blob_store: BlobStore,
+                     tenant_id: uuid.UUID, api_key_id: uuid.UUID | None, body: GenerationCreate,
+                     idempotency_key: str | None, sync_limit: int) -> Generation:
+    """Record a customer's request; small ones are served at once by ``runner``, the rest go to ``queue``.
+
+    Refused before anything is written when this deployment cannot sign outputs
+    (``SigningNotConfigured``). A replayed Idempotency-Key returns the generation it made first.
+    """
+    runner.ensure_signing()
+    with session.begin():
+        generation, created = generation_service.submit_generation(
+            session=session, blob_store=blob_store, tenant_id=tenant_id, api_key_id=api_key_id,
+            body=body, idempotency_key=idempotency_key, sync_limit=sync_limit)
+    if created and generation.mode == "sync":
+        generation = runner(generation.id)
+    elif created:
+        queue.generation(generation.id)  # after the commit: the worker must find the row
+    session.expire_all()
+    return generation
