@@ -35,6 +35,7 @@ from foundry.pricing import service as pricing_service
 from foundry.rendering import counted, import_tables, job_progress, summary_tables
 from foundry.training_jobs import service as job_service
 from foundry.usecases.imports import run_import
+from foundry.usecases.keys import issue_api_key
 from foundry.usecases.training import submit_training_job
 from provenance.c2pa_manifest import CA_FILE, init_signing_ca
 
@@ -179,9 +180,9 @@ def prepare_serving(settings: Settings, console: Console) -> tuple[str, str]:
         rule = pricing_service.active_rules(session=session)[0]
         tenant = next((t for t in accounts_service.list_tenants(session=session) if t.name == DEMO_TENANT), None)
         tenant = tenant or accounts_service.create_tenant(session=session, name=DEMO_TENANT)
-        _, customer_key = accounts_service.create_api_key(session=session, role="customer", name="demo customer",
+        _, customer_key = issue_api_key(session=session, role="customer", name="demo customer",
                                                           tenant_id=tenant.id)
-        _, admin_key = accounts_service.create_api_key(session=session, role="admin", name="demo admin")
+        _, admin_key = issue_api_key(session=session, role="admin", name="demo admin")
     console.print(f"tenant {tenant.id} ({tenant.name}); price {rule.unit_price} {rule.currency} per image, "
                   f"{rule.pool_share_bps / 100:g}% to the contributor pool")
     return customer_key, admin_key
@@ -340,7 +341,7 @@ def _artist_key(settings: Settings, contributor_id: str) -> str:
 
 
     with session_factory(settings.resolved_database_url)() as session, session.begin():
-        _, key = accounts_service.create_api_key(session=session, role="artist", name="demo artist",
+        _, key = issue_api_key(session=session, role="artist", name="demo artist",
                                                  contributor_id=uuid.UUID(contributor_id))
     return key
 

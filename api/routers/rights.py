@@ -13,6 +13,7 @@ from api.deps import AdminPrincipal, CurrentPrincipal, SessionDep
 from api.errors import ApiError, error_responses
 from foundry.licensing import service as licensing_service
 from foundry.models_registry import service as registry_service
+from foundry.withdrawals import service as withdrawals_service
 
 router = APIRouter(prefix="/v1", tags=["rights"])
 
@@ -49,7 +50,7 @@ class RevocationPolicy(BaseModel):
 
 def _withdraw(session, contributor_id: uuid.UUID, body: WithdrawalCreate, requested_by: str) -> WithdrawalRead:
     with session.begin():
-        withdrawal = licensing_service.withdraw_rights(session=session, contributor_id=contributor_id,
+        withdrawal = withdrawals_service.withdraw_rights(session=session, contributor_id=contributor_id,
                                                        asset_id=body.asset_id, use=body.use, reason=body.reason,
                                                        requested_by=requested_by)
         return WithdrawalRead.model_validate(withdrawal)

@@ -12,6 +12,7 @@ from foundry.cli.common import console, fail, parse_uuid
 from foundry.config import get_settings
 from foundry.db import session_factory
 from foundry.errors import FoundryError
+from foundry.usecases.keys import issue_api_key
 
 tenants_app = typer.Typer(help="Brand customers.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: random, shown once, stored hashed, revocable, scoped.", no_args_is_help=True)
@@ -49,7 +50,7 @@ def keys_create(
     """Issue a key. It is printed once; only its hash is kept."""
     try:
         with session_factory(get_settings().resolved_database_url)() as session, session.begin():
-            key, plaintext = accounts_service.create_api_key(
+            key, plaintext = issue_api_key(
                 session=session, role=role, name=name,
                 tenant_id=parse_uuid(tenant, "tenant") if tenant else None,
                 contributor_id=parse_uuid(contributor, "contributor") if contributor else None)

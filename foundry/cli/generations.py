@@ -11,6 +11,7 @@ from foundry.cli.common import console, fail, parse_uuid
 from foundry.config import get_settings
 from foundry.db import session_factory
 from foundry.errors import FoundryError
+from foundry.generation import service as generation_service
 
 generations_app = typer.Typer(help="Customer generations.", no_args_is_help=True)
 
@@ -18,8 +19,6 @@ generations_app = typer.Typer(help="Customer generations.", no_args_is_help=True
 @generations_app.command("refund")
 def generations_refund(generation_id: str, reason: Annotated[str, typer.Option(help="Why (kept in the ledger).")]) -> None:
     """Reverse a generation's charge and royalties with new, reversing ledger entries."""
-    from foundry.generation import service as generation_service
-
     try:
         with session_factory(get_settings().resolved_database_url)() as session, session.begin():
             generation = generation_service.refund_generation(

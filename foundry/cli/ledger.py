@@ -8,6 +8,7 @@ from rich.table import Table
 from foundry.cli.common import console
 from foundry.config import get_settings
 from foundry.db import session_factory
+from foundry.royalties import service as royalties_service
 
 ledger_app = typer.Typer(help="The append-only royalty ledger.", no_args_is_help=True)
 
@@ -15,8 +16,6 @@ ledger_app = typer.Typer(help="The append-only royalty ledger.", no_args_is_help
 @ledger_app.command("balances")
 def ledger_balances() -> None:
     """Every account's balance; each currency sums to zero."""
-    from foundry.royalties import service as royalties_service
-
     with session_factory(get_settings().resolved_database_url)() as session:
         balances = royalties_service.trial_balance(session=session)
     table = Table("currency", "account", "balance")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from foundry.attribution import service as attribution_service
 from foundry.blobs import open_blob_store
 from foundry.cli.common import console, fail, parse_uuid, progress_bar
 from foundry.config import get_settings
@@ -92,8 +93,6 @@ def models_attribution(
                                                   help="Share of each pool paid by influence (basis points).")] = None,
 ) -> None:
     """Show (or set) how a model's pools are split: influence share alpha and the index in use."""
-    from foundry.attribution import service as attribution_service
-
     with session_factory(get_settings().resolved_database_url)() as session, session.begin():
         try:
             model_uuid = parse_uuid(model_id, "model")

@@ -12,6 +12,7 @@ from foundry.cli.common import console, fail
 from foundry.config import get_settings
 from foundry.db import session_factory
 from foundry.errors import FoundryError
+from foundry.payouts import service as payouts_service
 
 payouts_app = typer.Typer(help="Payout periods and batches.", no_args_is_help=True)
 
@@ -23,8 +24,6 @@ def payouts_close(
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write the batch CSV here.")] = None,
 ) -> None:
     """Freeze a period into its payout batch (closing a closed period changes nothing)."""
-    from foundry.payouts import service as payouts_service
-
     settings = get_settings()
     try:
         with session_factory(settings.resolved_database_url)() as session, session.begin():
@@ -47,8 +46,6 @@ def payouts_close(
 @payouts_app.command("report")
 def payouts_report(currency: str = "USD") -> None:
     """Revenue, contributor pool and payouts per period."""
-    from foundry.payouts import service as payouts_service
-
     with session_factory(get_settings().resolved_database_url)() as session:
         rows = payouts_service.period_report(session=session, currency=currency)
     table = Table("period", "status", "revenue", "pool", "platform", "payouts", title=f"{currency} minor units")

@@ -11,6 +11,7 @@ from foundry.cli.common import console, fail, parse_uuid
 from foundry.config import get_settings
 from foundry.db import session_factory
 from foundry.errors import FoundryError
+from foundry.pricing import service as pricing_service
 
 prices_app = typer.Typer(help="Prices per image, per model and tenant.", no_args_is_help=True)
 
@@ -25,8 +26,6 @@ def prices_set(
     tenant: Annotated[str | None, typer.Option(help="Only for this tenant id.")] = None,
 ) -> None:
     """Set the price for a (model, tenant) scope; the rule it replaces is retired."""
-    from foundry.pricing import service as pricing_service
-
     try:
         with session_factory(get_settings().resolved_database_url)() as session, session.begin():
             rule = pricing_service.set_price(
@@ -43,8 +42,6 @@ def prices_set(
 @prices_app.command("list")
 def prices_list() -> None:
     """Active price rules, most general first."""
-    from foundry.pricing import service as pricing_service
-
     with session_factory(get_settings().resolved_database_url)() as session:
         rules = pricing_service.active_rules(session=session)
     table = Table("id", "model", "tenant", "price", "pool", "fine-tune share")

@@ -12,6 +12,8 @@ from foundry.cli.common import OPERATOR, console, fail
 from foundry.config import get_settings
 from foundry.db import session_factory
 from foundry.errors import FoundryError
+from foundry.generation.verification import verify_image
+from provenance.c2pa_manifest import ContentCredentials, SigningNotConfigured, init_signing_ca
 
 provenance_app = typer.Typer(help="Content Credentials signing and verification.", no_args_is_help=True)
 
@@ -22,8 +24,6 @@ def provenance_init_ca(
     force: Annotated[bool, typer.Option(help="Replace existing signing material.")] = False,
 ) -> None:
     """Create the foundry's own C2PA signing CA and ES256 leaf, offline."""
-    from provenance.c2pa_manifest import init_signing_ca
-
     folder = get_settings().resolved_signing_dir
     try:
         paths = init_signing_ca(folder, organization=organization, overwrite=force)
@@ -36,9 +36,6 @@ def provenance_init_ca(
 def provenance_verify(image: Path) -> None:
     """Where an image came from: its Content Credentials, else its watermark, else its perceptual hash."""
     from dataclasses import asdict
-
-    from foundry.generation.verification import verify_image
-    from provenance.c2pa_manifest import ContentCredentials, SigningNotConfigured
 
     settings = get_settings()
     if not image.is_file():

@@ -20,7 +20,7 @@ from foundry.blobs import BlobStore, sha256_hex
 from foundry.db import get_or_raise, newest_first
 from foundry.errors import InvalidInput
 from foundry.models_registry.models import RegisteredModel
-from foundry.models_registry.policy import is_licensed_only
+from foundry.models_registry.policy import REVOCATION_POLICIES, is_licensed_only
 
 _MAX_MODEL_FILE = 20 * 1024 ** 3
 ADAPTER_FORMAT = "diffusers_lora"
@@ -165,8 +165,6 @@ def materialize(*, model: RegisteredModel, blob_store: BlobStore, cache_dir: Pat
 
 
 def set_revocation_policy(*, session: Session, model_id: uuid.UUID, policy: str, grace_days: int) -> RegisteredModel:
-    from foundry.models_registry.policy import REVOCATION_POLICIES
-
     if policy not in REVOCATION_POLICIES:
         raise InvalidInput(f"unknown policy {policy!r}; one of {list(REVOCATION_POLICIES)}", code="invalid_policy")
     if not 0 <= grace_days <= 3650:
