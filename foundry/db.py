@@ -92,12 +92,12 @@ def make_engine(url: str) -> Engine:
 
 
 @lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
+def sql_engine(url: str) -> Engine:
     return make_engine(url)
 
 
 def session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine_for(url), expire_on_commit=False)
+    return sessionmaker(bind=sql_engine(url), expire_on_commit=False)
 
 
 @contextmanager

@@ -7,12 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from api.deps import AdminPrincipal, CustomerOrAdmin, SessionDep, SettingsDep
+from api.deps import AdminPrincipal, SessionDep, SettingsDep
 from api.errors import error_responses
 from api.params import Offset
-from foundry.generation import service as generation_service
-from foundry.models_registry import service as registry_service
-from foundry.models_registry.schemas import LineageStep, ModelRead
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.schemas import TrainingJobCreate, TrainingJobRead
 from foundry.usecases.training import submit_training_job
@@ -52,32 +49,3 @@ def get_training_job(_principal: AdminPrincipal, session: SessionDep, job_id: uu
 def cancel_training_job(_principal: AdminPrincipal, session: SessionDep, job_id: uuid.UUID) -> TrainingJobRead:
     with session.begin():
         return TrainingJobRead.model_validate(job_service.request_cancel(session=session, job_id=job_id))
-
-
-@router.get("/models", response_model=list[ModelRead])
-def list_models(principal: CustomerOrAdmin, session: SessionDep,
-                limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                offset: Offset = 0) -> list[ModelRead]:
-    """Admins see every model; a customer sees the shared models and its own fine-tunes."""
-    models = generation_service.list_visible_models(session=session, tenant_id=_tenant_scope(principal),
-                                                    limit=limit, offset=offset)
-    return [ModelRead.model_validate(m) for m in models]
-
-
-def _tenant_scope(principal) -> uuid.UUID | None:
-    return None if principal.is_admin else principal.tenant_id
-
-
-@router.get("/models/{model_id}", response_model=ModelRead)
-def get_model(principal: CustomerOrAdmin, session: SessionDep, model_id: uuid.UUID) -> ModelRead:
-    return ModelRead.model_validate(generation_service.visible_model(session=session, model_id=model_id,
-                                                                     tenant_id=_tenant_scope(principal)))
-
-
-@router.get("/models/{model_id}/lineage", response_model=list[LineageStep])
-def get_lineage(principal: CustomerOrAdmin, session: SessionDep, model_id: uuid.UUID) -> list[LineageStep]:
-    generation_service.visible_model(session=session, model_id=model_id, tenant_id=_tenant_scope(principal))
-    return [LineageStep(model_id=m.id, name=m.name, kind=m.kind, snapshot_id=m.snapshot_id,
-                        snapshot_merkle_root=m.snapshot_merkle_root, weights_sha256=m.weights_sha256,
-                        licensed_only=m.licensed_only)
-            for m in registry_service.lineage(session=session, model_id=model_id)]
