@@ -11,11 +11,11 @@ from api.ratelimit import make_rate_limiter
 from api.routers import (
     accounts,
     artist_web,
-    attribution,
     catalog,
     datasets,
     generations,
     licensing,
+    models,
     payouts,
     provenance,
     rights,
@@ -41,13 +41,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(datasets.router)
     app.include_router(training.router)
+    app.include_router(models.router)
     app.include_router(generations.router)
     app.include_router(accounts.router)
     app.include_router(provenance.router)
     app.include_router(payouts.router)
     app.include_router(rights.router)
     app.include_router(licensing.router)
-    app.include_router(attribution.router)
     app.include_router(artist_web.router)
     install_openapi(app)
     return app

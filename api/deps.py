@@ -17,7 +17,8 @@ from foundry.accounts.policy import Principal
 from foundry.blobs import BlobStore, open_blob_store
 from foundry.config import Settings
 from foundry.db import session_factory
-from foundry.generation.runner import GenerationRunner
+from foundry.usecases.generation import GenerationRunner
+from training.inference import PipelineCache
 
 
 def get_settings(request: Request) -> Settings:
@@ -126,7 +127,9 @@ def get_generation_runner(request: Request, blob_store: BlobStoreDep) -> Generat
     """This API process's runner for synchronous generations (its pipeline cache lives as long as the app)."""
     runner = getattr(request.app.state, "generation_runner", None)
     if runner is None:
-        runner = GenerationRunner(request.app.state.settings, blob_store=blob_store)
+        settings: Settings = request.app.state.settings
+        runner = GenerationRunner(settings, blob_store=blob_store,
+                                  pipelines=PipelineCache(capacity=settings.pipeline_cache_size))
         request.app.state.generation_runner = runner
     return runner
 

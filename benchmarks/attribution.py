@@ -44,10 +44,11 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from foundry.generation.engine import load_pipeline
-from provenance.influence import Attributor, InfluenceConfig, InfluenceIndex, blend, influence_shares
+from provenance.influence import InfluenceConfig, InfluenceIndex, blend, influence_shares
+from training.attribution_features import Attributor
 from training.data import TrainingExample
 from training.engine import train
+from training.pipelines import load_pipeline
 from training.recipes import base_recipe
 
 PLANTED = "Planted Artist"

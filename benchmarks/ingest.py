@@ -71,9 +71,9 @@ def fresh_database(server_url: str | None):
     try:
         yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        from foundry.db import engine_for
+        from foundry.db import sql_engine
 
-        engine_for.cache_clear()
+        sql_engine.cache_clear()
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

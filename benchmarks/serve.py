@@ -41,28 +41,24 @@ def prepare(var_dir: Path, train_steps: int) -> tuple[str, str, Path]:
     """(model id, customer key, model folder) in an embedded deployment under ``var_dir``."""
     from rich.console import Console
 
-    import foundry.cli
     from foundry import migrate
     from foundry.blobs import open_blob_store
-    from foundry.cli import create_dataset_snapshot, run_catalog_import
     from foundry.config import Settings
-    from foundry.datasets.schemas import SnapshotFilters
     from foundry.db import session_factory
-    from foundry.demo import prepare_serving, train_demo_model
+    from foundry.demo import freeze_snapshot, onboard, prepare_serving, train_demo_model
     from foundry.models_registry import service as registry_service
 
     settings = Settings(var_dir=var_dir)
     console = Console(stderr=True)
-    foundry.cli.console.file = sys.stderr  # progress bars on stderr: stdout carries only the JSON
+    # progress bars and tables on stderr (console): stdout carries only the JSON
     migrate.upgrade(settings.resolved_database_url)
     with session_factory(settings.resolved_database_url)() as session:
         existing = registry_service.list_models(session=session, limit=1)
     if existing:
         model_id = existing[0].id
     else:
-        run_catalog_import(settings, OPENMOJI, source_format="openmoji", requested_by="benchmark", quiet=True)
-        snapshot = create_dataset_snapshot(settings, name="bench", use="base_training", filters=SnapshotFilters(),
-                                           created_by="benchmark")
+        onboard(settings, OPENMOJI, console, requested_by="benchmark")
+        snapshot = freeze_snapshot(settings, name="bench", created_by="benchmark")
         model_id = train_demo_model(settings, snapshot.id, train_steps, console)
     customer_key, _ = prepare_serving(settings, console)
     with session_factory(settings.resolved_database_url)() as session:

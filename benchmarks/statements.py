@@ -51,9 +51,9 @@ def fresh_database(server: str) -> str:
 
 
 def drop_database(server: str, url: str) -> None:
-    from foundry.db import engine_for
+    from foundry.db import sql_engine
 
-    engine_for(url).dispose()
+    sql_engine(url).dispose()
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))

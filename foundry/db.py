@@ -18,6 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from foundry.errors import NotFound
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -90,12 +92,12 @@ def make_engine(url: str) -> Engine:
 
 
 @lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
+def sql_engine(url: str) -> Engine:
     return make_engine(url)
 
 
 def session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine_for(url), expire_on_commit=False)
+    return sessionmaker(bind=sql_engine(url), expire_on_commit=False)
 
 
 @contextmanager
@@ -111,8 +113,6 @@ def transaction(url: str) -> Iterator[Session]:
 
 def get_or_raise(session: Session, model: type, key, *, code: str, what: str):
     """The row of ``model`` with primary key ``key``, or NotFound with a stable code."""
-    from foundry.errors import NotFound
-
     row = session.get(model, key)
     if row is None:
         raise NotFound(f"{what} {key} does not exist", code=code)

@@ -1,5 +1,8 @@
 """``foundry demo``: the whole flow on the embedded default, from an empty folder.
 
+A script over the use cases (``foundry.usecases``) -- the same calls the CLI, the API and the
+worker make -- printing as it goes; it knows nothing of the command line.
+
 Migrate, onboard the OpenMoji catalog, freeze a licensed snapshot of it, train the licensed-only
 base model on that snapshot (in this process, no broker needed), register it and save a sample
 grid; then sign up a brand customer, start the real HTTP API, generate images through it, show
@@ -16,15 +19,25 @@ from pathlib import Path
 from rich.console import Console
 
 from foundry import migrate
+from foundry.accounts import service as accounts_service
 from foundry.attribution import service as attribution_service
 from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
+from foundry.catalog.models import Asset, CatalogImport
 from foundry.config import Settings
+from foundry.datasets import service as dataset_service
+from foundry.datasets.models import DatasetSnapshot
 from foundry.datasets.schemas import SnapshotFilters
 from foundry.db import session_factory
 from foundry.errors import FoundryError
 from foundry.models_registry import service as registry_service
+from foundry.pricing import service as pricing_service
+from foundry.rendering import counted, import_tables, job_progress, summary_tables
 from foundry.training_jobs import service as job_service
+from foundry.usecases.imports import run_import
+from foundry.usecases.keys import issue_api_key
+from foundry.usecases.training import submit_training_job
+from provenance.c2pa_manifest import CA_FILE, init_signing_ca
 
 OPENMOJI_PACKAGE = "openmoji@17.0.0"
 OPENMOJI_SHA256 = "55ee7d13485dec86e9f38c1f3a645a13382d33ff97c0cd845ee824b0aef45e68"
@@ -71,9 +84,22 @@ def locate_catalog(settings: Settings, catalog: Path | None, console: Console) -
     return cached
 
 
-def run_demo(settings: Settings, *, catalog: Path | None, console: Console, train_steps: int = 150) -> None:
-    from foundry.cli import create_dataset_snapshot, print_summary, run_catalog_import
+def onboard(settings: Settings, source: Path, console: Console, *, requested_by: str = "demo") -> CatalogImport:
+    with counted(console, f"importing {source.name}") as progress:
+        batch = run_import(settings, source, source_format="openmoji", requested_by=requested_by, progress=progress)
+    for table in import_tables(batch):
+        console.print(table)
+    return batch
 
+
+def freeze_snapshot(settings: Settings, *, name: str, created_by: str = "demo") -> DatasetSnapshot:
+    """Every asset licensed for base training right now, frozen."""
+    with session_factory(settings.resolved_database_url)() as session, session.begin():
+        return dataset_service.create_snapshot(session=session, name=name, use="base_training",
+                                               filters=SnapshotFilters(), created_by=created_by)
+
+
+def run_demo(settings: Settings, *, catalog: Path | None, console: Console, train_steps: int = 150) -> None:
     url = settings.resolved_database_url
     console.rule("1. database")
     migrate.upgrade(url)
@@ -82,15 +108,15 @@ def run_demo(settings: Settings, *, catalog: Path | None, console: Console, trai
     console.rule("2. onboard the licensed catalog")
     source = locate_catalog(settings, catalog, console)
     console.print(f"catalog: {source}")
-    run_catalog_import(settings, source, source_format="openmoji", requested_by="demo")
+    onboard(settings, source, console)
 
     console.rule("3. catalog summary")
     with session_factory(url)() as session:
-        print_summary(catalog_service.catalog_summary(session=session))
+        for table in summary_tables(catalog_service.catalog_summary(session=session)):
+            console.print(table)
 
     console.rule("4. licensed snapshot")
-    snapshot = create_dataset_snapshot(settings, name="openmoji-base", use="base_training",
-                                       filters=SnapshotFilters(), created_by="demo")
+    snapshot = freeze_snapshot(settings, name="openmoji-base")
     console.print(f"snapshot {snapshot.id}: {snapshot.entry_count} assets licensed for base training from "
                   f"{snapshot.contributor_count} contributors\nMerkle root {snapshot.merkle_root}")
 
@@ -121,21 +147,17 @@ def run_demo(settings: Settings, *, catalog: Path | None, console: Console, trai
 
 
 def train_demo_model(settings: Settings, snapshot_id, train_steps: int, console: Console):
-    """Run one base-training job in this process, with the same runner a worker uses."""
-    import threading
-
-    from foundry.cli import follow_job, submit_training_job
-    from training.jobs import run_job
+    """Submit one base-training job and run it in this process, with the runner a worker uses."""
+    from worker.jobs import run_in_thread  # torch and diffusers: loaded only when the demo trains
 
     prompts = ["grinning face", "red heart", "cat face", "sun with face"]
-    job = submit_training_job(settings, recipe_kind="base", snapshot_id=snapshot_id, name="openmoji-base",
-                              base_model_id=None, requested_by="demo",
-                              overrides={"max_train_steps": train_steps, "checkpoint_every": max(10, train_steps // 3),
-                                         "validation_every": 0, "validation_prompts": prompts})
-    runner = threading.Thread(target=run_job, args=(settings, job.id), kwargs={"worker": "demo"}, daemon=True)
-    runner.start()
-    job = follow_job(settings, job.id)
-    runner.join()
+    with session_factory(settings.resolved_database_url)() as session:
+        job = submit_training_job(
+            session=session, queue=None, recipe_kind="base", snapshot_id=snapshot_id, name="openmoji-base",
+            requested_by="demo", overrides={"max_train_steps": train_steps, "checkpoint_every": max(10, train_steps // 3),
+                                            "validation_every": 0, "validation_prompts": prompts})
+    with job_progress(console) as show:
+        job = run_in_thread(settings, job.id, worker="demo", on_progress=show)
     if job.status != "succeeded":
         raise FoundryError(f"training failed: {job.error} [{job.error_code}]", code="demo_training_failed")
     return job.result_model_id
@@ -146,9 +168,6 @@ DEMO_TENANT = "Demo Brand Co"
 
 def prepare_serving(settings: Settings, console: Console) -> tuple[str, str]:
     """Signing CA, a catch-all price, a tenant with a customer key and an admin key: (customer, admin)."""
-    from foundry.accounts import service as accounts_service
-    from foundry.pricing import service as pricing_service
-    from provenance.c2pa_manifest import CA_FILE, init_signing_ca
 
     signing_dir = settings.resolved_signing_dir
     if not (signing_dir / CA_FILE).is_file():
@@ -161,9 +180,9 @@ def prepare_serving(settings: Settings, console: Console) -> tuple[str, str]:
         rule = pricing_service.active_rules(session=session)[0]
         tenant = next((t for t in accounts_service.list_tenants(session=session) if t.name == DEMO_TENANT), None)
         tenant = tenant or accounts_service.create_tenant(session=session, name=DEMO_TENANT)
-        _, customer_key = accounts_service.create_api_key(session=session, role="customer", name="demo customer",
+        _, customer_key = issue_api_key(session=session, role="customer", name="demo customer",
                                                           tenant_id=tenant.id)
-        _, admin_key = accounts_service.create_api_key(session=session, role="admin", name="demo admin")
+        _, admin_key = issue_api_key(session=session, role="admin", name="demo admin")
     console.print(f"tenant {tenant.id} ({tenant.name}); price {rule.unit_price} {rule.currency} per image, "
                   f"{rule.pool_share_bps / 100:g}% to the contributor pool")
     return customer_key, admin_key
@@ -300,7 +319,6 @@ def print_influential_images(settings: Settings, attribution: dict, console: Con
     """The training images that shaped these outputs most, by the model's influence index."""
     import uuid
 
-    from foundry.catalog.models import Asset
 
     influential = sorted(((asset, line["display_name"]) for line in attribution["contributors"]
                           if line["method"] == "influence" for asset in line["top_assets"]),
@@ -321,10 +339,9 @@ def print_influential_images(settings: Settings, attribution: dict, console: Con
 def _artist_key(settings: Settings, contributor_id: str) -> str:
     import uuid
 
-    from foundry.accounts import service as accounts_service
 
     with session_factory(settings.resolved_database_url)() as session, session.begin():
-        _, key = accounts_service.create_api_key(session=session, role="artist", name="demo artist",
+        _, key = issue_api_key(session=session, role="artist", name="demo artist",
                                                  contributor_id=uuid.UUID(contributor_id))
     return key
 

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 import migrations
-from foundry.db import engine_for
+from foundry.db import sql_engine
 
 
 def alembic_config(url: str) -> Config:
@@ -29,7 +29,7 @@ def downgrade(url: str, revision: str) -> None:
 
 
 def current_revision(url: str) -> str | None:
-    with engine_for(url).connect() as connection:
+    with sql_engine(url).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -21,6 +23,34 @@ _DCT_KEEP = 8
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+"""The files of a model folder that hold weights (configs, tokenizers and readmes do not count)."""
+
+
+def combined_weights_digest(files: Mapping[str, str]) -> str:
+    """A model's weights digest: one sha256 over ``relative path -> file sha256`` of its weight files,
+    in sorted path order. The registry stores it for every model; the training engine reports it."""
+    digest = hashlib.sha256()
+    for relative in sorted(files):
+        if relative.endswith(WEIGHT_SUFFIXES):
+            digest.update(f"{relative}\0{files[relative]}\n".encode())
+    return digest.hexdigest()
+
+
+def weights_digest(folder: str | Path) -> tuple[str, dict[str, str]]:
+    """The weights digest of a model folder on disk, and the sha256 of each weight file in it."""
+    folder = Path(folder)
+    per_file: dict[str, str] = {}
+    for path in sorted((p for p in folder.rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)),
+                       key=lambda p: p.relative_to(folder).as_posix()):
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        per_file[path.relative_to(folder).as_posix()] = digest.hexdigest()
+    return combined_weights_digest(per_file), per_file
 
 
 @lru_cache(maxsize=1)

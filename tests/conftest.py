@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from foundry import migrate
 from foundry.blobs import LocalBlobStore
 from foundry.config import Settings
-from foundry.db import engine_for, session_factory
+from foundry.db import session_factory, sql_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("FOUNDRY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -56,8 +56,8 @@ def create_postgres_database(server_url: str) -> tuple[str, callable]:
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
     def drop() -> None:
-        engine_for(url).dispose()
-        engine_for.cache_clear()
+        sql_engine(url).dispose()
+        sql_engine.cache_clear()
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

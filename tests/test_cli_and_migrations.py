@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from foundry import migrate
-from foundry.db import engine_for
+from foundry.db import sql_engine
 from foundry.models import Base
 from tests.support import images
 
@@ -32,13 +32,13 @@ def test_migrations_upgrade_downgrade_and_match_models(settings):
     url = settings.resolved_database_url
     migrate.upgrade(url)
     assert migrate.current_revision(url) == migrate.head_revision(url)
-    with engine_for(url).connect() as connection:
+    with sql_engine(url).connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == []
     migrate.downgrade(url, "base")
-    assert set(inspect(engine_for(url)).get_table_names()) <= {"alembic_version"}
+    assert set(inspect(sql_engine(url)).get_table_names()) <= {"alembic_version"}
     migrate.upgrade(url)
-    assert {"asset", "contributor", "license_grant", "catalog_import"} <= set(inspect(engine_for(url)).get_table_names())
+    assert {"asset", "contributor", "license_grant", "catalog_import"} <= set(inspect(sql_engine(url)).get_table_names())
 
 
 def test_cli_import_summary_and_report(migrated, tmp_path):

@@ -28,7 +28,6 @@ checkpoint when checkpoints are enabled, and raises :class:`TrainingCancelled`),
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import shutil
@@ -54,6 +53,7 @@ from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTokenizer
 
+from provenance.hashing import weights_digest
 from training import checkpoints
 from training.caches import TensorCache
 from training.data import (
@@ -167,22 +167,6 @@ class TrainingResult:
             text_encoder_origin=data["text_encoder_origin"],
             sample_grids=tuple(Path(p) for p in data["sample_grids"]),
         )
-
-
-def weights_digest(folder: str | Path) -> tuple[str, dict[str, str]]:
-    """sha256 of each ``*.safetensors`` under ``folder`` and one digest over all, in sorted path order."""
-    folder = Path(folder)
-    per_file: dict[str, str] = {}
-    for path in sorted(folder.rglob("*.safetensors"), key=lambda p: p.relative_to(folder).as_posix()):
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        per_file[path.relative_to(folder).as_posix()] = digest.hexdigest()
-    combined = hashlib.sha256()
-    for name, file_digest in per_file.items():
-        combined.update(f"{name}\0{file_digest}\n".encode())
-    return combined.hexdigest(), per_file
 
 
 def make_adamw(params: Sequence[torch.nn.Parameter], recipe: Recipe) -> torch.optim.AdamW:

@@ -9,7 +9,12 @@
   ``tokenizer(...)`` and ``text_encoder(ids, attention_mask=...)[0]``; diffusers logs that it
   expected T5 types, which is harmless. Generate with ``clean_caption=False`` (the lower-case/strip
   preprocessing training used) and no safety checker or watermarker;
+* ``load_pipeline`` opens a trained (or registered) pipeline folder for inference, LoRA adapters
+  loaded onto it;
 * ``sample_grid`` renders validation prompts side by side.
+
+This is the one module that builds or loads pipelines, knows their quirks (``pipeline_call_kwargs``)
+and silences the warnings diffusers logs for choices made here on purpose.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from diffusers.utils import logging as diffusers_logging
 from diffusers.utils import make_image_grid
 from PIL import Image
 from transformers import CLIPTokenizer
+from transformers.utils import logging as transformers_logging
 
 from training.recipes import BaseModelShape
 from training.text_encoder import (
@@ -55,10 +61,13 @@ def expected_pipeline_warnings_silenced() -> Iterator[None]:
 
     Building or loading the ``base`` IFPipeline logs that the safety checker is disabled (it is
     DeepFloyd's filter for their own weights; these models are trained from scratch and sampled
-    only for validation) and that a T5 text encoder was expected (a CLIP one is used).
+    only for validation) and that a T5 text encoder was expected (a CLIP one is used). Progress
+    bars of loading are switched off for good: workers and the API log, they do not draw.
     """
     previous = diffusers_logging.get_verbosity()
     diffusers_logging.set_verbosity(diffusers_logging.ERROR)
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
     try:
         yield
     finally:
@@ -218,9 +227,29 @@ def build_base_parts(shape: BaseModelShape, resolution: int, tokenizer: CLIPToke
     )
 
 
-def pipeline_call_kwargs(pipeline: DiffusionPipeline) -> dict[str, Any]:
-    """Arguments that make a pipeline preprocess prompts the way training did."""
-    return {"clean_caption": False} if isinstance(pipeline, IFPipeline) else {}
+def pipeline_call_kwargs(pipeline: Any) -> dict[str, Any]:
+    """Arguments that make a pipeline preprocess prompts the way training did.
+
+    IF-format pipelines must not re-clean captions (training only lower-cased and stripped them);
+    recognised by class name, so that wrappers and test doubles of an ``IFPipeline`` match too.
+    """
+    return {"clean_caption": False} if type(pipeline).__name__.startswith("IF") else {}
+
+
+def load_pipeline(folder: Path, *, adapters: tuple[Path, ...] = (), device: str | None = None) -> DiffusionPipeline:
+    """A pipeline folder ready to render: on the GPU in fp16 when there is one, LoRA adapters loaded onto it."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    with expected_pipeline_warnings_silenced():
+        pipeline = DiffusionPipeline.from_pretrained(str(folder), dtype=dtype)
+        for adapter in adapters:
+            pipeline.load_lora_weights(str(adapter))
+    for name in ("safety_checker", "watermarker"):
+        # licensed-only models need no third-party filters; our own provenance marks every output
+        if getattr(pipeline, name, None) is not None:
+            setattr(pipeline, name, None)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline.to(device)
 
 
 @torch.no_grad()
@@ -351,6 +380,7 @@ __all__ = [
     "build_base_unet",
     "build_tiny_stable_diffusion",
     "expected_pipeline_warnings_silenced",
+    "load_pipeline",
     "load_pipeline_parts",
     "pipeline_call_kwargs",
     "sample_grid",

@@ -38,6 +38,8 @@ from PIL import Image, ImageDraw
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from training.pipelines import pipeline_call_kwargs
+
 EVALUATOR_WEIGHTS = "evaluator.safetensors"
 EVALUATOR_CONFIG = "evaluator.json"
 Progress = Callable[[int, int], None]
@@ -429,11 +431,6 @@ def measure_images(evaluator: Evaluator, generated: np.ndarray, heldout: Labelle
     }
 
 
-def pipeline_call_options(pipeline: Any) -> dict[str, Any]:
-    """IF-format pipelines must not re-clean captions: training lower-cased and stripped them only."""
-    return {"clean_caption": False} if type(pipeline).__name__.startswith("IF") else {}
-
-
 @torch.no_grad()
 def generate_images(pipeline: Any, prompts: Sequence[str], settings: SamplingSettings, *, resolution: int,
                     progress: Progress | None = None) -> np.ndarray:
@@ -445,7 +442,7 @@ def generate_images(pipeline: Any, prompts: Sequence[str], settings: SamplingSet
         generators = [torch.Generator().manual_seed(settings.seed + start + offset) for offset in range(len(chunk))]
         output = pipeline(chunk, height=resolution, width=resolution, num_inference_steps=settings.num_inference_steps,
                           guidance_scale=settings.guidance_scale, generator=generators, output_type="np",
-                          **pipeline_call_options(pipeline))
+                          **pipeline_call_kwargs(pipeline))
         images.append(np.clip(np.round(np.asarray(output.images) * 255.0), 0, 255).astype(np.uint8))
         if progress is not None:
             progress(min(start + len(chunk), len(prompts)), len(prompts))

@@ -14,14 +14,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 RecipeKind = Literal["base", "finetune", "lora"]
 MixedPrecision = Literal["no", "fp16", "bf16"]
 AttentionBackend = Literal["sdpa", "xformers"]
 TorchCompile = Literal["off", "regional", "full"]
 
-RECIPE_KINDS: tuple[str, ...] = ("base", "finetune", "lora")
+RecipeKind = Literal["base", "finetune", "lora"]
+RECIPE_KINDS: tuple[str, ...] = get_args(RecipeKind)
 MAX_TRAIN_STEPS = 2**31 - 1
 """A job's step counters are 32-bit integer columns."""
 LR_SCHEDULERS: tuple[str, ...] = (

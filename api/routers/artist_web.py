@@ -37,8 +37,8 @@ from foundry.catalog.models import Asset
 from foundry.db import utcnow
 from foundry.errors import FoundryError
 from foundry.ledger.periods import parse_period, period_of
-from foundry.licensing import service as licensing_service
 from foundry.payouts import service as payouts_service
+from foundry.withdrawals import service as withdrawals_service
 
 router = APIRouter(prefix="/artist", tags=["artist pages"], include_in_schema=False)
 OUTPUTS_PER_PAGE = 25
@@ -196,7 +196,7 @@ def withdraw(request: Request, settings: SettingsDep, session: SessionDep,
         return RedirectResponse("/artist?notice=" + quote("That asset id is not valid."), status_code=303)
     try:
         with session.begin():
-            withdrawal = licensing_service.withdraw_rights(
+            withdrawal = withdrawals_service.withdraw_rights(
                 session=session, contributor_id=web.contributor_id, asset_id=chosen_asset, use=use or None,
                 reason=reason, requested_by=f"artist:{web.key_id}")
             what = f"revoked {withdrawal.revoked_grants} grant(s)" if chosen_asset else f"opted out of {use}"

@@ -17,8 +17,8 @@ from api.forms import FormFields, file_property, multipart_body, read_form
 from api.params import Offset
 from foundry.catalog import service as catalog_service
 from foundry.catalog.schemas import AssetRead, CatalogSummaryRead, ImportPage, ImportRead, ImportSummaryRead
-from foundry.db import session_factory
 from foundry.licensing import service as licensing_service
+from foundry.usecases.imports import run_import
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -93,16 +93,14 @@ def create_import(
             suffix = ".jsonl" if (manifest.filename or "").lower().endswith((".jsonl", ".ndjson")) else ".csv"
             location = folder / f"manifest{suffix}"
             _save_upload(manifest, location, budget)
-        options = catalog_service.import_options(settings)
         # Messages name the uploaded files, never the temporary paths they were saved under.
         archive_name = archive.filename or archive_path.name
-        batch = catalog_service.import_from_location(
-            session_factory=session_factory(settings.resolved_database_url), blob_store=blob_store,
-            location=location, source_format=source_format,
+        batch = run_import(
+            settings, location, source_format=source_format,
             images=archive_path if source_format == "manifest" else None,
             label=(manifest.filename or location.name) if source_format == "manifest" else archive_name,
             images_label=archive_name, description=f"upload:{archive_name}",
-            requested_by=f"api:{principal}", options=options, owner_tenant_id=tenant_id,
+            requested_by=f"api:{principal}", owner_tenant_id=tenant_id, blob_store=blob_store,
         )
     return ImportRead.model_validate(batch)
 

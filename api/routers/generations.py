@@ -29,7 +29,9 @@ from foundry.generation.schemas import (
     GenerationRead,
 )
 from foundry.royalties import service as royalties_service
+from foundry.usecases import generation as generation_usecases
 from provenance.c2pa_manifest import SigningNotConfigured
+from worker.queue import CeleryQueue
 
 router = APIRouter(prefix="/v1", tags=["generations"])
 
@@ -88,20 +90,12 @@ def create_generation(principal: CustomerPrincipal, session: SessionDep, setting
                       idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> Response:
     """Small requests are answered at once (200); larger ones, or ``mode: async``, queue (202)."""
     try:
-        runner.ensure_signing()  # refuse before anything is written when this deployment cannot sign outputs
+        generation = generation_usecases.start_generation(
+            session=session, runner=runner, queue=CeleryQueue(settings), blob_store=blob_store,
+            tenant_id=principal.tenant_id, api_key_id=principal.key_id, body=body, idempotency_key=idempotency_key,
+            sync_limit=settings.sync_work_limit)
     except SigningNotConfigured as exc:
         raise ApiError(503, "provenance_not_configured", str(exc)) from None
-    with session.begin():
-        generation, created = generation_service.submit_generation(
-            session=session, blob_store=blob_store, tenant_id=principal.tenant_id, api_key_id=principal.key_id,
-            body=body, idempotency_key=idempotency_key, sync_limit=settings.sync_work_limit)
-    if created and generation.mode == "sync":
-        generation = runner(generation.id)
-    elif created:
-        from training.tasks import enqueue_generation
-
-        enqueue_generation(generation.id, settings)  # after the commit: the worker must find the row
-    session.expire_all()
     return _answer(session, generation_service.get_generation(session=session, generation_id=generation.id,
                                                                tenant_id=principal.tenant_id))
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import AdminPrincipal, CurrentPrincipal, SessionDep
 from api.errors import ApiError, error_responses
 from foundry.licensing import service as licensing_service
-from foundry.models_registry import service as registry_service
+from foundry.withdrawals import service as withdrawals_service
 
 router = APIRouter(prefix="/v1", tags=["rights"])
 
@@ -40,16 +40,9 @@ class WithdrawalRead(BaseModel):
     created_at: datetime
 
 
-class RevocationPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    policy: Literal["keep_serving", "stop_after_grace"]
-    grace_days: int = Field(default=30, ge=0, le=3650, strict=True)
-
-
 def _withdraw(session, contributor_id: uuid.UUID, body: WithdrawalCreate, requested_by: str) -> WithdrawalRead:
     with session.begin():
-        withdrawal = licensing_service.withdraw_rights(session=session, contributor_id=contributor_id,
+        withdrawal = withdrawals_service.withdraw_rights(session=session, contributor_id=contributor_id,
                                                        asset_id=body.asset_id, use=body.use, reason=body.reason,
                                                        requested_by=requested_by)
         return WithdrawalRead.model_validate(withdrawal)
@@ -82,13 +75,3 @@ def my_withdrawals(principal: CurrentPrincipal, session: SessionDep) -> list[Wit
 def withdraw_rights_for(principal: AdminPrincipal, session: SessionDep, contributor_id: uuid.UUID,
                         body: WithdrawalCreate) -> WithdrawalRead:
     return _withdraw(session, contributor_id, body, f"admin:{principal}")
-
-
-@router.put("/models/{model_id}/revocation-policy")
-def set_revocation_policy(_principal: AdminPrincipal, session: SessionDep, model_id: uuid.UUID,
-                          body: RevocationPolicy) -> dict:
-    with session.begin():
-        model = registry_service.set_revocation_policy(session=session, model_id=model_id, policy=body.policy,
-                                                       grace_days=body.grace_days)
-        return {"model_id": model.id, "policy": model.revocation_policy, "grace_days": model.grace_days,
-                "rights_affected_at": model.rights_affected_at}

@@ -7,42 +7,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from api.deps import AdminPrincipal, CustomerOrAdmin, SessionDep, SettingsDep
-from api.errors import ApiError, error_responses
+from api.deps import AdminPrincipal, SessionDep, SettingsDep
+from api.errors import error_responses
 from api.params import Offset
-from foundry.generation import service as generation_service
-from foundry.models_registry import service as registry_service
-from foundry.models_registry.schemas import LineageStep, ModelRead
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.schemas import TrainingJobCreate, TrainingJobRead
+from foundry.usecases.training import submit_training_job
+from worker.queue import CeleryQueue
 
 router = APIRouter(prefix="/v1", tags=["training"])
 
 
-def _build_recipe(body: TrainingJobCreate) -> dict:
-    from training.recipes import recipe_for_job
-
-    try:
-        recipe = recipe_for_job(body.recipe, body.settings)
-    except ValueError as exc:
-        raise ApiError(422, "invalid_recipe", f"invalid recipe settings: {exc}") from None
-    return recipe.to_dict()
-
-
 @router.post("/training-jobs", status_code=status.HTTP_202_ACCEPTED, response_model=TrainingJobRead,
-             responses=error_responses(404, s404="The snapshot, base model or tenant does not exist."))
+             responses=error_responses(404, 422, s404="The snapshot, base model or tenant does not exist.",
+                                       s422="Invalid recipe settings (invalid_recipe) or an unknown preset "
+                                            "(unknown_preset)."))
 def create_training_job(principal: AdminPrincipal, session: SessionDep, settings: SettingsDep,
                         body: TrainingJobCreate) -> TrainingJobRead:
-    recipe = _build_recipe(body)
-    with session.begin():
-        job = job_service.create_job(session=session, name=body.name, recipe_kind=body.recipe, recipe=recipe,
-                                     snapshot_id=body.snapshot_id, base_model_id=body.base_model_id,
-                                     requested_by=f"api:{principal}", owner_tenant_id=body.tenant_id)
-        answer = TrainingJobRead.model_validate(job)
-    from training.tasks import enqueue_training_job
-
-    enqueue_training_job(job.id, settings)  # only after the commit: a worker must find the row
-    return answer
+    job = submit_training_job(session=session, queue=CeleryQueue(settings), recipe_kind=body.recipe,
+                              snapshot_id=body.snapshot_id, name=body.name, base_model_id=body.base_model_id,
+                              overrides=body.settings, preset=body.preset, requested_by=f"api:{principal}",
+                              owner_tenant_id=body.tenant_id)
+    return TrainingJobRead.model_validate(job)
 
 
 @router.get("/training-jobs", response_model=list[TrainingJobRead])
@@ -63,32 +49,3 @@ def get_training_job(_principal: AdminPrincipal, session: SessionDep, job_id: uu
 def cancel_training_job(_principal: AdminPrincipal, session: SessionDep, job_id: uuid.UUID) -> TrainingJobRead:
     with session.begin():
         return TrainingJobRead.model_validate(job_service.request_cancel(session=session, job_id=job_id))
-
-
-@router.get("/models", response_model=list[ModelRead])
-def list_models(principal: CustomerOrAdmin, session: SessionDep,
-                limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                offset: Offset = 0) -> list[ModelRead]:
-    """Admins see every model; a customer sees the shared models and its own fine-tunes."""
-    models = generation_service.list_visible_models(session=session, tenant_id=_tenant_scope(principal),
-                                                    limit=limit, offset=offset)
-    return [ModelRead.model_validate(m) for m in models]
-
-
-def _tenant_scope(principal) -> uuid.UUID | None:
-    return None if principal.is_admin else principal.tenant_id
-
-
-@router.get("/models/{model_id}", response_model=ModelRead)
-def get_model(principal: CustomerOrAdmin, session: SessionDep, model_id: uuid.UUID) -> ModelRead:
-    return ModelRead.model_validate(generation_service.visible_model(session=session, model_id=model_id,
-                                                                     tenant_id=_tenant_scope(principal)))
-
-
-@router.get("/models/{model_id}/lineage", response_model=list[LineageStep])
-def get_lineage(principal: CustomerOrAdmin, session: SessionDep, model_id: uuid.UUID) -> list[LineageStep]:
-    generation_service.visible_model(session=session, model_id=model_id, tenant_id=_tenant_scope(principal))
-    return [LineageStep(model_id=m.id, name=m.name, kind=m.kind, snapshot_id=m.snapshot_id,
-                        snapshot_merkle_root=m.snapshot_merkle_root, weights_sha256=m.weights_sha256,
-                        licensed_only=m.licensed_only)
-            for m in registry_service.lineage(session=session, model_id=model_id)]

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from foundry.accounts.models import ApiKey, ArtistSession, Tenant
 from foundry.accounts.policy import Principal, scope_problem
-from foundry.catalog.models import Contributor
 from foundry.db import get_or_raise, utcnow
 from foundry.errors import Conflict, InvalidInput
 
@@ -38,21 +37,6 @@ def list_tenants(*, session: Session) -> list[Tenant]:
     return list(session.scalars(select(Tenant).order_by(Tenant.name)))
 
 
-def brand_contributor_ref(tenant_id: uuid.UUID) -> str:
-    """The contributor that stands for a tenant's own brand assets (it is never paid royalties)."""
-    return f"tenant:{tenant_id}"
-
-
-def ensure_brand_contributor(*, session: Session, tenant: Tenant) -> Contributor:
-    reference = brand_contributor_ref(tenant.id)
-    contributor = session.scalar(select(Contributor).where(Contributor.external_ref == reference))
-    if contributor is None:
-        contributor = Contributor(display_name=f"{tenant.name} (brand assets)", external_ref=reference)
-        session.add(contributor)
-        session.flush()
-    return contributor
-
-
 KEY_PREFIX = "fdy"
 
 
@@ -63,14 +47,16 @@ def _hash_secret(secret: str) -> str:
 
 def create_api_key(*, session: Session, role: str, name: str, tenant_id: uuid.UUID | None = None,
                    contributor_id: uuid.UUID | None = None) -> tuple[ApiKey, str]:
-    """A new key and its plaintext, which is never stored and cannot be shown again."""
+    """A new key and its plaintext, which is never stored and cannot be shown again.
+
+    An artist key's contributor is checked by the caller (``foundry.usecases.keys.issue_api_key``):
+    contributors are the catalog's, and accounts do not reach up into the catalog.
+    """
     problem = scope_problem(role, tenant_id, contributor_id)
     if problem:
         raise InvalidInput(problem, code="invalid_key_scope")
     if tenant_id is not None:
         get_tenant(session=session, tenant_id=tenant_id)
-    if contributor_id is not None:
-        get_or_raise(session, Contributor, contributor_id, code="contributor_not_found", what="contributor")
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     key = ApiKey(name=name.strip() or role, prefix=prefix, secret_sha256=_hash_secret(secret), role=role,

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from foundry.accounts import service as accounts_service
 from foundry.accounts.models import Tenant
-from foundry.accounts.service import brand_contributor_ref
 from foundry.blobs import BlobStore, recover_staging
 from foundry.catalog.imaging import ImageLimits, InspectedImage, inspect_rows
 from foundry.catalog.models import Asset, CatalogImport, Contributor
@@ -546,3 +545,18 @@ def import_from_location(
     return run_import(session_factory=session_factory, blob_store=blob_store, source=source,
                       requested_by=requested_by, options=options, progress=progress,
                       owner_tenant_id=owner_tenant_id)
+
+
+def brand_contributor_ref(tenant_id: uuid.UUID) -> str:
+    """The contributor that stands for a tenant's own brand assets (it is never paid royalties)."""
+    return f"tenant:{tenant_id}"
+
+
+def ensure_brand_contributor(*, session: Session, tenant: Tenant) -> Contributor:
+    reference = brand_contributor_ref(tenant.id)
+    contributor = session.scalar(select(Contributor).where(Contributor.external_ref == reference))
+    if contributor is None:
+        contributor = Contributor(display_name=f"{tenant.name} (brand assets)", external_ref=reference)
+        session.add(contributor)
+        session.flush()
+    return contributor

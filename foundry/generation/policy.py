@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from foundry.accounts.policy import Principal
@@ -118,3 +119,13 @@ def request_fingerprint(body: dict) -> str:
 def sees_generation(*, viewer: Principal, generation_tenant_id: uuid.UUID) -> bool:
     """A generation's record (id, time, refund) belongs to the tenant that made it; admins see every one."""
     return viewer.is_admin or (viewer.tenant_id is not None and viewer.tenant_id == generation_tenant_id)
+
+
+def capabilities_of(read_json: Callable[[str], dict | None]) -> ModelCapabilities:
+    """A model's capabilities from its stored config files (``read_json(relative path)``)."""
+    model_index = read_json("model_index.json")
+    unet = read_json("unet/config.json")
+    scheduler = read_json("scheduler/scheduler_config.json")
+    if model_index is None or unet is None or scheduler is None:
+        raise InvalidInput("the model is not a text-to-image UNet pipeline", code="model_not_servable")
+    return capabilities_from_configs(model_index, unet, read_json("vae/config.json"), scheduler)

@@ -21,9 +21,14 @@ from sqlalchemy.orm import Session
 from foundry.blobs import BlobStore
 from foundry.db import utcnow
 from foundry.errors import Conflict, InvalidInput, NotFound
-from foundry.generation.engine import capabilities_of
 from foundry.generation.models import GeneratedImage, Generation
-from foundry.generation.policy import ModelCapabilities, request_fingerprint, resolve_request, serving_mode
+from foundry.generation.policy import (
+    ModelCapabilities,
+    capabilities_of,
+    request_fingerprint,
+    resolve_request,
+    serving_mode,
+)
 from foundry.generation.schemas import GenerationCreate
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel

@@ -162,10 +162,12 @@ def _describe(session: Session, report: VerificationReport, image: GeneratedImag
             select(LicenseGrant.license_code, func.count()).join(SnapshotEntry, SnapshotEntry.grant_id == LicenseGrant.id)
             .where(SnapshotEntry.snapshot_id.in_(snapshot_ids)).group_by(LicenseGrant.license_code)).all()))
         report.licenses = [{"license_code": code, "assets": count} for code, count in licenses.most_common()]
-    lines = session.execute(select(Contributor.display_name, AttributionLine.share_ppm)
-                            .join(Contributor, Contributor.id == AttributionLine.contributor_id)
-                            .where(AttributionLine.generation_id == generation.id)
-                            .order_by(AttributionLine.share_ppm.desc(), Contributor.display_name)).all()
-    report.contributors = {"count": len(lines), "method": generation.attribution.get("method"),
-                           "top": [{"display_name": name, "share_ppm": ppm} for name, ppm in lines[:10]]}
+    # A blended attribution has two lines (pro rata and influence) per contributor: count people, not lines.
+    shares = session.execute(select(Contributor.display_name, func.sum(AttributionLine.share_ppm).label("ppm"))
+                             .join(Contributor, Contributor.id == AttributionLine.contributor_id)
+                             .where(AttributionLine.generation_id == generation.id)
+                             .group_by(Contributor.id, Contributor.display_name)
+                             .order_by(func.sum(AttributionLine.share_ppm).desc(), Contributor.display_name)).all()
+    report.contributors = {"count": len(shares), "method": generation.attribution.get("method"),
+                           "top": [{"display_name": name, "share_ppm": int(ppm)} for name, ppm in shares[:10]]}
     return report

@@ -7,7 +7,6 @@ it is the one that was registered.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
@@ -20,7 +19,8 @@ from foundry.blobs import BlobStore, sha256_hex
 from foundry.db import get_or_raise, newest_first
 from foundry.errors import InvalidInput
 from foundry.models_registry.models import RegisteredModel
-from foundry.models_registry.policy import is_licensed_only
+from foundry.models_registry.policy import REVOCATION_POLICIES, is_licensed_only
+from provenance.hashing import combined_weights_digest
 
 _MAX_MODEL_FILE = 20 * 1024 ** 3
 ADAPTER_FORMAT = "diffusers_lora"
@@ -44,12 +44,8 @@ def folder_files(folder: Path) -> list[Path]:
 
 
 def weights_sha256(files: dict[str, str]) -> str:
-    """One digest over the weight files (safetensors/bin), in sorted path order."""
-    digest = hashlib.sha256()
-    for relative in sorted(files):
-        if relative.endswith((".safetensors", ".bin")):
-            digest.update(relative.encode() + b"\0" + files[relative].encode() + b"\n")
-    return digest.hexdigest()
+    """One digest over the weight files (safetensors/bin): the same function the training engine reports with."""
+    return combined_weights_digest(files)
 
 
 def store_folder(*, blob_store: BlobStore, folder: Path) -> dict[str, str]:
@@ -165,8 +161,6 @@ def materialize(*, model: RegisteredModel, blob_store: BlobStore, cache_dir: Pat
 
 
 def set_revocation_policy(*, session: Session, model_id: uuid.UUID, policy: str, grace_days: int) -> RegisteredModel:
-    from foundry.models_registry.policy import REVOCATION_POLICIES
-
     if policy not in REVOCATION_POLICIES:
         raise InvalidInput(f"unknown policy {policy!r}; one of {list(REVOCATION_POLICIES)}", code="invalid_policy")
     if not 0 <= grace_days <= 3650:

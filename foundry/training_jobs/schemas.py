@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from training.recipes import RecipeKind
 
 
 class TrainingJobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200, description="Name of the model the job registers.")
-    recipe: Literal["base", "finetune", "lora"]
+    recipe: RecipeKind
+    preset: str | None = Field(default=None, description="A named base-recipe preset (demo, quality, gpu, ...) "
+                                                         "whose settings ``settings`` then adjust.")
     snapshot_id: uuid.UUID
     base_model_id: uuid.UUID | None = None
     tenant_id: uuid.UUID | None = Field(

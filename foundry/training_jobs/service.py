@@ -20,9 +20,9 @@ from foundry.errors import Conflict, InvalidInput, NotFound
 from foundry.licensing.terms import Use
 from foundry.models_registry import service as registry_service
 from foundry.training_jobs.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TERMINAL, TrainingJob
+from training.recipes import RECIPE_KINDS
 
 LOG_TAIL_CHARS = 8000
-RECIPE_KINDS = ("base", "finetune", "lora")
 
 
 def required_snapshot_use(recipe_kind: str, for_tenant: bool) -> Use:

@@ -21,7 +21,7 @@ from foundry.pricing import service as pricing_service
 from foundry.training_jobs import service as job_service
 from provenance.c2pa_manifest import init_signing_ca
 from tests.training_jobs.conftest import base_snapshot, build_catalog, licensed_catalog, tiny_base_recipe  # noqa: F401
-from training import jobs as job_runner
+from worker import jobs as job_runner
 
 
 @dataclass

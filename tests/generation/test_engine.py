@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from foundry.errors import InvalidInput
-from foundry.generation.engine import PipelineCache
 from foundry.generation.policy import (
     capabilities_from_configs,
     request_fingerprint,
@@ -13,6 +12,7 @@ from foundry.generation.policy import (
     serving_mode,
     work_units,
 )
+from training.inference import PipelineCache
 
 
 class FakeScheduler:

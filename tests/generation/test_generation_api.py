@@ -261,24 +261,24 @@ def test_near_duplicate_guard_records_the_closest_training_image(client, custome
 def test_async_requests_queue_and_a_worker_serves_them(client, customer, served_model, migrated, blob_store,
                                                        monkeypatch):
     sent = []
-    monkeypatch.setattr("training.tasks.enqueue_generation", lambda generation_id, settings: sent.append(generation_id))
+    monkeypatch.setattr("worker.queue.enqueue_generation", lambda generation_id, settings: sent.append(generation_id))
     response = generate(client, customer, served_model, mode="async")
     assert response.status_code == 202 and response.headers["location"].endswith(response.json()["id"])
     queued = response.json()
     assert queued["status"] == "queued" and queued["queue_position"] == 1 and queued["images"] == []
     assert [str(g) for g in sent] == [queued["id"]]
-    from foundry.generation.runner import GenerationRunner
+    from worker.tasks import new_generation_runner
 
-    GenerationRunner(migrated, blob_store=blob_store)(uuid.UUID(queued["id"]))  # what the worker task does
+    new_generation_runner(migrated)(uuid.UUID(queued["id"]))  # what the worker task does
     done = client.get(f"/v1/generations/{queued['id']}", headers=customer.headers).json()
     assert done["status"] == "succeeded" and done["queue_position"] is None and len(done["images"]) == 1
     # a second delivery of the same task is a no-op
-    GenerationRunner(migrated, blob_store=blob_store)(uuid.UUID(queued["id"]))
+    new_generation_runner(migrated)(uuid.UUID(queued["id"]))
     assert client.get("/v1/me", headers=customer.headers).json()["balance"]["amount"] == -25
 
 
 def test_large_requests_are_queued_automatically(client, customer, served_model, monkeypatch):
-    monkeypatch.setattr("training.tasks.enqueue_generation", lambda *args: None)
+    monkeypatch.setattr("worker.queue.enqueue_generation", lambda *args: None)
     response = generate(client, customer, served_model, num_images=8, steps=40)  # 320 image-steps > 240
     assert response.status_code == 202 and response.json()["mode"] == "async"
 

@@ -12,16 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from foundry.money import split_exact
-from provenance.influence import (
-    CountSketch,
-    Featurizer,
-    InfluenceConfig,
-    InfluenceIndex,
-    blend,
-    influence_shares,
-    select_parameters,
-)
+from provenance.influence import InfluenceConfig, InfluenceIndex, blend, influence_shares
 from tests.support import images
+from training.attribution_features import CountSketch, Featurizer, select_parameters
 
 
 def test_count_sketch_is_seeded_linear_and_keeps_norms():

@@ -11,8 +11,6 @@ import pytest
 from sqlalchemy import select, update
 
 from foundry.attribution import service as attribution_service
-from foundry.attribution.audit import audit_generation
-from foundry.attribution.indexing import build_index
 from foundry.attribution.policy import INFLUENCE_TOP_K
 from foundry.datasets.models import SnapshotEntry
 from foundry.db import utcnow
@@ -27,7 +25,8 @@ from foundry.training_jobs.models import TrainingJob
 from provenance.c2pa_manifest import ContentCredentials
 from provenance.influence import METHOD, VERSION, InfluenceConfig
 from tests.generation.conftest import ADMIN, create_tiny_job, register_model
-from training import jobs as job_runner
+from worker import jobs as job_runner
+from worker.attribution import audit_generation, build_index
 
 SMALL = InfluenceConfig(timesteps=(200, 600), projection_dim=256)
 
@@ -185,7 +184,7 @@ def test_alpha_is_set_per_model_by_admins(client, customer, sessions, indexed_mo
 
 def test_a_failing_influence_scorer_falls_back_to_pro_rata_and_says_so(client, customer, sessions, indexed_model,
                                                                        monkeypatch):
-    from foundry.generation.engine import LoadedPipeline
+    from training.inference import LoadedPipeline
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("scorer exploded")

@@ -12,12 +12,13 @@ import uuid
 import pytest
 import torch
 
-from foundry.generation.engine import load_pipeline
-from provenance.influence import Attributor, InfluenceConfig, InfluenceIndex
+from provenance.influence import InfluenceConfig, InfluenceIndex
 from provenance.influence_shares import influence_shares
 from tests.training_jobs.conftest import TINY_SHAPE
+from training.attribution_features import Attributor
 from training.data import TrainingExample
 from training.engine import train
+from training.pipelines import load_pipeline
 from training.recipes import base_recipe
 from training.synthetic import planted_rings_image, shape_examples
 

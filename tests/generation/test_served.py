@@ -17,7 +17,7 @@ from foundry.db import utcnow
 from foundry.generation.models import Generation
 from tests.support.brokers import redis_test_url
 from tests.training_jobs.test_worker import settings_with_broker, stop, worker_env
-from training.celery_app import GENERATION_QUEUE
+from worker.app import GENERATION_QUEUE
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("generation-worker")]
 

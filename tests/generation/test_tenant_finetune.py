@@ -11,7 +11,7 @@ import pytest
 from foundry.models_registry.models import RegisteredModel
 from tests.generation.conftest import ADMIN, make_customer
 from tests.test_cli_and_migrations import cli
-from training import jobs as job_runner
+from worker import jobs as job_runner
 
 pytestmark = pytest.mark.slow
 

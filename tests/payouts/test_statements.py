@@ -153,8 +153,8 @@ def test_admin_reports_add_up(client, customer, served_model, artists):
 
 def test_influence_royalties_show_per_asset_in_the_statement_and_csv(client, customer, served_model, artists,
                                                                      sessions, blob_store, tmp_path):
-    from foundry.attribution.indexing import build_index
     from provenance.influence import InfluenceConfig
+    from worker.attribution import build_index
 
     build_index(sessions=sessions, blob_store=blob_store, model_id=served_model, cache_dir=tmp_path / "models",
                 config=InfluenceConfig(timesteps=(200, 600), projection_dim=256), built_by="test")

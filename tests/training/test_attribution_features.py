@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 from diffusers import StableDiffusionPipeline
 
-from foundry.generation.engine import load_pipeline
-from provenance.influence import Attributor, InfluenceConfig, InfluenceIndex, select_parameters
+from provenance.influence import InfluenceConfig, InfluenceIndex
+from training.attribution_features import Attributor, select_parameters
 from training.engine import train
+from training.pipelines import load_pipeline
 
 CONFIG = InfluenceConfig(timesteps=(250, 750), projection_dim=128)
 

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from tests.training_jobs.conftest import TINY_SHAPE
-from training import jobs as job_runner
+from worker import jobs as job_runner
 
 ADMIN = {"Authorization": "Bearer test-admin-key"}
 
@@ -67,6 +67,10 @@ def test_cancel_and_bad_requests(client, base_snapshot):
           "settings": {**tiny_settings(), "max_train_steps": 2**70}}, 422, "invalid_recipe"),
         ({"name": "x", "recipe": "base", "snapshot_id": str(base_snapshot.id),
           "settings": {**tiny_settings(), "max_train_steps": 2**31}}, 422, "invalid_recipe"),
+        ({"name": "x", "recipe": "base", "preset": "enormous", "snapshot_id": str(base_snapshot.id)},
+         422, "unknown_preset"),
+        ({"name": "x", "recipe": "lora", "preset": "demo", "snapshot_id": str(base_snapshot.id)},
+         422, "invalid_recipe"),
         ({"name": "x", "recipe": "base", "snapshot_id": str(uuid.uuid4()), "settings": tiny_settings()},
          404, "snapshot_not_found"),
         ({"name": "x", "recipe": "lora", "snapshot_id": str(base_snapshot.id), "base_model_id": str(uuid.uuid4())},

@@ -17,7 +17,7 @@ from foundry.models_registry import service as registry_service
 from foundry.training_jobs import service as job_service
 from tests.support import images
 from tests.training_jobs.conftest import tiny_base_recipe
-from training import jobs as job_runner
+from worker import jobs as job_runner
 
 
 def create_job(sessions, snapshot, **recipe_overrides):

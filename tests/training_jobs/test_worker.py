@@ -18,7 +18,7 @@ import redis
 from foundry.training_jobs import service as job_service
 from tests.support.brokers import redis_test_url
 from tests.training_jobs.conftest import tiny_base_recipe
-from training.celery_app import TRAINING_QUEUE, make_celery
+from worker.app import TRAINING_QUEUE, create_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("celery-worker")]
 REDIS_URL = redis_test_url("training")
@@ -74,7 +74,7 @@ def submit(settings, sessions, snapshot, **recipe_overrides):
         job = job_service.create_job(session=session, name="tiny", recipe_kind="base",
                                      recipe=tiny_base_recipe(**recipe_overrides), snapshot_id=snapshot.id,
                                      base_model_id=None, requested_by="test")
-    make_celery(settings).send_task("foundry.training.run_job", args=[str(job.id)], queue=TRAINING_QUEUE)
+    create_app(settings).send_task("foundry.training.run_job", args=[str(job.id)], queue=TRAINING_QUEUE)
     return job.id
 
 
@@ -106,7 +106,7 @@ def test_worker_runs_a_queued_job(broker_settings, sessions, base_snapshot, tmp_
 def test_a_worker_rebuilds_an_index_on_request(broker_settings, sessions, base_snapshot, tmp_path):
     from foundry.attribution import service as attribution_service
     from foundry.models_registry import service as registry_service
-    from training.tasks import enqueue_index_build
+    from worker.queue import enqueue_index_build
 
     settings = broker_settings.model_copy(update={"attribution_index_after_training": False})
     log_path = tmp_path / "worker.log"

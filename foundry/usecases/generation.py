@@ -1,14 +1,20 @@
-"""Serving one generation, end to end.
+"""Serving one generation, end to end: the use case the API (synchronous requests) and the
+worker (queued ones) both run.
 
 ``GenerationRunner.__call__`` reads like a diffusers pipeline: claim -> prepare model ->
 render -> score influence -> attribute the pool -> deliver (watermark, Content Credentials,
 near-duplicate check) -> record. Rendering happens outside any transaction; everything the generation leaves behind
 (images, attribution, ledger entries, status) is written in one transaction at the end, and
 its image blobs are staged until that transaction commits.
+
+Rendering needs diffusers, which the foundry does not import: the edge that runs generations
+hands the runner its pipeline cache (``training.inference.PipelineCache``), seen here only as
+``Pipelines``.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import threading
@@ -18,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -35,15 +42,16 @@ from foundry.datasets.models import SnapshotEntry
 from foundry.db import session_factory
 from foundry.errors import Conflict, FoundryError
 from foundry.generation import service as generation_service
-from foundry.generation.engine import LoadedPipeline, ModelFolders, PipelineCache, png_bytes
 from foundry.generation.models import Generation
 from foundry.generation.policy import ResolvedRequest
+from foundry.generation.schemas import GenerationCreate
 from foundry.generation.service import DeliveredImage
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.pricing.models import PriceRule
 from foundry.royalties import service as royalties_service
 from foundry.royalties.service import Attribution
+from foundry.usecases.queue import TaskQueue
 from provenance import watermark
 from provenance.c2pa_manifest import ContentCredentials, SigningNotConfigured
 from provenance.hashing import nearest_hash, perceptual_hash, phash_from_hex, phash_to_hex
@@ -51,6 +59,28 @@ from provenance.influence import METHOD, VERSION, InfluenceConfig, InfluenceInde
 from provenance.influence_shares import InfluenceShares
 
 logger = logging.getLogger(__name__)
+
+
+class LoadedPipeline(Protocol):
+    """One model's pipeline, loaded: it renders requests and scores outputs against an influence index."""
+
+    def render(self, request: ResolvedRequest) -> list[Image.Image]: ...
+
+    def influence_scores(self, index: InfluenceIndex, config: InfluenceConfig, images: list[Image.Image],
+                         prompt: str) -> list: ...
+
+
+class Pipelines(Protocol):
+    """Loaded pipelines by key; ``folders()`` gives (pipeline folder, adapter folders) when one must be loaded."""
+
+    def get(self, model_key: str, folders: Callable[[], tuple[Path, tuple[Path, ...]]]) -> LoadedPipeline: ...
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """PNG with no metadata and fixed settings, so equal pixels give equal bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False, compress_level=6)
+    return buffer.getvalue()
 
 GENERATOR = {"name": "licensed-image-foundry", "version": __version__}
 DELIVERY_MIN_SIDE = 256
@@ -114,10 +144,10 @@ class RenderedOutput:
 class GenerationRunner:
     """Runs generations in this process, with its own pipeline cache and signing material."""
 
-    def __init__(self, settings: Settings, *, blob_store: BlobStore, pipelines: PipelineCache | None = None):
+    def __init__(self, settings: Settings, *, blob_store: BlobStore, pipelines: Pipelines):
         self.settings = settings
         self.blob_store = blob_store
-        self.pipelines = pipelines or PipelineCache(capacity=settings.pipeline_cache_size)
+        self.pipelines = pipelines
         self._sessions = session_factory(settings.resolved_database_url)
         self._credentials: ContentCredentials | None = None
         self._hashes: dict[uuid.UUID, TrainingHashes] = {}
@@ -168,7 +198,7 @@ class GenerationRunner:
         with self._sessions() as session:
             return generation_service.get_generation(session=session, generation_id=generation_id, tenant_id=None)
 
-    def prepare(self, generation_id: uuid.UUID) -> tuple[RegisteredModel, Callable[[], ModelFolders],
+    def prepare(self, generation_id: uuid.UUID) -> tuple[RegisteredModel, Callable[[], tuple[Path, tuple[Path, ...]]],
                                                           ResolvedRequest, LoadedIndex | None]:
         with self._sessions() as session:
             generation = generation_service.get_generation(session=session, generation_id=generation_id,
@@ -182,8 +212,8 @@ class GenerationRunner:
                     self._hashes[model.id] = training_hashes(session=session, model=model)
                 index = self._index_for(row) if row is not None else None
 
-            def folders() -> ModelFolders:
-                return ModelFolders(self.materialize(pipeline), tuple(self.materialize(a) for a in adapters))
+            def folders() -> tuple[Path, tuple[Path, ...]]:
+                return self.materialize(pipeline), tuple(self.materialize(a) for a in adapters)
 
             return model, folders, ResolvedRequest(**generation.request), index
 
@@ -285,3 +315,24 @@ class GenerationRunner:
             raise
         self.blob_store.promote(stage_id)
         return self.load(generation_id)
+
+
+def start_generation(*, session: Session, runner: GenerationRunner, queue: TaskQueue, blob_store: BlobStore,
+                     tenant_id: uuid.UUID, api_key_id: uuid.UUID | None, body: GenerationCreate,
+                     idempotency_key: str | None, sync_limit: int) -> Generation:
+    """Record a customer's request; small ones are served at once by ``runner``, the rest go to ``queue``.
+
+    Refused before anything is written when this deployment cannot sign outputs
+    (``SigningNotConfigured``). A replayed Idempotency-Key returns the generation it made first.
+    """
+    runner.ensure_signing()
+    with session.begin():
+        generation, created = generation_service.submit_generation(
+            session=session, blob_store=blob_store, tenant_id=tenant_id, api_key_id=api_key_id,
+            body=body, idempotency_key=idempotency_key, sync_limit=sync_limit)
+    if created and generation.mode == "sync":
+        generation = runner(generation.id)
+    elif created:
+        queue.generation(generation.id)  # after the commit: the worker must find the row
+    session.expire_all()
+    return generation

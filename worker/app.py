@@ -1,9 +1,12 @@
-"""The Celery application: queues ``training`` and ``generation``.
+"""The Celery application factory: queues ``training`` and ``generation``.
 
 Production uses Redis (``FOUNDRY_BROKER_URL=redis://...``). The embedded default needs no
 server: kombu's SQLAlchemy transport on a SQLite file beside the database. That transport
 hands its transport options to ``create_engine`` (so ``polling_interval`` there crashes it);
 the poll interval is set on a subclass registered under its own URL scheme instead.
+
+Importing this module does nothing: no settings are read, no directory is created and kombu's
+transport table is left alone until ``create_app`` is called.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from kombu import Queue
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport.sqlalchemy import Transport as SQLAlchemyTransport
 
-from foundry.config import Settings, get_settings
+from foundry.config import Settings
 
 TRAINING_QUEUE = "training"
 GENERATION_QUEUE = "generation"
@@ -26,22 +29,20 @@ class EmbeddedBrokerTransport(SQLAlchemyTransport):
     polling_interval = 0.5
 
 
-TRANSPORT_ALIASES[_EMBEDDED_SCHEME] = f"{__name__}:EmbeddedBrokerTransport"
-
-
 def broker_url(settings: Settings) -> str:
     url = settings.resolved_broker_url
     if url.startswith("sqla+"):
+        TRANSPORT_ALIASES.setdefault(_EMBEDDED_SCHEME, f"{__name__}:EmbeddedBrokerTransport")
         EmbeddedBrokerTransport.polling_interval = settings.broker_polling_interval
         return f"{_EMBEDDED_SCHEME}+{url.removeprefix('sqla+')}"
     return url
 
 
-def make_celery(settings: Settings | None = None) -> Celery:
-    settings = settings or get_settings()
+def create_app(settings: Settings) -> Celery:
+    """A Celery app on ``settings``' broker; the worker's tasks are registered when it starts."""
     if settings.resolved_broker_url.startswith("sqla+sqlite"):
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-    app = Celery("foundry", broker=broker_url(settings), include=["training.tasks"])
+    app = Celery("foundry", broker=broker_url(settings), include=["worker.tasks"])
     app.conf.update(
         task_queues=(Queue(TRAINING_QUEUE), Queue(GENERATION_QUEUE)),
         task_default_queue=TRAINING_QUEUE,
@@ -59,17 +60,3 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_hijack_root_logger=False,
     )
     return app
-
-
-_apps: dict[str, Celery] = {}
-
-
-def celery_for(settings: Settings) -> Celery:
-    """A client app for ``settings``' broker (cached), for processes that only send tasks."""
-    url = settings.resolved_broker_url
-    if url not in _apps:
-        _apps[url] = make_celery(settings)
-    return _apps[url]
-
-
-celery_app = make_celery()

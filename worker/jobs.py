@@ -1,7 +1,7 @@
 """Runs one training job end to end: claim, license gate, train, register, report.
 
-The database decides (is the job still wanted, is every image still licensed); the engine
-trains; this module connects the two. Every training batch passes the license gate before it
+The database decides (is the job still wanted, is every image still licensed); ``training``'s
+engine trains; this module connects the two. Every training batch passes the license gate before it
 is loaded, and the ids of what entered each batch are written to the job's audit log.
 """
 
@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,6 +27,11 @@ from foundry.db import session_factory
 from foundry.errors import FoundryError
 from foundry.models_registry import service as registry_service
 from foundry.training_jobs import service as job_service
+from foundry.training_jobs.models import TrainingJob
+from foundry.usecases.training import wait_for_job
+from training.engine import TrainingCancelled, train
+from training.recipes import Recipe
+from worker.attribution import build_index
 
 BATCH_AUDIT_FILE = "batches.jsonl"
 INDEX_STAGE = "attribution_index"
@@ -92,8 +98,6 @@ def finish_job(settings: Settings, sessions, blob_store: BlobStore, job_id: uuid
     An index that cannot be built does not fail the job: the model is registered and serves with
     pro-rata attribution; the log says why, and ``foundry models build-index`` can retry.
     """
-    from foundry.attribution.indexing import build_index
-
     with sessions() as session:
         job = job_service.get_job(session=session, job_id=job_id)
         model_id, artifacts, step = job.result_model_id, list(job.artifacts), job.step
@@ -121,11 +125,18 @@ def finish_job(settings: Settings, sessions, blob_store: BlobStore, job_id: uuid
     return "succeeded"
 
 
+def run_in_thread(settings: Settings, job_id: uuid.UUID, *, worker: str,
+                  on_progress: Callable[[TrainingJob], None] | None = None) -> TrainingJob:
+    """Run a submitted job in this process (``train start --inline``, the demo) while following it."""
+    runner = threading.Thread(target=run_job, args=(settings, job_id), kwargs={"worker": worker}, daemon=True)
+    runner.start()
+    job = wait_for_job(settings, job_id, on_progress=on_progress)
+    runner.join()
+    return job
+
+
 def run_job(settings: Settings, job_id: uuid.UUID, *, worker: str) -> str:
     """Run the job if this worker may claim it; returns the job's status afterwards ("skipped" if not claimed)."""
-    from training.engine import TrainingCancelled, train
-    from training.recipes import Recipe
-
     sessions = session_factory(settings.resolved_database_url)
     blob_store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
     with sessions() as session, session.begin():

@@ -1,0 +1,5 @@
+"""``python -m foundry.cli``."""
+
+from foundry.cli import app
+
+app()

@@ -1,0 +1,170 @@
+"""Influence features: D-TRAK gradients of a diffusers pipeline's UNet, count-sketched.
+
+The torch half of ``provenance.influence`` (which holds the method's config, index and scores):
+a training image with its caption, or an output with its prompt, becomes one feature row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from diffusers import DDPMScheduler
+from PIL import Image
+
+from provenance.influence import InfluenceConfig
+from training.pipelines import pipeline_call_kwargs
+
+
+class CountSketch:
+    """y[h(i)] += s(i) * x[i] with seeded h and s: a linear projection that costs one pass."""
+
+    def __init__(self, dim_in: int, dim_out: int, seed: int):
+        generator = torch.Generator().manual_seed(seed)
+        self.dim_in, self.dim_out = dim_in, dim_out
+        self.buckets = torch.randint(0, dim_out, (dim_in,), generator=generator)
+        self.signs = torch.randint(0, 2, (dim_in,), generator=generator).to(torch.float32) * 2 - 1
+
+    def __call__(self, vector: torch.Tensor) -> torch.Tensor:
+        if vector.shape != (self.dim_in,):
+            raise ValueError(f"expected a vector of {self.dim_in} values, got {tuple(vector.shape)}")
+        out = torch.zeros(self.dim_out, dtype=torch.float32)
+        return out.index_add_(0, self.buckets, vector.detach().to(torch.float32).cpu() * self.signs)
+
+
+def select_parameters(unet: torch.nn.Module, mode: str = "auto") -> list[tuple[str, torch.nn.Parameter]]:
+    """The parameters whose gradients describe an example: LoRA weights, or the UNet's tail."""
+    named = list(unet.named_parameters())
+    lora = [(name, p) for name, p in named if "lora_" in name]
+    if mode == "lora" or (mode == "auto" and lora):
+        if not lora:
+            raise ValueError("the model has no LoRA parameters")
+        return lora
+    if mode not in ("auto", "tail"):
+        raise ValueError(f"unknown parameter subset {mode!r}")
+    last_up = len(getattr(unet, "up_blocks", [])) - 1
+    tail = [(name, p) for name, p in named
+            if name.startswith((f"up_blocks.{last_up}.", "conv_out."))]
+    if not tail:
+        raise ValueError("the UNet has neither up_blocks nor conv_out")
+    return tail
+
+
+class Featurizer:
+    """Projected, timestep-averaged gradients of ||model output||^2, one example at a time.
+
+    The K timesteps of one example go through the UNet as one batch, and only the chosen
+    parameters require gradients while it runs, so the backward pass stops at the UNet's tail.
+    (Batching several examples through ``torch.func.vmap`` was measured slower on CPU: PyTorch
+    has no batching rule for CPU flash attention and falls back to a loop.)
+    """
+
+    def __init__(self, unet: torch.nn.Module, noise_scheduler, config: InfluenceConfig,
+                 sample_shape: Sequence[int]):
+        self.unet, self.scheduler, self.config = unet, noise_scheduler, config
+        self.parameters = select_parameters(unet, config.parameters)
+        self.dim_in = sum(p.numel() for _, p in self.parameters)
+        self.sketch = CountSketch(self.dim_in, config.projection_dim, config.projection_seed)
+        generator = torch.Generator().manual_seed(config.noise_seed)
+        self.noise = torch.stack([torch.randn(tuple(sample_shape), generator=generator) for _ in config.timesteps])
+        self.timesteps = torch.tensor(config.timesteps, dtype=torch.long)
+
+    @contextlib.contextmanager
+    def _only_chosen_parameters_trainable(self) -> Iterator[list[torch.nn.Parameter]]:
+        chosen = {id(p) for _, p in self.parameters}
+        every = list(self.unet.parameters())
+        wanted = [p.requires_grad for p in every]
+        for p in every:
+            p.requires_grad_(id(p) in chosen)
+        try:
+            with torch.enable_grad():
+                yield [p for _, p in self.parameters]
+        finally:
+            for p, flag in zip(every, wanted, strict=True):
+                p.requires_grad_(flag)
+
+    def __call__(self, sample: torch.Tensor, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
+        """``sample``: the example in the model's input space (pixels in [-1, 1] or VAE latents), (C, H, W);
+        ``encoder_hidden_states``: its caption's text states, (L, D) or (1, L, D)."""
+        with self._only_chosen_parameters_trainable() as params:
+            device, dtype = params[0].device, params[0].dtype
+            count = len(self.config.timesteps)
+            t = self.timesteps.to(device)
+            clean = sample.to(device, dtype)[None].expand(count, *sample.shape)
+            noisy = self.scheduler.add_noise(clean, self.noise.to(device, dtype), t)
+            states = encoder_hidden_states.to(device, dtype).reshape(1, *encoder_hidden_states.shape[-2:])
+            output = self.unet(noisy, t, encoder_hidden_states=states.expand(count, -1, -1)).sample
+            # the mean over timesteps of each timestep's gradient is the gradient of the mean
+            grads = torch.autograd.grad(output.float().pow(2).sum() / count, params)
+        return self.sketch(torch.cat([g.reshape(-1) for g in grads]))
+
+
+class ExampleEncoder:
+    """An image and its caption in the UNet's input space, exactly as the pipeline sees them.
+
+    Pixels are resized and centre-cropped to the model's native size and scaled to [-1, 1]; a
+    latent model's VAE encodes them to the latent *mean* (no sampling: features must not depend
+    on chance). Captions go through the pipeline's own ``encode_prompt``, so training captions
+    and generation prompts land in the same text space.
+    """
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        self.vae = getattr(pipeline, "vae", None)
+        sample_size = pipeline.unet.config.sample_size
+        self.latent_size = int(sample_size[0] if isinstance(sample_size, (list, tuple)) else sample_size)
+        scale = 1 if self.vae is None else 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.resolution = self.latent_size * scale
+        self.sample_shape = (pipeline.unet.config.in_channels, self.latent_size, self.latent_size)
+
+    def pixels(self, image: Image.Image) -> torch.Tensor:
+        image = image.convert("RGB")
+        side = min(image.size)
+        left, top = (image.width - side) // 2, (image.height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+        if image.size != (self.resolution, self.resolution):
+            image = image.resize((self.resolution, self.resolution), Image.Resampling.BICUBIC)
+        return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
+
+    @torch.no_grad()
+    def sample(self, image: Image.Image) -> torch.Tensor:
+        pixels = self.pixels(image)
+        if self.vae is None:
+            return pixels
+        vae = self.vae
+        latents = vae.encode(pixels[None].to(vae.device, vae.dtype)).latent_dist.mean
+        shift = getattr(vae.config, "shift_factor", None)
+        if shift is not None:
+            latents = latents - shift
+        return (latents * vae.config.scaling_factor)[0].float().cpu()
+
+    @torch.no_grad()
+    def embed(self, caption: str) -> torch.Tensor:
+        device = self.pipeline.unet.device
+        states = self.pipeline.encode_prompt(prompt=caption, device=device, num_images_per_prompt=1,
+                                             do_classifier_free_guidance=False, **pipeline_call_kwargs(self.pipeline))[0]
+        return states[0].float().cpu()
+
+
+class Attributor:
+    """Features of training examples and of outputs, for one loaded pipeline and one config."""
+
+    def __init__(self, pipeline, config: InfluenceConfig, *, scheduler_config=None):
+        self.config = config
+        self.encoder = ExampleEncoder(pipeline)
+        noise_scheduler = DDPMScheduler.from_config(scheduler_config or pipeline.scheduler.config)
+        self.featurizer = Featurizer(pipeline.unet, noise_scheduler, config, self.encoder.sample_shape)
+
+    def features(self, image: Image.Image, caption: str) -> np.ndarray:
+        return self.featurizer(self.encoder.sample(image), self.encoder.embed(caption)).numpy()
+
+    def features_of_many(self, examples: Iterable[tuple[Image.Image, str]],
+                         progress: Callable[[int], None] | None = None) -> np.ndarray:
+        rows = []
+        for done, (image, caption) in enumerate(examples, start=1):
+            rows.append(self.features(image, caption))
+            if progress is not None:
+                progress(done)
+        return np.stack(rows) if rows else np.zeros((0, self.config.projection_dim), dtype=np.float32)
