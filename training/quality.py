@@ -34,11 +34,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers import DDPMScheduler
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from training.data import ImageTransform
 from training.pipelines import pipeline_call_kwargs
+from training.text_encoder import PromptStyle, encode_prompts, tokenize_prompts
 
 EVALUATOR_WEIGHTS = "evaluator.safetensors"
 EVALUATOR_CONFIG = "evaluator.json"
@@ -359,8 +362,6 @@ def tag_value(tags: Sequence[str], prefix: str) -> str | None:
 def labelled_renditions(records: Iterable[tuple[bytes, str, Sequence[str]]], *, resolution: int) -> LabelledImages:
     """(PNG bytes, caption, catalog tags) -> the records that carry a group and a subgroup, as uint8
     images at ``resolution`` (resized and centre-cropped as training sees them)."""
-    from training.data import ImageTransform
-
     transform = ImageTransform(resolution)
     images, captions, groups, subgroups = [], [], [], []
     for data, caption, tags in records:
@@ -462,10 +463,6 @@ def heldout_diffusion_loss(pipeline: Any, heldout: LabelledImages, *, resolution
     so models with different parameterisations on the same noise schedule compare directly.
     Latent models are measured in their latent space (VAE mean, no sampling).
     """
-    from diffusers import DDPMScheduler
-
-    from training.text_encoder import PromptStyle, encode_prompts, tokenize_prompts
-
     scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
     alphas_cumprod = scheduler.alphas_cumprod.double()
     prediction_type = scheduler.config.prediction_type
