@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     broker_polling_interval: float = Field(default=0.5, description="Seconds between polls of the embedded broker.")
     attribution_index_after_training: bool = Field(
         default=True, description="Build the model's influence attribution index as the last stage of a training job.")
+    quality_after_training: bool = Field(
+        default=False, description="Measure a base model's image quality (held-out prompts, the split's frozen "
+        "evaluator) as the last stage of its training job; needs `foundry quality train-evaluator` once.")
+    quality_per_group: int = Field(
+        default=12, ge=1, le=10_000, description="Held-out prompts per catalog group in a training job's quality "
+        "stage (the benchmark measures every held-out prompt).")
     job_stale_after_s: float = Field(default=120.0, description="A running job silent this long is re-claimable.")
     job_heartbeat_s: float = Field(default=10.0, description="How often a worker proves its job is alive.")
     admin_api_key: SecretStr | None = Field(default=None, description="Bearer key for admin endpoints.")

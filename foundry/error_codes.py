@@ -76,6 +76,7 @@ class ErrorCode(StrEnum):
     BASE_MODEL_TENANT_MISMATCH = "base_model_tenant_mismatch"
     INVALID_BASE_MODEL = "invalid_base_model"
     INVALID_RECIPE = "invalid_recipe"
+    UNKNOWN_PRESET = "unknown_preset"
     SNAPSHOT_TENANT_MISMATCH = "snapshot_tenant_mismatch"
     SNAPSHOT_USE_MISMATCH = "snapshot_use_mismatch"
     TRAINING_ERROR = "training_error"
@@ -92,6 +93,7 @@ class ErrorCode(StrEnum):
     MODEL_WITHDRAWN = "model_withdrawn"
 
     # quality
+    EVALUATOR_CORRUPT = "evaluator_corrupt"
     EVALUATOR_INVALID = "evaluator_invalid"
     EVALUATOR_NOT_FOUND = "evaluator_not_found"
     EVALUATOR_SNAPSHOTS_INVALID = "evaluator_snapshots_invalid"

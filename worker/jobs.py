@@ -26,15 +26,18 @@ from foundry.datasets.models import SnapshotEntry
 from foundry.db import session_factory
 from foundry.errors import FoundryError
 from foundry.models_registry import service as registry_service
+from foundry.quality.policy import summary_line
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
 from foundry.usecases.training import wait_for_job
 from training.engine import TrainingCancelled, train
 from training.recipes import Recipe
 from worker.attribution import build_index
+from worker.quality import measure_model
 
 BATCH_AUDIT_FILE = "batches.jsonl"
 INDEX_STAGE = "attribution_index"
+QUALITY_STAGE = "quality"
 logger = logging.getLogger(__name__)
 
 
@@ -93,36 +96,53 @@ def job_dir(settings: Settings, job_id: uuid.UUID) -> Path:
 
 
 def finish_job(settings: Settings, sessions, blob_store: BlobStore, job_id: uuid.UUID, *, worker: str) -> str:
-    """The post-training stage: the model's attribution index, then the job succeeds.
+    """The post-training stages: the model's attribution index, its quality measurement, then success.
 
-    An index that cannot be built does not fail the job: the model is registered and serves with
-    pro-rata attribution; the log says why, and ``foundry models build-index`` can retry.
+    Neither stage can fail the job: the model is registered and serves (with pro-rata attribution
+    when it has no index); the log says why, and ``foundry models build-index`` / ``foundry models
+    measure`` can retry. A job re-claimed during its quality stage does not build its index again.
     """
     with sessions() as session:
         job = job_service.get_job(session=session, job_id=job_id)
-        model_id, artifacts, step = job.result_model_id, list(job.artifacts), job.step
-    if settings.attribution_index_after_training:
-        throttle = _Throttle(1.0)
-
-        def progress(done: int, total: int) -> None:
-            if throttle.due(force=done in (0, total)):
-                with sessions() as s, s.begin():
-                    job_service.record_stage_progress(session=s, job_id=job_id, done=done, total=total,
-                                                      log_line=f"attribution index {done}/{total} images")
-
-        try:
-            built = build_index(sessions=sessions, blob_store=blob_store, model_id=model_id,
-                                cache_dir=settings.var_dir / "models", built_by=f"training job {job_id} on {worker}",
-                                training_job_id=job_id, progress=progress)
-            line = f"attribution index {built.id}: {built.entry_count} images in {built.build_seconds:.1f} s"
-        except Exception as exc:
-            logger.exception("attribution index for model %s failed", model_id)
-            line = f"attribution index not built: {type(exc).__name__}: {exc}"
+        model_id, artifacts, step, stage = job.result_model_id, list(job.artifacts), job.step, job.stage
+        kind = job.recipe_kind
+    built_by = f"training job {job_id} on {worker}"
+    if stage == INDEX_STAGE and settings.attribution_index_after_training:
+        line = _run_stage(sessions, job_id, "attribution index", "images", lambda progress: build_index(
+            sessions=sessions, blob_store=blob_store, model_id=model_id, cache_dir=settings.var_dir / "models",
+            built_by=built_by, training_job_id=job_id, progress=progress),
+            lambda built: f"attribution index {built.id}: {built.entry_count} images in {built.build_seconds:.1f} s")
+        with sessions() as session, session.begin():
+            job_service.append_log(session=session, job_id=job_id, line=line)
+    if settings.quality_after_training and kind == "base":
+        with sessions() as session, session.begin():
+            job_service.enter_stage(session=session, job_id=job_id, stage=QUALITY_STAGE)
+        line = _run_stage(sessions, job_id, "quality", "generated images", lambda progress: measure_model(
+            sessions=sessions, blob_store=blob_store, model_id=model_id, cache_dir=settings.var_dir,
+            measured_by=built_by, per_group=settings.quality_per_group, progress=progress),
+            lambda measured: "quality: " + summary_line(measured.metrics))
         with sessions() as session, session.begin():
             job_service.append_log(session=session, job_id=job_id, line=line)
     with sessions() as session, session.begin():
         job_service.complete_job(session=session, job_id=job_id, model_id=model_id, artifacts=artifacts, step=step)
     return "succeeded"
+
+
+def _run_stage(sessions, job_id: uuid.UUID, name: str, unit: str, work: Callable, summary: Callable) -> str:
+    """Run one post-training stage with throttled progress; its log line, also when it failed."""
+    throttle = _Throttle(1.0)
+
+    def progress(done: int, total: int) -> None:
+        if throttle.due(force=done in (0, total)):
+            with sessions() as s, s.begin():
+                job_service.record_stage_progress(session=s, job_id=job_id, done=done, total=total,
+                                                  log_line=f"{name} {done}/{total} {unit}")
+
+    try:
+        return summary(work(progress))
+    except Exception as exc:
+        logger.exception("%s stage of training job %s failed", name, job_id)
+        return f"{name} not done: {type(exc).__name__}: {exc}"
 
 
 def run_in_thread(settings: Settings, job_id: uuid.UUID, *, worker: str,

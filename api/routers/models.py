@@ -7,16 +7,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AdminPrincipal, CustomerOrAdmin, SessionDep
+from api.deps import AdminPrincipal, BlobStoreDep, CustomerOrAdmin, SessionDep
 from api.params import Offset
 from foundry.attribution import service as attribution_service
 from foundry.attribution.schemas import AttributionIndexRead, AttributionPolicyRead, AttributionPolicyUpdate
+from foundry.errors import NotFound
 from foundry.generation import service as generation_service
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.schemas import LineageStep, ModelRead
+from foundry.quality import service as quality_service
+from foundry.quality.schemas import ModelWithQuality
 from foundry.usecases.indexing import request_index_build
 from worker.queue import CeleryQueue
 
@@ -44,10 +47,25 @@ def _tenant_scope(principal) -> uuid.UUID | None:
     return None if principal.is_admin else principal.tenant_id
 
 
-@router.get("/models/{model_id}", response_model=ModelRead)
-def get_model(principal: CustomerOrAdmin, session: SessionDep, model_id: uuid.UUID) -> ModelRead:
-    return ModelRead.model_validate(generation_service.visible_model(session=session, model_id=model_id,
-                                                                     tenant_id=_tenant_scope(principal)))
+@router.get("/models/{model_id}", response_model=ModelWithQuality)
+def get_model(principal: CustomerOrAdmin, session: SessionDep, model_id: uuid.UUID) -> ModelWithQuality:
+    """The model, with its newest quality measurement (null until measured)."""
+    model = generation_service.visible_model(session=session, model_id=model_id, tenant_id=_tenant_scope(principal))
+    return ModelWithQuality.model_validate(model).model_copy(
+        update={"quality": quality_service.latest_measurement(session=session, model_id=model.id)})
+
+
+@router.get("/models/{model_id}/quality/sheet", response_class=Response,
+            responses={200: {"content": {"image/png": {}}, "description": "The contact sheet (PNG)."}})
+def get_quality_sheet(principal: CustomerOrAdmin, session: SessionDep, blob_store: BlobStoreDep,
+                      model_id: uuid.UUID) -> Response:
+    """The contact sheet of the model's newest measurement: held-out prompts by seeds, native and delivered size."""
+    generation_service.visible_model(session=session, model_id=model_id, tenant_id=_tenant_scope(principal))
+    measurement = quality_service.require_measurement(session=session, model_id=model_id)
+    if measurement.sheet_sha256 is None:
+        raise NotFound(f"the newest measurement of model {model_id} has no contact sheet",
+                       code="model_quality_not_found")
+    return Response(blob_store.get(measurement.sheet_sha256), media_type="image/png")
 
 
 @router.get("/models/{model_id}/lineage", response_model=list[LineageStep])

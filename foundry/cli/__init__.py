@@ -21,6 +21,7 @@ from foundry.cli import (
     payouts,
     prices,
     provenance,
+    quality,
     serve,
     train,
 )
@@ -32,8 +33,10 @@ for group, name in ((db.db_app, "db"), (catalog.catalog_app, "catalog"), (catalo
                     (accounts.tenants_app, "tenants"), (accounts.keys_app, "keys"), (licenses.licenses_app, "licenses"),
                     (payouts.payouts_app, "payouts"), (provenance.provenance_app, "provenance"),
                     (prices.prices_app, "prices"), (ledger.ledger_app, "ledger"),
-                    (generations.generations_app, "generations")):
+                    (generations.generations_app, "generations"), (quality.quality_app, "quality")):
     app.add_typer(group, name=name)
+models.models_app.command("show")(quality.models_show)
+models.models_app.command("measure")(quality.models_measure)
 app.command("worker")(serve.worker)
 app.command("api")(serve.serve_api)
 app.command("demo")(serve.demo)

@@ -14,6 +14,25 @@ def missing_metrics(metrics: dict[str, Any]) -> list[str]:
             or isinstance(metrics.get(name), bool)]
 
 
+def summary_line(metrics: dict[str, Any]) -> str:
+    """One line a person can read: prompt-following against chance and ceiling, KID against its floor."""
+    relative = relative_figures(metrics)
+    nan = float("nan")
+    accuracy = (f"balanced accuracy {metrics.get('gen_balanced_acc', nan):.3f} "
+                f"(chance {metrics.get('chance_balanced', nan):.3f}, "
+                f"real ceiling {metrics.get('real_balanced_acc', nan):.3f}")
+    parts = [accuracy]
+    if relative["times_chance"] is not None and relative["of_ceiling"] is not None:
+        parts[0] += f"; {relative['times_chance']:.2f}x chance, {relative['of_ceiling']:.0%} of ceiling"
+    parts[0] += ")"
+    parts.append(f"KID {metrics.get('kid', nan):.3f} (real floor {metrics.get('kid_real_floor', nan):.3f})")
+    parts.append(f"precision {metrics.get('precision', nan):.2f}, recall {metrics.get('recall', nan):.2f}")
+    parts.append(f"held-out loss {metrics.get('heldout_loss', nan):.4f}")
+    if "images" in metrics:
+        parts.append(f"{metrics['images']} held-out prompts")
+    return "; ".join(parts)
+
+
 def relative_figures(metrics: dict[str, Any]) -> dict[str, float | None]:
     """Prompt-following as a share of the real ceiling and as a multiple of chance; KID above its floor."""
     generated, ceiling, chance = (metrics.get(k) for k in ("gen_balanced_acc", "real_balanced_acc",

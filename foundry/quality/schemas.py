@@ -7,6 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from foundry.models_registry.schemas import ModelRead
+
 
 class EvaluatorRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -35,3 +37,9 @@ class ModelQualityRead(BaseModel):
     sampling: dict
     sheet_sha256: str | None
     created_at: datetime
+
+
+class ModelWithQuality(ModelRead):
+    """A model as ``GET /v1/models/{id}`` shows it: the registry record and its newest measurement."""
+
+    quality: ModelQualityRead | None = None

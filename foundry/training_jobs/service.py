@@ -156,6 +156,14 @@ def record_trained_model(*, session: Session, job_id: uuid.UUID, model_id: uuid.
     return job
 
 
+def enter_stage(*, session: Session, job_id: uuid.UUID, stage: str) -> TrainingJob:
+    """The job moves on to its next post-training stage (a re-claimed job resumes there)."""
+    job = get_job(session=session, job_id=job_id)
+    job.stage, job.stage_progress = stage, {}
+    session.flush()
+    return job
+
+
 def record_stage_progress(*, session: Session, job_id: uuid.UUID, done: int, total: int,
                           log_line: str | None = None) -> None:
     job = get_job(session=session, job_id=job_id)
