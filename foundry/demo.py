@@ -27,11 +27,14 @@ from foundry.catalog.models import Asset, CatalogImport
 from foundry.config import Settings
 from foundry.datasets import service as dataset_service
 from foundry.datasets.models import DatasetSnapshot
+from foundry.datasets.policy import HELDOUT_SPLIT
 from foundry.datasets.schemas import SnapshotFilters
 from foundry.db import session_factory
 from foundry.errors import FoundryError
 from foundry.models_registry import service as registry_service
 from foundry.pricing import service as pricing_service
+from foundry.quality import service as quality_service
+from foundry.quality.policy import summary_line
 from foundry.rendering import counted, import_tables, job_progress, summary_tables
 from foundry.training_jobs import service as job_service
 from foundry.usecases.imports import run_import
@@ -142,8 +145,40 @@ def run_demo(settings: Settings, *, catalog: Path | None, console: Console, trai
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(store.get(grids[-1]["sha256"]))
         console.print(f"sample grid: {target}")
+    measure_demo_model(settings, model_id, console)
 
     serve_and_generate(settings, model_id, console)
+
+
+DEMO_QUALITY_PER_GROUP = 4
+"""Held-out prompts per catalog group the demo measures (the quality benchmark measures all 452)."""
+
+
+def measure_demo_model(settings: Settings, model_id, console: Console) -> None:
+    """How well the model draws what it is asked: the catalog's frozen evaluator (trained once, on
+    licensed renditions outside the held-out split), then a few held-out prompts per group."""
+    from training.quality import SamplingSettings  # torch: loaded only when the demo measures
+    from worker.quality import measure_model, train_split_evaluator
+
+    sessions = session_factory(settings.resolved_database_url)
+    store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
+    with sessions() as session:
+        evaluator = quality_service.current_evaluator(session=session, split=HELDOUT_SPLIT)
+    if evaluator is None:
+        with counted(console, "quality evaluator epochs") as progress:
+            evaluator = train_split_evaluator(sessions=sessions, blob_store=store, created_by="demo",
+                                              progress=progress)
+    console.print(f"quality evaluator {evaluator.id} (sha256 {evaluator.sha256[:16]}): {len(evaluator.groups)} "
+                  f"groups, real held-out balanced accuracy {evaluator.real_balanced_accuracy:.3f}")
+    with counted(console, "measuring: generated images") as progress:
+        measured = measure_model(sessions=sessions, blob_store=store, model_id=model_id, cache_dir=settings.var_dir,
+                                 measured_by="demo", per_group=DEMO_QUALITY_PER_GROUP,
+                                 sampling=SamplingSettings(num_inference_steps=20), progress=progress)
+    sheet = settings.var_dir / "demo" / "quality_sheet.png"
+    sheet.parent.mkdir(parents=True, exist_ok=True)
+    sheet.write_bytes(store.get(measured.sheet_sha256))
+    console.print(f"quality on {measured.metrics['images']} held-out prompts: {summary_line(measured.metrics)}\n"
+                  f"contact sheet (held-out prompts x seeds): {sheet}")
 
 
 def train_demo_model(settings: Settings, snapshot_id, train_steps: int, console: Console):
