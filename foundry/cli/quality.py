@@ -6,6 +6,8 @@ this process with a progress bar, like ``models build-index``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -13,13 +15,28 @@ import typer
 from rich.table import Table
 
 from foundry.blobs import open_blob_store
-from foundry.cli.common import console, fail, parse_uuid, progress_bar
+from foundry.cli.common import console, fail, parse_uuid
 from foundry.config import get_settings
 from foundry.db import session_factory
 from foundry.errors import FoundryError
 from foundry.models_registry import service as registry_service
 from foundry.quality import service as quality_service
 from foundry.quality.policy import summary_line
+from foundry.rendering import counted
+
+
+def _blob_store(settings):
+    return open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
+
+
+@contextlib.contextmanager
+def _failing_readably() -> Iterator[None]:
+    """A domain error ends the command with its message and code, not a traceback."""
+    try:
+        yield
+    except FoundryError as exc:
+        raise fail(f"{exc.message} [{exc.code}]") from None
+
 
 quality_app = typer.Typer(help="Measured image quality: the frozen evaluator of the held-out split.",
                           no_args_is_help=True)
@@ -34,16 +51,10 @@ def quality_train_evaluator(
     from worker.quality import train_split_evaluator
 
     settings = get_settings()
-    store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
-    with progress_bar() as progress:
-        task = progress.add_task("evaluator epochs", total=epochs)
-        try:
-            record = train_split_evaluator(
-                sessions=session_factory(settings.resolved_database_url), blob_store=store, created_by="cli",
-                config=EvaluatorConfig(epochs=epochs),
-                progress=lambda done, total: progress.update(task, completed=done, total=total))
-        except FoundryError as exc:
-            raise fail(f"{exc.message} [{exc.code}]") from None
+    with counted(console, "evaluator epochs") as progress, _failing_readably():
+        record = train_split_evaluator(sessions=session_factory(settings.resolved_database_url),
+                                       blob_store=_blob_store(settings), created_by="cli",
+                                       config=EvaluatorConfig(epochs=epochs), progress=progress)
     console.print(f"evaluator [bold]{record.id}[/] sha256 {record.sha256[:16]}: {len(record.groups)} groups, "
                   f"real held-out balanced accuracy {record.real_balanced_accuracy:.3f} "
                   f"(subgroups {record.real_subgroup_balanced_accuracy:.3f})")
@@ -61,17 +72,13 @@ def models_measure(
     from worker.quality import measure_model
 
     settings = get_settings()
-    store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
-    with progress_bar() as progress:
-        task = progress.add_task("generated images", total=None)
-        try:
-            measured = measure_model(
-                sessions=session_factory(settings.resolved_database_url), blob_store=store,
-                model_id=parse_uuid(model_id, "model"), cache_dir=settings.var_dir, measured_by="cli",
-                sampling=SamplingSettings(num_inference_steps=steps, guidance_scale=guidance), per_group=per_group,
-                progress=lambda done, total: progress.update(task, completed=done, total=total))
-        except FoundryError as exc:
-            raise fail(f"{exc.message} [{exc.code}]") from None
+    store = _blob_store(settings)
+    with counted(console, "generated images") as progress, _failing_readably():
+        measured = measure_model(
+            sessions=session_factory(settings.resolved_database_url), blob_store=store,
+            model_id=parse_uuid(model_id, "model"), cache_dir=settings.var_dir, measured_by="cli",
+            sampling=SamplingSettings(num_inference_steps=steps, guidance_scale=guidance), per_group=per_group,
+            progress=progress)
     if sheet is not None and measured.sheet_sha256:
         sheet.write_bytes(store.get(measured.sheet_sha256))
     console.print(f"measurement [bold]{measured.id}[/]: {summary_line(measured.metrics)}")

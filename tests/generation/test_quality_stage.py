@@ -114,3 +114,19 @@ def test_a_training_job_measures_its_model_as_its_last_stage(migrated, sessions,
     assert job.stage == "quality" and job.stage_progress["done"] == job.stage_progress["total"] > 0
     assert len(measurements) == 1 and measurements[0].sampling["per_group"] == 1
     assert "quality: balanced accuracy" in job.log_tail
+
+
+def test_the_command_line_trains_the_evaluator_and_measures(migrated, sessions, blob_store, grouped_catalog,
+                                                             tiny_model_folder, tmp_path):
+    trained = cli(migrated, "quality", "train-evaluator", "--epochs", "1").stdout
+    assert "real held-out balanced accuracy" in trained
+    with sessions() as session:
+        training = session.scalars(select(DatasetSnapshot).where(DatasetSnapshot.name.like("%evaluator training"))).one()
+        session.expunge(training)
+    model_id = register_model(sessions, blob_store, tiny_model_folder, training)
+    sheet = tmp_path / "sheet.png"
+    measured = cli(migrated, "models", "measure", str(model_id), "--per-group", "2", "--steps", "2",
+                   "--sheet", str(sheet)).stdout
+    assert "balanced accuracy" in measured and sheet.read_bytes().startswith(b"\x89PNG")
+    missing = cli(migrated, "models", "measure", "00000000-0000-0000-0000-000000000000", check=False)
+    assert missing.returncode == 1 and "[model_not_found]" in missing.stderr and "Traceback" not in missing.stderr
