@@ -32,6 +32,7 @@ from foundry.db import session_factory
 from foundry.errors import Conflict, InvalidInput
 from foundry.generation import service as generation_service
 from foundry.generation.models import GeneratedImage
+from foundry.ledger import service as ledger_service
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.pricing.models import PriceRule
@@ -159,7 +160,7 @@ def audit_generation(*, sessions, blob_store: BlobStore, generation_id: uuid.UUI
             finetune_share=Fraction(rule.finetune_share_bps, 10_000), influence=influence,
             alpha=Fraction(recorded.get("alpha", "0/1")))
         posted = [(e.method, e.contributor_id, e.asset_id, e.amount)
-                  for e in royalties_service.entries_for(session=session, generation_id=generation_id, limit=100_000)
+                  for e in ledger_service.entries_for(session=session, generation_id=generation_id, limit=100_000)
                   if e.kind == "royalty"]
     recomputed = [(p.method, p.contributor_id, p.asset_id, p.amount) for p in again.postings]
     return AttributionAudit(generation_id, generation.attribution.get("method", "pro_rata"),

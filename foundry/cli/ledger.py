@@ -8,7 +8,7 @@ from rich.table import Table
 from foundry.cli.common import console
 from foundry.config import get_settings
 from foundry.db import session_factory
-from foundry.royalties import service as royalties_service
+from foundry.ledger import service as ledger_service
 
 ledger_app = typer.Typer(help="The append-only royalty ledger.", no_args_is_help=True)
 
@@ -17,7 +17,7 @@ ledger_app = typer.Typer(help="The append-only royalty ledger.", no_args_is_help
 def ledger_balances() -> None:
     """Every account's balance; each currency sums to zero."""
     with session_factory(get_settings().resolved_database_url)() as session:
-        balances = royalties_service.trial_balance(session=session)
+        balances = ledger_service.trial_balance(session=session)
     table = Table("currency", "account", "balance")
     for currency, accounts in sorted(balances.items()):
         for account, amount in sorted(accounts.items()):

@@ -23,7 +23,6 @@ from foundry.ledger import service as ledger_service
 from foundry.ledger.accounts import PLATFORM_REVENUE, contributor_account, customer_account
 from foundry.ledger.models import LedgerEntry
 from foundry.ledger.periods import posting_period
-from foundry.ledger.service import entries_for, trial_balance  # noqa: F401 -- the CLI and the audit call them here
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.money import split_exact

@@ -14,6 +14,7 @@ from foundry.accounts import service as accounts_service
 from foundry.blobs import sha256_hex
 from foundry.catalog.models import Contributor
 from foundry.generation.models import GeneratedImage, Generation
+from foundry.ledger import service as ledger_service
 from foundry.ledger.models import LedgerEntry
 from foundry.models_registry.models import RegisteredModel
 from foundry.royalties import service as royalties_service
@@ -47,7 +48,7 @@ def test_sync_generation_charges_attributes_and_delivers_signed_images(client, c
     assert amounts["Artist 2"] < amounts["Artist 0"]  # two assets against three
 
     with sessions() as session:
-        entries = royalties_service.entries_for(session=session, generation_id=uuid.UUID(body["id"]))
+        entries = ledger_service.entries_for(session=session, generation_id=uuid.UUID(body["id"]))
     assert len({e.transaction_id for e in entries}) == 1
     charge = [e for e in entries if e.kind == "charge"]
     assert len(charge) == 1 and charge[0].amount == 50 and charge[0].debit_account == f"customer:{customer.tenant_id}"
@@ -212,8 +213,8 @@ def test_refund_posts_reversing_entries_once_and_the_ledger_refuses_edits(client
     again = client.post(f"/v1/generations/{body['id']}/refund?reason=twice", headers=ADMIN)
     assert again.status_code == 200
     with sessions() as session:
-        entries = royalties_service.entries_for(session=session, generation_id=uuid.UUID(body["id"]))
-        balances = royalties_service.trial_balance(session=session)
+        entries = ledger_service.entries_for(session=session, generation_id=uuid.UUID(body["id"]))
+        balances = ledger_service.trial_balance(session=session)
     originals = [e for e in entries if e.kind != "reversal"]
     reversals = [e for e in entries if e.kind == "reversal"]
     assert len(reversals) == len(originals)

@@ -16,9 +16,9 @@ from foundry.datasets.models import SnapshotEntry
 from foundry.db import utcnow
 from foundry.errors import Conflict
 from foundry.generation.models import Generation
+from foundry.ledger import service as ledger_service
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
-from foundry.royalties import service as royalties_service
 from foundry.royalties.models import AttributionLine
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
@@ -88,7 +88,7 @@ def test_generations_pay_influence_per_asset_beside_pro_rata(client, customer, s
     assert methods["pro_rata"] == 3 and methods["influence"] >= 1
     generation_id = uuid.UUID(body["id"])
     with sessions() as session:
-        entries = royalties_service.entries_for(session=session, generation_id=generation_id)
+        entries = ledger_service.entries_for(session=session, generation_id=generation_id)
         snapshot_assets = set(session.scalars(select(SnapshotEntry.asset_id)))
         royalties = [e for e in entries if e.kind == "royalty"]
         influence = [e for e in royalties if e.method == "influence"]
@@ -177,7 +177,7 @@ def test_alpha_is_set_per_model_by_admins(client, customer, sessions, indexed_mo
     body = generate(client, customer, indexed_model, num_images=1)
     assert {line["method"] for line in body["attribution"]["contributors"]} == {"influence"}
     with sessions() as session:
-        entries = royalties_service.entries_for(session=session, generation_id=uuid.UUID(body["id"]))
+        entries = ledger_service.entries_for(session=session, generation_id=uuid.UUID(body["id"]))
         assert sum(e.amount for e in entries if e.kind == "royalty") == 10
         assert all(e.asset_id is not None for e in entries if e.kind == "royalty")
 

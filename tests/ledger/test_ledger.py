@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from foundry import migrate
-from foundry.db import engine_for, utcnow
+from foundry.db import sql_engine, utcnow
 from foundry.ledger import service as ledger_service
 from foundry.ledger.accounts import PLATFORM_PAYOUTS, PLATFORM_REVENUE, contributor_account, customer_account
 from foundry.ledger.models import LedgerEntry
@@ -58,7 +58,7 @@ def test_migration_0012_keys_existing_entries_and_goes_both_ways(settings):
                                                     "currency", "memo")),
         sa.column("amount", sa.Integer()), sa.column("posted_at", sa.DateTime(timezone=True)))
     payout, legacy = uuid.uuid4(), uuid.uuid4()
-    with engine_for(url).begin() as connection:
+    with sql_engine(url).begin() as connection:
         connection.execute(sa.table("contributor", sa.column("id", sa.Uuid()), sa.column("display_name", sa.String()),
                                     sa.column("external_ref", sa.String()),
                                     sa.column("created_at", sa.DateTime(timezone=True))).insert(),
@@ -73,16 +73,16 @@ def test_migration_0012_keys_existing_entries_and_goes_both_ways(settings):
              "debit_account": PLATFORM_REVENUE, "credit_account": contributor_account(contributor)}])
 
     migrate.upgrade(url)
-    with engine_for(url).connect() as connection:
+    with sql_engine(url).connect() as connection:
         keys = dict(connection.execute(sa.select(entries.c.id, sa.column("posting_key")).select_from(entries)).all())
         assert keys == {payout: f"payout:2026-10:{contributor}:USD", legacy: f"legacy:{legacy}"}
         if connection.dialect.name == "sqlite":
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-    with pytest.raises(Exception, match="(?i)append-only|immutable"), engine_for(url).begin() as connection:
+    with pytest.raises(Exception, match="(?i)append-only|immutable"), sql_engine(url).begin() as connection:
         connection.execute(sa.text("UPDATE ledger_entry SET amount = 1"))  # the triggers came back
 
     migrate.downgrade(url, "0011")
-    with engine_for(url).connect() as connection:
+    with sql_engine(url).connect() as connection:
         assert sorted(connection.execute(sa.select(entries.c.amount)).scalars()) == [700, 700]
         assert "posting_key" not in {c["name"] for c in sa.inspect(connection).get_columns("ledger_entry")}
     migrate.upgrade(url)

@@ -13,9 +13,9 @@ from sqlalchemy import select, text
 from foundry.accounts import service as accounts_service
 from foundry.catalog.models import Contributor
 from foundry.db import utcnow
+from foundry.ledger import service as ledger_service
 from foundry.ledger.periods import next_period, period_of, previous_period
 from foundry.payouts import service as payouts_service
-from foundry.royalties import service as royalties_service
 from tests.generation.conftest import ADMIN
 from tests.generation.test_generation_api import generate
 
@@ -114,7 +114,7 @@ def test_close_freezes_pays_over_the_threshold_and_late_entries_move_on(client, 
         assert later["refunds"] == later["earned"] == -refunded
         assert later["carried_in"] == closed_view[name]["carried_out"]
     with sessions() as session:
-        balances = royalties_service.trial_balance(session=session)["USD"]
+        balances = ledger_service.trial_balance(session=session)["USD"]
         assert sum(balances.values()) == 0
         paid_total = sum(int(row["payable"]) for row in batch)
         assert balances["platform:payouts"] == paid_total
