@@ -24,6 +24,7 @@ and the evaluator.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -124,7 +125,8 @@ def labelled_images(items: list[dict], resolution: int = EVALUATED_RESOLUTION) -
 
 
 def evaluator_for(work: Path, training: LabelledImages, training_root: str, config: EvaluatorConfig) -> tuple:
-    folder = work / "evaluators" / f"{training_root[:16]}-{abs(hash(json.dumps(asdict(config), sort_keys=True)))}"
+    settings_digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
+    folder = work / "evaluators" / f"{training_root[:16]}-{settings_digest}"
     if (folder / "evaluator.json").is_file():
         return Evaluator.load(folder), evaluator_sha256(folder), 0.0
     started = time.perf_counter()

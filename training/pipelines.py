@@ -199,6 +199,8 @@ def build_base_unet(shape: BaseModelShape, resolution: int, cross_attention_dim:
         attention_head_dim=shape.unet_attention_head_dim,
         norm_num_groups=shape.unet_norm_num_groups,
         cross_attention_dim=cross_attention_dim,
+        addition_embed_type="text" if shape.unet_pooled_text else None,
+        addition_embed_type_num_heads=shape.text_num_heads,
     )
 
 

@@ -16,7 +16,6 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-RecipeKind = Literal["base", "finetune", "lora"]
 MixedPrecision = Literal["no", "fp16", "bf16"]
 AttentionBackend = Literal["sdpa", "xformers"]
 TorchCompile = Literal["off", "regional", "full"]
@@ -47,6 +46,9 @@ class BaseModelShape:
     unet_layers_per_block: int = 1
     unet_attention_head_dim: int = 8
     unet_norm_num_groups: int = 32
+    unet_pooled_text: bool = False
+    """Also add an attention-pooled prompt embedding to the timestep embedding (IF's ``text``
+    addition embedding), so every ResNet block sees the prompt, not only the attention levels."""
     text_hidden_size: int = 128
     text_intermediate_size: int = 512
     text_num_layers: int = 2

@@ -1,0 +1,133 @@
+"""Which recipe changes make the foundry's base models draw what they are asked? One change at a time. Prints JSON.
+
+Every variant is a preset with a few settings changed, trained by the training engine on the same
+training snapshot (held-out split excluded) and measured by the same frozen evaluator as
+``benchmarks/quality.py`` (reused from ``--work``), on the same held-out prompts, so the rows of the
+ablation table differ only by the change they name. Training minutes count text pre-training and
+the UNet steps, not the measurements.
+
+    python benchmarks/quality_ablation.py --variants demo,demo+pooled --threads 2
+
+The report is rewritten after every variant (``benchmarks/results/quality_ablation.json``), so a
+long sweep can be read while it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch
+
+from benchmarks.quality import evaluator_for, examples_of, labelled_images, prepare_snapshots
+from benchmarks.quality_common import run_recipe
+from training.quality import EvaluatorConfig, SamplingSettings, reference_sample, round_floats
+from training.recipes import PRESETS, Recipe, TextPretraining, preset_recipe
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A preset, the recipe settings and model-shape settings it changes, and why it is tried."""
+
+    preset: str
+    change: str
+    recipe: dict[str, Any] = dataclasses.field(default_factory=dict)
+    shape: dict[str, Any] = dataclasses.field(default_factory=dict)
+    pretraining: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def build(self) -> Recipe:
+        recipe = preset_recipe(self.preset, **self.recipe)
+        changes: dict[str, Any] = {}
+        if self.shape:
+            changes["model_shape"] = dataclasses.replace(recipe.model_shape, **self.shape)
+        if self.pretraining:
+            changes["text_pretraining"] = dataclasses.replace(recipe.text_pretraining or TextPretraining(),
+                                                              **self.pretraining)
+        return recipe.replace(**changes) if changes else recipe
+
+
+POOLED = {"unet_pooled_text": True}
+VARIANTS: dict[str, Variant] = {
+    "demo": Variant("demo", "the demo preset as it is"),
+    "demo+pooled": Variant("demo", "+ pooled prompt embedding added to the timestep embedding", shape=POOLED),
+    "demo+pooled+pretrain30": Variant("demo", "+ pooled, text pre-training 30 epochs", shape=POOLED,
+                                      pretraining={"epochs": 30}),
+    "demo+pooled+pretrain30+batch64": Variant("demo", "+ pooled, pre-training 30 epochs, batch 64 (same steps)",
+                                              recipe={"train_batch_size": 64}, shape=POOLED,
+                                              pretraining={"epochs": 30}),
+    "quality": Variant("quality", "the quality preset as it is"),
+}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {sorted(VARIANTS)}")
+    parser.add_argument("--catalog", type=Path, default=None)
+    parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench-quality",
+                        help="shared with benchmarks/quality.py: its onboarding and evaluator are reused")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--per-group", type=int, default=12, help="held-out prompts per group measured")
+    parser.add_argument("--curve-points", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality_ablation.json")
+    args = parser.parse_args(argv)
+    names = [n for n in args.variants.split(",") if n]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {sorted(VARIANTS)}")
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sheets = args.out.parent / "ablation_sheets"
+    sheets.mkdir(parents=True, exist_ok=True)
+
+    snapshots = prepare_snapshots(args.work, args.catalog)
+    training = labelled_images(snapshots["training"]["items"])
+    heldout = labelled_images(snapshots["evaluation"]["items"]).per_group(args.per_group)
+    reference = reference_sample(training, heldout)
+    config = EvaluatorConfig()
+    evaluator, digest, _ = evaluator_for(args.work, training, snapshots["training"]["merkle_root"], config)
+    sampling = SamplingSettings(num_inference_steps=args.steps, guidance_scale=args.guidance)
+    examples = examples_of(snapshots["training"]["items"])
+
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    rows = {row["variant"]: row for row in previous.get("rows", []) if row.get("classifier_sha256") == digest}
+    for name in names:
+        variant = VARIANTS[name]
+        recipe = variant.build()
+        run = run_recipe(name, recipe, examples, evaluator, heldout, heldout, reference, reference,
+                         work=args.work / "ablation", curve_points=args.curve_points, sampling=sampling,
+                         results=sheets)
+        rows[name] = round_floats({
+            "variant": name, "preset": variant.preset, "change": variant.change,
+            "train_minutes": run["train_minutes"], "steps": recipe.max_train_steps,
+            "images_seen": recipe.max_train_steps * recipe.train_batch_size,
+            **{k: run.get(k) for k in ("gen_balanced_acc", "real_balanced_acc", "chance_balanced", "kid", "kid_ci95",
+                                       "kid_real_floor", "precision", "recall", "heldout_loss",
+                                       "gen_subgroup_balanced_acc")},
+            "curve": run["curve"], "classifier_sha256": digest,
+            "recipe_changes": {"recipe": variant.recipe, "shape": variant.shape, "pretraining": variant.pretraining},
+        })
+        report = {
+            "rows": list(rows.values()), "classifier_sha256": digest, "heldout_prompts": len(heldout),
+            "sampling": asdict(sampling), "presets": sorted(PRESETS),
+            "machine": {"threads": args.threads, "cpu": platform.processor() or platform.machine(),
+                        "cores": os.cpu_count(), "torch": torch.__version__},
+        }
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
