@@ -45,11 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from provenance.influence import InfluenceConfig, InfluenceIndex, blend, influence_shares
+from recipes import base_recipe
 from training.attribution_features import Attributor
 from training.data import TrainingExample
 from training.engine import train
 from training.pipelines import load_pipeline
-from training.recipes import base_recipe
 
 PLANTED = "Planted Artist"
 PLANTED_CAPTIONS = ["zorblat rings", "zorblat rings pattern", "small zorblat rings", "large zorblat rings",

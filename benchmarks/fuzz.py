@@ -273,8 +273,8 @@ def seed_standalone(settings) -> None:
     from foundry.pricing import service as pricing_service
     from foundry.training_jobs import service as job_service
     from provenance.c2pa_manifest import init_signing_ca
+    from recipes import BaseModelShape, base_recipe
     from training import jobs as job_runner
-    from training.recipes import BaseModelShape, base_recipe
     from training.synthetic import shape_examples
 
     migrate.upgrade(settings.resolved_database_url)

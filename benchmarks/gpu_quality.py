@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 
 from benchmarks.quality_common import REPORT_KEYS, run_recipe
+from recipes import preset_recipe
 from training.data import TrainingExample
 from training.quality import (
     GROUP_TAG,
@@ -46,7 +47,6 @@ from training.quality import (
     tag_value,
     train_evaluator,
 )
-from training.recipes import preset_recipe
 
 
 def load_exported(path: Path) -> dict:

@@ -47,10 +47,10 @@ from diffusers.utils import logging as diffusers_logging
 from transformers import CLIPTextConfig, CLIPTextModel
 from transformers.utils import logging as transformers_logging
 
+from recipes import finetune_recipe
 from training.data import ImageTransform
 from training.engine import DiffusionTrainer
 from training.pipelines import PipelineParts
-from training.recipes import finetune_recipe
 from training.synthetic import shape_examples
 from training.text_encoder import train_caption_tokenizer
 

@@ -17,12 +17,13 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("foundry", "provenance", "training", "api", "worker")
+PACKAGES = ("foundry", "provenance", "recipes", "training", "api", "worker")
 FORBIDDEN = {
     # importer prefix: prefixes it must not import (the rules pyproject.toml's import contracts enforce)
     "foundry": ("api", "worker", "training", "fastapi", "starlette", "celery", "kombu", "typer", "torch", "diffusers",
                 "transformers", "accelerate", "peft"),
-    "provenance": ("foundry", "api", "worker", "training", "torch", "diffusers", "sqlalchemy"),
+    "provenance": ("foundry", "recipes", "api", "worker", "training", "torch", "diffusers", "sqlalchemy"),
+    "recipes": ("foundry", "provenance", "api", "worker", "training", "torch", "diffusers", "sqlalchemy"),
     "training": ("foundry", "api", "worker", "sqlalchemy", "celery", "kombu", "fastapi"),
     "api": ("worker", "torch", "diffusers"),
 }
@@ -32,8 +33,6 @@ EXEMPT = {
     "foundry.demo": ("worker", "training"),
 }
 ALLOWED = {
-    # plain dataclasses, no torch: the use cases and job schemas build recipes
-    "foundry": ("training.recipes",),
     # the client half of the queue: task names and ids
     "api": ("worker.queue",),
 }

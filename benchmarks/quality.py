@@ -54,6 +54,7 @@ from foundry.datasets.policy import HELDOUT_FRACTION, HELDOUT_SPLIT
 from foundry.datasets.schemas import SnapshotFilters
 from foundry.db import session_factory
 from foundry.demo import locate_catalog
+from recipes import PRESETS, base_recipe, preset_recipe
 from training.data import ImageTransform, TrainingExample
 from training.quality import (
     Evaluator,
@@ -66,7 +67,6 @@ from training.quality import (
     round_floats,
     train_evaluator,
 )
-from training.recipes import PRESETS, base_recipe, preset_recipe
 
 EVALUATED_RESOLUTION = 32
 REFERENCE = "reference"

@@ -31,8 +31,8 @@ import torch
 
 from benchmarks.quality import evaluator_for, examples_of, labelled_images, prepare_snapshots
 from benchmarks.quality_common import run_recipe
+from recipes import PRESETS, Recipe, TextPretraining, preset_recipe
 from training.quality import EvaluatorConfig, SamplingSettings, reference_sample, round_floats
-from training.recipes import PRESETS, Recipe, TextPretraining, preset_recipe
 
 
 @dataclasses.dataclass(frozen=True)

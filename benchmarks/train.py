@@ -38,10 +38,10 @@ from diffusers.utils import logging as diffusers_logging
 from transformers import CLIPTextModel, CLIPTokenizer
 from transformers.utils import logging as transformers_logging
 
+from recipes import finetune_recipe
 from training.data import ImageTransform
 from training.engine import DiffusionTrainer
 from training.pipelines import build_tiny_stable_diffusion
-from training.recipes import finetune_recipe
 from training.synthetic import shape_examples
 
 

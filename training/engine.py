@@ -54,6 +54,7 @@ from safetensors.torch import load_file, save_file
 from transformers import CLIPTokenizer
 
 from provenance.hashing import weights_digest
+from recipes import Recipe
 from training import checkpoints
 from training.caches import TensorCache
 from training.data import (
@@ -73,7 +74,6 @@ from training.pipelines import (
     load_pipeline_parts,
     sample_grid,
 )
-from training.recipes import Recipe
 from training.text_encoder import (
     encode_prompts,
     inherited_text_encoder_origin,

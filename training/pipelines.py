@@ -43,7 +43,7 @@ from PIL import Image
 from transformers import CLIPTokenizer
 from transformers.utils import logging as transformers_logging
 
-from training.recipes import BaseModelShape
+from recipes import BaseModelShape
 from training.text_encoder import (
     PromptStyle,
     TextEncoderShape,

@@ -121,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
+    from recipes import Recipe
     from training.data import load_data_dir
     from training.engine import StoppedByPeer, TrainingCancelled, train
-    from training.recipes import Recipe
 
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.recipes import TextPretraining
+from recipes import TextPretraining
 
 Progress = Callable[[int, int, float], None]
 

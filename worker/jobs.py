@@ -30,8 +30,8 @@ from foundry.quality.policy import summary_line
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
 from foundry.usecases.training import wait_for_job
+from recipes import Recipe
 from training.engine import TrainingCancelled, train
-from training.recipes import Recipe
 from worker.attribution import build_index
 from worker.quality import measure_model
 

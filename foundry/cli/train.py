@@ -14,7 +14,7 @@ from foundry.errors import FoundryError
 from foundry.rendering import job_progress
 from foundry.training_jobs import service as job_service
 from foundry.usecases.training import submit_training_job, wait_for_job
-from training.recipes import PRESETS
+from recipes import PRESETS
 from worker.queue import CeleryQueue
 
 train_app = typer.Typer(help="Training jobs.", no_args_is_help=True)

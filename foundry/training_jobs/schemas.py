@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from training.recipes import RecipeKind
+from recipes import RecipeKind
 
 
 class TrainingJobCreate(BaseModel):

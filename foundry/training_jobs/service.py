@@ -20,7 +20,7 @@ from foundry.errors import Conflict, InvalidInput, NotFound
 from foundry.licensing.terms import Use
 from foundry.models_registry import service as registry_service
 from foundry.training_jobs.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TERMINAL, TrainingJob
-from training.recipes import RECIPE_KINDS
+from recipes import RECIPE_KINDS
 
 LOG_TAIL_CHARS = 8000
 

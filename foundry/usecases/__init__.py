@@ -7,7 +7,7 @@ each used to build recipes, create jobs and enqueue on their own). Why a package
 which transaction, what happens after the commit -- and belongs with the domains it composes;
 the edges (``api``, ``worker``, ``foundry.cli``) stay transport.
 
-Use cases import domains and ``training.recipes`` (plain dataclasses), never torch, diffusers,
+Use cases import domains and ``recipes`` (plain dataclasses), never ``training``, torch, diffusers,
 Celery or FastAPI. What they need from an edge is handed in: a ``TaskQueue`` to enqueue on,
 ``Pipelines`` to render with.
 """

@@ -14,7 +14,7 @@ from foundry.errors import InvalidInput
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
 from foundry.usecases.queue import TaskQueue
-from training.recipes import PRESETS, recipe_for_job
+from recipes import PRESETS, recipe_for_job
 
 
 def build_recipe(recipe_kind: str, overrides: dict[str, Any], preset: str | None = None) -> dict:

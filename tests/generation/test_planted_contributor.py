@@ -14,12 +14,12 @@ import torch
 
 from provenance.influence import InfluenceConfig, InfluenceIndex
 from provenance.influence_shares import influence_shares
+from recipes import base_recipe
 from tests.training_jobs.conftest import TINY_SHAPE
 from training.attribution_features import Attributor
 from training.data import TrainingExample
 from training.engine import train
 from training.pipelines import load_pipeline
-from training.recipes import base_recipe
 from training.synthetic import planted_rings_image, shape_examples
 
 PLANTED = uuid.UUID(int=99)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from recipes import BaseModelShape, base_recipe, finetune_recipe, lora_recipe
 from training.pipelines import TinyLatentModelShape, build_tiny_stable_diffusion
-from training.recipes import BaseModelShape, base_recipe, finetune_recipe, lora_recipe
 from training.synthetic import shape_examples
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

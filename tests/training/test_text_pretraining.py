@@ -10,10 +10,10 @@ import torch
 from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
 from safetensors.torch import load_file
 
+from recipes import TextPretraining
 from tests.support.training import Crash, assert_same_weights, crash_at
 from training.data import TrainingExample, caption_for_position, caption_forms, caption_with_tags
 from training.engine import DiffusionTrainer, train
-from training.recipes import TextPretraining
 from training.synthetic import shape_examples
 
 PRETRAINING = TextPretraining(epochs=2, batch_size=4, image_width=8)

@@ -11,10 +11,10 @@ from diffusers import DiffusionPipeline, IFPipeline, StableDiffusionPipeline
 from PIL import Image
 from safetensors.torch import load_file
 
+from recipes import finetune_recipe
 from training import checkpoints
 from training.data import TrainingExample
 from training.engine import TrainingCancelled, train, weights_digest
-from training.recipes import finetune_recipe
 from training.synthetic import shape_examples
 
 

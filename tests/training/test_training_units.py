@@ -10,10 +10,10 @@ import torch
 from diffusers import DDPMScheduler
 from transformers import AutoTokenizer, CLIPTokenizer
 
+from recipes import BaseModelShape, Recipe, base_recipe, finetune_recipe, lora_recipe
 from training import checkpoints
 from training.data import ExampleOrder, ImageTransform, load_data_dir, write_data_dir
 from training.losses import diffusion_loss
-from training.recipes import BaseModelShape, Recipe, base_recipe, finetune_recipe, lora_recipe
 from training.synthetic import shape_examples
 from training.text_encoder import (
     TextEncoderShape,

@@ -7,9 +7,9 @@ from sqlalchemy import select
 
 from foundry.catalog.models import Asset
 from foundry.datasets import service as dataset_service
+from recipes import BaseModelShape, base_recipe
 from tests.catalog.test_import import row, run, write_manifest
 from tests.support import images
-from training.recipes import BaseModelShape, base_recipe
 
 TINY_SHAPE = BaseModelShape(
     unet_block_out_channels=(16, 32), unet_down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),

@@ -1,0 +1,50 @@
+"""The recipe schema: frozen, JSON-serialisable descriptions of one training job, and the presets.
+
+A neutral leaf that imports only the standard library, so the domain core (``foundry``: job
+schemas, use cases) and the engine (``training``) share one definition without ``foundry``
+importing ``training``. The code lives in :mod:`recipes.schema`.
+"""
+
+from recipes.schema import (
+    CAPTION_MODES,
+    LR_SCHEDULERS,
+    MAX_TRAIN_STEPS,
+    PRESETS,
+    RECIPE_FACTORIES,
+    RECIPE_KINDS,
+    REGISTERED_BASE_PLACEHOLDER,
+    AttentionBackend,
+    BaseModelShape,
+    MixedPrecision,
+    Recipe,
+    RecipeKind,
+    TextPretraining,
+    TorchCompile,
+    base_recipe,
+    finetune_recipe,
+    lora_recipe,
+    preset_recipe,
+    recipe_for_job,
+)
+
+__all__ = [
+    "CAPTION_MODES",
+    "LR_SCHEDULERS",
+    "MAX_TRAIN_STEPS",
+    "PRESETS",
+    "RECIPE_FACTORIES",
+    "RECIPE_KINDS",
+    "REGISTERED_BASE_PLACEHOLDER",
+    "AttentionBackend",
+    "BaseModelShape",
+    "MixedPrecision",
+    "Recipe",
+    "RecipeKind",
+    "TextPretraining",
+    "TorchCompile",
+    "base_recipe",
+    "finetune_recipe",
+    "lora_recipe",
+    "preset_recipe",
+    "recipe_for_job",
+]
