@@ -65,6 +65,10 @@ VARIANTS: dict[str, Variant] = {
     "demo+pooled+pretrain30+batch64": Variant("demo", "+ pooled, pre-training 30 epochs, batch 64 (same steps)",
                                               recipe={"train_batch_size": 64}, shape=POOLED,
                                               pretraining={"epochs": 30}),
+    "demo+bf16": Variant("demo", "+ bfloat16 autocast (AVX-512 BF16 on this CPU)", recipe={"mixed_precision": "bf16"}),
+    "demo+bf16+steps600": Variant("demo", "+ bfloat16, 600 steps (what bf16 and the pixel cache buy in 5 minutes)",
+                                  recipe={"mixed_precision": "bf16", "max_train_steps": 600,
+                                          "checkpoint_every": 60}),
     "quality": Variant("quality", "the quality preset as it is"),
 }
 
