@@ -96,13 +96,18 @@ def onboard(settings: Settings, source: Path, console: Console, *, requested_by:
 
 
 def freeze_snapshot(settings: Settings, *, name: str, created_by: str = "demo") -> DatasetSnapshot:
-    """Every asset licensed for base training right now, frozen."""
+    """Every asset licensed for base training right now, frozen, less the catalog's held-out split:
+    the demo measures its model on those captions, so it must never have seen their images."""
     with session_factory(settings.resolved_database_url)() as session, session.begin():
         return dataset_service.create_snapshot(session=session, name=name, use="base_training",
-                                               filters=SnapshotFilters(), created_by=created_by)
+                                               filters=SnapshotFilters(heldout="exclude"), created_by=created_by)
 
 
-def run_demo(settings: Settings, *, catalog: Path | None, console: Console, train_steps: int = 150) -> None:
+DEMO_PRESET = "demo"
+
+
+def run_demo(settings: Settings, *, catalog: Path | None, console: Console, train_steps: int | None = None) -> None:
+    """``train_steps`` overrides the demo preset's step count (tests use a few steps)."""
     url = settings.resolved_database_url
     console.rule("1. database")
     migrate.upgrade(url)
@@ -123,7 +128,8 @@ def run_demo(settings: Settings, *, catalog: Path | None, console: Console, trai
     console.print(f"snapshot {snapshot.id}: {snapshot.entry_count} assets licensed for base training from "
                   f"{snapshot.contributor_count} contributors\nMerkle root {snapshot.merkle_root}")
 
-    console.rule(f"5. train the licensed-only base model ({train_steps} steps)")
+    steps = f"{train_steps} steps" if train_steps else "its full budget"
+    console.rule(f"5. train the licensed-only base model (preset {DEMO_PRESET!r}, {steps})")
     model_id = train_demo_model(settings, snapshot.id, train_steps, console)
 
     console.rule("6. the model and its lineage")
@@ -181,16 +187,18 @@ def measure_demo_model(settings: Settings, model_id, console: Console) -> None:
                   f"contact sheet (held-out prompts x seeds): {sheet}")
 
 
-def train_demo_model(settings: Settings, snapshot_id, train_steps: int, console: Console):
-    """Submit one base-training job and run it in this process, with the runner a worker uses."""
+def train_demo_model(settings: Settings, snapshot_id, train_steps: int | None, console: Console):
+    """Submit one job of the demo preset and run it in this process, with the runner a worker uses."""
     from worker.jobs import run_in_thread  # torch and diffusers: loaded only when the demo trains
 
-    prompts = ["grinning face", "red heart", "cat face", "sun with face"]
+    overrides: dict = {"validation_prompts": ["grinning face", "red heart", "cat face", "sun with face"]}
+    if train_steps:
+        overrides |= {"max_train_steps": train_steps, "checkpoint_every": max(10, train_steps // 3),
+                      "lr_warmup_steps": min(train_steps // 2, 100)}
     with session_factory(settings.resolved_database_url)() as session:
         job = submit_training_job(
             session=session, queue=None, recipe_kind="base", snapshot_id=snapshot_id, name="openmoji-base",
-            requested_by="demo", overrides={"max_train_steps": train_steps, "checkpoint_every": max(10, train_steps // 3),
-                                            "validation_every": 0, "validation_prompts": prompts})
+            requested_by="demo", preset=DEMO_PRESET, overrides=overrides)
     with job_progress(console) as show:
         job = run_in_thread(settings, job.id, worker="demo", on_progress=show)
     if job.status != "succeeded":

@@ -97,6 +97,7 @@ class ErrorCode(StrEnum):
     EVALUATOR_INVALID = "evaluator_invalid"
     EVALUATOR_NOT_FOUND = "evaluator_not_found"
     EVALUATOR_SNAPSHOTS_INVALID = "evaluator_snapshots_invalid"
+    HELDOUT_CONTAMINATED = "heldout_contaminated"
     MODEL_QUALITY_NOT_FOUND = "model_quality_not_found"
     QUALITY_METRICS_INCOMPLETE = "quality_metrics_incomplete"
 

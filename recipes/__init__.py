@@ -18,6 +18,7 @@ from recipes.schema import (
     MixedPrecision,
     Recipe,
     RecipeKind,
+    UPSCALER_SHAPE,
     TextPretraining,
     TorchCompile,
     base_recipe,
@@ -25,6 +26,7 @@ from recipes.schema import (
     lora_recipe,
     preset_recipe,
     recipe_for_job,
+    upscaler_recipe,
 )
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "MixedPrecision",
     "Recipe",
     "RecipeKind",
+    "UPSCALER_SHAPE",
     "TextPretraining",
     "TorchCompile",
     "base_recipe",
@@ -47,4 +50,5 @@ __all__ = [
     "lora_recipe",
     "preset_recipe",
     "recipe_for_job",
+    "upscaler_recipe",
 ]

@@ -1,12 +1,15 @@
 """Training recipes: frozen, JSON-serialisable descriptions of one training job.
 
 A recipe is everything that decides the trained weights apart from the data, so it is stored next
-to every checkpoint and model; resuming with a different recipe is refused. Three kinds exist:
+to every checkpoint and model; resuming with a different recipe is refused. Four kinds exist:
 
 * ``base``     - a text-to-image model trained from scratch in pixel space (IF-style pipeline),
                  with its own BPE tokenizer and CLIP text encoder trained on the captions;
 * ``finetune`` - full fine-tune of the UNet of an existing diffusers pipeline folder;
-* ``lora``     - LoRA adapters on the UNet attention projections of an existing pipeline folder.
+* ``lora``     - LoRA adapters on the UNet attention projections of an existing pipeline folder;
+* ``upscaler`` - a super-resolution stage from scratch (IF stage II): a UNet conditioned on a
+                 noised, enlarged low-resolution image, sharing its parent ``base`` model's frozen
+                 tokenizer and text encoder; served as a cascade after its parent.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ MixedPrecision = Literal["no", "fp16", "bf16"]
 AttentionBackend = Literal["sdpa", "xformers"]
 TorchCompile = Literal["off", "regional", "full"]
 
-RecipeKind = Literal["base", "finetune", "lora"]
+RecipeKind = Literal["base", "finetune", "lora", "upscaler"]
 RECIPE_KINDS: tuple[str, ...] = get_args(RecipeKind)
 MAX_TRAIN_STEPS = 2**31 - 1
 """A job's step counters are 32-bit integer columns."""
@@ -179,7 +182,18 @@ class Recipe:
     lora_target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
 
     model_shape: BaseModelShape | None = None
-    """Sizes of the from-scratch models (``base`` only)."""
+    """Sizes of the from-scratch models (``base``; ``upscaler``: its UNet, the text side is its parent's)."""
+
+    upscale_from: int | None = None
+    """``upscaler`` only: the size of the images it enlarges (its parent's native size)."""
+    train_crop: int | None = None
+    """``upscaler`` only: train on random square crops of this size, the same window of the image and
+    of its condition; the UNet has no attention, so it applies to the full image when served."""
+    noise_augmentation_max: int = 250
+    """``upscaler`` only: each condition is noised at a random level below this (IF's noise
+    augmentation), so the stage learns to forgive what its parent draws imperfectly."""
+    serving_noise_level: int = 100
+    """``upscaler`` only: the level the condition is noised at when served."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "validation_prompts", tuple(self.validation_prompts))
@@ -193,7 +207,9 @@ class Recipe:
     def _validate(self) -> None:
         if self.kind not in RECIPE_KINDS:
             raise ValueError(f"unknown recipe kind {self.kind!r}; expected one of {RECIPE_KINDS}")
-        if self.kind == "base":
+        if self.kind == "upscaler":
+            self._validate_upscaler()
+        elif self.kind == "base":
             if self.base_model is not None:
                 raise ValueError("the base recipe trains from scratch and takes no base_model")
             if self.model_shape is None:
@@ -207,9 +223,11 @@ class Recipe:
             if not self.base_model:
                 raise ValueError(f"the {self.kind} recipe needs base_model, a diffusers pipeline folder")
             if self.model_shape is not None:
-                raise ValueError("model_shape only applies to the base recipe")
+                raise ValueError("model_shape only applies to the base and upscaler recipes")
             if self.text_pretraining is not None:
                 raise ValueError("text_pretraining only applies to the base recipe")
+        if self.kind != "upscaler" and (self.upscale_from is not None or self.train_crop is not None):
+            raise ValueError("upscale_from and train_crop only apply to the upscaler recipe")
         if self.caption_mode not in CAPTION_MODES:
             raise ValueError(f"caption_mode must be one of {CAPTION_MODES}")
         if self.kind == "lora" and self.train_text_encoder:
@@ -244,6 +262,24 @@ class Recipe:
             raise ValueError("checkpoints_total_limit must be at least 1 or None")
         if self.validation_every and not self.validation_prompts:
             raise ValueError("validation_every needs validation_prompts")
+
+    def _validate_upscaler(self) -> None:
+        if not self.base_model:
+            raise ValueError("the upscaler recipe needs base_model, the pipeline folder of the model it follows")
+        if self.model_shape is None or self.resolution is None or self.upscale_from is None:
+            raise ValueError("the upscaler recipe needs a model_shape, a resolution and upscale_from")
+        if any(t != "DownBlock2D" for t in self.model_shape.unet_down_block_types):
+            raise ValueError("the upscaler's UNet is convolutional (DownBlock2D only), so crops train it for full images")
+        if not 0 < self.upscale_from < self.resolution or self.resolution % self.upscale_from:
+            raise ValueError("upscale_from must be a proper divisor of resolution")
+        crop = self.train_crop or self.resolution
+        levels = 2 ** (len(self.model_shape.unet_block_out_channels) - 1)
+        if crop > self.resolution or crop % levels or crop % 8:
+            raise ValueError(f"train_crop must be at most resolution and a multiple of 8 and of {levels}")
+        if self.train_text_encoder or self.text_pretraining is not None:
+            raise ValueError("the upscaler uses its parent's frozen text encoder")
+        if not 0 <= self.serving_noise_level < self.noise_augmentation_max <= 1000:
+            raise ValueError("need 0 <= serving_noise_level < noise_augmentation_max <= 1000")
 
     @property
     def trains_lora(self) -> bool:
@@ -337,7 +373,41 @@ def lora_recipe(base_model: str, **overrides: Any) -> Recipe:
     return Recipe(**settings)
 
 
-RECIPE_FACTORIES = {"base": base_recipe, "finetune": finetune_recipe, "lora": lora_recipe}
+UPSCALER_SHAPE = BaseModelShape(
+    unet_block_out_channels=(32, 64, 128),
+    unet_down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D"),
+    default_sampler="dpmsolver++",
+)
+"""A convolutional UNet: enlarging a drawing needs local detail, not the prompt (its text fields are unused)."""
+
+
+def upscaler_recipe(base_model: str, **overrides: Any) -> Recipe:
+    """A 32 -> 128 px super-resolution stage after ``base_model``, trained on 64 px crops."""
+    settings: dict[str, Any] = {
+        "kind": "upscaler",
+        "base_model": str(base_model),
+        "resolution": 128,
+        "upscale_from": 32,
+        "train_crop": 64,
+        "train_batch_size": 16,
+        "max_train_steps": 1500,
+        "learning_rate": 5e-4,
+        "lr_scheduler": "cosine",
+        "lr_warmup_steps": 100,
+        "adam_weight_decay": 0.0,
+        "snr_gamma": 5.0,
+        "use_ema": True,
+        "ema_decay": 0.999,
+        "checkpoint_every": 150,
+        "checkpoints_total_limit": 2,
+        "model_shape": UPSCALER_SHAPE,
+    }
+    settings.update(overrides)
+    return Recipe(**settings)
+
+
+RECIPE_FACTORIES = {"base": base_recipe, "finetune": finetune_recipe, "lora": lora_recipe,
+                    "upscaler": upscaler_recipe}
 REGISTERED_BASE_PLACEHOLDER = "<registered model>"
 
 PRESET_SHAPE = BaseModelShape(
@@ -411,7 +481,7 @@ def recipe_for_job(kind: str, overrides: dict[str, Any], preset: str | None = No
     Raises ValueError for an unknown kind or preset, or invalid settings.
     """
     if kind not in RECIPE_FACTORIES:
-        raise ValueError(f"unknown recipe {kind!r}; choose base, finetune or lora")
+        raise ValueError(f"unknown recipe {kind!r}; choose one of {', '.join(RECIPE_FACTORIES)}")
     if preset is not None and kind != "base":
         raise ValueError("presets are for the base recipe")
     factory = RECIPE_FACTORIES[kind]
@@ -433,4 +503,5 @@ __all__ = [
     "lora_recipe",
     "preset_recipe",
     "recipe_for_job",
+    "upscaler_recipe",
 ]

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import ProjectConfiguration, set_seed
@@ -68,8 +69,10 @@ from training.data import (
 )
 from training.losses import diffusion_loss
 from training.pipelines import (
+    CASCADE_FILE,
     PipelineParts,
     build_base_parts,
+    build_upscaler_parts,
     expected_pipeline_warnings_silenced,
     load_pipeline_parts,
     sample_grid,
@@ -379,6 +382,10 @@ class DiffusionTrainer:
         # resizing each one per step cost more than the UNet at 32 px. Kept as uint8, the exact
         # values the transform produced (a uint8 image / 127.5 - 1), so cached and fresh batches match.
         self.pixel_cache = TensorCache(self._one_image_bytes) if parts.vae is None else None
+        # An upscaler's condition is the catalog image as its parent learnt it: the same transform at
+        # the parent's size, not a resize of the large copy.
+        self.condition_transform = ImageTransform(recipe.upscale_from, recipe.center_crop) if recipe.upscale_from else None
+        self.condition_cache = TensorCache(self._one_condition_bytes) if recipe.upscale_from else None
         self.text_cache = (
             TensorCache(self._encode_one_caption)
             if not recipe.train_text_encoder and recipe.cache_text_embeddings
@@ -395,6 +402,13 @@ class DiffusionTrainer:
 
     def _load_or_build_parts(self, resuming: bool) -> PipelineParts:
         recipe = self.recipe
+        if recipe.kind == "upscaler":
+            parent = load_pipeline_parts(recipe.base_model)
+            if parent.native_resolution != recipe.upscale_from:
+                raise ValueError(f"upscale_from is {recipe.upscale_from} px but the parent draws at "
+                                 f"{parent.native_resolution} px")
+            self.text_encoder_origin = inherited_text_encoder_origin(recipe.base_model, parent.text_encoder, False)
+            return build_upscaler_parts(recipe.model_shape, recipe.resolution, parent)
         if recipe.kind != "base":
             parts = load_pipeline_parts(recipe.base_model)
             self.text_encoder_origin = inherited_text_encoder_origin(
@@ -480,6 +494,7 @@ class DiffusionTrainer:
         recipe, parts = self.recipe, self.parts
         device, weight_dtype = self.device, self.weight_dtype
         self.noise_scheduler = parts.noise_scheduler
+        self.image_noising_scheduler = parts.extra_components.get("image_noising_scheduler")
         self.vae = parts.vae
         if self.vae is not None:
             self.vae.requires_grad_(False)
@@ -697,6 +712,9 @@ class DiffusionTrainer:
             stable_seed("noise", recipe.seed, batch.micro_batch, self.accelerator.process_index)
         )
         clean = self._clean_inputs(batch, generator)
+        condition = levels = None
+        if recipe.kind == "upscaler":
+            clean, condition, levels = self._upscaling_inputs(batch, clean, generator)
         dropped = torch.rand(len(batch.examples), generator=generator, device=device) < recipe.caption_dropout
         captions = ["" if drop else caption_for_position(e, recipe.caption_mode, recipe.seed, position)
                     for e, drop, position in zip(batch.examples, dropped.tolist(), batch.positions)]
@@ -708,7 +726,9 @@ class DiffusionTrainer:
         noisy = self.noise_scheduler.add_noise(clean, noise, timesteps)
         if recipe.channels_last:
             noisy = noisy.contiguous(memory_format=torch.channels_last)
-        model_output = self.unet(noisy, timesteps, encoder_hidden_states=embeddings, return_dict=False)[0]
+        model_input = noisy if condition is None else torch.cat([noisy, condition], dim=1)
+        model_output = self.unet(model_input, timesteps, encoder_hidden_states=embeddings, class_labels=levels,
+                                 return_dict=False)[0]
         return diffusion_loss(
             model_output,
             scheduler=self.noise_scheduler,
@@ -753,6 +773,29 @@ class DiffusionTrainer:
     def _one_image_bytes(self, key: tuple[str, bool]) -> torch.Tensor:
         example_id, flip = key
         return self.transform.to_uint8(self._by_id[example_id].load_image(), flip=flip)
+
+    def _one_condition_bytes(self, key: tuple[str, bool]) -> torch.Tensor:
+        example_id, flip = key
+        return self.condition_transform.to_uint8(self._by_id[example_id].load_image(), flip=flip)
+
+    def _upscaling_inputs(self, batch: _Batch, clean: torch.Tensor,
+                          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(target crops, condition crops, noise levels): the condition made as IFSuperResolutionPipeline
+        makes it when served -- bilinear enlargement (align_corners), then noise at a random level."""
+        recipe, device = self.recipe, self.device
+        keys = [(e.example_id, f) for e, f in zip(batch.examples, batch.flips)]
+        small = self.condition_cache.get_batch(keys, device).float() / 127.5 - 1.0
+        enlarged = F.interpolate(small, size=clean.shape[-2:], mode="bilinear", align_corners=True)
+        levels = torch.randint(0, recipe.noise_augmentation_max, (len(keys),), generator=generator, device=device)
+        augmentation = torch.randn(enlarged.shape, generator=generator, device=device, dtype=enlarged.dtype)
+        condition = self.image_noising_scheduler.add_noise(enlarged, augmentation, levels)
+        crop = recipe.train_crop or clean.shape[-1]
+        if crop < clean.shape[-1]:
+            corners = torch.randint(0, clean.shape[-1] - crop + 1, (len(keys), 2), generator=generator, device=device)
+            windows = [(slice(None), slice(y, y + crop), slice(x, x + crop)) for y, x in corners.tolist()]
+            clean = torch.stack([image[w] for image, w in zip(clean, windows)])
+            condition = torch.stack([image[w] for image, w in zip(condition, windows)])
+        return clean, condition, levels
 
     def _encode_one_latent(self, key: tuple[str, bool]) -> torch.Tensor:
         example_id, flip = key
@@ -866,7 +909,7 @@ class DiffusionTrainer:
         trained: dict[str, Any] = {"unet": unet}
         if recipe.train_text_encoder:
             trained["text_encoder"] = self.accelerator.unwrap_model(self.text_encoder)
-        if recipe.kind == "base" or recipe.base_model is None:
+        if recipe.kind in ("base", "upscaler") or recipe.base_model is None:
             pipeline = parts.assemble(**trained)
         else:
             # Frozen parts come from disk in their stored precision, not the training dtype copies.
@@ -874,6 +917,10 @@ class DiffusionTrainer:
                 pipeline = parts.pipeline_class.from_pretrained(recipe.base_model, **trained)
         pipeline.save_pretrained(target, safe_serialization=True)
         write_classic_vocab_files(parts.tokenizer, target / "tokenizer")
+        if recipe.kind == "upscaler":
+            (target / CASCADE_FILE).write_text(json.dumps(
+                {"upscale_from": recipe.upscale_from, "noise_level": recipe.serving_noise_level}, indent=2),
+                encoding="utf-8")
         return target, "diffusers_pipeline"
 
     def _write_final_grid(self, model_path: Path) -> None:

@@ -25,7 +25,7 @@ from PIL import Image
 
 from provenance.influence import InfluenceConfig, InfluenceIndex
 from training.attribution_features import Attributor
-from training.pipelines import load_pipeline, pipeline_call_kwargs
+from training.pipelines import load_cascade, load_pipeline, pipeline_call_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -86,15 +86,19 @@ class LoadedPipeline:
 
 
 class ModelFolders(NamedTuple):
-    """A model as folders on disk: the pipeline it renders with, and the adapters (LoRA) loaded onto it."""
+    """A model as folders on disk: the pipeline it renders with, the adapters (LoRA) loaded onto it,
+    and the upscaler that enlarges its images when the model is a cascade."""
 
     pipeline: Path
     adapters: tuple[Path, ...] = ()
+    upscaler: Path | None = None
 
 
-def load_model(folders: tuple[Path, tuple[Path, ...]]) -> Any:
-    pipeline, adapters = ModelFolders(*folders)
-    return load_pipeline(pipeline, adapters=adapters)
+def load_model(folders: tuple) -> Any:
+    model = ModelFolders(*folders)
+    if model.upscaler is not None:
+        return load_cascade(model.pipeline, model.upscaler, adapters=model.adapters)
+    return load_pipeline(model.pipeline, adapters=model.adapters)
 
 
 class PipelineCache:

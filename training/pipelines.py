@@ -9,8 +9,12 @@
   ``tokenizer(...)`` and ``text_encoder(ids, attention_mask=...)[0]``; diffusers logs that it
   expected T5 types, which is harmless. Generate with ``clean_caption=False`` (the lower-case/strip
   preprocessing training used) and no safety checker or watermarker;
+* ``build_upscaler_parts`` creates an ``upscaler`` stage: a convolutional UNet that reads the noisy
+  image and, beside it, the enlarged and noised low-resolution image (6 input channels) with the
+  noise level as a class embedding, saved as an ``IFSuperResolutionPipeline`` folder that carries
+  its parent's tokenizer and text encoder, plus ``cascade.json`` (what it enlarges, how it is served);
 * ``load_pipeline`` opens a trained (or registered) pipeline folder for inference, LoRA adapters
-  loaded onto it;
+  loaded onto it; ``Cascade`` renders a base stage and enlarges its images with an upscaler;
 * ``sample_grid`` renders validation prompts side by side.
 
 This is the one module that builds or loads pipelines, knows their quirks (``pipeline_call_kwargs``)
@@ -20,6 +24,7 @@ and silences the warnings diffusers logs for choices made here on purpose.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +39,7 @@ from diffusers import (
     DiffusionPipeline,
     DPMSolverMultistepScheduler,
     IFPipeline,
+    IFSuperResolutionPipeline,
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
@@ -229,6 +235,51 @@ def build_base_parts(shape: BaseModelShape, resolution: int, tokenizer: CLIPToke
     )
 
 
+CASCADE_FILE = "cascade.json"
+"""Beside an upscaler's pipeline folder: the size it enlarges from and the noise level it is served at."""
+
+
+def image_noising_scheduler(shape: BaseModelShape) -> DDPMScheduler:
+    """How an upscaler's condition is noised (IF's noise augmentation), in training and when served."""
+    return DDPMScheduler(num_train_timesteps=shape.num_train_timesteps, beta_schedule=shape.beta_schedule)
+
+
+def build_upscaler_unet(shape: BaseModelShape, resolution: int, cross_attention_dim: int) -> UNet2DConditionModel:
+    """No attention anywhere (mid block included), so a UNet trained on crops is the same function on full images."""
+    return UNet2DConditionModel(
+        sample_size=resolution,
+        in_channels=6,  # the noisy image and the enlarged, noised condition
+        out_channels=6,  # prediction + learned variance interpolation, per RGB channel
+        block_out_channels=shape.unet_block_out_channels,
+        down_block_types=shape.unet_down_block_types,
+        up_block_types=shape.unet_up_block_types,
+        mid_block_type="UNetMidBlock2D",
+        layers_per_block=shape.unet_layers_per_block,
+        norm_num_groups=shape.unet_norm_num_groups,
+        cross_attention_dim=cross_attention_dim,
+        class_embed_type="timestep",  # the condition's noise level, embedded like a timestep
+    )
+
+
+def build_upscaler_parts(shape: BaseModelShape, resolution: int, parent: PipelineParts) -> PipelineParts:
+    """Random-init upscaler over its parent's frozen tokenizer and text encoder."""
+    if parent.pipeline_class is not IFPipeline:
+        raise ValueError(f"an upscaler follows a pixel-space IFPipeline, not a {parent.pipeline_class.__name__}")
+    unet = build_upscaler_unet(shape, resolution, cross_attention_dim=parent.text_encoder.config.hidden_size)
+    scheduler = base_noise_scheduler(shape)
+    return PipelineParts(
+        pipeline_class=IFSuperResolutionPipeline,
+        unet=unet,
+        noise_scheduler=scheduler,
+        sampling_scheduler=base_sampling_scheduler(scheduler, shape.default_sampler),
+        tokenizer=parent.tokenizer,
+        text_encoder=parent.text_encoder,
+        vae=None,
+        extra_components={"image_noising_scheduler": image_noising_scheduler(shape), "safety_checker": None,
+                          "feature_extractor": None, "watermarker": None},
+    )
+
+
 def pipeline_call_kwargs(pipeline: Any) -> dict[str, Any]:
     """Arguments that make a pipeline preprocess prompts the way training did.
 
@@ -252,6 +303,68 @@ def load_pipeline(folder: Path, *, adapters: tuple[Path, ...] = (), device: str 
             setattr(pipeline, name, None)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline.to(device)
+
+
+class Cascade:
+    """A base stage, then an upscaler: one call draws at the base's native size, then enlarges.
+
+    It answers like a diffusers pipeline where serving needs one: ``scheduler`` is the base
+    stage's (a request may swap it; the upscaler keeps its own), ``unet`` is the base stage's (the
+    one that decides what is drawn), and ``__call__`` takes the usual arguments.
+    """
+
+    def __init__(self, base: DiffusionPipeline, upscaler: DiffusionPipeline, *, upscale_from: int, noise_level: int,
+                 upscale_steps: int = 20) -> None:
+        self.base, self.upscaler = base, upscaler
+        self.upscale_from, self.noise_level, self.upscale_steps = upscale_from, noise_level, upscale_steps
+
+    @property
+    def scheduler(self) -> Any:
+        return self.base.scheduler
+
+    @scheduler.setter
+    def scheduler(self, scheduler: Any) -> None:
+        self.base.scheduler = scheduler
+
+    @property
+    def unet(self) -> UNet2DConditionModel:
+        return self.base.unet
+
+    def set_progress_bar_config(self, **settings: Any) -> None:
+        self.base.set_progress_bar_config(**settings)
+        self.upscaler.set_progress_bar_config(**settings)
+
+    def to(self, device: str | torch.device) -> Cascade:
+        self.base.to(device)
+        self.upscaler.to(device)
+        return self
+
+    @torch.no_grad()
+    def __call__(self, prompt: str | list[str], *, negative_prompt: str | list[str] | None = None,
+                 num_inference_steps: int = 25, guidance_scale: float = 5.0, num_images_per_prompt: int = 1,
+                 height: int | None = None, width: int | None = None, generator: Any = None,
+                 output_type: str = "pil", **_ignored: Any) -> Any:
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        # 1. draw at the base stage's native size (pixels in [-1, 1])
+        drawn = self.base(prompts, negative_prompt=negative_prompt, num_inference_steps=num_inference_steps,
+                          guidance_scale=guidance_scale, num_images_per_prompt=num_images_per_prompt,
+                          height=self.upscale_from, width=self.upscale_from, generator=generator,
+                          output_type="pt", clean_caption=False).images
+        # 2. enlarge: the upscaler adds the detail (no guidance: it does not read the prompt)
+        per_image = [p for p in prompts for _ in range(num_images_per_prompt)]
+        return self.upscaler(per_image, image=drawn, height=height, width=width,
+                             num_inference_steps=self.upscale_steps, guidance_scale=1.0,
+                             noise_level=self.noise_level, generator=generator, output_type=output_type,
+                             clean_caption=False)
+
+
+def load_cascade(base_folder: Path, upscaler_folder: Path, *, adapters: tuple[Path, ...] = (),
+                 device: str | None = None) -> Cascade:
+    """The base pipeline (with its adapters) and the upscaler that follows it, as one renderer."""
+    settings = json.loads((upscaler_folder / CASCADE_FILE).read_text(encoding="utf-8"))
+    base = load_pipeline(base_folder, adapters=adapters, device=device)
+    upscaler = load_pipeline(upscaler_folder, device=device)
+    return Cascade(base, upscaler, upscale_from=int(settings["upscale_from"]), noise_level=int(settings["noise_level"]))
 
 
 @torch.no_grad()
@@ -374,12 +487,18 @@ def build_tiny_stable_diffusion(
 
 
 __all__ = [
+    "CASCADE_FILE",
+    "Cascade",
     "PipelineParts",
     "TinyLatentModelShape",
     "base_noise_scheduler",
     "base_sampling_scheduler",
     "build_base_parts",
     "build_base_unet",
+    "build_upscaler_parts",
+    "build_upscaler_unet",
+    "image_noising_scheduler",
+    "load_cascade",
     "build_tiny_stable_diffusion",
     "expected_pipeline_warnings_silenced",
     "load_pipeline",

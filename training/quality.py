@@ -125,10 +125,13 @@ class Evaluator:
 
     @torch.no_grad()
     def predict(self, images: np.ndarray, batch_size: int = 256) -> Predictions:
+        """Labels and features in float32, also when called inside a generator's mixed-precision autocast:
+        a frozen evaluator gives the same figures whatever precision the measured model trained in."""
         groups, subgroups, features = [], [], []
         for start in range(0, len(images), batch_size):
             chunk = to_evaluator_pixels(images[start:start + batch_size], self.config.resolution)
-            embedded = self.net.features(chunk)
+            with torch.autocast(chunk.device.type, enabled=False):
+                embedded = self.net.features(chunk.float())
             groups.append(self.net.group_head(embedded).argmax(1))
             subgroups.append(self.net.subgroup_head(embedded).argmax(1))
             features.append(embedded)

@@ -27,6 +27,7 @@ from foundry.db import session_factory
 from foundry.errors import FoundryError
 from foundry.models_registry import service as registry_service
 from foundry.quality.policy import summary_line
+from foundry.training_jobs.policy import builds_attribution_index, measures_quality
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
 from foundry.usecases.training import wait_for_job
@@ -107,14 +108,14 @@ def finish_job(settings: Settings, sessions, blob_store: BlobStore, job_id: uuid
         model_id, artifacts, step, stage = job.result_model_id, list(job.artifacts), job.step, job.stage
         kind = job.recipe_kind
     built_by = f"training job {job_id} on {worker}"
-    if stage == INDEX_STAGE and settings.attribution_index_after_training:
+    if stage == INDEX_STAGE and settings.attribution_index_after_training and builds_attribution_index(kind):
         line = _run_stage(sessions, job_id, "attribution index", "images", lambda progress: build_index(
             sessions=sessions, blob_store=blob_store, model_id=model_id, cache_dir=settings.var_dir / "models",
             built_by=built_by, training_job_id=job_id, progress=progress),
             lambda built: f"attribution index {built.id}: {built.entry_count} images in {built.build_seconds:.1f} s")
         with sessions() as session, session.begin():
             job_service.append_log(session=session, job_id=job_id, line=line)
-    if settings.quality_after_training and kind == "base":
+    if settings.quality_after_training and measures_quality(kind):
         with sessions() as session, session.begin():
             job_service.enter_stage(session=session, job_id=job_id, stage=QUALITY_STAGE)
         line = _run_stage(sessions, job_id, "quality", "generated images", lambda progress: measure_model(

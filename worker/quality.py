@@ -116,6 +116,8 @@ def measure_model(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache
             raise InvalidInput("no quality evaluator has been trained yet: run `foundry quality train-evaluator`",
                                code="evaluator_not_found")
         model = registry_service.get_model(session=session, model_id=model_id)
+        quality_service.require_unseen_heldout(session=session, model_id=model_id,
+                                               heldout_snapshot_id=record.heldout_snapshot_id)
         heldout = snapshot_renditions(session=session, blob_store=blob_store,
                                       snapshot_id=record.heldout_snapshot_id)
         training = snapshot_renditions(session=session, blob_store=blob_store,

@@ -34,7 +34,8 @@ def serve_api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> No
 def demo(
     catalog: Annotated[Path | None, typer.Option(envvar="FOUNDRY_DEMO_CATALOG",
                                                  help="The OpenMoji 17.0.0 tarball (npm pack openmoji@17.0.0).")] = None,
-    train_steps: Annotated[int, typer.Option(min=1, help="Optimizer steps for the demo's base model.")] = 150,
+    train_steps: Annotated[int | None, typer.Option(
+        min=1, help="Optimizer steps for the demo's base model (default: the demo preset's).")] = None,
 ) -> None:
     """The whole flow on the embedded default: onboard OpenMoji, snapshot it, train and register a model."""
     try:

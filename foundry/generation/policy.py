@@ -7,7 +7,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from foundry.accounts.policy import Principal
 from foundry.errors import InvalidInput
@@ -119,6 +119,19 @@ def request_fingerprint(body: dict) -> str:
 def sees_generation(*, viewer: Principal, generation_tenant_id: uuid.UUID) -> bool:
     """A generation's record (id, time, refund) belongs to the tenant that made it; admins see every one."""
     return viewer.is_admin or (viewer.tenant_id is not None and viewer.tenant_id == generation_tenant_id)
+
+
+def cascade_capabilities(base: ModelCapabilities, read_upscaler_json: Callable[[str], dict | None]) -> ModelCapabilities:
+    """A cascade draws with its base stage's schedulers and delivers at its upscaler's size."""
+    unet = read_upscaler_json("unet/config.json")
+    cascade = read_upscaler_json("cascade.json")
+    if unet is None or cascade is None or cascade.get("upscale_from") != base.native_size:
+        raise InvalidInput("the upscaler does not enlarge what its parent draws", code="model_not_servable")
+    size = unet.get("sample_size")
+    if not isinstance(size, int) or size <= base.native_size:
+        raise InvalidInput("the upscaler's UNet config has no usable sample_size", code="model_not_servable")
+    return replace(base, pipeline_class=f"{base.pipeline_class}+{read_upscaler_json('model_index.json')['_class_name']}",
+                   native_size=size, sizes=(size,))
 
 
 def capabilities_of(read_json: Callable[[str], dict | None]) -> ModelCapabilities:

@@ -25,6 +25,7 @@ from foundry.generation.models import GeneratedImage, Generation
 from foundry.generation.policy import (
     ModelCapabilities,
     capabilities_of,
+    cascade_capabilities,
     request_fingerprint,
     resolve_request,
     serving_mode,
@@ -44,21 +45,27 @@ def model_capabilities(*, session: Session, model: RegisteredModel, blob_store: 
     """Read from the stored config files of the pipeline the model renders with (a LoRA: its parent's),
     cached per weights digest."""
     pipeline, _ = registry_service.serving_chain(session=session, model=model)
-    cached = _capabilities_cache.get(pipeline.weights_sha256)
+    upscaler = registry_service.upscaling_stage(model)
+    key = pipeline.weights_sha256 + (f"+{upscaler.weights_sha256}" if upscaler is not None else "")
+    cached = _capabilities_cache.get(key)
     if cached is not None:
         return cached
 
-    def read_json(relative: str) -> dict | None:
-        digest = pipeline.files.get(relative)
-        if digest is None:
-            return None
-        try:
-            return json.loads(blob_store.get(digest))
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidInput(f"the model's {relative} is not valid JSON", code="model_not_servable") from None
+    def reader(stage: RegisteredModel):
+        def read_json(relative: str) -> dict | None:
+            digest = stage.files.get(relative)
+            if digest is None:
+                return None
+            try:
+                return json.loads(blob_store.get(digest))
+            except (ValueError, UnicodeDecodeError):
+                raise InvalidInput(f"the model's {relative} is not valid JSON", code="model_not_servable") from None
+        return read_json
 
-    capabilities = capabilities_of(read_json)
-    _capabilities_cache[pipeline.weights_sha256] = capabilities
+    capabilities = capabilities_of(reader(pipeline))
+    if upscaler is not None:
+        capabilities = cascade_capabilities(capabilities, reader(upscaler))
+    _capabilities_cache[key] = capabilities
     return capabilities
 
 

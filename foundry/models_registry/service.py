@@ -24,6 +24,8 @@ from provenance.hashing import combined_weights_digest
 
 _MAX_MODEL_FILE = 20 * 1024 ** 3
 ADAPTER_FORMAT = "diffusers_lora"
+UPSCALER_KIND = "upscaler"
+"""A super-resolution stage: served after its parent, never alone."""
 """Weights that only adapt their parent's pipeline (LoRA); every other format is a whole pipeline folder."""
 
 
@@ -80,10 +82,15 @@ def lineage(*, session: Session, model_id: uuid.UUID) -> list[RegisteredModel]:
 def serving_chain(*, session: Session, model: RegisteredModel) -> tuple[RegisteredModel, list[RegisteredModel]]:
     """What renders ``model``: the full pipeline it rests on, and the adapters (LoRA) to load onto it, in order.
 
-    A pipeline model is its own pipeline with no adapters; a LoRA is its parent's pipeline plus itself.
+    A pipeline model is its own pipeline with no adapters; a LoRA is its parent's pipeline plus itself;
+    an upscaler draws with its parent's chain, then enlarges (:func:`upscaling_stage`).
     """
     adapters: list[RegisteredModel] = []
     current = model
+    if current.kind == UPSCALER_KIND:
+        if current.parent_id is None:
+            raise InvalidInput(f"upscaler {current.id} has no parent model to enlarge", code="model_not_servable")
+        current = get_model(session=session, model_id=current.parent_id)
     while current.model_format == ADAPTER_FORMAT:
         adapters.insert(0, current)
         if current.parent_id is None:
@@ -93,6 +100,11 @@ def serving_chain(*, session: Session, model: RegisteredModel) -> tuple[Register
         if len(adapters) > 64:
             raise InvalidInput("model lineage is cyclic or absurdly deep", code="lineage_invalid")
     return current, adapters
+
+
+def upscaling_stage(model: RegisteredModel) -> RegisteredModel | None:
+    """The stage that enlarges what ``model``'s chain draws: the model itself when it is an upscaler."""
+    return model if model.kind == UPSCALER_KIND else None
 
 
 def register_external(*, session: Session, blob_store: BlobStore, folder: Path, name: str,

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from foundry.datasets.models import DatasetSnapshot
+from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
 from foundry.db import get_or_raise
-from foundry.errors import InvalidInput, NotFound
+from foundry.errors import Conflict, InvalidInput, NotFound
 from foundry.models_registry.models import RegisteredModel
 from foundry.quality.models import ModelQuality, QualityEvaluator
 from foundry.quality.policy import missing_metrics, relative_figures
@@ -50,10 +50,36 @@ def get_evaluator(*, session: Session, evaluator_id: uuid.UUID) -> QualityEvalua
     return get_or_raise(session, QualityEvaluator, evaluator_id, code="evaluator_not_found", what="evaluator")
 
 
+def lineage_snapshot_ids(*, session: Session, model_id: uuid.UUID) -> set[uuid.UUID]:
+    """The snapshots every stage of the model (it and its ancestors) was trained on."""
+    found: set[uuid.UUID] = set()
+    current = get_or_raise(session, RegisteredModel, model_id, code="model_not_found", what="model")
+    for _ in range(64):
+        if current.snapshot_id is not None:
+            found.add(current.snapshot_id)
+        if current.parent_id is None:
+            return found
+        current = session.get(RegisteredModel, current.parent_id)
+    raise InvalidInput("model lineage is cyclic or absurdly deep", code="lineage_invalid")
+
+
+def require_unseen_heldout(*, session: Session, model_id: uuid.UUID, heldout_snapshot_id: uuid.UUID) -> None:
+    """Refuse to measure a model on held-out captions whose images any stage of it trained on:
+    the scores would measure memory, not prompt-following."""
+    seen = select(SnapshotEntry.asset_id).where(
+        SnapshotEntry.snapshot_id.in_(lineage_snapshot_ids(session=session, model_id=model_id)))
+    overlap = session.scalar(select(func.count()).select_from(SnapshotEntry).where(
+        SnapshotEntry.snapshot_id == heldout_snapshot_id, SnapshotEntry.asset_id.in_(seen)))
+    if overlap:
+        raise Conflict(f"model {model_id} was trained on {overlap} of the held-out images it would be measured "
+                       "on; train it on a snapshot with heldout='exclude'", code="heldout_contaminated")
+
+
 def record_measurement(*, session: Session, model_id: uuid.UUID, evaluator_id: uuid.UUID, metrics: dict,
                        sampling: dict, sheet_sha256: str | None, measured_by: str) -> ModelQuality:
     get_or_raise(session, RegisteredModel, model_id, code="model_not_found", what="model")
-    get_evaluator(session=session, evaluator_id=evaluator_id)
+    evaluator = get_evaluator(session=session, evaluator_id=evaluator_id)
+    require_unseen_heldout(session=session, model_id=model_id, heldout_snapshot_id=evaluator.heldout_snapshot_id)
     missing = missing_metrics(metrics)
     if missing:
         raise InvalidInput(f"a quality measurement lacks {', '.join(missing)}", code="quality_metrics_incomplete")

@@ -35,7 +35,7 @@ def create_job(*, session: Session, name: str, recipe_kind: str, recipe: dict, s
                owner_tenant_id: uuid.UUID | None = None) -> TrainingJob:
     """Queue a job. With ``owner_tenant_id`` the model it registers is that tenant's alone (a private fine-tune)."""
     if recipe_kind not in RECIPE_KINDS:
-        raise InvalidInput(f"unknown recipe {recipe_kind!r} (base, finetune, lora)", code="invalid_recipe")
+        raise InvalidInput(f"unknown recipe {recipe_kind!r} ({', '.join(RECIPE_KINDS)})", code="invalid_recipe")
     snapshot = dataset_service.get_snapshot(session=session, snapshot_id=snapshot_id)
     if snapshot.owner_tenant_id is not None and snapshot.owner_tenant_id != owner_tenant_id:
         raise InvalidInput("this snapshot holds a tenant's brand assets; only that tenant's fine-tunes may use it",
@@ -52,6 +52,9 @@ def create_job(*, session: Session, name: str, recipe_kind: str, recipe: dict, s
         base = registry_service.get_model(session=session, model_id=base_model_id)
         if base.model_format != "diffusers_pipeline":
             raise InvalidInput("fine-tunes start from a full pipeline, not from an adapter", code="invalid_base_model")
+        if recipe_kind == "upscaler" and (base.kind != "base" or not base.licensed_only):
+            raise InvalidInput("an upscaler follows one of the foundry's licensed-only base models, "
+                               f"not a {base.kind} model", code="invalid_base_model")
         if base.owner_tenant_id not in (None, owner_tenant_id):
             # a tenant's private model never becomes the base of a shared model or of another tenant's
             raise InvalidInput("this base model belongs to a tenant; only that tenant's fine-tunes may build on it",

@@ -71,9 +71,10 @@ class LoadedPipeline(Protocol):
 
 
 class Pipelines(Protocol):
-    """Loaded pipelines by key; ``folders()`` gives (pipeline folder, adapter folders) when one must be loaded."""
+    """Loaded pipelines by key; ``folders()`` gives (pipeline folder, adapter folders, upscaler folder or None)
+    when one must be loaded."""
 
-    def get(self, model_key: str, folders: Callable[[], tuple[Path, tuple[Path, ...]]]) -> LoadedPipeline: ...
+    def get(self, model_key: str, folders: Callable[[], tuple]) -> LoadedPipeline: ...
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -106,6 +107,15 @@ def training_hashes(*, session: Session, model: RegisteredModel) -> TrainingHash
         SnapshotEntry, SnapshotEntry.asset_id == Asset.id).where(SnapshotEntry.snapshot_id.in_(snapshot_ids))
         .distinct()).all() if snapshot_ids else []
     return TrainingHashes([row[0] for row in rows], [phash_from_hex(row[1]) for row in rows])
+
+
+def lineage_record(*, session: Session, model: RegisteredModel) -> list[dict]:
+    """Every stage behind an output -- the model, its parents (a cascade's base, a fine-tune's base) --
+    with the snapshot each learnt from, for the signed manifest."""
+    return [{"model_id": str(m.id), "kind": m.kind, "weights_sha256": m.weights_sha256,
+             "snapshot_id": str(m.snapshot_id) if m.snapshot_id else None,
+             "snapshot_merkle_root": m.snapshot_merkle_root, "licensed_only": m.licensed_only}
+            for m in registry_service.lineage(session=session, model_id=model.id)]
 
 
 def delivery_rendition(image: Image.Image) -> Image.Image:
@@ -151,6 +161,7 @@ class GenerationRunner:
         self._sessions = session_factory(settings.resolved_database_url)
         self._credentials: ContentCredentials | None = None
         self._hashes: dict[uuid.UUID, TrainingHashes] = {}
+        self._lineages: dict[uuid.UUID, list[dict]] = {}
         self._indexes: dict[uuid.UUID, LoadedIndex] = {}
         self._lock = threading.Lock()
 
@@ -198,7 +209,7 @@ class GenerationRunner:
         with self._sessions() as session:
             return generation_service.get_generation(session=session, generation_id=generation_id, tenant_id=None)
 
-    def prepare(self, generation_id: uuid.UUID) -> tuple[RegisteredModel, Callable[[], tuple[Path, tuple[Path, ...]]],
+    def prepare(self, generation_id: uuid.UUID) -> tuple[RegisteredModel, Callable[[], tuple],
                                                           ResolvedRequest, LoadedIndex | None]:
         with self._sessions() as session:
             generation = generation_service.get_generation(session=session, generation_id=generation_id,
@@ -206,14 +217,17 @@ class GenerationRunner:
             model = generation_service.servable_model(session=session, model_id=generation.model_id,
                                                       tenant_id=generation.tenant_id)
             pipeline, adapters = registry_service.serving_chain(session=session, model=model)
+            upscaler = registry_service.upscaling_stage(model)
             row = attribution_service.active_index(session=session, model=model)
             with self._lock:
                 if model.id not in self._hashes:
                     self._hashes[model.id] = training_hashes(session=session, model=model)
+                    self._lineages[model.id] = lineage_record(session=session, model=model)
                 index = self._index_for(row) if row is not None else None
 
-            def folders() -> tuple[Path, tuple[Path, ...]]:
-                return self.materialize(pipeline), tuple(self.materialize(a) for a in adapters)
+            def folders() -> tuple[Path, tuple[Path, ...], Path | None]:
+                return (self.materialize(pipeline), tuple(self.materialize(a) for a in adapters),
+                        self.materialize(upscaler) if upscaler is not None else None)
 
             return model, folders, ResolvedRequest(**generation.request), index
 
@@ -272,6 +286,7 @@ class GenerationRunner:
             "model_name": model.name, "weights_sha256": model.weights_sha256,
             "snapshot_id": str(model.snapshot_id) if model.snapshot_id else None,
             "snapshot_merkle_root": model.snapshot_merkle_root, "licensed_only": model.licensed_only,
+            "lineage": self._lineages[model.id],
             "raw_sha256": sha256_hex(raw_png), "near_duplicate": near_duplicate,
             "attribution": {"method": attribution.method, "currency": attribution.currency,
                             "influence": ({"method": METHOD, "version": VERSION, "alpha": attribution.parameters["alpha"],

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from foundry.catalog.models import Asset
 from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotFilters
-from foundry.errors import InvalidInput, NotFound
+from foundry.errors import Conflict, InvalidInput, NotFound
+from foundry.models_registry.models import RegisteredModel
 from foundry.models_registry import service as registry_service
 from foundry.quality import service as quality_service
 from foundry.quality.policy import REQUIRED_METRICS, relative_figures
@@ -98,3 +99,31 @@ def test_measurements_are_complete_and_the_newest_is_the_models_figure(sessions,
 def test_relative_figures_leave_out_what_cannot_be_computed():
     assert relative_figures({}) == {"of_ceiling": None, "times_chance": None, "kid_over_floor": None}
     assert relative_figures({**METRICS, "real_balanced_acc": 0.0})["of_ceiling"] is None
+
+
+def test_a_model_any_stage_of_which_saw_heldout_images_is_not_measured(sessions, blob_store, tmp_path,
+                                                                       split_snapshots, model_id):
+    evaluator = register(sessions, split_snapshots["exclude"], split_snapshots["only"])
+    folder = tmp_path / "child"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "IFSuperResolutionPipeline"}))
+    with sessions() as session, session.begin():
+        child_id = registry_service.register_external(session=session, blob_store=blob_store, folder=folder,
+                                                      name="child").id
+
+    def measure(parent_snapshot, child_snapshot):
+        with sessions() as session, session.begin():
+            parent, child = session.get(RegisteredModel, model_id), session.get(RegisteredModel, child_id)
+            parent.snapshot_id, child.parent_id = split_snapshots[parent_snapshot], model_id
+            child.snapshot_id = split_snapshots[child_snapshot]
+        with sessions() as session, session.begin():
+            quality_service.record_measurement(session=session, model_id=child_id, evaluator_id=evaluator.id,
+                                               metrics=METRICS, sampling={}, sheet_sha256=None, measured_by="t")
+
+    for parent_snapshot, child_snapshot in ((None, "exclude"), ("exclude", "only"), ("exclude", None)):
+        with pytest.raises(Conflict) as refused:
+            measure(parent_snapshot, child_snapshot)
+        assert refused.value.code == "heldout_contaminated" and "held-out images" in refused.value.message
+    measure("exclude", "exclude")
+    with sessions() as session:
+        assert quality_service.require_measurement(session=session, model_id=child_id).metrics == METRICS
