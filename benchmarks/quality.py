@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
                                     checkpoint_every=0, lr_warmup_steps=min(recipe.lr_warmup_steps, 1))
         runs.append(run_recipe(name, recipe, examples, evaluator, heldout_full, heldout_curve, reference_full,
                                reference_curve, work=args.work, curve_points=args.curve_points, sampling=sampling,
-                               results=results))
+                               results=results, export=name != REFERENCE))
 
     report = {
         "presets": [{k: run.get(k) for k in REPORT_KEYS} for run in runs],

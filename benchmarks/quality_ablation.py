@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--curve-points", type=int, default=2)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--guidance-sweep", default="", help="comma-separated guidance scales to re-measure "
+                                                              "the final weights at, e.g. 3,7,9")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality_ablation.json")
     args = parser.parse_args(argv)
     names = [n for n in args.variants.split(",") if n]
@@ -111,14 +113,14 @@ def main(argv: list[str] | None = None) -> dict:
         recipe = variant.build()
         run = run_recipe(name, recipe, examples, evaluator, heldout, heldout, reference, reference,
                          work=args.work / "ablation", curve_points=args.curve_points, sampling=sampling,
-                         results=sheets)
+                         results=sheets, guidance_sweep=tuple(float(g) for g in args.guidance_sweep.split(",") if g))
         rows[name] = round_floats({
             "variant": name, "preset": variant.preset, "change": variant.change,
             "train_minutes": run["train_minutes"], "steps": recipe.max_train_steps,
             "images_seen": recipe.max_train_steps * recipe.train_batch_size,
             **{k: run.get(k) for k in ("gen_balanced_acc", "real_balanced_acc", "chance_balanced", "kid", "kid_ci95",
                                        "kid_real_floor", "precision", "recall", "heldout_loss",
-                                       "gen_subgroup_balanced_acc")},
+                                       "gen_subgroup_balanced_acc", "guidance_sweep")},
             "curve": run["curve"], "classifier_sha256": digest,
             "recipe_changes": {"recipe": variant.recipe, "shape": variant.shape, "pretraining": variant.pretraining},
         })

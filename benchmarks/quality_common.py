@@ -9,6 +9,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from training.engine import DiffusionTrainer
@@ -20,9 +21,24 @@ REPORT_KEYS = ("preset", "train_minutes", "real_balanced_acc", "gen_balanced_acc
                "real_subgroup_balanced_acc", "chance_subgroup_balanced", "steps", "images_seen", "sheet")
 
 
+def sweep_point(trainer, evaluator, heldout, reference, resolution: int, sampling: SamplingSettings,
+                guidance: float) -> dict:
+    """The final weights measured at another guidance scale: sampling is chosen by the numbers too."""
+    with trainer.current_pipeline() as pipeline:
+        pipeline.set_progress_bar_config(disable=True)
+        metrics, _ = measure_pipeline(pipeline, evaluator, heldout, reference, resolution=resolution,
+                                      sampling=replace(sampling, guidance_scale=guidance))
+    return round_floats({"guidance_scale": guidance, **{k: metrics[k] for k in (
+        "gen_balanced_acc", "kid", "precision", "recall")}})
+
+
 def run_recipe(name: str, recipe, examples, evaluator, heldout_full, heldout_curve, reference_full,
-               reference_curve, *, work: Path, curve_points: int, sampling: SamplingSettings, results: Path) -> dict:
-    """Train ``recipe``, measuring at ``curve_points`` evenly spaced steps; the last is the full measurement."""
+               reference_curve, *, work: Path, curve_points: int, sampling: SamplingSettings, results: Path,
+               export: bool = False, guidance_sweep: tuple[float, ...] = ()) -> dict:
+    """Train ``recipe``, measuring at ``curve_points`` evenly spaced steps; the last is the full measurement.
+
+    ``export`` also writes the trained pipeline to ``work/runs/<name>/pipeline`` (e.g. for an upscaler to follow);
+    ``guidance_sweep`` measures the final weights again at each of these guidance scales (no sheet)."""
     output = work / "runs" / name
     if output.exists():
         shutil.rmtree(output)
@@ -57,9 +73,14 @@ def run_recipe(name: str, recipe, examples, evaluator, heldout_full, heldout_cur
             print(json.dumps(round_floats(point)), file=sys.stderr, flush=True)
             if last:
                 final = metrics
+                final["guidance_sweep"] = [sweep_point(trainer, evaluator, heldout_full, reference_full,
+                                                       recipe.resolution or 32, sampling, scale)
+                                           for scale in guidance_sweep]
                 sheet_path = results / f"quality_sheet_{name}.png"
                 sheet.save(sheet_path)
                 final["sheet"] = str(sheet_path.relative_to(ROOT)) if sheet_path.is_relative_to(ROOT) else str(sheet_path)
+        if export:
+            trainer.export()
     finally:
         trainer.close()
     return {"preset": name, "train_minutes": train_seconds / 60, "steps": total,

@@ -14,7 +14,7 @@ from foundry.errors import FoundryError
 from foundry.rendering import job_progress
 from foundry.training_jobs import service as job_service
 from foundry.usecases.training import submit_training_job, wait_for_job
-from recipes import PRESETS
+from recipes import PRESETS, RECIPE_KINDS
 from worker.queue import CeleryQueue
 
 train_app = typer.Typer(help="Training jobs.", no_args_is_help=True)
@@ -37,8 +37,9 @@ def _parse_overrides(items: list[str]) -> dict:
 def train_start(
     snapshot: Annotated[str, typer.Option(help="Dataset snapshot id.")],
     name: Annotated[str, typer.Option(help="Name of the model it will register.")],
-    recipe: Annotated[str, typer.Option(help="base, finetune or lora.")] = "base",
-    base_model: Annotated[str | None, typer.Option(help="Registered model id (finetune, lora).")] = None,
+    recipe: Annotated[str, typer.Option(help=f"{', '.join(RECIPE_KINDS)} (an upscaler follows a base model).")] = "base",
+    base_model: Annotated[str | None, typer.Option(
+        help="Registered model id (finetune, lora; upscaler: the base model it enlarges).")] = None,
     tenant: Annotated[str | None, typer.Option(
         help="Tenant id: train that tenant's private fine-tune (finetune or lora on its customer_finetune "
              "snapshot).")] = None,
