@@ -171,7 +171,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--final-per-group", type=int, default=None,
                         help="held-out prompts per group at the last point (default: every held-out caption)")
     parser.add_argument("--steps", type=int, default=25, help="sampling steps of the measured images")
-    parser.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance of the measured images")
+    parser.add_argument("--guidance", type=float, default=SamplingSettings().guidance_scale,
+                        help="classifier-free guidance of the measured images")
+    parser.add_argument("--guidance-sweep", default="", help="comma-separated guidance scales the final weights of "
+                                                              "each preset are measured at again, e.g. 3,7,9")
     parser.add_argument("--max-train-steps", type=int, default=None, help="override every recipe's steps (smoke runs)")
     parser.add_argument("--evaluator-epochs", type=int, default=EvaluatorConfig().epochs)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality_cpu.json")
@@ -211,7 +214,8 @@ def main(argv: list[str] | None = None) -> dict:
                                     checkpoint_every=0, lr_warmup_steps=min(recipe.lr_warmup_steps, 1))
         runs.append(run_recipe(name, recipe, examples, evaluator, heldout_full, heldout_curve, reference_full,
                                reference_curve, work=args.work, curve_points=args.curve_points, sampling=sampling,
-                               results=results, export=name != REFERENCE))
+                               results=results, export=name != REFERENCE,
+                               guidance_sweep=tuple(float(g) for g in args.guidance_sweep.split(",") if g)))
 
     report = {
         "presets": [{k: run.get(k) for k in REPORT_KEYS} for run in runs],

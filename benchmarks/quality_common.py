@@ -18,7 +18,7 @@ from training.quality import SamplingSettings, measure_pipeline, round_floats
 ROOT = Path(__file__).resolve().parents[1]
 REPORT_KEYS = ("preset", "train_minutes", "real_balanced_acc", "gen_balanced_acc", "chance_balanced", "kid",
                "kid_ci95", "kid_real_floor", "precision", "recall", "heldout_loss", "gen_subgroup_balanced_acc",
-               "real_subgroup_balanced_acc", "chance_subgroup_balanced", "steps", "images_seen", "sheet")
+               "real_subgroup_balanced_acc", "chance_subgroup_balanced", "steps", "images_seen", "sheet", "guidance_sweep")
 
 
 def sweep_point(trainer, evaluator, heldout, reference, resolution: int, sampling: SamplingSettings,
@@ -38,7 +38,8 @@ def run_recipe(name: str, recipe, examples, evaluator, heldout_full, heldout_cur
     """Train ``recipe``, measuring at ``curve_points`` evenly spaced steps; the last is the full measurement.
 
     ``export`` also writes the trained pipeline to ``work/runs/<name>/pipeline`` (e.g. for an upscaler to follow);
-    ``guidance_sweep`` measures the final weights again at each of these guidance scales (no sheet)."""
+    ``guidance_sweep`` measures the final weights again at each of these guidance scales, on the curve's
+    held-out prompts (no sheet)."""
     output = work / "runs" / name
     if output.exists():
         shutil.rmtree(output)
@@ -73,7 +74,7 @@ def run_recipe(name: str, recipe, examples, evaluator, heldout_full, heldout_cur
             print(json.dumps(round_floats(point)), file=sys.stderr, flush=True)
             if last:
                 final = metrics
-                final["guidance_sweep"] = [sweep_point(trainer, evaluator, heldout_full, reference_full,
+                final["guidance_sweep"] = [sweep_point(trainer, evaluator, heldout_curve, reference_curve,
                                                        recipe.resolution or 32, sampling, scale)
                                            for scale in guidance_sweep]
                 sheet_path = results / f"quality_sheet_{name}.png"

@@ -349,7 +349,9 @@ class SamplingSettings:
     """How the measured images are generated: fixed, so runs compare."""
 
     num_inference_steps: int = 25
-    guidance_scale: float = 5.0
+    guidance_scale: float = 9.0
+    """The served default too: prompt-following rises with guidance at these budgets (0.09 at 3, 0.17 at 5,
+    0.25 at 7, 0.29 at 9 for the demo preset's weights, ``benchmarks/results/quality_ablation.json``)."""
     seed: int = 0
     batch_size: int = 64
 
