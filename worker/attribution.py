@@ -37,6 +37,7 @@ from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.pricing.models import PriceRule
 from foundry.royalties import service as royalties_service
+from foundry.training_jobs.policy import builds_attribution_index
 from provenance.influence import InfluenceConfig, InfluenceIndex
 from training.attribution_features import Attributor
 from training.pipelines import load_pipeline
@@ -69,6 +70,9 @@ def build_index(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache_d
     started = time.perf_counter()
     with sessions() as session:
         model = registry_service.get_model(session=session, model_id=model_id)
+        if not builds_attribution_index(model.kind):
+            raise InvalidInput(f"model {model_id} is an {model.kind}: influence is scored through the stage that "
+                               "draws, its parent", code="model_not_indexable")
         if model.snapshot_id is None:
             raise InvalidInput(f"model {model_id} was not trained on a snapshot: nothing to attribute to",
                                code="model_not_indexable")

@@ -27,9 +27,9 @@ from foundry.db import session_factory
 from foundry.errors import FoundryError
 from foundry.models_registry import service as registry_service
 from foundry.quality.policy import summary_line
-from foundry.training_jobs.policy import builds_attribution_index, measures_quality
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
+from foundry.training_jobs.policy import builds_attribution_index, measures_quality
 from foundry.usecases.training import wait_for_job
 from recipes import Recipe
 from training.engine import TrainingCancelled, train

@@ -11,8 +11,8 @@ from foundry.catalog.models import Asset
 from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotFilters
 from foundry.errors import Conflict, InvalidInput, NotFound
-from foundry.models_registry.models import RegisteredModel
 from foundry.models_registry import service as registry_service
+from foundry.models_registry.models import RegisteredModel
 from foundry.quality import service as quality_service
 from foundry.quality.policy import REQUIRED_METRICS, relative_figures
 from tests.catalog.test_import import row, run, write_manifest

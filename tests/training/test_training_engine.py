@@ -158,8 +158,9 @@ def test_gated_ids_are_exactly_the_ids_whose_images_enter_batches(tmp_path, reci
     )
     assert len(recorder.gated) == 8
     assert all(len(ids) == 3 for ids in recorder.gated)
-    # Pixel models read every image of every batch, right after the gate cleared it.
-    assert [i for ids in recorder.gated for i in ids] == recorder.loaded
+    # Pixel models read each image once, when the gate first cleared it; later epochs use the cached pixels.
+    gated = [i for ids in recorder.gated for i in ids]
+    assert recorder.loaded == list(dict.fromkeys(gated)) and len(set(gated)) < len(gated)
 
 
 class GateClosed(Exception):
