@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -110,6 +112,17 @@ def child_env() -> dict[str, str]:
     env["CUDA_VISIBLE_DEVICES"] = ""
     env["OMP_NUM_THREADS"] = "1"
     return env
+
+
+@pytest.fixture(scope="session")
+def run_child(child_env) -> Callable[[list[str]], subprocess.CompletedProcess]:
+    """Run a child command to its end from the repo root in ``child_env``, output captured, within 5 minutes."""
+
+    def run(command: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(command, check=False, cwd=REPO_ROOT, env=child_env, capture_output=True, text=True,
+                              timeout=300)
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -68,7 +68,7 @@ def _wait_for_step(progress_file, step, process, timeout_s=180.0):
 
 @pytest.mark.slow
 def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(
-    tmp_path, recipes, latent_examples, child_env, python, repo_root
+    tmp_path, recipes, latent_examples, child_env, run_child, python, repo_root
 ):
     data_dir = write_data_dir(tmp_path / "data", latent_examples)
     recipe = recipes.finetune(max_train_steps=40, checkpoint_every=4, use_ema=True)
@@ -102,15 +102,7 @@ def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(
     killed_at = checkpoints.latest_checkpoint(output).step
     assert 8 <= killed_at < 40
 
-    second = subprocess.run(
-        command + ["--resume-from", "latest"],
-        check=False,
-        cwd=repo_root,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    second = run_child(command + ["--resume-from", "latest"])
     assert second.returncode == 0, second.stderr[-3000:]
     resumed = json.loads(second.stdout)
     assert resumed["resumed_from_step"] == killed_at and resumed["steps_done"] == 40
@@ -121,7 +113,7 @@ def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(
 
 
 @pytest.mark.slow
-def test_two_process_accelerate_launch_on_cpu(tmp_path, recipes, child_env, python, repo_root):
+def test_two_process_accelerate_launch_on_cpu(tmp_path, recipes, run_child, python):
     data_dir = write_data_dir(tmp_path / "data", shape_examples(8, size=32, seed=5))
     recipe = recipes.base(
         train_batch_size=2,
@@ -154,15 +146,7 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, recipes, child_env, pyth
         "--data-dir",
         str(data_dir),
     ]
-    done = subprocess.run(
-        launch + ["--output", str(tmp_path / "out")],
-        check=False,
-        cwd=repo_root,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_child(launch + ["--output", str(tmp_path / "out")])
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)  # printed once, by the main process
     assert result["steps_done"] == 4
@@ -179,15 +163,7 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, recipes, child_env, pyth
     examples = load_data_dir(data_dir)
     revoked = tmp_path / "revoked.txt"
     revoked.write_text(examples[-1].example_id + "\n")
-    stopped = subprocess.run(
-        launch + ["--output", str(tmp_path / "gated"), "--revoked-ids-file", str(revoked)],
-        check=False,
-        cwd=repo_root,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    stopped = run_child(launch + ["--output", str(tmp_path / "gated"), "--revoked-ids-file", str(revoked)])
     assert stopped.returncode != 0
     assert "no longer permitted" in stopped.stderr
     assert not (tmp_path / "gated" / "training_result.json").exists()
