@@ -284,11 +284,16 @@ def sample_grid(
 
 
 @dataclass(frozen=True)
-class TinyLatentModelShape:
-    """A Stable-Diffusion-format model small enough for CPU tests, with SD's 8× VAE downsampling."""
+class LatentModelShape:
+    """Sizes of a Stable-Diffusion-format model: a UNet on an SD-style VAE's latents, a CLIP text side.
+
+    The defaults are small enough for CPU tests, with SD's 8× VAE downsampling.
+    """
 
     resolution: int = 64
     unet_block_out_channels: tuple[int, ...] = (32, 64)
+    unet_down_block_types: tuple[str, ...] = ("DownBlock2D", "CrossAttnDownBlock2D")
+    """One per level, finest first; the decoder mirrors them (SD 1.5 attends at all but the coarsest level)."""
     unet_layers_per_block: int = 1
     unet_attention_head_dim: int = 8
     unet_norm_num_groups: int = 8
@@ -297,31 +302,35 @@ class TinyLatentModelShape:
     vae_norm_num_groups: int = 8
     latent_channels: int = 4
     text_hidden_size: int = 32
+    """Also the width the UNet's cross-attention reads."""
     text_intermediate_size: int = 64
     text_num_layers: int = 2
     text_num_heads: int = 4
     tokenizer_vocab_size: int = 1000
+    text_vocab_size: int | None = None
+    """Rows of the text encoder's token embedding; ``None`` takes the tokenizer's size (benchmarks set
+    CLIP's 49408 to be CLIP-sized)."""
+
+    def __post_init__(self) -> None:
+        if len(self.unet_block_out_channels) != len(self.unet_down_block_types):
+            raise ValueError("unet_block_out_channels and unet_down_block_types must have the same length")
+
+    @property
+    def unet_up_block_types(self) -> tuple[str, ...]:
+        return tuple(t.replace("Down", "Up") for t in reversed(self.unet_down_block_types))
 
 
-def build_tiny_stable_diffusion(
-    output_dir: str | Path,
-    captions: list[str] | tuple[str, ...],
-    *,
-    seed: int = 0,
-    shape: TinyLatentModelShape = TinyLatentModelShape(),
-) -> Path:
-    """Save a random-init StableDiffusionPipeline folder (UNet, AutoencoderKL, CLIP text side, DDIM).
+def build_latent_parts(shape: LatentModelShape, tokenizer: CLIPTokenizer, sampling_scheduler: Any) -> PipelineParts:
+    """Random-init parts of a StableDiffusionPipeline (CLIP text side, AutoencoderKL, UNet); seed torch first.
 
-    The tokenizer is learned from ``captions``; nothing is downloaded. Used as the starting point
-    for ``finetune`` and ``lora`` in tests and benchmarks.
+    Training's forward process is a DDPMScheduler on ``sampling_scheduler``'s betas.
     """
-    torch.manual_seed(seed)
-    tokenizer = train_caption_tokenizer(captions, shape.tokenizer_vocab_size)
     text_encoder = build_text_encoder(
         tokenizer,
         TextEncoderShape(
             shape.text_hidden_size, shape.text_intermediate_size, shape.text_num_layers, shape.text_num_heads
         ),
+        vocab_size=shape.text_vocab_size,
     )
     down_levels = len(shape.vae_block_out_channels)
     vae = AutoencoderKL(
@@ -335,19 +344,46 @@ def build_tiny_stable_diffusion(
         norm_num_groups=shape.vae_norm_num_groups,
         sample_size=shape.resolution,
     )
-    unet_levels = len(shape.unet_block_out_channels)
     unet = UNet2DConditionModel(
         sample_size=shape.resolution // 2 ** (down_levels - 1),
         in_channels=shape.latent_channels,
         out_channels=shape.latent_channels,
         block_out_channels=shape.unet_block_out_channels,
-        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (unet_levels - 1),
-        up_block_types=("CrossAttnUpBlock2D",) * (unet_levels - 1) + ("UpBlock2D",),
+        down_block_types=shape.unet_down_block_types,
+        up_block_types=shape.unet_up_block_types,
         layers_per_block=shape.unet_layers_per_block,
         attention_head_dim=shape.unet_attention_head_dim,
         norm_num_groups=shape.unet_norm_num_groups,
         cross_attention_dim=shape.text_hidden_size,
     )
+    with expected_pipeline_warnings_silenced():
+        noise_scheduler = DDPMScheduler.from_config(sampling_scheduler.config)
+    return PipelineParts(
+        pipeline_class=StableDiffusionPipeline,
+        unet=unet,
+        noise_scheduler=noise_scheduler,
+        sampling_scheduler=sampling_scheduler,
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        extra_components={"safety_checker": None, "feature_extractor": None},
+    )
+
+
+def build_tiny_stable_diffusion(
+    output_dir: str | Path,
+    captions: list[str] | tuple[str, ...],
+    *,
+    seed: int = 0,
+    shape: LatentModelShape = LatentModelShape(),
+) -> Path:
+    """Save a random-init StableDiffusionPipeline folder (UNet, AutoencoderKL, CLIP text side, DDIM).
+
+    The tokenizer is learned from ``captions``; nothing is downloaded. Used as the starting point
+    for ``finetune`` and ``lora`` in tests and benchmarks.
+    """
+    torch.manual_seed(seed)
+    tokenizer = train_caption_tokenizer(captions, shape.tokenizer_vocab_size)
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -357,16 +393,7 @@ def build_tiny_stable_diffusion(
         steps_offset=1,
         prediction_type="epsilon",
     )
-    pipeline = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipeline = build_latent_parts(shape, tokenizer, scheduler).assemble(requires_safety_checker=False)
     output_dir = Path(output_dir)
     pipeline.save_pretrained(output_dir)
     write_classic_vocab_files(tokenizer, output_dir / "tokenizer")
@@ -374,12 +401,13 @@ def build_tiny_stable_diffusion(
 
 
 __all__ = [
+    "LatentModelShape",
     "PipelineParts",
-    "TinyLatentModelShape",
     "base_noise_scheduler",
     "base_sampling_scheduler",
     "build_base_parts",
     "build_base_unet",
+    "build_latent_parts",
     "build_tiny_stable_diffusion",
     "expected_pipeline_warnings_silenced",
     "load_pipeline",

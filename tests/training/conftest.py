@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from recipes import BaseModelShape, base_recipe, finetune_recipe, lora_recipe
-from training.pipelines import TinyLatentModelShape, build_tiny_stable_diffusion
+from training.pipelines import LatentModelShape, build_tiny_stable_diffusion
 from training.synthetic import shape_examples
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ TINY_BASE_SHAPE = BaseModelShape(
     text_num_heads=2,
     tokenizer_vocab_size=700,
 )
-TINY_LATENT_SHAPE = TinyLatentModelShape(
+TINY_LATENT_SHAPE = LatentModelShape(
     unet_block_out_channels=(16, 32),
     vae_block_out_channels=(8, 8, 16, 16),
     text_hidden_size=32,
