@@ -50,23 +50,17 @@ from training.data import ImageTransform
 from training.engine import DiffusionTrainer
 from training.pipelines import LatentModelShape, PipelineParts, build_latent_parts
 from training.synthetic import shape_examples
-from training.text_encoder import train_caption_tokenizer
+from training.text_encoder import TextEncoderShape, train_caption_tokenizer
 
 SD15 = LatentModelShape(
     resolution=512,
-    unet_block_out_channels=(320, 640, 1280, 1280),
+    unet_block_out_channels=(320, 640, 1280, 1280), unet_layers_per_block=2, unet_norm_num_groups=32,
     unet_down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    unet_layers_per_block=2,
-    unet_norm_num_groups=32,
-    vae_block_out_channels=(128, 256, 512, 512),
-    vae_layers_per_block=2,
-    vae_norm_num_groups=32,
-    text_hidden_size=768,
-    text_intermediate_size=3072,
-    text_num_layers=12,
-    text_num_heads=12,
+    vae_block_out_channels=(128, 256, 512, 512), vae_layers_per_block=2, vae_norm_num_groups=32,
+    text=TextEncoderShape(hidden_size=768, intermediate_size=3072, num_layers=12, num_heads=12),
     text_vocab_size=49408,  # CLIP-L's embedding table; the tokenizer learnt here has 1000 tokens
 )
+"""Stable Diffusion 1.5's UNet and VAE, CLIP ViT-L/14's text transformer: one line per model."""
 SMOKE = LatentModelShape(unet_down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                          vae_block_out_channels=(8, 16, 16, 16))
 """The engine's tiny test model with SD's layout: attention at every level but the coarsest."""

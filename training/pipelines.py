@@ -109,6 +109,30 @@ class PipelineParts:
             sample_size = sample_size[0]
         return int(sample_size) * self.vae_scale_factor
 
+    @classmethod
+    def from_components(cls, pipeline_class: type[DiffusionPipeline], components: dict[str, Any]) -> PipelineParts:
+        """Parts from a pipeline's components (its ``scheduler`` samples); the other components pass through.
+
+        Training's forward process is a DDPMScheduler on the sampler's betas, with the learned variance
+        of an IF-style UNet (twice as many output as input channels), whatever sampler was saved.
+        """
+        components = dict(components)
+        unet = components.pop("unet")
+        sampling_scheduler = components.pop("scheduler")
+        noise_scheduler = DDPMScheduler.from_config(sampling_scheduler.config)
+        if unet.config.out_channels == 2 * unet.config.in_channels:
+            noise_scheduler = DDPMScheduler.from_config(noise_scheduler.config, variance_type="learned_range")
+        return cls(
+            pipeline_class=pipeline_class,
+            unet=unet,
+            noise_scheduler=noise_scheduler,
+            sampling_scheduler=sampling_scheduler,
+            tokenizer=components.pop("tokenizer"),
+            text_encoder=components.pop("text_encoder"),
+            vae=components.pop("vae", None),
+            extra_components=components,
+        )
+
     def assemble(self, **overrides: Any) -> DiffusionPipeline:
         """A pipeline object from the current modules (used for validation samples and export)."""
         components: dict[str, Any] = dict(self.extra_components)
@@ -132,25 +156,7 @@ def load_pipeline_parts(path: str | Path) -> PipelineParts:
         raise ValueError(f"{path} is not a text-to-image UNet pipeline: missing {missing}")
     if not isinstance(components["unet"], UNet2DConditionModel):
         raise TypeError(f"{path}: the UNet is a {type(components['unet']).__name__}, not a UNet2DConditionModel")
-    unet = components.pop("unet")
-    sampling_scheduler = components.pop("scheduler")
-    tokenizer = components.pop("tokenizer")
-    text_encoder = components.pop("text_encoder")
-    vae = components.pop("vae", None)
-    noise_scheduler = DDPMScheduler.from_config(sampling_scheduler.config)
-    if unet.config.out_channels == 2 * unet.config.in_channels:
-        # An IF-style UNet predicts a variance too, whatever sampler its pipeline was saved with.
-        noise_scheduler = DDPMScheduler.from_config(noise_scheduler.config, variance_type="learned_range")
-    return PipelineParts(
-        pipeline_class=type(pipeline),
-        unet=unet,
-        noise_scheduler=noise_scheduler,
-        sampling_scheduler=sampling_scheduler,
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=vae,
-        extra_components=components,
-    )
+    return PipelineParts.from_components(type(pipeline), components)
 
 
 def base_noise_scheduler(shape: BaseModelShape) -> DDPMScheduler:
@@ -283,6 +289,9 @@ def sample_grid(
     return make_image_grid(images, rows=1, cols=len(images))
 
 
+TINY_TEXT_ENCODER = TextEncoderShape(hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4)
+
+
 @dataclass(frozen=True)
 class LatentModelShape:
     """Sizes of a Stable-Diffusion-format model: a UNet on an SD-style VAE's latents, a CLIP text side.
@@ -301,11 +310,8 @@ class LatentModelShape:
     vae_layers_per_block: int = 1
     vae_norm_num_groups: int = 8
     latent_channels: int = 4
-    text_hidden_size: int = 32
-    """Also the width the UNet's cross-attention reads."""
-    text_intermediate_size: int = 64
-    text_num_layers: int = 2
-    text_num_heads: int = 4
+    text: TextEncoderShape = TINY_TEXT_ENCODER
+    """The CLIP text transformer; its width is also the UNet's cross-attention width."""
     tokenizer_vocab_size: int = 1000
     text_vocab_size: int | None = None
     """Rows of the text encoder's token embedding; ``None`` takes the tokenizer's size (benchmarks set
@@ -321,17 +327,8 @@ class LatentModelShape:
 
 
 def build_latent_parts(shape: LatentModelShape, tokenizer: CLIPTokenizer, sampling_scheduler: Any) -> PipelineParts:
-    """Random-init parts of a StableDiffusionPipeline (CLIP text side, AutoencoderKL, UNet); seed torch first.
-
-    Training's forward process is a DDPMScheduler on ``sampling_scheduler``'s betas.
-    """
-    text_encoder = build_text_encoder(
-        tokenizer,
-        TextEncoderShape(
-            shape.text_hidden_size, shape.text_intermediate_size, shape.text_num_layers, shape.text_num_heads
-        ),
-        vocab_size=shape.text_vocab_size,
-    )
+    """Random-init parts of a StableDiffusionPipeline (CLIP text side, AutoencoderKL, UNet); seed torch first."""
+    text_encoder = build_text_encoder(tokenizer, shape.text, vocab_size=shape.text_vocab_size)
     down_levels = len(shape.vae_block_out_channels)
     vae = AutoencoderKL(
         in_channels=3,
@@ -354,20 +351,11 @@ def build_latent_parts(shape: LatentModelShape, tokenizer: CLIPTokenizer, sampli
         layers_per_block=shape.unet_layers_per_block,
         attention_head_dim=shape.unet_attention_head_dim,
         norm_num_groups=shape.unet_norm_num_groups,
-        cross_attention_dim=shape.text_hidden_size,
+        cross_attention_dim=shape.text.hidden_size,
     )
-    with expected_pipeline_warnings_silenced():
-        noise_scheduler = DDPMScheduler.from_config(sampling_scheduler.config)
-    return PipelineParts(
-        pipeline_class=StableDiffusionPipeline,
-        unet=unet,
-        noise_scheduler=noise_scheduler,
-        sampling_scheduler=sampling_scheduler,
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=vae,
-        extra_components={"safety_checker": None, "feature_extractor": None},
-    )
+    components = {"unet": unet, "scheduler": sampling_scheduler, "tokenizer": tokenizer, "text_encoder": text_encoder,
+                  "vae": vae, "safety_checker": None, "feature_extractor": None}
+    return PipelineParts.from_components(StableDiffusionPipeline, components)
 
 
 def build_tiny_stable_diffusion(

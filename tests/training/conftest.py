@@ -22,20 +22,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 torch.set_num_threads(1)
 
 TINY_BASE_SHAPE = BaseModelShape(
-    unet_block_out_channels=(16, 32),
+    unet_block_out_channels=(16, 32), unet_norm_num_groups=8,
     unet_down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-    unet_norm_num_groups=8,
-    text_hidden_size=32,
-    text_intermediate_size=64,
-    text_num_layers=1,
-    text_num_heads=2,
-    tokenizer_vocab_size=700,
+    text_hidden_size=32, text_intermediate_size=64, text_num_layers=1, text_num_heads=2, tokenizer_vocab_size=700,
 )
+"""Two UNet levels (attention at the coarser) and a one-layer text side: seconds per CPU test run."""
 TINY_LATENT_SHAPE = LatentModelShape(
-    unet_block_out_channels=(16, 32),
-    vae_block_out_channels=(8, 8, 16, 16),
-    text_hidden_size=32,
-    tokenizer_vocab_size=800,
+    unet_block_out_channels=(16, 32), vae_block_out_channels=(8, 8, 16, 16), tokenizer_vocab_size=800
 )
 
 

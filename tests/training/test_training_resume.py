@@ -53,6 +53,13 @@ def test_crash_then_resume_matches_an_uninterrupted_run(tmp_path, recipes, pixel
     assert resumed.weights_sha256 == uninterrupted.weights_sha256  # bit-identical on one machine
 
 
+def _training_run_module(recipe, data_dir, tmp_path) -> list[str]:
+    """``-m training.run`` and its arguments for ``recipe`` on ``data_dir`` (the recipe saved in ``tmp_path``)."""
+    recipe_file = tmp_path / "recipe.json"
+    recipe_file.write_text(recipe.to_json())
+    return ["-m", "training.run", "--recipe-json", str(recipe_file), "--data-dir", str(data_dir)]
+
+
 def _wait_for_step(progress_file, step, process, timeout_s=180.0):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -72,18 +79,11 @@ def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(
 ):
     data_dir = write_data_dir(tmp_path / "data", latent_examples)
     recipe = recipes.finetune(max_train_steps=40, checkpoint_every=4, use_ema=True)
-    recipe_file = tmp_path / "recipe.json"
-    recipe_file.write_text(recipe.to_json())
     output = tmp_path / "killed"
     progress_file = tmp_path / "progress.jsonl"
     command = [
         python,
-        "-m",
-        "training.run",
-        "--recipe-json",
-        str(recipe_file),
-        "--data-dir",
-        str(data_dir),
+        *_training_run_module(recipe, data_dir, tmp_path),
         "--output",
         str(output),
         "--progress-jsonl",
@@ -124,8 +124,6 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, recipes, run_child, pyth
         validation_prompts=("a red circle on a blue background",),
         validation_inference_steps=2,
     )
-    recipe_file = tmp_path / "recipe.json"
-    recipe_file.write_text(recipe.to_json())
     launch = [
         python,
         "-m",
@@ -139,12 +137,7 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, recipes, run_child, pyth
         "no",
         "--dynamo_backend",
         "no",
-        "-m",
-        "training.run",
-        "--recipe-json",
-        str(recipe_file),
-        "--data-dir",
-        str(data_dir),
+        *_training_run_module(recipe, data_dir, tmp_path),
     ]
     done = run_child(launch + ["--output", str(tmp_path / "out")])
     assert done.returncode == 0, done.stderr[-3000:]
