@@ -193,20 +193,27 @@ def base_sampling_scheduler(noise_scheduler: DDPMScheduler, sampler: str) -> Any
     raise ValueError(f"unknown sampler {sampler!r}")
 
 
+def unet_levels(shape: BaseModelShape | LatentModelShape) -> dict[str, Any]:
+    """The UNet2DConditionModel arguments both model shapes name alike: its levels, their blocks and attention."""
+    return {
+        "block_out_channels": shape.unet_block_out_channels,
+        "down_block_types": shape.unet_down_block_types,
+        "up_block_types": shape.unet_up_block_types,
+        "layers_per_block": shape.unet_layers_per_block,
+        "attention_head_dim": shape.unet_attention_head_dim,
+        "norm_num_groups": shape.unet_norm_num_groups,
+    }
+
+
 def build_base_unet(shape: BaseModelShape, resolution: int, cross_attention_dim: int) -> UNet2DConditionModel:
     return UNet2DConditionModel(
         sample_size=resolution,
         in_channels=3,
         out_channels=6,  # prediction + learned variance interpolation, per RGB channel
-        block_out_channels=shape.unet_block_out_channels,
-        down_block_types=shape.unet_down_block_types,
-        up_block_types=shape.unet_up_block_types,
-        layers_per_block=shape.unet_layers_per_block,
-        attention_head_dim=shape.unet_attention_head_dim,
-        norm_num_groups=shape.unet_norm_num_groups,
         cross_attention_dim=cross_attention_dim,
         addition_embed_type="text" if shape.unet_pooled_text else None,
         addition_embed_type_num_heads=shape.text_num_heads,
+        **unet_levels(shape),
     )
 
 
@@ -345,13 +352,8 @@ def build_latent_parts(shape: LatentModelShape, tokenizer: CLIPTokenizer, sampli
         sample_size=shape.resolution // 2 ** (down_levels - 1),
         in_channels=shape.latent_channels,
         out_channels=shape.latent_channels,
-        block_out_channels=shape.unet_block_out_channels,
-        down_block_types=shape.unet_down_block_types,
-        up_block_types=shape.unet_up_block_types,
-        layers_per_block=shape.unet_layers_per_block,
-        attention_head_dim=shape.unet_attention_head_dim,
-        norm_num_groups=shape.unet_norm_num_groups,
         cross_attention_dim=shape.text.hidden_size,
+        **unet_levels(shape),
     )
     components = {"unet": unet, "scheduler": sampling_scheduler, "tokenizer": tokenizer, "text_encoder": text_encoder,
                   "vae": vae, "safety_checker": None, "feature_extractor": None}
