@@ -297,6 +297,7 @@ def sample_grid(
 
 
 TINY_TEXT_ENCODER = TextEncoderShape(hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4)
+"""A CLIP text transformer small enough for CPU tests."""
 
 
 @dataclass(frozen=True)
@@ -391,6 +392,7 @@ def build_tiny_stable_diffusion(
 
 
 __all__ = [
+    "TINY_TEXT_ENCODER",
     "LatentModelShape",
     "PipelineParts",
     "base_noise_scheduler",
@@ -404,4 +406,5 @@ __all__ = [
     "load_pipeline_parts",
     "pipeline_call_kwargs",
     "sample_grid",
+    "unet_levels",
 ]
