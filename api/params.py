@@ -12,6 +12,8 @@ from foundry.generation.schemas import MAX_IMAGES_PER_REQUEST
 MAX_INT32 = 2**31 - 1
 """The largest value of the INTEGER columns that counts and amounts are stored in (and a sane offset)."""
 
+PageLimit = Annotated[int, Query(ge=1, le=200)]
+"""Page size of the admin and model list routes (each defaults to 50)."""
 Offset = Annotated[int, Query(ge=0, le=MAX_INT32, description="How many items to skip (0 to 2^31-1).")]
 Threshold = Annotated[int | None, Query(ge=0, le=MAX_INT32,
                                         description="Minimum payout in minor units; default from settings.")]

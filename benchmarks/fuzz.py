@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+from foundry.processes import free_port, stop_process
 
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_schema_conformance", "unsupported_method")
@@ -54,12 +55,6 @@ class Target:
     keys: dict[str, str]
     ids: dict[str, list[str]] = field(default_factory=dict)
     access_log: Path | None = None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def server_env(settings, **extra: str) -> dict[str, str]:
@@ -97,15 +92,6 @@ def start_server(settings, log_path: Path) -> tuple[subprocess.Popen, str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"uvicorn did not start:\n{log_path.read_text()[-3000:]}") from None
             time.sleep(0.1)
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def seed_accounts(settings, sessions) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -337,7 +323,7 @@ def main() -> None:
             result = fuzz(target, root / "runs", max_examples=args.max_examples, max_time=args.max_time or None,
                           seed=args.seed)
         finally:
-            stop_server(process)
+            stop_process(process)
     result["database"] = "postgresql" if args.database_url.startswith("postgresql") else "sqlite"
     for run in result["roles"]:
         if run["exit_code"] == 0:

@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -42,110 +41,36 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import set_seed
-from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import DDPMScheduler
 from diffusers.utils import logging as diffusers_logging
-from transformers import CLIPTextConfig, CLIPTextModel
 from transformers.utils import logging as transformers_logging
 
 from recipes import finetune_recipe
 from training.data import ImageTransform
 from training.engine import DiffusionTrainer
-from training.pipelines import PipelineParts
+from training.pipelines import LatentModelShape, PipelineParts, build_latent_parts
 from training.synthetic import shape_examples
-from training.text_encoder import train_caption_tokenizer
+from training.text_encoder import TextEncoderShape, train_caption_tokenizer
 
-
-@dataclass(frozen=True)
-class Sizes:
-    resolution: int
-    unet_channels: tuple[int, ...]
-    unet_layers: int
-    unet_head_dim: int
-    unet_groups: int
-    vae_channels: tuple[int, ...]
-    vae_layers: int
-    vae_groups: int
-    text_hidden: int
-    text_intermediate: int
-    text_layers: int
-    text_heads: int
-    text_vocab: int
-
-
-SD15 = Sizes(
+SD15 = LatentModelShape(
     resolution=512,
-    unet_channels=(320, 640, 1280, 1280),
-    unet_layers=2,
-    unet_head_dim=8,
-    unet_groups=32,
-    vae_channels=(128, 256, 512, 512),
-    vae_layers=2,
-    vae_groups=32,
-    text_hidden=768,
-    text_intermediate=3072,
-    text_layers=12,
-    text_heads=12,
-    text_vocab=49408,
+    unet_block_out_channels=(320, 640, 1280, 1280), unet_layers_per_block=2, unet_norm_num_groups=32,
+    unet_down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    vae_block_out_channels=(128, 256, 512, 512), vae_layers_per_block=2, vae_norm_num_groups=32,
+    text=TextEncoderShape(hidden_size=768, intermediate_size=3072, num_layers=12, num_heads=12),
+    text_vocab_size=49408,  # CLIP-L's embedding table; the tokenizer learnt here has 1000 tokens
 )
-SMOKE = Sizes(
-    resolution=64,
-    unet_channels=(32, 64),
-    unet_layers=1,
-    unet_head_dim=8,
-    unet_groups=8,
-    vae_channels=(8, 16, 16, 16),
-    vae_layers=1,
-    vae_groups=8,
-    text_hidden=32,
-    text_intermediate=64,
-    text_layers=2,
-    text_heads=4,
-    text_vocab=1000,
-)
+"""Stable Diffusion 1.5's UNet and VAE, CLIP ViT-L/14's text transformer: one line per model."""
+SMOKE = LatentModelShape(unet_down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                         vae_block_out_channels=(8, 16, 16, 16))
+"""The engine's tiny test model with SD's layout: attention at every level but the coarsest."""
 
 
-def build_models(sizes: Sizes, device: torch.device, seed: int):
+def build_parts(shape: LatentModelShape, tokenizer, device: torch.device, seed: int) -> PipelineParts:
     """Random-init UNet, VAE and text encoder straight on ``device`` (no CPU init of 1B params)."""
     torch.manual_seed(seed)
-    levels = len(sizes.unet_channels)
     with torch.device(device):
-        unet = UNet2DConditionModel(
-            sample_size=sizes.resolution // 8,
-            in_channels=4,
-            out_channels=4,
-            block_out_channels=sizes.unet_channels,
-            layers_per_block=sizes.unet_layers,
-            down_block_types=("CrossAttnDownBlock2D",) * (levels - 1) + ("DownBlock2D",),
-            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (levels - 1),
-            cross_attention_dim=sizes.text_hidden,
-            attention_head_dim=sizes.unet_head_dim,
-            norm_num_groups=sizes.unet_groups,
-        )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * len(sizes.vae_channels),
-            up_block_types=("UpDecoderBlock2D",) * len(sizes.vae_channels),
-            block_out_channels=sizes.vae_channels,
-            layers_per_block=sizes.vae_layers,
-            latent_channels=4,
-            norm_num_groups=sizes.vae_groups,
-            sample_size=sizes.resolution,
-            scaling_factor=0.18215,
-        )
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=sizes.text_vocab,
-                hidden_size=sizes.text_hidden,
-                intermediate_size=sizes.text_intermediate,
-                num_hidden_layers=sizes.text_layers,
-                num_attention_heads=sizes.text_heads,
-                max_position_embeddings=77,
-                hidden_act="quick_gelu",
-                projection_dim=sizes.text_hidden,
-            )
-        )
-    return unet, vae, text_encoder
+        return build_latent_parts(shape, tokenizer, sd_noise_scheduler())
 
 
 def sd_noise_scheduler() -> DDPMScheduler:
@@ -177,11 +102,12 @@ def _reset_accelerate() -> None:
     GradientState._reset_state()
 
 
-def run_bare(sizes, examples, tokenizer, *, device, mixed_precision, batch_size, warmup, steps, seed) -> dict:
+def run_bare(shape, examples, tokenizer, *, device, mixed_precision, batch_size, warmup, steps, seed) -> dict:
     """diffusers' train_text_to_image.py step: encode with VAE and text encoder every step."""
     reset_peak_memory(device)
     set_seed(seed)
-    unet, vae, text_encoder = build_models(sizes, device, seed)
+    parts = build_parts(shape, tokenizer, device, seed)
+    unet, vae, text_encoder = parts.unet, parts.vae, parts.text_encoder
     accelerator = Accelerator(mixed_precision=mixed_precision)
     weight_dtype = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[mixed_precision]
     vae.requires_grad_(False)
@@ -192,7 +118,7 @@ def run_bare(sizes, examples, tokenizer, *, device, mixed_precision, batch_size,
     noise_scheduler = sd_noise_scheduler()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-5, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
     unet, optimizer = accelerator.prepare(unet, optimizer)
-    transform = ImageTransform(sizes.resolution)
+    transform = ImageTransform(shape.resolution)
 
     def batch(step: int):
         chosen = [examples[(step * batch_size + i) % len(examples)] for i in range(batch_size)]
@@ -231,33 +157,22 @@ def run_bare(sizes, examples, tokenizer, *, device, mixed_precision, batch_size,
         unet_parameters_m=round(sum(p.numel() for p in unet.parameters()) / 1e6, 1),
     )
     accelerator.free_memory()
-    del unet, vae, text_encoder, optimizer, accelerator
+    del parts, unet, vae, text_encoder, optimizer, accelerator
     _reset_accelerate()
     reset_peak_memory(device)
     return result
 
 
 def run_ours(
-    sizes, examples, tokenizer, *, device, mixed_precision, batch_size, warmup, steps, seed, compile_mode, workdir
+    shape, examples, tokenizer, *, device, mixed_precision, batch_size, warmup, steps, seed, compile_mode, workdir
 ) -> dict:
     """The engine's fine-tune path with caches, fused AdamW, SDPA, channels-last and torch.compile."""
     reset_peak_memory(device)
     set_seed(seed)
-    unet, vae, text_encoder = build_models(sizes, device, seed)
-    scheduler = sd_noise_scheduler()
-    parts = PipelineParts(
-        pipeline_class=StableDiffusionPipeline,
-        unet=unet,
-        noise_scheduler=scheduler,
-        sampling_scheduler=scheduler,
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=vae,
-        extra_components={"safety_checker": None, "feature_extractor": None},
-    )
+    parts = build_parts(shape, tokenizer, device, seed)
     recipe = finetune_recipe(
         "random-init SD-1.5-sized pipeline",
-        resolution=sizes.resolution,
+        resolution=shape.resolution,
         train_batch_size=batch_size,
         max_train_steps=warmup + steps,
         learning_rate=1e-5,
@@ -291,7 +206,7 @@ def run_ours(
         return result
     finally:
         trainer.close()
-        del trainer, parts, unet, vae, text_encoder
+        del trainer, parts
         reset_peak_memory(device)
 
 
@@ -336,19 +251,19 @@ def main(argv: list[str] | None = None) -> dict:
     transformers_logging.disable_progress_bar()
 
     if args.smoke:
-        sizes, device, mixed_precision = SMOKE, torch.device("cpu"), "no"
+        shape, device, mixed_precision = SMOKE, torch.device("cpu"), "no"
         batch_size, steps, warmup = args.batch_size or 2, args.steps or 2, args.warmup or 1
         compile_mode = args.compile or "off"
     else:
         if not torch.cuda.is_available():
             parser.error("needs a CUDA GPU; use --smoke to exercise the script on CPU")
-        sizes, device, mixed_precision = SD15, torch.device("cuda"), "bf16"
+        shape, device, mixed_precision = SD15, torch.device("cuda"), "bf16"
         batch_size, steps, warmup = args.batch_size or 8, args.steps or 20, args.warmup or 3
         compile_mode = args.compile or "regional"
 
     # Every image is seen during warm-up, so the timed steps show the engine's steady state.
-    examples = shape_examples(batch_size * max(1, warmup), size=sizes.resolution, seed=args.seed)
-    tokenizer = train_caption_tokenizer([e.caption for e in examples], vocab_size=min(sizes.text_vocab, 1000))
+    examples = shape_examples(batch_size * max(1, warmup), size=shape.resolution, seed=args.seed)
+    tokenizer = train_caption_tokenizer([e.caption for e in examples], vocab_size=shape.tokenizer_vocab_size)
     common = {
         "device": device,
         "mixed_precision": mixed_precision,
@@ -362,17 +277,17 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "SD-1.5-sized UNet fine-tune" if not args.smoke else "smoke (tiny sizes, CPU)",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
-        "resolution": sizes.resolution,
+        "resolution": shape.resolution,
         "batch_size": batch_size,
         "mixed_precision": mixed_precision,
     }
     started = time.perf_counter()
-    report["bare"] = run_bare(sizes, examples, tokenizer, **common)
+    report["bare"] = run_bare(shape, examples, tokenizer, **common)
     with tempfile.TemporaryDirectory(prefix="gpu-train-") as workdir:
         ours = None
         try:
             ours = run_ours(
-                sizes, examples, tokenizer, compile_mode=compile_mode, workdir=Path(workdir) / "a", **common
+                shape, examples, tokenizer, compile_mode=compile_mode, workdir=Path(workdir) / "a", **common
             )
         except Exception:  # a compile failure must not hide the uncompiled comparison
             if compile_mode == "off":
@@ -380,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict:
             report["compile_error"] = traceback.format_exc(limit=3)
         if ours is None:  # retried outside the except block, so the failed attempt's tensors are freed
             reset_peak_memory(device)
-            ours = run_ours(sizes, examples, tokenizer, compile_mode="off", workdir=Path(workdir) / "b", **common)
+            ours = run_ours(shape, examples, tokenizer, compile_mode="off", workdir=Path(workdir) / "b", **common)
         report["ours"] = ours
     report["ratio"] = round(report["ours"]["images_per_s"] / report["bare"]["images_per_s"], 3)
     report["compile_and_warmup_s"] = report["ours"]["warmup_s"]

@@ -33,6 +33,7 @@ from foundry.db import session_factory
 from foundry.errors import FoundryError
 from foundry.models_registry import service as registry_service
 from foundry.pricing import service as pricing_service
+from foundry.processes import free_port, stop_process
 from foundry.quality import service as quality_service
 from foundry.quality.policy import summary_line
 from foundry.rendering import counted, import_tables, job_progress, summary_tables
@@ -231,14 +232,6 @@ def prepare_serving(settings: Settings, console: Console) -> tuple[str, str]:
     return customer_key, admin_key
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def serve_and_generate(settings: Settings, model_id, console: Console) -> None:
     import os
     import sys
@@ -251,7 +244,7 @@ def serve_and_generate(settings: Settings, model_id, console: Console) -> None:
     customer_key, admin_key = prepare_serving(settings, console)
 
     console.rule("8. start the HTTP API")
-    port = _free_port()
+    port = free_port()
     log_path = settings.var_dir / "demo" / "api.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "FOUNDRY_VAR_DIR": str(settings.var_dir.resolve())}
@@ -273,11 +266,7 @@ def serve_and_generate(settings: Settings, model_id, console: Console) -> None:
             console.print(f"API at {base} (log {log_path})")
             generate_through_api(http, settings, model_id, customer_key, admin_key, console, Table)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server)
 
 
 def generate_through_api(http, settings: Settings, model_id, customer_key: str, admin_key: str,

@@ -61,18 +61,14 @@ def import_tables(batch: CatalogImport) -> list[Table]:
                          ("near-duplicates reported", batch.near_duplicates)):
         table.add_row(label, str(value))
     tables = [table]
-    rejections = batch.report.get("rejections", [])
-    if rejections:
-        shown = Table("row", "ref", "code", "reason", title=f"rejected rows (first {min(20, len(rejections))})")
-        for item in rejections[:20]:
-            shown.add_row(str(item["row"]), str(item["ref"]), item["code"], item["message"])
-        tables.append(shown)
-    warnings = batch.report.get("warnings", [])
-    if warnings:
-        shown = Table("row", "ref", "code", "note", title=f"warnings (first {min(20, len(warnings))})")
-        for item in warnings[:20]:
-            shown.add_row(str(item["row"]), str(item["ref"]), item["code"], item["message"])
-        tables.append(shown)
+    # the report lists rejected rows and warned rows alike; only the last column's meaning differs
+    for key, message_column, title in (("rejections", "reason", "rejected rows"), ("warnings", "note", "warnings")):
+        items = batch.report.get(key, [])
+        if items:
+            shown = Table("row", "ref", "code", message_column, title=f"{title} (first {min(20, len(items))})")
+            for item in items[:20]:
+                shown.add_row(str(item["row"]), str(item["ref"]), item["code"], item["message"])
+            tables.append(shown)
     return tables
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import tarfile
 import uuid
 import zipfile
 
@@ -137,17 +136,13 @@ def test_asset_detail_includes_its_grants(client, sessions):
 
 
 def test_openmoji_format_upload(client):
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        def add(name, data):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-        add("package/data/openmoji.json", b'[{"hexcode": "1F600", "annotation": "grinning face", "tags": "face",'
-                                          b' "openmoji_author": "Emily", "openmoji_date": "2018-04-18"}]')
-        add("package/color/svg/1F600.svg", images.pattern_svg(5))
+    package = images.tar_gz({
+        "package/data/openmoji.json": b'[{"hexcode": "1F600", "annotation": "grinning face", "tags": "face",'
+                                      b' "openmoji_author": "Emily", "openmoji_date": "2018-04-18"}]',
+        "package/color/svg/1F600.svg": images.pattern_svg(5),
+    })
     response = client.post("/v1/catalog/imports", headers=ADMIN, data={"format": "openmoji"},
-                           files={"archive": ("openmoji.tgz", buffer.getvalue(), "application/gzip")})
+                           files={"archive": ("openmoji.tgz", package, "application/gzip")})
     assert response.status_code == 201, response.text
     assert response.json()["rows_imported"] == 1
 

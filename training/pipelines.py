@@ -115,6 +115,30 @@ class PipelineParts:
             sample_size = sample_size[0]
         return int(sample_size) * self.vae_scale_factor
 
+    @classmethod
+    def from_components(cls, pipeline_class: type[DiffusionPipeline], components: dict[str, Any]) -> PipelineParts:
+        """Parts from a pipeline's components (its ``scheduler`` samples); the other components pass through.
+
+        Training's forward process is a DDPMScheduler on the sampler's betas, with the learned variance
+        of an IF-style UNet (twice as many output as input channels), whatever sampler was saved.
+        """
+        components = dict(components)
+        unet = components.pop("unet")
+        sampling_scheduler = components.pop("scheduler")
+        noise_scheduler = DDPMScheduler.from_config(sampling_scheduler.config)
+        if unet.config.out_channels == 2 * unet.config.in_channels:
+            noise_scheduler = DDPMScheduler.from_config(noise_scheduler.config, variance_type="learned_range")
+        return cls(
+            pipeline_class=pipeline_class,
+            unet=unet,
+            noise_scheduler=noise_scheduler,
+            sampling_scheduler=sampling_scheduler,
+            tokenizer=components.pop("tokenizer"),
+            text_encoder=components.pop("text_encoder"),
+            vae=components.pop("vae", None),
+            extra_components=components,
+        )
+
     def assemble(self, **overrides: Any) -> DiffusionPipeline:
         """A pipeline object from the current modules (used for validation samples and export)."""
         components: dict[str, Any] = dict(self.extra_components)
@@ -138,25 +162,7 @@ def load_pipeline_parts(path: str | Path) -> PipelineParts:
         raise ValueError(f"{path} is not a text-to-image UNet pipeline: missing {missing}")
     if not isinstance(components["unet"], UNet2DConditionModel):
         raise TypeError(f"{path}: the UNet is a {type(components['unet']).__name__}, not a UNet2DConditionModel")
-    unet = components.pop("unet")
-    sampling_scheduler = components.pop("scheduler")
-    tokenizer = components.pop("tokenizer")
-    text_encoder = components.pop("text_encoder")
-    vae = components.pop("vae", None)
-    noise_scheduler = DDPMScheduler.from_config(sampling_scheduler.config)
-    if unet.config.out_channels == 2 * unet.config.in_channels:
-        # An IF-style UNet predicts a variance too, whatever sampler its pipeline was saved with.
-        noise_scheduler = DDPMScheduler.from_config(noise_scheduler.config, variance_type="learned_range")
-    return PipelineParts(
-        pipeline_class=type(pipeline),
-        unet=unet,
-        noise_scheduler=noise_scheduler,
-        sampling_scheduler=sampling_scheduler,
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=vae,
-        extra_components=components,
-    )
+    return PipelineParts.from_components(type(pipeline), components)
 
 
 def base_noise_scheduler(shape: BaseModelShape) -> DDPMScheduler:
@@ -193,20 +199,27 @@ def base_sampling_scheduler(noise_scheduler: DDPMScheduler, sampler: str) -> Any
     raise ValueError(f"unknown sampler {sampler!r}")
 
 
+def unet_levels(shape: BaseModelShape | LatentModelShape) -> dict[str, Any]:
+    """The UNet2DConditionModel arguments both model shapes name alike: its levels, their blocks and attention."""
+    return {
+        "block_out_channels": shape.unet_block_out_channels,
+        "down_block_types": shape.unet_down_block_types,
+        "up_block_types": shape.unet_up_block_types,
+        "layers_per_block": shape.unet_layers_per_block,
+        "attention_head_dim": shape.unet_attention_head_dim,
+        "norm_num_groups": shape.unet_norm_num_groups,
+    }
+
+
 def build_base_unet(shape: BaseModelShape, resolution: int, cross_attention_dim: int) -> UNet2DConditionModel:
     return UNet2DConditionModel(
         sample_size=resolution,
         in_channels=3,
         out_channels=6,  # prediction + learned variance interpolation, per RGB channel
-        block_out_channels=shape.unet_block_out_channels,
-        down_block_types=shape.unet_down_block_types,
-        up_block_types=shape.unet_up_block_types,
-        layers_per_block=shape.unet_layers_per_block,
-        attention_head_dim=shape.unet_attention_head_dim,
-        norm_num_groups=shape.unet_norm_num_groups,
         cross_attention_dim=cross_attention_dim,
         addition_embed_type="text" if shape.unet_pooled_text else None,
         addition_embed_type_num_heads=shape.text_num_heads,
+        **unet_levels(shape),
     )
 
 
@@ -222,16 +235,23 @@ def build_base_parts(shape: BaseModelShape, resolution: int, tokenizer: CLIPToke
         ),
     )
     unet = build_base_unet(shape, resolution, cross_attention_dim=shape.text_hidden_size)
+    return scratch_pixel_parts(IFPipeline, shape, unet, tokenizer, text_encoder)
+
+
+def scratch_pixel_parts(pipeline_class: type[DiffusionPipeline], shape: BaseModelShape, unet: UNet2DConditionModel,
+                        tokenizer: CLIPTokenizer, text_encoder: torch.nn.Module, **components: Any) -> PipelineParts:
+    """Parts of a from-scratch pixel model: its shape's IF-style schedulers, and no third-party filters
+    (DeepFloyd's safety checker and watermarker are for their weights; ours carry our own provenance)."""
     scheduler = base_noise_scheduler(shape)
     return PipelineParts(
-        pipeline_class=IFPipeline,
+        pipeline_class=pipeline_class,
         unet=unet,
         noise_scheduler=scheduler,
         sampling_scheduler=base_sampling_scheduler(scheduler, shape.default_sampler),
         tokenizer=tokenizer,
         text_encoder=text_encoder,
         vae=None,
-        extra_components={"safety_checker": None, "feature_extractor": None, "watermarker": None},
+        extra_components={**components, "safety_checker": None, "feature_extractor": None, "watermarker": None},
     )
 
 
@@ -250,14 +270,10 @@ def build_upscaler_unet(shape: BaseModelShape, resolution: int, cross_attention_
         sample_size=resolution,
         in_channels=6,  # the noisy image and the enlarged, noised condition
         out_channels=6,  # prediction + learned variance interpolation, per RGB channel
-        block_out_channels=shape.unet_block_out_channels,
-        down_block_types=shape.unet_down_block_types,
-        up_block_types=shape.unet_up_block_types,
         mid_block_type="UNetMidBlock2D",
-        layers_per_block=shape.unet_layers_per_block,
-        norm_num_groups=shape.unet_norm_num_groups,
         cross_attention_dim=cross_attention_dim,
         class_embed_type="timestep",  # the condition's noise level, embedded like a timestep
+        **unet_levels(shape),
     )
 
 
@@ -266,18 +282,8 @@ def build_upscaler_parts(shape: BaseModelShape, resolution: int, parent: Pipelin
     if parent.pipeline_class is not IFPipeline:
         raise ValueError(f"an upscaler follows a pixel-space IFPipeline, not a {parent.pipeline_class.__name__}")
     unet = build_upscaler_unet(shape, resolution, cross_attention_dim=parent.text_encoder.config.hidden_size)
-    scheduler = base_noise_scheduler(shape)
-    return PipelineParts(
-        pipeline_class=IFSuperResolutionPipeline,
-        unet=unet,
-        noise_scheduler=scheduler,
-        sampling_scheduler=base_sampling_scheduler(scheduler, shape.default_sampler),
-        tokenizer=parent.tokenizer,
-        text_encoder=parent.text_encoder,
-        vae=None,
-        extra_components={"image_noising_scheduler": image_noising_scheduler(shape), "safety_checker": None,
-                          "feature_extractor": None, "watermarker": None},
-    )
+    return scratch_pixel_parts(IFSuperResolutionPipeline, shape, unet, parent.tokenizer, parent.text_encoder,
+                               image_noising_scheduler=image_noising_scheduler(shape))
 
 
 def pipeline_call_kwargs(pipeline: Any) -> dict[str, Any]:
@@ -396,12 +402,21 @@ def sample_grid(
     return make_image_grid(images, rows=1, cols=len(images))
 
 
+TINY_TEXT_ENCODER = TextEncoderShape(hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4)
+"""A CLIP text transformer small enough for CPU tests."""
+
+
 @dataclass(frozen=True)
-class TinyLatentModelShape:
-    """A Stable-Diffusion-format model small enough for CPU tests, with SD's 8× VAE downsampling."""
+class LatentModelShape:
+    """Sizes of a Stable-Diffusion-format model: a UNet on an SD-style VAE's latents, a CLIP text side.
+
+    The defaults are small enough for CPU tests, with SD's 8× VAE downsampling.
+    """
 
     resolution: int = 64
     unet_block_out_channels: tuple[int, ...] = (32, 64)
+    unet_down_block_types: tuple[str, ...] = ("DownBlock2D", "CrossAttnDownBlock2D")
+    """One per level, finest first; the decoder mirrors them (SD 1.5 attends at all but the coarsest level)."""
     unet_layers_per_block: int = 1
     unet_attention_head_dim: int = 8
     unet_norm_num_groups: int = 8
@@ -409,33 +424,25 @@ class TinyLatentModelShape:
     vae_layers_per_block: int = 1
     vae_norm_num_groups: int = 8
     latent_channels: int = 4
-    text_hidden_size: int = 32
-    text_intermediate_size: int = 64
-    text_num_layers: int = 2
-    text_num_heads: int = 4
+    text: TextEncoderShape = TINY_TEXT_ENCODER
+    """The CLIP text transformer; its width is also the UNet's cross-attention width."""
     tokenizer_vocab_size: int = 1000
+    text_vocab_size: int | None = None
+    """Rows of the text encoder's token embedding; ``None`` takes the tokenizer's size (benchmarks set
+    CLIP's 49408 to be CLIP-sized)."""
+
+    def __post_init__(self) -> None:
+        if len(self.unet_block_out_channels) != len(self.unet_down_block_types):
+            raise ValueError("unet_block_out_channels and unet_down_block_types must have the same length")
+
+    @property
+    def unet_up_block_types(self) -> tuple[str, ...]:
+        return tuple(t.replace("Down", "Up") for t in reversed(self.unet_down_block_types))
 
 
-def build_tiny_stable_diffusion(
-    output_dir: str | Path,
-    captions: list[str] | tuple[str, ...],
-    *,
-    seed: int = 0,
-    shape: TinyLatentModelShape = TinyLatentModelShape(),
-) -> Path:
-    """Save a random-init StableDiffusionPipeline folder (UNet, AutoencoderKL, CLIP text side, DDIM).
-
-    The tokenizer is learned from ``captions``; nothing is downloaded. Used as the starting point
-    for ``finetune`` and ``lora`` in tests and benchmarks.
-    """
-    torch.manual_seed(seed)
-    tokenizer = train_caption_tokenizer(captions, shape.tokenizer_vocab_size)
-    text_encoder = build_text_encoder(
-        tokenizer,
-        TextEncoderShape(
-            shape.text_hidden_size, shape.text_intermediate_size, shape.text_num_layers, shape.text_num_heads
-        ),
-    )
+def build_latent_parts(shape: LatentModelShape, tokenizer: CLIPTokenizer, sampling_scheduler: Any) -> PipelineParts:
+    """Random-init parts of a StableDiffusionPipeline (CLIP text side, AutoencoderKL, UNet); seed torch first."""
+    text_encoder = build_text_encoder(tokenizer, shape.text, vocab_size=shape.text_vocab_size)
     down_levels = len(shape.vae_block_out_channels)
     vae = AutoencoderKL(
         in_channels=3,
@@ -448,19 +455,32 @@ def build_tiny_stable_diffusion(
         norm_num_groups=shape.vae_norm_num_groups,
         sample_size=shape.resolution,
     )
-    unet_levels = len(shape.unet_block_out_channels)
     unet = UNet2DConditionModel(
         sample_size=shape.resolution // 2 ** (down_levels - 1),
         in_channels=shape.latent_channels,
         out_channels=shape.latent_channels,
-        block_out_channels=shape.unet_block_out_channels,
-        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (unet_levels - 1),
-        up_block_types=("CrossAttnUpBlock2D",) * (unet_levels - 1) + ("UpBlock2D",),
-        layers_per_block=shape.unet_layers_per_block,
-        attention_head_dim=shape.unet_attention_head_dim,
-        norm_num_groups=shape.unet_norm_num_groups,
-        cross_attention_dim=shape.text_hidden_size,
+        cross_attention_dim=shape.text.hidden_size,
+        **unet_levels(shape),
     )
+    components = {"unet": unet, "scheduler": sampling_scheduler, "tokenizer": tokenizer, "text_encoder": text_encoder,
+                  "vae": vae, "safety_checker": None, "feature_extractor": None}
+    return PipelineParts.from_components(StableDiffusionPipeline, components)
+
+
+def build_tiny_stable_diffusion(
+    output_dir: str | Path,
+    captions: list[str] | tuple[str, ...],
+    *,
+    seed: int = 0,
+    shape: LatentModelShape = LatentModelShape(),
+) -> Path:
+    """Save a random-init StableDiffusionPipeline folder (UNet, AutoencoderKL, CLIP text side, DDIM).
+
+    The tokenizer is learned from ``captions``; nothing is downloaded. Used as the starting point
+    for ``finetune`` and ``lora`` in tests and benchmarks.
+    """
+    torch.manual_seed(seed)
+    tokenizer = train_caption_tokenizer(captions, shape.tokenizer_vocab_size)
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -470,16 +490,7 @@ def build_tiny_stable_diffusion(
         steps_offset=1,
         prediction_type="epsilon",
     )
-    pipeline = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipeline = build_latent_parts(shape, tokenizer, scheduler).assemble(requires_safety_checker=False)
     output_dir = Path(output_dir)
     pipeline.save_pretrained(output_dir)
     write_classic_vocab_files(tokenizer, output_dir / "tokenizer")
@@ -488,13 +499,15 @@ def build_tiny_stable_diffusion(
 
 __all__ = [
     "CASCADE_FILE",
+    "TINY_TEXT_ENCODER",
     "Cascade",
+    "LatentModelShape",
     "PipelineParts",
-    "TinyLatentModelShape",
     "base_noise_scheduler",
     "base_sampling_scheduler",
     "build_base_parts",
     "build_base_unet",
+    "build_latent_parts",
     "build_tiny_stable_diffusion",
     "build_upscaler_parts",
     "build_upscaler_unet",
@@ -505,4 +518,5 @@ __all__ = [
     "load_pipeline_parts",
     "pipeline_call_kwargs",
     "sample_grid",
+    "unet_levels",
 ]

@@ -128,10 +128,13 @@ class TextEncoderShape:
     num_heads: int
 
 
-def build_text_encoder(tokenizer: CLIPTokenizer, shape: TextEncoderShape) -> CLIPTextModel:
-    """A randomly initialised CLIP text transformer sized to ``tokenizer``; seed torch first."""
+def build_text_encoder(
+    tokenizer: CLIPTokenizer, shape: TextEncoderShape, *, vocab_size: int | None = None
+) -> CLIPTextModel:
+    """A randomly initialised CLIP text transformer sized to ``tokenizer`` (or to ``vocab_size`` embedding
+    rows, at least the tokenizer's); seed torch first."""
     config = CLIPTextConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=len(tokenizer) if vocab_size is None else max(vocab_size, len(tokenizer)),
         hidden_size=shape.hidden_size,
         intermediate_size=shape.intermediate_size,
         num_hidden_layers=shape.num_layers,

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, UploadFile, status
+from fastapi import APIRouter, Depends, Request, UploadFile, status
 
 from api.deps import AdminPrincipal, BlobStoreDep, SessionDep, SettingsDep
 from api.errors import ApiError, error_responses
 from api.forms import FormFields, file_property, multipart_body, read_form
-from api.params import Offset
+from api.params import Offset, PageLimit
 from foundry.catalog import service as catalog_service
 from foundry.catalog.schemas import AssetRead, CatalogSummaryRead, ImportPage, ImportRead, ImportSummaryRead
 from foundry.licensing import service as licensing_service
@@ -109,7 +109,7 @@ def create_import(
 def list_imports(
     _principal: AdminPrincipal,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: PageLimit = 50,
     offset: Offset = 0,
 ) -> ImportPage:
     batches = catalog_service.list_imports(session=session, limit=limit, offset=offset)

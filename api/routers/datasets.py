@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from api.deps import AdminPrincipal, SessionDep
 from api.errors import error_responses
-from api.params import Offset
+from api.params import Offset, PageLimit
 from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotCreate, SnapshotRead
 
@@ -55,11 +55,10 @@ def create_snapshot(principal: AdminPrincipal, session: SessionDep, body: Snapsh
 
 
 @router.get("", response_model=list[SnapshotRead])
-def list_snapshots(_principal: AdminPrincipal, session: SessionDep,
-                   limit: Annotated[int, Query(ge=1, le=200)] = 50,
+def list_snapshots(_principal: AdminPrincipal, session: SessionDep, limit: PageLimit = 50,
                    offset: Offset = 0) -> list[SnapshotRead]:
-    return [SnapshotRead.model_validate(s) for s in dataset_service.list_snapshots(session=session, limit=limit,
-                                                                                    offset=offset)]
+    snapshots = dataset_service.list_snapshots(session=session, limit=limit, offset=offset)
+    return [SnapshotRead.model_validate(s) for s in snapshots]
 
 
 @router.get("/{snapshot_id}", response_model=SnapshotRead)

@@ -5,13 +5,13 @@ indexes, rebuilds) and its revocation policy."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AdminPrincipal, BlobStoreDep, CustomerOrAdmin, SessionDep
-from api.params import Offset
+from api.params import Offset, PageLimit
 from foundry.attribution import service as attribution_service
 from foundry.attribution.schemas import AttributionIndexRead, AttributionPolicyRead, AttributionPolicyUpdate
 from foundry.errors import NotFound
@@ -34,8 +34,7 @@ class RevocationPolicy(BaseModel):
 
 
 @router.get("/models", response_model=list[ModelRead])
-def list_models(principal: CustomerOrAdmin, session: SessionDep,
-                limit: Annotated[int, Query(ge=1, le=200)] = 50,
+def list_models(principal: CustomerOrAdmin, session: SessionDep, limit: PageLimit = 50,
                 offset: Offset = 0) -> list[ModelRead]:
     """Admins see every model; a customer sees the shared models and its own fine-tunes."""
     models = generation_service.list_visible_models(session=session, tenant_id=_tenant_scope(principal),

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 
 from api.deps import AdminPrincipal, SessionDep, SettingsDep
 from api.errors import error_responses
-from api.params import Offset
+from api.params import Offset, PageLimit
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.schemas import TrainingJobCreate, TrainingJobRead
 from foundry.usecases.training import submit_training_job
@@ -32,11 +31,10 @@ def create_training_job(principal: AdminPrincipal, session: SessionDep, settings
 
 
 @router.get("/training-jobs", response_model=list[TrainingJobRead])
-def list_training_jobs(_principal: AdminPrincipal, session: SessionDep,
-                       limit: Annotated[int, Query(ge=1, le=200)] = 50,
+def list_training_jobs(_principal: AdminPrincipal, session: SessionDep, limit: PageLimit = 50,
                        offset: Offset = 0) -> list[TrainingJobRead]:
-    return [TrainingJobRead.model_validate(j) for j in job_service.list_jobs(session=session, limit=limit,
-                                                                              offset=offset)]
+    jobs = job_service.list_jobs(session=session, limit=limit, offset=offset)
+    return [TrainingJobRead.model_validate(j) for j in jobs]
 
 
 @router.get("/training-jobs/{job_id}", response_model=TrainingJobRead)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterable, Iterator
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy.orm import Session
 
 from foundry import rendering
 from foundry.accounts.policy import Principal
+from foundry.config import get_settings
+from foundry.db import session_factory
+from foundry.errors import FoundryError
 
 console = Console()
 errors = Console(stderr=True)
@@ -24,6 +31,28 @@ OPERATOR = Principal(role="admin", key_id=None, name="cli")
 def fail(message: str, code: int = 1) -> typer.Exit:
     errors.print(f"[bold red]error:[/] {escape(message)}")  # escaped: "[code]" is text, not markup
     return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def failing_on_domain_error(*, show_code: bool = True) -> Iterator[None]:
+    """A domain error ends the command with its message (and code), not with a traceback."""
+    try:
+        yield
+    except FoundryError as exc:
+        raise fail(f"{exc.message} [{exc.code}]" if show_code else exc.message) from None
+
+
+def open_session() -> Session:
+    """A session on the configured database: every command reads its settings from the environment."""
+    return session_factory(get_settings().resolved_database_url)()
+
+
+def print_table(columns: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> None:
+    """The list commands' output: one row of already formatted cells per item."""
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def progress_bar() -> Progress:

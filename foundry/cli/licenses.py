@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 
-from foundry.cli.common import console, fail, validation_text
+from foundry.cli.common import console, fail, open_session, print_table, validation_text
 from foundry.config import get_settings
 from foundry.db import session_factory
 from foundry.errors import FoundryError
@@ -22,14 +21,12 @@ licenses_app = typer.Typer(help="License terms onboarding accepts, and which use
 @licenses_app.command("list")
 def licenses_list() -> None:
     """Registered license terms: what a manifest's license may name, and the uses each can grant."""
-    with session_factory(get_settings().resolved_database_url)() as session:
+    with open_session() as session:
         registered = licensing_service.list_license_terms(session=session)
-    table = Table("code", "name", "url", "uses it can grant", "attribution", "share-alike")
-    for terms in registered:
-        uses = ", ".join(use.value for use in sorted(terms.grantable_uses))
-        table.add_row(terms.code, terms.name, terms.url, uses, "yes" if terms.requires_attribution else "no",
-                      "yes" if terms.share_alike else "no")
-    console.print(table)
+    print_table(("code", "name", "url", "uses it can grant", "attribution", "share-alike"),
+                ((terms.code, terms.name, terms.url, ", ".join(use.value for use in sorted(terms.grantable_uses)),
+                  "yes" if terms.requires_attribution else "no", "yes" if terms.share_alike else "no")
+                 for terms in registered))
 
 
 @licenses_app.command("add")

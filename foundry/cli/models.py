@@ -6,11 +6,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from foundry.attribution import service as attribution_service
 from foundry.blobs import open_blob_store
-from foundry.cli.common import console, fail, parse_uuid, progress_bar
+from foundry.cli.common import (
+    console,
+    fail,
+    failing_on_domain_error,
+    open_session,
+    parse_uuid,
+    print_table,
+    progress_bar,
+)
 from foundry.config import get_settings
 from foundry.db import session_factory
 from foundry.errors import FoundryError
@@ -38,23 +45,19 @@ def models_register(
 @models_app.command("list")
 def models_list(limit: int = 20) -> None:
     """Registered models with their lineage flags."""
-    with session_factory(get_settings().resolved_database_url)() as session:
+    with open_session() as session:
         models = registry_service.list_models(session=session, limit=limit)
-    table = Table("id", "name", "kind", "licensed only", "snapshot root", "weights sha256")
-    for model in models:
-        table.add_row(str(model.id), model.name, model.kind, str(model.licensed_only),
-                      (model.snapshot_merkle_root or "-")[:16], model.weights_sha256[:16])
-    console.print(table)
+    print_table(("id", "name", "kind", "licensed only", "snapshot root", "weights sha256"),
+                ((str(model.id), model.name, model.kind, str(model.licensed_only),
+                  (model.snapshot_merkle_root or "-")[:16], model.weights_sha256[:16]) for model in models))
 
 
 @models_app.command("lineage")
 def models_lineage(model_id: str) -> None:
     """The chain of models and snapshots behind a model."""
-    with session_factory(get_settings().resolved_database_url)() as session:
-        try:
+    with open_session() as session:
+        with failing_on_domain_error(show_code=False):
             chain = registry_service.lineage(session=session, model_id=parse_uuid(model_id, "model"))
-        except FoundryError as exc:
-            raise fail(exc.message) from None
         for depth, model in enumerate(chain):
             console.print(f"{'  ' * depth}{model.kind} {model.name} ({model.id}) licensed_only={model.licensed_only} "
                           f"snapshot={model.snapshot_id} root={model.snapshot_merkle_root} "

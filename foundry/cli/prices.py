@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from foundry.cli.common import console, fail, parse_uuid
+from foundry.cli.common import console, fail, open_session, parse_uuid, print_table
 from foundry.config import get_settings
 from foundry.db import session_factory
 from foundry.errors import FoundryError
@@ -42,11 +41,9 @@ def prices_set(
 @prices_app.command("list")
 def prices_list() -> None:
     """Active price rules, most general first."""
-    with session_factory(get_settings().resolved_database_url)() as session:
+    with open_session() as session:
         rules = pricing_service.active_rules(session=session)
-    table = Table("id", "model", "tenant", "price", "pool", "fine-tune share")
-    for rule in rules:
-        table.add_row(str(rule.id), str(rule.model_id or "any"), str(rule.tenant_id or "any"),
-                      f"{rule.unit_price} {rule.currency}", f"{rule.pool_share_bps / 100:g}%",
-                      f"{rule.finetune_share_bps / 100:g}%")
-    console.print(table)
+    print_table(("id", "model", "tenant", "price", "pool", "fine-tune share"),
+                ((str(rule.id), str(rule.model_id or "any"), str(rule.tenant_id or "any"),
+                  f"{rule.unit_price} {rule.currency}", f"{rule.pool_share_bps / 100:g}%",
+                  f"{rule.finetune_share_bps / 100:g}%") for rule in rules))

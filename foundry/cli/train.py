@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from foundry.cli.common import console, fail, parse_uuid
+from foundry.cli.common import console, fail, failing_on_domain_error, open_session, parse_uuid
 from foundry.config import get_settings
 from foundry.db import session_factory
 from foundry.errors import FoundryError
@@ -89,11 +89,8 @@ def _report_job(job) -> None:
 @train_app.command("status")
 def train_status(job_id: str) -> None:
     """Show a training job's state, progress and log tail."""
-    with session_factory(get_settings().resolved_database_url)() as session:
-        try:
-            job = job_service.get_job(session=session, job_id=parse_uuid(job_id, "training job"))
-        except FoundryError as exc:
-            raise fail(exc.message) from None
+    with open_session() as session, failing_on_domain_error(show_code=False):
+        job = job_service.get_job(session=session, job_id=parse_uuid(job_id, "training job"))
     console.print(f"{job.id} [{job.status}] step {job.step}/{job.total_steps} loss {job.loss} "
                   f"{job.images_per_s or 0:.1f} img/s eta {job.eta_s or 0:.0f}s")
     console.print(job.log_tail)
@@ -102,9 +99,6 @@ def train_status(job_id: str) -> None:
 @train_app.command("cancel")
 def train_cancel(job_id: str) -> None:
     """Cancel a queued job, or ask a running one to stop at its next step."""
-    with session_factory(get_settings().resolved_database_url)() as session, session.begin():
-        try:
-            job = job_service.request_cancel(session=session, job_id=parse_uuid(job_id, "training job"))
-        except FoundryError as exc:
-            raise fail(exc.message) from None
+    with open_session() as session, session.begin(), failing_on_domain_error(show_code=False):
+        job = job_service.request_cancel(session=session, job_id=parse_uuid(job_id, "training job"))
     console.print(f"job {job.id}: {job.status}, cancel requested")

@@ -13,6 +13,12 @@ from foundry.licensing.policy import GrantTerms
 from foundry.licensing.terms import LicenseTerms, Use
 
 
+def uses_flagged(*, base_training: bool, customer_finetune: bool, generation: bool) -> frozenset[Use]:
+    """The uses whose flag is set: terms and grants both store one boolean column per use."""
+    flags = {Use.BASE_TRAINING: base_training, Use.CUSTOMER_FINETUNE: customer_finetune, Use.GENERATION: generation}
+    return frozenset(use for use, flagged in flags.items() if flagged)
+
+
 class LicenseTermsRecord(IdMixin, CreatedAtMixin, Base):
     """License terms onboarding accepts, and which uses a grant under them may carry.
 
@@ -35,12 +41,8 @@ class LicenseTermsRecord(IdMixin, CreatedAtMixin, Base):
 
     @property
     def grantable_uses(self) -> frozenset[Use]:
-        flags = {
-            Use.BASE_TRAINING: self.grants_base_training,
-            Use.CUSTOMER_FINETUNE: self.grants_customer_finetune,
-            Use.GENERATION: self.grants_generation,
-        }
-        return frozenset(use for use, granted in flags.items() if granted)
+        return uses_flagged(base_training=self.grants_base_training,
+                            customer_finetune=self.grants_customer_finetune, generation=self.grants_generation)
 
     def as_terms(self) -> LicenseTerms:
         return LicenseTerms(code=self.code, name=self.name, url=self.url,
@@ -69,12 +71,8 @@ class LicenseGrant(IdMixin, CreatedAtMixin, Base):
 
     @property
     def uses(self) -> frozenset[Use]:
-        flags = {
-            Use.BASE_TRAINING: self.permits_base_training,
-            Use.CUSTOMER_FINETUNE: self.permits_customer_finetune,
-            Use.GENERATION: self.permits_generation,
-        }
-        return frozenset(use for use, allowed in flags.items() if allowed)
+        return uses_flagged(base_training=self.permits_base_training,
+                            customer_finetune=self.permits_customer_finetune, generation=self.permits_generation)
 
     @property
     def terms(self) -> GrantTerms:

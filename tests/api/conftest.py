@@ -15,6 +15,7 @@ import pytest
 
 from foundry.accounts import service as accounts_service
 from foundry.catalog.models import Contributor
+from foundry.processes import stop_process
 from tests.generation.test_served import free_port, served_env
 
 ADMIN_KEY = "test-admin-key"
@@ -82,9 +83,4 @@ def serve(settings, log_path, **env) -> Iterator[Server]:
                 time.sleep(0.1)
         yield Server(base, process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from benchmarks.fuzz import Target, fuzz, seed_accounts, seed_over_http, start_server, stop_server
+from benchmarks.fuzz import Target, fuzz, seed_accounts, seed_over_http, start_server
+from foundry.processes import stop_process
 from tests.generation.conftest import base_snapshot, licensed_catalog, served_model, tiny_model_folder  # noqa: F401
 
 MAX_EXAMPLES = 1
@@ -31,7 +32,7 @@ def test_fuzz_every_operation_with_every_role(migrated, sessions, served_model, 
         assert target.ids.get("generations") and target.ids.get("jobs"), "the deployment is not seeded"
         result = fuzz(target, tmp_path / "runs", max_examples=MAX_EXAMPLES)
     finally:
-        stop_server(process)
+        stop_process(process)
     summary = {key: result[key] for key in ("operations", "operation_runs", "test_cases", "requests", "seconds")}
     print("\nfuzz:", json.dumps(summary))
     failed = [run for run in result["roles"] if run["exit_code"] != 0]

@@ -12,7 +12,6 @@ import json
 import os
 import stat
 import struct
-import tarfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -173,13 +172,8 @@ def test_cli_reports_damaged_archives_without_a_traceback_and_records_the_failur
 
 
 def test_a_corrupt_tar_stream_is_fatal_with_a_code(settings, sessions, blob_store, tmp_path):
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        data = b'[{"hexcode": "1F600", "openmoji_author": "Emily"}]' + b" " * 5000
-        info = tarfile.TarInfo("package/data/openmoji.json")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    damaged = bytearray(buffer.getvalue())
+    manifest = b'[{"hexcode": "1F600", "openmoji_author": "Emily"}]' + b" " * 5000
+    damaged = bytearray(images.tar_gz({"package/data/openmoji.json": manifest}))
     damaged[len(damaged) // 2] ^= 0xFF
     tarball = tmp_path / "openmoji.tgz"
     tarball.write_bytes(bytes(damaged))

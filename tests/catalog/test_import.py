@@ -51,6 +51,16 @@ def run(settings, sessions, blob_store, location: Path, **kwargs) -> CatalogImpo
                                       requested_by="test", options=options)
 
 
+def import_grouped_catalog(settings, sessions, blob_store, folder: Path, *, per_group: int, first_seed: int,
+                           group_seed_step: int) -> CatalogImport:
+    """Distinct images of two groups, tagged ``group:faces`` and ``group:flags``: what held-out splits and
+    quality evaluators stratify by. Image ``n`` of group ``i`` is pattern ``first_seed + group_seed_step * i + n``."""
+    files = {f"{group}-{n}.png": images.pattern_png(first_seed + group_seed_step * i + n)
+             for i, group in enumerate(("faces", "flags")) for n in range(per_group)}
+    rows = [row(name, tags=f"group:{name.split('-')[0]}") for name in files]
+    return run(settings, sessions, blob_store, write_manifest(folder, rows, files))
+
+
 def count(sessions, model) -> int:
     with sessions() as session:
         return session.scalar(select(func.count()).select_from(model))

@@ -8,9 +8,7 @@ them, whichever way they came in; grants already in the database are judged by t
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import zipfile
 
 import pytest
@@ -210,19 +208,14 @@ def test_openmoji_rows_follow_the_same_rule(settings, sessions, blob_store, tmp_
     """The OpenMoji package's licence is the grant, but an emoji whose SVG forbids training loses training."""
     allowed = images.pattern_svg(5)
     forbidding = rimages.svg_with_metadata(packet(PLUS_VOCAB + "DMI-PROHIBITED-SEELINKEDRIGHTSEXPR", "Emily"))
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        def add(name, data):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-        add("package/data/openmoji.json", json.dumps([
-            {"hexcode": "1F600", "annotation": "a", "openmoji_author": "Emily"},
-            {"hexcode": "1F601", "annotation": "b", "openmoji_author": "Emily"}]).encode())
-        add("package/color/svg/1F600.svg", allowed)
-        add("package/color/svg/1F601.svg", forbidding)
     tarball = tmp_path / "openmoji.tgz"
-    tarball.write_bytes(buffer.getvalue())
+    tarball.write_bytes(images.tar_gz({
+        "package/data/openmoji.json": json.dumps([
+            {"hexcode": "1F600", "annotation": "a", "openmoji_author": "Emily"},
+            {"hexcode": "1F601", "annotation": "b", "openmoji_author": "Emily"}]).encode(),
+        "package/color/svg/1F600.svg": allowed,
+        "package/color/svg/1F601.svg": forbidding,
+    }))
 
     batch = run(settings, sessions, blob_store, tarball)
 

@@ -16,8 +16,7 @@ from foundry.datasets import service as dataset_service
 from foundry.datasets.policy import SplitCandidate, heldout_asset_ids
 from foundry.datasets.schemas import SnapshotFilters
 from foundry.errors import InvalidInput
-from tests.catalog.test_import import row, run, write_manifest
-from tests.support import images
+from tests.catalog.test_import import import_grouped_catalog
 
 
 def candidate(number: int, group: str, family: str | None = None, near: uuid.UUID | None = None) -> SplitCandidate:
@@ -66,10 +65,8 @@ def test_families_and_near_duplicates_stay_on_one_side():
 
 @pytest.fixture
 def grouped_catalog(settings, sessions, blob_store, tmp_path):
-    files = {f"{group}-{n}.png": images.pattern_png(400 + 17 * i + n)
-             for i, group in enumerate(("faces", "flags")) for n in range(15)}
-    rows = [row(name, tags=f"group:{name.split('-')[0]}") for name in files]
-    run(settings, sessions, blob_store, write_manifest(tmp_path / "cat", rows, files))
+    import_grouped_catalog(settings, sessions, blob_store, tmp_path / "cat", per_group=15, first_seed=400,
+                           group_seed_step=17)
     with sessions() as session:
         return {a.id: a.tags for a in session.scalars(select(Asset))}
 

@@ -3,7 +3,6 @@ on Redis + PostgreSQL and on the embedded default (SQLite + SQLite broker)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from foundry.db import utcnow
 from foundry.generation.models import Generation
+from foundry.processes import free_port
 from tests.support.brokers import redis_test_url
 from tests.training_jobs.test_worker import settings_with_broker, stop, worker_env
 from worker.app import GENERATION_QUEUE
@@ -25,12 +25,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("generation-worker")]
 @pytest.fixture
 def broker_settings(migrated, database_url):
     return settings_with_broker(migrated, database_url, redis_test_url("generation"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def served_env(settings) -> dict[str, str]:

@@ -15,8 +15,7 @@ from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.quality import service as quality_service
 from foundry.quality.policy import REQUIRED_METRICS, relative_figures
-from tests.catalog.test_import import row, run, write_manifest
-from tests.support import images
+from tests.catalog.test_import import import_grouped_catalog
 
 METRICS = {"gen_balanced_acc": 0.3, "real_balanced_acc": 0.5, "chance_balanced": 0.1, "kid": 0.25,
            "kid_real_floor": 0.05, "precision": 0.4, "recall": 0.6, "heldout_loss": 0.12}
@@ -24,10 +23,8 @@ METRICS = {"gen_balanced_acc": 0.3, "real_balanced_acc": 0.5, "chance_balanced":
 
 @pytest.fixture
 def split_snapshots(settings, sessions, blob_store, tmp_path):
-    files = {f"{group}-{n}.png": images.pattern_png(700 + 13 * i + n)
-             for i, group in enumerate(("faces", "flags")) for n in range(10)}
-    rows = [row(name, tags=f"group:{name.split('-')[0]}") for name in files]
-    run(settings, sessions, blob_store, write_manifest(tmp_path / "cat", rows, files))
+    import_grouped_catalog(settings, sessions, blob_store, tmp_path / "cat", per_group=10, first_seed=700,
+                           group_seed_step=13)
     snapshots = {}
     with sessions() as session, session.begin():
         assert session.scalars(select(Asset)).first() is not None

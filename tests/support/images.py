@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import random
 import struct
+import tarfile
 import zlib
 
 from PIL import Image
@@ -44,6 +45,17 @@ def pattern_svg(seed: int) -> bytes:
         for x in range(8) for y in range(8)
     )
     return f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 72 72">{rects}</svg>'.encode()
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    """A gzipped tarball of ``files`` (archive path -> bytes), in order: how an OpenMoji package ships."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def png_header_only(width: int, height: int) -> bytes:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
 from recipes import BaseModelShape, base_recipe, finetune_recipe, lora_recipe
-from training.pipelines import TinyLatentModelShape, build_tiny_stable_diffusion
+from training.pipelines import LatentModelShape, build_tiny_stable_diffusion
 from training.synthetic import shape_examples
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -20,20 +22,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 torch.set_num_threads(1)
 
 TINY_BASE_SHAPE = BaseModelShape(
-    unet_block_out_channels=(16, 32),
+    unet_block_out_channels=(16, 32), unet_norm_num_groups=8,
     unet_down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-    unet_norm_num_groups=8,
-    text_hidden_size=32,
-    text_intermediate_size=64,
-    text_num_layers=1,
-    text_num_heads=2,
-    tokenizer_vocab_size=700,
+    text_hidden_size=32, text_intermediate_size=64, text_num_layers=1, text_num_heads=2, tokenizer_vocab_size=700,
 )
-TINY_LATENT_SHAPE = TinyLatentModelShape(
-    unet_block_out_channels=(16, 32),
-    vae_block_out_channels=(8, 8, 16, 16),
-    text_hidden_size=32,
-    tokenizer_vocab_size=800,
+"""Two UNet levels (attention at the coarser) and a one-layer text side: seconds per CPU test run."""
+TINY_LATENT_SHAPE = LatentModelShape(
+    unet_block_out_channels=(16, 32), vae_block_out_channels=(8, 8, 16, 16), tokenizer_vocab_size=800
 )
 
 
@@ -110,6 +105,17 @@ def child_env() -> dict[str, str]:
     env["CUDA_VISIBLE_DEVICES"] = ""
     env["OMP_NUM_THREADS"] = "1"
     return env
+
+
+@pytest.fixture(scope="session")
+def run_child(child_env) -> Callable[[list[str]], subprocess.CompletedProcess]:
+    """Run a child command to its end from the repo root in ``child_env``, output captured, within 5 minutes."""
+
+    def run(command: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(command, check=False, cwd=REPO_ROOT, env=child_env, capture_output=True, text=True,
+                              timeout=300)
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,13 @@ def test_crash_then_resume_matches_an_uninterrupted_run(tmp_path, recipes, pixel
     assert resumed.weights_sha256 == uninterrupted.weights_sha256  # bit-identical on one machine
 
 
+def _training_run_module(recipe, data_dir, tmp_path) -> list[str]:
+    """``-m training.run`` and its arguments for ``recipe`` on ``data_dir`` (the recipe saved in ``tmp_path``)."""
+    recipe_file = tmp_path / "recipe.json"
+    recipe_file.write_text(recipe.to_json())
+    return ["-m", "training.run", "--recipe-json", str(recipe_file), "--data-dir", str(data_dir)]
+
+
 def _wait_for_step(progress_file, step, process, timeout_s=180.0):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -68,22 +75,15 @@ def _wait_for_step(progress_file, step, process, timeout_s=180.0):
 
 @pytest.mark.slow
 def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(
-    tmp_path, recipes, latent_examples, child_env, python, repo_root
+    tmp_path, recipes, latent_examples, child_env, run_child, python, repo_root
 ):
     data_dir = write_data_dir(tmp_path / "data", latent_examples)
     recipe = recipes.finetune(max_train_steps=40, checkpoint_every=4, use_ema=True)
-    recipe_file = tmp_path / "recipe.json"
-    recipe_file.write_text(recipe.to_json())
     output = tmp_path / "killed"
     progress_file = tmp_path / "progress.jsonl"
     command = [
         python,
-        "-m",
-        "training.run",
-        "--recipe-json",
-        str(recipe_file),
-        "--data-dir",
-        str(data_dir),
+        *_training_run_module(recipe, data_dir, tmp_path),
         "--output",
         str(output),
         "--progress-jsonl",
@@ -102,15 +102,7 @@ def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(
     killed_at = checkpoints.latest_checkpoint(output).step
     assert 8 <= killed_at < 40
 
-    second = subprocess.run(
-        command + ["--resume-from", "latest"],
-        check=False,
-        cwd=repo_root,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    second = run_child(command + ["--resume-from", "latest"])
     assert second.returncode == 0, second.stderr[-3000:]
     resumed = json.loads(second.stdout)
     assert resumed["resumed_from_step"] == killed_at and resumed["steps_done"] == 40
@@ -121,7 +113,7 @@ def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(
 
 
 @pytest.mark.slow
-def test_two_process_accelerate_launch_on_cpu(tmp_path, recipes, child_env, python, repo_root):
+def test_two_process_accelerate_launch_on_cpu(tmp_path, recipes, run_child, python):
     data_dir = write_data_dir(tmp_path / "data", shape_examples(8, size=32, seed=5))
     recipe = recipes.base(
         train_batch_size=2,
@@ -132,8 +124,6 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, recipes, child_env, pyth
         validation_prompts=("a red circle on a blue background",),
         validation_inference_steps=2,
     )
-    recipe_file = tmp_path / "recipe.json"
-    recipe_file.write_text(recipe.to_json())
     launch = [
         python,
         "-m",
@@ -147,22 +137,9 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, recipes, child_env, pyth
         "no",
         "--dynamo_backend",
         "no",
-        "-m",
-        "training.run",
-        "--recipe-json",
-        str(recipe_file),
-        "--data-dir",
-        str(data_dir),
+        *_training_run_module(recipe, data_dir, tmp_path),
     ]
-    done = subprocess.run(
-        launch + ["--output", str(tmp_path / "out")],
-        check=False,
-        cwd=repo_root,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_child(launch + ["--output", str(tmp_path / "out")])
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)  # printed once, by the main process
     assert result["steps_done"] == 4
@@ -179,15 +156,7 @@ def test_two_process_accelerate_launch_on_cpu(tmp_path, recipes, child_env, pyth
     examples = load_data_dir(data_dir)
     revoked = tmp_path / "revoked.txt"
     revoked.write_text(examples[-1].example_id + "\n")
-    stopped = subprocess.run(
-        launch + ["--output", str(tmp_path / "gated"), "--revoked-ids-file", str(revoked)],
-        check=False,
-        cwd=repo_root,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    stopped = run_child(launch + ["--output", str(tmp_path / "gated"), "--revoked-ids-file", str(revoked)])
     assert stopped.returncode != 0
     assert "no longer permitted" in stopped.stderr
     assert not (tmp_path / "gated" / "training_result.json").exists()
