@@ -339,38 +339,16 @@ def base_recipe(**overrides: Any) -> Recipe:
 
 def finetune_recipe(base_model: str, **overrides: Any) -> Recipe:
     """Full fine-tune of the UNet of an existing pipeline; VAE and text encoder stay frozen and cached."""
-    settings: dict[str, Any] = {
-        "kind": "finetune",
-        "base_model": str(base_model),
-        "train_batch_size": 4,
-        "max_train_steps": 1000,
-        "learning_rate": 1e-5,
-        "lr_scheduler": "constant",
-        "use_ema": True,
-        "ema_decay": 0.9999,
-        "checkpoint_every": 250,
-        "checkpoints_total_limit": 2,
-    }
-    settings.update(overrides)
-    return Recipe(**settings)
+    return Recipe(**{"kind": "finetune", "base_model": str(base_model), "train_batch_size": 4, "max_train_steps": 1000,
+                     "learning_rate": 1e-5, "lr_scheduler": "constant", "use_ema": True, "ema_decay": 0.9999,
+                     "checkpoint_every": 250, "checkpoints_total_limit": 2, **overrides})
 
 
 def lora_recipe(base_model: str, **overrides: Any) -> Recipe:
     """LoRA adapters on the UNet attention projections; everything else frozen."""
-    settings: dict[str, Any] = {
-        "kind": "lora",
-        "base_model": str(base_model),
-        "train_batch_size": 4,
-        "max_train_steps": 500,
-        "learning_rate": 1e-4,
-        "lr_scheduler": "constant",
-        "lora_rank": 4,
-        "lora_alpha": 4,
-        "checkpoint_every": 100,
-        "checkpoints_total_limit": 2,
-    }
-    settings.update(overrides)
-    return Recipe(**settings)
+    return Recipe(**{"kind": "lora", "base_model": str(base_model), "train_batch_size": 4, "max_train_steps": 500,
+                     "learning_rate": 1e-4, "lr_scheduler": "constant", "lora_rank": 4, "lora_alpha": 4,
+                     "checkpoint_every": 100, "checkpoints_total_limit": 2, **overrides})
 
 
 UPSCALER_SHAPE = BaseModelShape(
@@ -383,27 +361,11 @@ UPSCALER_SHAPE = BaseModelShape(
 
 def upscaler_recipe(base_model: str, **overrides: Any) -> Recipe:
     """A 32 -> 128 px super-resolution stage after ``base_model``, trained on 64 px crops."""
-    settings: dict[str, Any] = {
-        "kind": "upscaler",
-        "base_model": str(base_model),
-        "resolution": 128,
-        "upscale_from": 32,
-        "train_crop": 64,
-        "train_batch_size": 16,
-        "max_train_steps": 1500,
-        "learning_rate": 5e-4,
-        "lr_scheduler": "cosine",
-        "lr_warmup_steps": 100,
-        "adam_weight_decay": 0.0,
-        "snr_gamma": 5.0,
-        "use_ema": True,
-        "ema_decay": 0.999,
-        "checkpoint_every": 150,
-        "checkpoints_total_limit": 2,
-        "model_shape": UPSCALER_SHAPE,
-    }
-    settings.update(overrides)
-    return Recipe(**settings)
+    return Recipe(**{"kind": "upscaler", "base_model": str(base_model), "resolution": 128, "upscale_from": 32,
+                     "train_crop": 64, "train_batch_size": 16, "max_train_steps": 1500, "learning_rate": 5e-4,
+                     "lr_scheduler": "cosine", "lr_warmup_steps": 100, "adam_weight_decay": 0.0, "snr_gamma": 5.0,
+                     "use_ema": True, "ema_decay": 0.999, "checkpoint_every": 150, "checkpoints_total_limit": 2,
+                     "model_shape": UPSCALER_SHAPE, **overrides})
 
 
 RECIPE_FACTORIES = {"base": base_recipe, "finetune": finetune_recipe, "lora": lora_recipe,
@@ -497,17 +459,3 @@ def recipe_for_job(kind: str, overrides: dict[str, Any], preset: str | None = No
         return factory(**overrides) if kind == "base" else factory(REGISTERED_BASE_PLACEHOLDER, **overrides)
     except TypeError as exc:
         raise ValueError(str(exc)) from None
-
-__all__ = [
-    "PRESETS",
-    "RECIPE_FACTORIES",
-    "BaseModelShape",
-    "Recipe",
-    "TextPretraining",
-    "base_recipe",
-    "finetune_recipe",
-    "lora_recipe",
-    "preset_recipe",
-    "recipe_for_job",
-    "upscaler_recipe",
-]

@@ -729,17 +729,10 @@ class DiffusionTrainer:
         model_input = noisy if condition is None else torch.cat([noisy, condition], dim=1)
         model_output = self.unet(model_input, timesteps, encoder_hidden_states=embeddings, class_labels=levels,
                                  return_dict=False)[0]
-        return diffusion_loss(
-            model_output,
-            scheduler=self.noise_scheduler,
-            clean=clean,
-            noise=noise,
-            noisy=noisy,
-            timesteps=timesteps,
-            snr_gamma=recipe.snr_gamma,
-            learned_variance_weight=recipe.learned_variance_weight,
-            pixel_space=self.parts.pixel_space,
-        )
+        return diffusion_loss(model_output, scheduler=self.noise_scheduler, clean=clean, noise=noise, noisy=noisy,
+                              timesteps=timesteps, snr_gamma=recipe.snr_gamma,
+                              learned_variance_weight=recipe.learned_variance_weight,
+                              pixel_space=self.parts.pixel_space)
 
     def _pixels(self, example: ExampleLike, flip: bool) -> torch.Tensor:
         return self.transform(example.load_image(), flip=flip)
@@ -853,18 +846,18 @@ class DiffusionTrainer:
         path = None
         if accelerator.is_main_process and recipe.validation_prompts:
             with self.current_pipeline() as pipeline:
-                grid = sample_grid(
-                    pipeline,
-                    recipe.validation_prompts,
-                    resolution=self.resolution,
-                    num_inference_steps=recipe.validation_inference_steps,
-                    guidance_scale=recipe.validation_guidance_scale,
-                    seed=recipe.seed,
-                )
-            path = self.output_dir / SAMPLES_DIR / f"{name}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            grid.save(path)
+                path = self._save_grid(pipeline, name)
         accelerator.wait_for_everyone()
+        return path
+
+    def _save_grid(self, pipeline: DiffusionPipeline, name: str) -> Path:
+        recipe = self.recipe
+        grid = sample_grid(pipeline, recipe.validation_prompts, resolution=self.resolution,
+                           num_inference_steps=recipe.validation_inference_steps,
+                           guidance_scale=recipe.validation_guidance_scale, seed=recipe.seed)
+        path = self.output_dir / SAMPLES_DIR / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        grid.save(path)
         return path
 
     # ---------------------------------------------------------------- export
@@ -880,18 +873,11 @@ class DiffusionTrainer:
                 self._write_final_grid(model_path)
             weights_sha256, weight_files = weights_digest(model_path)
             result = TrainingResult(
-                output_dir=self.output_dir,
-                model_path=model_path,
-                model_format=model_format,
-                weights_sha256=weights_sha256,
-                weight_files=weight_files,
-                final_loss=self.last_loss,
-                steps_done=self.global_step,
-                resumed_from_step=self.resumed_from_step,
-                recipe=self.recipe.to_dict(),
+                output_dir=self.output_dir, model_path=model_path, model_format=model_format,
+                weights_sha256=weights_sha256, weight_files=weight_files, final_loss=self.last_loss,
+                steps_done=self.global_step, resumed_from_step=self.resumed_from_step, recipe=self.recipe.to_dict(),
                 text_encoder_origin=self.text_encoder_origin,
-                sample_grids=tuple(sorted((self.output_dir / SAMPLES_DIR).glob("*.png"))),
-            )
+                sample_grids=tuple(sorted((self.output_dir / SAMPLES_DIR).glob("*.png"))))
             (self.output_dir / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
         accelerator.wait_for_everyone()
         return TrainingResult.from_dict(json.loads((self.output_dir / RESULT_FILE).read_text(encoding="utf-8")))
@@ -933,17 +919,7 @@ class DiffusionTrainer:
             else:
                 pipeline = DiffusionPipeline.from_pretrained(str(model_path))
         pipeline.to(self.device)
-        grid = sample_grid(
-            pipeline,
-            recipe.validation_prompts,
-            resolution=self.resolution,
-            num_inference_steps=recipe.validation_inference_steps,
-            guidance_scale=recipe.validation_guidance_scale,
-            seed=recipe.seed,
-        )
-        path = self.output_dir / SAMPLES_DIR / "final.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        grid.save(path)
+        self._save_grid(pipeline, "final")
         del pipeline
 
     def close(self) -> None:
@@ -958,27 +934,16 @@ class DiffusionTrainer:
             GradientState._reset_state()
 
 
-def train(
-    output_dir: str | Path,
-    recipe: Recipe,
-    examples: Sequence[ExampleLike],
-    *,
-    before_batch: BeforeBatch | None = None,
-    progress: Progress | None = None,
-    should_cancel: ShouldCancel | None = None,
-    stage_progress: StageProgress | None = None,
-    resume_from: str | Path | None = None,
-) -> TrainingResult:
+def train(output_dir: str | Path, recipe: Recipe, examples: Sequence[ExampleLike], *,
+          resume_from: str | Path | None = None, **hooks: Any) -> TrainingResult:
     """Train ``recipe`` on ``examples`` into ``output_dir`` and return what was produced.
 
-    ``resume_from``: ``None`` for a fresh run (refused if the folder already has checkpoints),
-    ``"latest"`` to continue from the newest complete checkpoint (or start fresh if none), or a
-    checkpoint folder. Exceptions from the hooks propagate unchanged.
+    ``hooks`` are :class:`DiffusionTrainer`'s keywords (``before_batch``, ``progress``,
+    ``should_cancel``, ``stage_progress``). ``resume_from``: ``None`` for a fresh run (refused if the
+    folder already has checkpoints), ``"latest"`` to continue from the newest complete checkpoint (or
+    start fresh if none), or a checkpoint folder. Exceptions from the hooks propagate unchanged.
     """
-    trainer = DiffusionTrainer(
-        output_dir, recipe, examples, before_batch=before_batch, progress=progress, should_cancel=should_cancel,
-        stage_progress=stage_progress,
-    )
+    trainer = DiffusionTrainer(output_dir, recipe, examples, **hooks)
     try:
         trainer.prepare(resume_from=resume_from)
         trainer.fit()
