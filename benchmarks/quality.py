@@ -207,7 +207,11 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"unknown preset {name!r}")
         recipes.append((name, preset_recipe(name)))
     examples = examples_of(snapshots["training"]["items"])
-    runs = []
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    kept = {row["preset"]: row for row in previous.get("presets", [])
+            if previous.get("classifier_sha256") == evaluator_digest and row["preset"] not in dict(recipes)}
+    kept_curve = [point for point in previous.get("curve", []) if point["recipe"] in kept]
+    runs, report = [], {}
     for name, recipe in recipes:
         if args.max_train_steps is not None:
             recipe = recipe.replace(max_train_steps=args.max_train_steps,
@@ -216,13 +220,21 @@ def main(argv: list[str] | None = None) -> dict:
                                reference_curve, work=args.work, curve_points=args.curve_points, sampling=sampling,
                                results=results, export=name != REFERENCE,
                                guidance_sweep=tuple(float(g) for g in args.guidance_sweep.split(",") if g)))
+        report = write_report(args, runs, kept, kept_curve, evaluator, evaluator_digest, evaluator_seconds, config,
+                              training, heldout_full, heldout_curve, snapshots, sampling)
+    print(json.dumps(report, indent=2))
+    return report
 
+
+def write_report(args, runs, kept, kept_curve, evaluator, evaluator_digest, evaluator_seconds, config, training,
+                 heldout_full, heldout_curve, snapshots, sampling) -> dict:
+    """The report so far: this invocation's runs, and earlier ones measured by the same evaluator."""
     report = {
-        "presets": [{k: run.get(k) for k in REPORT_KEYS} for run in runs],
+        "presets": list(kept.values()) + [{k: run.get(k) for k in REPORT_KEYS} for run in runs],
         "classifier_sha256": evaluator_digest,
         "classifier": {"config": asdict(config), "train_seconds": evaluator_seconds,
                        "training_images": len(training), "groups": list(evaluator.groups)},
-        "curve": [point for run in runs for point in run["curve"]],
+        "curve": kept_curve + [point for run in runs for point in run["curve"]],
         "heldout": {"split": HELDOUT_SPLIT, "fraction": HELDOUT_FRACTION, "images": len(heldout_full),
                     "curve_images": len(heldout_curve)},
         "snapshots": {role: {k: v for k, v in snap.items() if k != "items"} for role, snap in snapshots.items()},
@@ -232,7 +244,6 @@ def main(argv: list[str] | None = None) -> dict:
     }
     report = round_floats(report)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(report, indent=2))
     return report
 
 

@@ -28,6 +28,7 @@ checkpoint when checkpoints are enabled, and raises :class:`TrainingCancelled`),
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import shutil
@@ -896,6 +897,10 @@ class DiffusionTrainer:
         if recipe.train_text_encoder:
             trained["text_encoder"] = self.accelerator.unwrap_model(self.text_encoder)
         if recipe.kind in ("base", "upscaler") or recipe.base_model is None:
+            if not recipe.train_text_encoder and self.weight_dtype != torch.float32:
+                # The frozen encoder ran in the training dtype (its cached embeddings too); saved as float32
+                # with those rounded weights, so a float32 pipeline sees the prompts the UNet learnt from.
+                trained["text_encoder"] = copy.deepcopy(self.text_encoder).to(torch.float32)
             pipeline = parts.assemble(**trained)
         else:
             # Frozen parts come from disk in their stored precision, not the training dtype copies.

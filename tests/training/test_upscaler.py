@@ -117,3 +117,17 @@ def test_a_cascade_serves_at_its_upscalers_size_with_its_bases_schedulers():
         with pytest.raises(InvalidInput) as refused:
             cascade_capabilities(base, broken.get)
         assert refused.value.code == "model_not_servable"
+
+
+def test_a_bfloat16_model_with_a_frozen_encoder_exports_float32_and_renders_from_disk(tmp_path, recipes, examples):
+    from safetensors.torch import load_file
+
+    from recipes import TextPretraining
+
+    recipe = recipes.base(resolution=16, max_train_steps=2, mixed_precision="bf16", train_text_encoder=False,
+                          text_pretraining=TextPretraining(epochs=1, batch_size=6, image_width=8, resolution=16),
+                          validation_prompts=("a red circle",))
+    result = train(tmp_path, recipe, examples)  # the final grid is rendered from the saved folder
+    weights = load_file(result.model_path / "text_encoder" / "model.safetensors")
+    assert {tensor.dtype for tensor in weights.values()} == {torch.float32}
+    assert (tmp_path / "samples" / "final.png").is_file()
