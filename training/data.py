@@ -131,7 +131,7 @@ class ImageTransform:
         self.center_crop = center_crop
 
     def __call__(self, image: Image.Image, flip: bool = False) -> torch.Tensor:
-        return self.to_uint8(image, flip).float() / 127.5 - 1.0
+        return pixels_from_uint8(self.to_uint8(image, flip))
 
     def to_uint8(self, image: Image.Image, flip: bool = False) -> torch.Tensor:
         """The transformed image as uint8 (3, H, W): a quarter of the memory, for caches."""
@@ -150,6 +150,11 @@ class ImageTransform:
         if flip:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+def pixels_from_uint8(stored: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels as the float tensor in [-1, 1] the models train on (exactly what the transform gives)."""
+    return stored.float() / 127.5 - 1.0
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

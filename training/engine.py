@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import shutil
@@ -66,6 +67,7 @@ from training.data import (
     caption_for_position,
     caption_forms,
     flip_for_position,
+    pixels_from_uint8,
     stable_seed,
 )
 from training.losses import diffusion_loss
@@ -382,11 +384,12 @@ class DiffusionTrainer:
         # Pixel-space models read the same few thousand small images every epoch: decoding and
         # resizing each one per step cost more than the UNet at 32 px. Kept as uint8, the exact
         # values the transform produced (a uint8 image / 127.5 - 1), so cached and fresh batches match.
-        self.pixel_cache = TensorCache(self._one_image_bytes) if parts.vae is None else None
+        self.pixel_cache = TensorCache(functools.partial(self._image_bytes, self.transform)) if parts.vae is None else None
         # An upscaler's condition is the catalog image as its parent learnt it: the same transform at
         # the parent's size, not a resize of the large copy.
         self.condition_transform = ImageTransform(recipe.upscale_from, recipe.center_crop) if recipe.upscale_from else None
-        self.condition_cache = TensorCache(self._one_condition_bytes) if recipe.upscale_from else None
+        self.condition_cache = (TensorCache(functools.partial(self._image_bytes, self.condition_transform))
+                                if recipe.upscale_from else None)
         self.text_cache = (
             TensorCache(self._encode_one_caption)
             if not recipe.train_text_encoder and recipe.cache_text_embeddings
@@ -743,7 +746,7 @@ class DiffusionTrainer:
         device = self.device
         if self.vae is None:
             stored = self.pixel_cache.get_batch([(e.example_id, f) for e, f in zip(batch.examples, batch.flips)], device)
-            return stored.float() / 127.5 - 1.0
+            return pixels_from_uint8(stored)
         if self.latent_cache is not None:
             moments = self.latent_cache.get_batch(
                 [(e.example_id, f) for e, f in zip(batch.examples, batch.flips)], device
@@ -764,13 +767,9 @@ class DiffusionTrainer:
         distribution = self.vae.encode(pixels.to(dtype=self.weight_dtype)).latent_dist
         return torch.cat([distribution.mean, distribution.std], dim=1)
 
-    def _one_image_bytes(self, key: tuple[str, bool]) -> torch.Tensor:
+    def _image_bytes(self, transform: ImageTransform, key: tuple[str, bool]) -> torch.Tensor:
         example_id, flip = key
-        return self.transform.to_uint8(self._by_id[example_id].load_image(), flip=flip)
-
-    def _one_condition_bytes(self, key: tuple[str, bool]) -> torch.Tensor:
-        example_id, flip = key
-        return self.condition_transform.to_uint8(self._by_id[example_id].load_image(), flip=flip)
+        return transform.to_uint8(self._by_id[example_id].load_image(), flip=flip)
 
     def _upscaling_inputs(self, batch: _Batch, clean: torch.Tensor,
                           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -778,7 +777,7 @@ class DiffusionTrainer:
         makes it when served -- bilinear enlargement (align_corners), then noise at a random level."""
         recipe, device = self.recipe, self.device
         keys = [(e.example_id, f) for e, f in zip(batch.examples, batch.flips)]
-        small = self.condition_cache.get_batch(keys, device).float() / 127.5 - 1.0
+        small = pixels_from_uint8(self.condition_cache.get_batch(keys, device))
         enlarged = F.interpolate(small, size=clean.shape[-2:], mode="bilinear", align_corners=True)
         levels = torch.randint(0, recipe.noise_augmentation_max, (len(keys),), generator=generator, device=device)
         augmentation = torch.randn(enlarged.shape, generator=generator, device=device, dtype=enlarged.dtype)
