@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
 from foundry.db import get_or_raise
 from foundry.errors import Conflict, InvalidInput, NotFound
+from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.quality.models import ModelQuality, QualityEvaluator
 from foundry.quality.policy import missing_metrics, relative_figures
@@ -50,24 +51,12 @@ def get_evaluator(*, session: Session, evaluator_id: uuid.UUID) -> QualityEvalua
     return get_or_raise(session, QualityEvaluator, evaluator_id, code="evaluator_not_found", what="evaluator")
 
 
-def lineage_snapshot_ids(*, session: Session, model_id: uuid.UUID) -> set[uuid.UUID]:
-    """The snapshots every stage of the model (it and its ancestors) was trained on."""
-    found: set[uuid.UUID] = set()
-    current = get_or_raise(session, RegisteredModel, model_id, code="model_not_found", what="model")
-    for _ in range(64):
-        if current.snapshot_id is not None:
-            found.add(current.snapshot_id)
-        if current.parent_id is None:
-            return found
-        current = session.get(RegisteredModel, current.parent_id)
-    raise InvalidInput("model lineage is cyclic or absurdly deep", code="lineage_invalid")
-
-
 def require_unseen_heldout(*, session: Session, model_id: uuid.UUID, heldout_snapshot_id: uuid.UUID) -> None:
     """Refuse to measure a model on held-out captions whose images any stage of it trained on:
     the scores would measure memory, not prompt-following."""
+    stages = registry_service.lineage(session=session, model_id=model_id)
     seen = select(SnapshotEntry.asset_id).where(
-        SnapshotEntry.snapshot_id.in_(lineage_snapshot_ids(session=session, model_id=model_id)))
+        SnapshotEntry.snapshot_id.in_([m.snapshot_id for m in stages if m.snapshot_id is not None]))
     overlap = session.scalar(select(func.count()).select_from(SnapshotEntry).where(
         SnapshotEntry.snapshot_id == heldout_snapshot_id, SnapshotEntry.asset_id.in_(seen)))
     if overlap:
