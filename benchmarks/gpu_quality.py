@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,19 +32,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.quality_common import REPORT_KEYS, run_recipe
+from benchmarks.quality_common import REPORT_KEYS, HeldoutSets, evaluator_for, run_recipe
 from recipes import preset_recipe
 from training.data import TrainingExample
 from training.quality import (
-    GROUP_TAG,
-    SUBGROUP_TAG,
     EvaluatorConfig,
     LabelledImages,
     SamplingSettings,
-    reference_sample,
     round_floats,
-    tag_value,
-    train_evaluator,
 )
 
 
@@ -59,11 +53,7 @@ def load_exported(path: Path) -> dict:
 
 
 def labelled(snapshot: dict) -> LabelledImages:
-    kept = [i for i, tags in enumerate(snapshot["tags"])
-            if tag_value(tags, GROUP_TAG) and tag_value(tags, SUBGROUP_TAG)]
-    return LabelledImages(snapshot["images"][kept], tuple(snapshot["captions"][i] for i in kept),
-                          tuple(tag_value(snapshot["tags"][i], GROUP_TAG) for i in kept),
-                          tuple(tag_value(snapshot["tags"][i], SUBGROUP_TAG) for i in kept))
+    return LabelledImages.tagged(snapshot["images"], snapshot["captions"], snapshot["tags"])
 
 
 def examples(snapshot: dict) -> list[TrainingExample]:
@@ -89,15 +79,11 @@ def main(argv: list[str] | None = None) -> dict:
                         help="a few steps of everything, on any machine: proves the script runs end to end")
     args = parser.parse_args(argv)
     snapshots = load_exported(args.data)
-    training, heldout_full = labelled(snapshots["training"]), labelled(snapshots["evaluation"])
-    if args.smoke:
-        heldout_full = heldout_full.per_group(1)
-    heldout_curve = heldout_full.per_group(args.curve_per_group)
+    training, heldout = labelled(snapshots["training"]), labelled(snapshots["evaluation"])
+    sets = HeldoutSets.of(training, heldout.per_group(1) if args.smoke else heldout, args.curve_per_group)
     config = EvaluatorConfig(epochs=1) if args.smoke else EvaluatorConfig()
-    started = time.perf_counter()
-    evaluator = train_evaluator(training.images, training.groups, training.subgroups, config)
-    evaluator_seconds = time.perf_counter() - started
-    digest = evaluator.save(args.work / "evaluator")
+    evaluator, digest, evaluator_seconds = evaluator_for(args.work, training, snapshots["training"]["merkle_root"],
+                                                         config)
     recipe = preset_recipe(args.preset)
     if args.smoke:
         recipe = recipe.replace(max_train_steps=2, checkpoint_every=0, lr_warmup_steps=1, train_batch_size=4,
@@ -105,8 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not torch.cuda.is_available() and recipe.mixed_precision != "no":
         recipe = recipe.replace(mixed_precision="no")  # a CPU smoke run of the script
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    run = run_recipe(args.preset, recipe, examples(snapshots["training"]), evaluator, heldout_full, heldout_curve,
-                     reference_sample(training, heldout_full), reference_sample(training, heldout_curve),
+    run = run_recipe(args.preset, recipe, examples(snapshots["training"]), evaluator, sets,
                      work=args.work, curve_points=args.curve_points,
                      sampling=SamplingSettings(num_inference_steps=args.steps, guidance_scale=args.guidance),
                      results=args.out.parent)
@@ -119,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
         "curve": run["curve"],
         "snapshots": {role: {k: snap[k] for k in ("merkle_root", "entries", "contributors")}
                       for role, snap in snapshots.items()},
-        "heldout": {"images": len(heldout_full), "curve_images": len(heldout_curve)},
+        "heldout": {"images": len(sets.full), "curve_images": len(sets.curve)},
         "machine": {"device": device, "torch": torch.__version__},
     })
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -24,14 +24,12 @@ and the evaluator.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import os
 import platform
 import sys
-import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +41,7 @@ from PIL import Image
 from rich.console import Console
 from sqlalchemy import select
 
-from benchmarks.quality_common import REPORT_KEYS, run_recipe
+from benchmarks.quality_common import REPORT_KEYS, HeldoutSets, evaluator_for, run_recipe
 from foundry import migrate
 from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
@@ -56,17 +54,7 @@ from foundry.db import session_factory
 from foundry.demo import locate_catalog
 from recipes import PRESETS, base_recipe, preset_recipe
 from training.data import ImageTransform, TrainingExample
-from training.quality import (
-    Evaluator,
-    EvaluatorConfig,
-    LabelledImages,
-    SamplingSettings,
-    evaluator_sha256,
-    labelled_renditions,
-    reference_sample,
-    round_floats,
-    train_evaluator,
-)
+from training.quality import EvaluatorConfig, LabelledImages, SamplingSettings, labelled_renditions, round_floats
 
 EVALUATED_RESOLUTION = 32
 REFERENCE = "reference"
@@ -124,17 +112,6 @@ def labelled_images(items: list[dict], resolution: int = EVALUATED_RESOLUTION) -
     return labelled_renditions(((i["png"], i["caption"], i["tags"]) for i in items), resolution=resolution)
 
 
-def evaluator_for(work: Path, training: LabelledImages, training_root: str, config: EvaluatorConfig) -> tuple:
-    settings_digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
-    folder = work / "evaluators" / f"{training_root[:16]}-{settings_digest}"
-    if (folder / "evaluator.json").is_file():
-        return Evaluator.load(folder), evaluator_sha256(folder), 0.0
-    started = time.perf_counter()
-    evaluator = train_evaluator(training.images, training.groups, training.subgroups, config)
-    seconds = time.perf_counter() - started
-    return evaluator, evaluator.save(folder), seconds
-
-
 EXPORT_RESOLUTION = 64
 
 
@@ -144,9 +121,8 @@ def export_data(snapshots: dict, path: Path) -> None:
     arrays: dict[str, np.ndarray] = {}
     for role, snap in snapshots.items():
         items = snap["items"]
-        pixels = [transform(Image.open(io.BytesIO(i["png"]))) for i in items]
-        arrays[f"{role}_images"] = np.stack([((p.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255)
-                                            .astype(np.uint8) for p in pixels])
+        arrays[f"{role}_images"] = np.stack([transform.to_uint8(Image.open(io.BytesIO(i["png"]))).permute(1, 2, 0)
+                                             .numpy() for i in items])
         arrays[f"{role}_meta"] = np.array(json.dumps({
             "ids": [i["id"] for i in items], "captions": [i["caption"] for i in items],
             "tags": [list(i["tags"]) for i in items],
@@ -171,8 +147,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--final-per-group", type=int, default=None,
                         help="held-out prompts per group at the last point (default: every held-out caption)")
     parser.add_argument("--steps", type=int, default=25, help="sampling steps of the measured images")
-    parser.add_argument("--guidance", type=float, default=SamplingSettings().guidance_scale,
-                        help="classifier-free guidance of the measured images")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="classifier-free guidance of the measured images (default: each recipe's serving "
+                             "guidance, else the served default)")
     parser.add_argument("--guidance-sweep", default="", help="comma-separated guidance scales the final weights of "
                                                               "each preset are measured at again, e.g. 3,7,9")
     parser.add_argument("--max-train-steps", type=int, default=None, help="override every recipe's steps (smoke runs)")
@@ -192,14 +169,12 @@ def main(argv: list[str] | None = None) -> dict:
         export_data(snapshots, args.export_data)
         return {"exported": str(args.export_data)}
     training = labelled_images(snapshots["training"]["items"])
-    heldout_full = labelled_images(snapshots["evaluation"]["items"]).per_group(args.final_per_group)
-    heldout_curve = heldout_full.per_group(args.curve_per_group)
-    reference_full = reference_sample(training, heldout_full)
-    reference_curve = reference_sample(training, heldout_curve)
+    heldout = HeldoutSets.of(training, labelled_images(snapshots["evaluation"]["items"]).per_group(args.final_per_group),
+                             args.curve_per_group)
     config = EvaluatorConfig(epochs=args.evaluator_epochs)
     evaluator, evaluator_digest, evaluator_seconds = evaluator_for(
         args.work, training, snapshots["training"]["merkle_root"], config)
-    sampling = SamplingSettings(num_inference_steps=args.steps, guidance_scale=args.guidance)
+    sampling = SamplingSettings(num_inference_steps=args.steps)
 
     recipes = [] if args.no_reference else [(REFERENCE, reference_recipe())]
     for name in filter(None, args.presets.split(",")):
@@ -216,18 +191,25 @@ def main(argv: list[str] | None = None) -> dict:
         if args.max_train_steps is not None:
             recipe = recipe.replace(max_train_steps=args.max_train_steps,
                                     checkpoint_every=0, lr_warmup_steps=min(recipe.lr_warmup_steps, 1))
-        runs.append(run_recipe(name, recipe, examples, evaluator, heldout_full, heldout_curve, reference_full,
-                               reference_curve, work=args.work, curve_points=args.curve_points, sampling=sampling,
+        recipe_sampling = sampling_for(recipe, sampling, args.guidance)
+        runs.append(run_recipe(name, recipe, examples, evaluator, heldout, work=args.work,
+                               curve_points=args.curve_points, sampling=recipe_sampling,
                                results=results, export=name != REFERENCE,
                                guidance_sweep=tuple(float(g) for g in args.guidance_sweep.split(",") if g)))
         report = write_report(args, runs, kept, kept_curve, evaluator, evaluator_digest, evaluator_seconds, config,
-                              training, heldout_full, heldout_curve, snapshots, sampling)
+                              training, heldout, snapshots, sampling)
     print(json.dumps(report, indent=2))
     return report
 
 
+def sampling_for(recipe, sampling: SamplingSettings, guidance: float | None) -> SamplingSettings:
+    """A model is measured as it is served: at its recipe's guidance unless the command names one."""
+    scale = guidance if guidance is not None else recipe.serving_guidance_scale
+    return sampling if scale is None else replace(sampling, guidance_scale=scale)
+
+
 def write_report(args, runs, kept, kept_curve, evaluator, evaluator_digest, evaluator_seconds, config, training,
-                 heldout_full, heldout_curve, snapshots, sampling) -> dict:
+                 heldout, snapshots, sampling) -> dict:
     """The report so far: this invocation's runs, and earlier ones measured by the same evaluator."""
     report = {
         "presets": list(kept.values()) + [{k: run.get(k) for k in REPORT_KEYS} for run in runs],
@@ -235,8 +217,8 @@ def write_report(args, runs, kept, kept_curve, evaluator, evaluator_digest, eval
         "classifier": {"config": asdict(config), "train_seconds": evaluator_seconds,
                        "training_images": len(training), "groups": list(evaluator.groups)},
         "curve": kept_curve + [point for run in runs for point in run["curve"]],
-        "heldout": {"split": HELDOUT_SPLIT, "fraction": HELDOUT_FRACTION, "images": len(heldout_full),
-                    "curve_images": len(heldout_curve)},
+        "heldout": {"split": HELDOUT_SPLIT, "fraction": HELDOUT_FRACTION, "images": len(heldout.full),
+                    "curve_images": len(heldout.curve)},
         "snapshots": {role: {k: v for k, v in snap.items() if k != "items"} for role, snap in snapshots.items()},
         "sampling": asdict(sampling),
         "machine": {"threads": args.threads, "cpu": platform.processor() or platform.machine(),

@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 import torch
 
-from benchmarks.quality import evaluator_for, examples_of, labelled_images, prepare_snapshots
-from benchmarks.quality_common import run_recipe
+from benchmarks.quality import examples_of, labelled_images, prepare_snapshots
+from benchmarks.quality_common import HeldoutSets, evaluator_for, run_recipe
 from recipes import PRESETS, Recipe, TextPretraining, preset_recipe
-from training.quality import EvaluatorConfig, SamplingSettings, reference_sample, round_floats
+from training.quality import EvaluatorConfig, SamplingSettings, round_floats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     snapshots = prepare_snapshots(args.work, args.catalog)
     training = labelled_images(snapshots["training"]["items"])
-    heldout = labelled_images(snapshots["evaluation"]["items"]).per_group(args.per_group)
-    reference = reference_sample(training, heldout)
+    heldout = HeldoutSets.of(training, labelled_images(snapshots["evaluation"]["items"]).per_group(args.per_group),
+                             None)
     config = EvaluatorConfig()
     evaluator, digest, _ = evaluator_for(args.work, training, snapshots["training"]["merkle_root"], config)
     sampling = SamplingSettings(num_inference_steps=args.steps, guidance_scale=args.guidance)
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> dict:
     for name in names:
         variant = VARIANTS[name]
         recipe = variant.build()
-        run = run_recipe(name, recipe, examples, evaluator, heldout, heldout, reference, reference,
-                         work=args.work / "ablation", curve_points=args.curve_points, sampling=sampling,
+        run = run_recipe(name, recipe, examples, evaluator, heldout, work=args.work / "ablation",
+                         curve_points=args.curve_points, sampling=sampling,
                          results=sheets, guidance_sweep=tuple(float(g) for g in args.guidance_sweep.split(",") if g))
         rows[name] = round_floats({
             "variant": name, "preset": variant.preset, "change": variant.change,
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
             "recipe_changes": {"recipe": variant.recipe, "shape": variant.shape, "pretraining": variant.pretraining},
         })
         report = {
-            "rows": list(rows.values()), "classifier_sha256": digest, "heldout_prompts": len(heldout),
+            "rows": list(rows.values()), "classifier_sha256": digest, "heldout_prompts": len(heldout.full),
             "sampling": asdict(sampling), "presets": sorted(PRESETS),
             "machine": {"threads": args.threads, "cpu": platform.processor() or platform.machine(),
                         "cores": os.cpu_count(), "torch": torch.__version__},

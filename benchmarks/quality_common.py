@@ -5,20 +5,61 @@ No database here: the GPU benchmark runs on a machine that has the training engi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from training.engine import DiffusionTrainer
-from training.quality import SamplingSettings, measure_pipeline, round_floats
+from training.quality import (
+    Evaluator,
+    EvaluatorConfig,
+    LabelledImages,
+    SamplingSettings,
+    evaluator_sha256,
+    measure_pipeline,
+    reference_sample,
+    round_floats,
+    train_evaluator,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT_KEYS = ("preset", "train_minutes", "real_balanced_acc", "gen_balanced_acc", "chance_balanced", "kid",
                "kid_ci95", "kid_real_floor", "precision", "recall", "heldout_loss", "gen_subgroup_balanced_acc",
-               "real_subgroup_balanced_acc", "chance_subgroup_balanced", "steps", "images_seen", "sheet", "guidance_sweep")
+               "real_subgroup_balanced_acc", "chance_subgroup_balanced", "steps", "images_seen", "guidance_scale", "sheet",
+               "guidance_sweep")
+
+
+@dataclass(frozen=True)
+class HeldoutSets:
+    """What a run is measured on: every held-out prompt at its last curve point, a per-group subset at
+    the others, each beside real training images of the same group composition (KID's real floor)."""
+
+    full: LabelledImages
+    curve: LabelledImages
+    reference_full: LabelledImages
+    reference_curve: LabelledImages
+
+    @classmethod
+    def of(cls, training: LabelledImages, heldout: LabelledImages, curve_per_group: int | None) -> HeldoutSets:
+        curve = heldout.per_group(curve_per_group)
+        return cls(heldout, curve, reference_sample(training, heldout), reference_sample(training, curve))
+
+
+def evaluator_for(work: Path, training: LabelledImages, training_root: str, config: EvaluatorConfig) -> tuple:
+    """The frozen evaluator of this training snapshot and config, trained once and kept under ``work``:
+    (evaluator, its sha256, seconds spent training it now)."""
+    settings_digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
+    folder = work / "evaluators" / f"{training_root[:16]}-{settings_digest}"
+    if (folder / "evaluator.json").is_file():
+        return Evaluator.load(folder), evaluator_sha256(folder), 0.0
+    started = time.perf_counter()
+    evaluator = train_evaluator(training.images, training.groups, training.subgroups, config)
+    seconds = time.perf_counter() - started
+    return evaluator, evaluator.save(folder), seconds
 
 
 def sweep_point(trainer, evaluator, heldout, reference, resolution: int, sampling: SamplingSettings,
@@ -32,9 +73,9 @@ def sweep_point(trainer, evaluator, heldout, reference, resolution: int, samplin
         "gen_balanced_acc", "kid", "precision", "recall")}})
 
 
-def run_recipe(name: str, recipe, examples, evaluator, heldout_full, heldout_curve, reference_full,
-               reference_curve, *, work: Path, curve_points: int, sampling: SamplingSettings, results: Path,
-               export: bool = False, guidance_sweep: tuple[float, ...] = ()) -> dict:
+def run_recipe(name: str, recipe, examples, evaluator, heldout: HeldoutSets, *, work: Path, curve_points: int,
+               sampling: SamplingSettings, results: Path, export: bool = False,
+               guidance_sweep: tuple[float, ...] = ()) -> dict:
     """Train ``recipe``, measuring at ``curve_points`` evenly spaced steps; the last is the full measurement.
 
     ``export`` also writes the trained pipeline to ``work/runs/<name>/pipeline`` (e.g. for an upscaler to follow);
@@ -62,8 +103,8 @@ def run_recipe(name: str, recipe, examples, evaluator, heldout_full, heldout_cur
             with trainer.current_pipeline() as pipeline:
                 pipeline.set_progress_bar_config(disable=True)
                 metrics, sheet = measure_pipeline(
-                    pipeline, evaluator, heldout_full if last else heldout_curve,
-                    reference_full if last else reference_curve, resolution=recipe.resolution or 32,
+                    pipeline, evaluator, heldout.full if last else heldout.curve,
+                    heldout.reference_full if last else heldout.reference_curve, resolution=recipe.resolution or 32,
                     sampling=sampling)
             point = {"recipe": name, "step": stop, "images_seen": stop * recipe.train_batch_size,
                      "train_minutes": train_seconds / 60, "measure_seconds": time.perf_counter() - measure_started,
@@ -74,7 +115,7 @@ def run_recipe(name: str, recipe, examples, evaluator, heldout_full, heldout_cur
             print(json.dumps(round_floats(point)), file=sys.stderr, flush=True)
             if last:
                 final = metrics
-                final["guidance_sweep"] = [sweep_point(trainer, evaluator, heldout_curve, reference_curve,
+                final["guidance_sweep"] = [sweep_point(trainer, evaluator, heldout.curve, heldout.reference_curve,
                                                        recipe.resolution or 32, sampling, scale)
                                            for scale in guidance_sweep]
                 sheet_path = results / f"quality_sheet_{name}.png"
@@ -85,6 +126,7 @@ def run_recipe(name: str, recipe, examples, evaluator, heldout_full, heldout_cur
     finally:
         trainer.close()
     return {"preset": name, "train_minutes": train_seconds / 60, "steps": total,
-            "images_seen": total * recipe.train_batch_size, **final, "curve": curve}
+            "images_seen": total * recipe.train_batch_size, "guidance_scale": sampling.guidance_scale, **final,
+            "curve": curve}
 
 

@@ -138,13 +138,15 @@ def served_latencies(var_dir: Path, model_id: str, key: str, *, prompt: str, ste
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--guidance", type=float, default=5.0)
-    parser.add_argument("--images", type=int, default=1)
-    parser.add_argument("--train-steps", type=int, default=2)
-    parser.add_argument("--var-dir", type=Path, default=None)
-    parser.add_argument("--prompt", default="grinning face")
+    parser.add_argument("--requests", type=int, default=20, help="timed requests on each side")
+    parser.add_argument("--steps", type=int, default=30, help="denoising steps per image")
+    parser.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale")
+    parser.add_argument("--images", type=int, default=1, help="images per request")
+    parser.add_argument("--train-steps", type=int, default=2,
+                        help="steps of the model trained at setup (latency does not depend on its weights)")
+    parser.add_argument("--var-dir", type=Path, default=None,
+                        help="a deployment folder to reuse (default: a new temporary one, set up from scratch)")
+    parser.add_argument("--prompt", default="grinning face", help="the prompt of every request")
     args = parser.parse_args(argv)
 
     import torch

@@ -111,6 +111,13 @@ def transaction(url: str) -> Iterator[Session]:
         session.close()
 
 
+def flushed(session: Session, row):
+    """Add a new row and flush it, so its id and server defaults exist before the edge commits."""
+    session.add(row)
+    session.flush()
+    return row
+
+
 def get_or_raise(session: Session, model: type, key, *, code: str, what: str):
     """The row of ``model`` with primary key ``key``, or NotFound with a stable code."""
     row = session.get(model, key)

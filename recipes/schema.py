@@ -176,6 +176,10 @@ class Recipe:
     validation_prompts: tuple[str, ...] = ()
     validation_inference_steps: int = 25
     validation_guidance_scale: float = 4.0
+    serving_guidance_scale: float | None = None
+    """Classifier-free guidance the trained model is served and measured at when a request names
+    none (saved with the pipeline); ``None`` leaves the API's default. Better-trained models want
+    less guidance than barely trained ones (``benchmarks/results/quality_cpu.json``)."""
 
     lora_rank: int = 4
     lora_alpha: int = 4
@@ -254,6 +258,8 @@ class Recipe:
             raise ValueError("caption_dropout must be in [0, 1)")
         if not 0.0 < self.ema_decay < 1.0:
             raise ValueError("ema_decay must be in (0, 1)")
+        if self.serving_guidance_scale is not None and not 1.0 <= self.serving_guidance_scale <= 30.0:
+            raise ValueError("serving_guidance_scale must be in [1, 30] or None")
         if self.snr_gamma is not None and self.snr_gamma <= 0:
             raise ValueError("snr_gamma must be positive or None")
         if min(self.checkpoint_every, self.validation_every, self.lr_warmup_steps) < 0:
@@ -391,7 +397,7 @@ GPU_PRESET_SHAPE = BaseModelShape(
 )
 
 
-def _preset_settings(max_train_steps: int, pretraining_epochs: int) -> dict[str, Any]:
+def _preset_settings(max_train_steps: int, pretraining_epochs: int, guidance: float) -> dict[str, Any]:
     """What the presets share: the licensed-only recipe the quality benchmark supports.
 
     Batch 16 in bfloat16 autocast: at the demo's budget, 650 steps of 16 images beat 300 of 32
@@ -411,19 +417,21 @@ def _preset_settings(max_train_steps: int, pretraining_epochs: int) -> dict[str,
         "caption_mode": "caption_or_tags",
         "checkpoint_every": max(50, max_train_steps // 10),
         "validation_every": 0,
-        "validation_guidance_scale": 6.0,
+        "validation_guidance_scale": guidance,
+        "serving_guidance_scale": guidance,
         "model_shape": PRESET_SHAPE,
     }
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     # <= 5 minutes of training on a 2-core CPU: what `make demo` trains.
-    "demo": _preset_settings(max_train_steps=650, pretraining_epochs=6),
+    # Guidance by the sweeps of each preset's weights: demo 0.17 at 5, 0.29 at 9; quality 0.30 at 5, 0.22 at 9.
+    "demo": _preset_settings(max_train_steps=650, pretraining_epochs=6, guidance=9.0),
     # <= 30 minutes on a 2-core CPU.
-    "quality": _preset_settings(max_train_steps=4000, pretraining_epochs=20),
+    "quality": _preset_settings(max_train_steps=4000, pretraining_epochs=20, guidance=5.0),
     # 64 px on one H100/H200 in <= 10 minutes (bf16).
     "gpu": {
-        **_preset_settings(max_train_steps=8000, pretraining_epochs=60),
+        **_preset_settings(max_train_steps=8000, pretraining_epochs=60, guidance=5.0),
         "resolution": 64,
         "train_batch_size": 128,
         "learning_rate": 5e-4,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from api.deps import AdminPrincipal, SessionDep, SettingsDep
 from api.errors import error_responses
 from api.params import Offset, PageLimit
 from foundry.training_jobs import service as job_service
-from foundry.training_jobs.schemas import TrainingJobCreate, TrainingJobRead
+from foundry.training_jobs.schemas import JobStatus, TrainingJobCreate, TrainingJobRead
 from foundry.usecases.training import submit_training_job
 from worker.queue import CeleryQueue
 
@@ -31,9 +32,11 @@ def create_training_job(principal: AdminPrincipal, session: SessionDep, settings
 
 
 @router.get("/training-jobs", response_model=list[TrainingJobRead])
-def list_training_jobs(_principal: AdminPrincipal, session: SessionDep, limit: PageLimit = 50,
-                       offset: Offset = 0) -> list[TrainingJobRead]:
-    jobs = job_service.list_jobs(session=session, limit=limit, offset=offset)
+def list_training_jobs(_principal: AdminPrincipal, session: SessionDep,
+                       status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
+                       tenant_id: Annotated[uuid.UUID | None, Query(description="Only this tenant's jobs.")] = None,
+                       limit: PageLimit = 50, offset: Offset = 0) -> list[TrainingJobRead]:
+    jobs = job_service.list_jobs(session=session, status=status, tenant_id=tenant_id, limit=limit, offset=offset)
     return [TrainingJobRead.model_validate(j) for j in jobs]
 
 

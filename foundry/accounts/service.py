@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from foundry.accounts.models import ApiKey, ArtistSession, Tenant
 from foundry.accounts.policy import Principal, scope_problem
-from foundry.db import get_or_raise, utcnow
+from foundry.db import flushed, get_or_raise, utcnow
 from foundry.errors import Conflict, InvalidInput
 
 
@@ -24,9 +24,7 @@ def create_tenant(*, session: Session, name: str) -> Tenant:
     if session.scalar(select(Tenant.id).where(Tenant.name == name)) is not None:
         raise Conflict(f"a tenant named {name!r} already exists", code="tenant_exists")
     tenant = Tenant(name=name)
-    session.add(tenant)
-    session.flush()
-    return tenant
+    return flushed(session, tenant)
 
 
 def get_tenant(*, session: Session, tenant_id: uuid.UUID) -> Tenant:
@@ -61,8 +59,7 @@ def create_api_key(*, session: Session, role: str, name: str, tenant_id: uuid.UU
     secret = secrets.token_urlsafe(32)
     key = ApiKey(name=name.strip() or role, prefix=prefix, secret_sha256=_hash_secret(secret), role=role,
                  tenant_id=tenant_id, contributor_id=contributor_id)
-    session.add(key)
-    session.flush()
+    flushed(session, key)
     return key, f"{KEY_PREFIX}_{prefix}_{secret}"
 
 
@@ -95,9 +92,7 @@ def list_api_keys(*, session: Session) -> list[ApiKey]:
 def start_artist_session(*, session: Session, api_key_id: uuid.UUID, contributor_id: uuid.UUID,
                          expires_at: datetime) -> ArtistSession:
     row = ArtistSession(api_key_id=api_key_id, contributor_id=contributor_id, expires_at=expires_at)
-    session.add(row)
-    session.flush()
-    return row
+    return flushed(session, row)
 
 
 def active_artist_session(*, session: Session, session_id: uuid.UUID, api_key_id: uuid.UUID,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from foundry.attribution.models import AttributionIndex
 from foundry.attribution.policy import index_fingerprint
 from foundry.blobs import BlobStore
+from foundry.db import flushed
 from foundry.errors import Conflict
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
@@ -51,9 +52,7 @@ def record_index(*, session: Session, model_id: uuid.UUID, index: InfluenceIndex
                            config=dict(index.config), fingerprint=dict(index.fingerprint), blob_sha256=blob_sha256,
                            entry_count=len(index.asset_ids), build_seconds=round(build_seconds, 3),
                            training_job_id=training_job_id, built_by=built_by[:200])
-    session.add(row)
-    session.flush()
-    return row
+    return flushed(session, row)
 
 
 def set_influence_alpha(*, session: Session, model_id: uuid.UUID, alpha_bps: int) -> RegisteredModel:

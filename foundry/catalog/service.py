@@ -28,7 +28,7 @@ from foundry.catalog.rights import ADVISORY_WARNINGS, EmbeddedRights
 from foundry.catalog.schemas import CatalogSummaryRead, ContributorAssets
 from foundry.catalog.sources import CandidateRow, CatalogSource, open_source
 from foundry.concurrency import default_workers, ordered_chunked_map
-from foundry.db import get_or_raise, newest_first, utcnow
+from foundry.db import flushed, get_or_raise, newest_first, utcnow
 from foundry.errors import FoundryError
 from foundry.licensing import service as licensing_service
 from foundry.licensing.models import LicenseGrant
@@ -176,8 +176,7 @@ def import_catalog(
         status="running",
         started_at=utcnow(),
     )
-    session.add(batch)
-    session.flush()
+    flushed(session, batch)
     state = _BatchState(
         batch=batch,
         owner_tenant=owner_tenant,
@@ -423,9 +422,7 @@ def record_failed_import(*, session: Session, source: str, source_format: str, r
     now = utcnow()
     batch = CatalogImport(source=source, source_format=source_format, requested_by=requested_by,
                           status="failed", started_at=now, finished_at=now, error=error, report={})
-    session.add(batch)
-    session.flush()
-    return batch
+    return flushed(session, batch)
 
 
 def get_import(*, session: Session, import_id: uuid.UUID) -> CatalogImport:
@@ -557,6 +554,5 @@ def ensure_brand_contributor(*, session: Session, tenant: Tenant) -> Contributor
     contributor = session.scalar(select(Contributor).where(Contributor.external_ref == reference))
     if contributor is None:
         contributor = Contributor(display_name=f"{tenant.name} (brand assets)", external_ref=reference)
-        session.add(contributor)
-        session.flush()
+        flushed(session, contributor)
     return contributor

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from foundry.cli.common import console, fail, failing_on_domain_error, open_session, parse_uuid
+from foundry.cli.common import console, fail, failing_on_domain_error, open_session, parse_uuid, print_table
 from foundry.config import get_settings
 from foundry.db import session_factory
 from foundry.errors import FoundryError
@@ -84,6 +84,22 @@ def _report_job(job) -> None:
         console.print(f"job {job.id} succeeded: model [bold]{job.result_model_id}[/]")
         return
     raise fail(f"job {job.id} {job.status}: {job.error or ''} [{job.error_code or job.status}]")
+
+
+@train_app.command("list")
+def train_list(
+    status: Annotated[str | None, typer.Option(help="Only jobs in this state: queued, running, succeeded, "
+                                                    "failed or cancelled.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's jobs (tenant id).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 20,
+) -> None:
+    """Training jobs, newest first, with their state and progress."""
+    tenant_id = parse_uuid(tenant, "tenant") if tenant else None
+    with open_session() as session, failing_on_domain_error(show_code=False):
+        jobs = job_service.list_jobs(session=session, status=status, tenant_id=tenant_id, limit=limit)
+    print_table(("id", "name", "recipe", "status", "stage", "step", "created"),
+                ((str(job.id), job.name, job.recipe_kind, job.status, job.stage, f"{job.step}/{job.total_steps}",
+                  f"{job.created_at:%Y-%m-%d %H:%M}") for job in jobs))
 
 
 @train_app.command("status")

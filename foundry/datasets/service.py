@@ -25,7 +25,7 @@ from foundry.catalog.models import Asset
 from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
 from foundry.datasets.policy import SplitCandidate, heldout_asset_ids
 from foundry.datasets.schemas import SnapshotFilters
-from foundry.db import get_or_raise, newest_first, utcnow
+from foundry.db import flushed, get_or_raise, newest_first, utcnow
 from foundry.errors import FoundryError, InvalidInput
 from foundry.licensing import service as licensing_service
 from foundry.licensing.models import LicenseGrant
@@ -170,8 +170,7 @@ def create_snapshot(
         entry_count=len(entries), contributor_count=len({e["contributor_id"] for e in entries}),
         created_by=created_by, description=description, owner_tenant_id=filters.tenant_id,
     )
-    session.add(snapshot)
-    session.flush()
+    flushed(session, snapshot)
     for start in range(0, len(entries), 1000):
         session.execute(insert(SnapshotEntry), entries[start:start + 1000])
     return snapshot

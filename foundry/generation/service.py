@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from foundry.blobs import BlobStore
-from foundry.db import utcnow
+from foundry.db import flushed, utcnow
 from foundry.errors import Conflict, InvalidInput, NotFound
 from foundry.generation.models import GeneratedImage, Generation
 from foundry.generation.policy import (
@@ -133,8 +133,7 @@ def submit_generation(*, session: Session, blob_store: BlobStore, tenant_id: uui
         price_rule_id=rule.id, unit_price=rule.unit_price, currency=rule.currency)
     try:
         with session.begin_nested():
-            session.add(generation)
-            session.flush()
+            flushed(session, generation)
     except IntegrityError:
         # a concurrent request with the same key won the race: answer with its generation
         existing = _by_idempotency_key(session, tenant_id, idempotency_key) if idempotency_key else None

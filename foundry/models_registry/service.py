@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from foundry import __version__
 from foundry.blobs import BlobStore, sha256_hex
-from foundry.db import get_or_raise, newest_first
+from foundry.db import flushed, get_or_raise, newest_first
 from foundry.errors import InvalidInput
 from foundry.models_registry.models import RegisteredModel
 from foundry.models_registry.policy import REVOCATION_POLICIES, is_licensed_only
@@ -124,9 +124,7 @@ def register_external(*, session: Session, blob_store: BlobStore, folder: Path, 
         licensed_only=False, source_path=str(folder.resolve()),
         lineage_note=note or "registered from a folder; its training data is not known to the foundry",
     )
-    session.add(model)
-    session.flush()
-    return model
+    return flushed(session, model)
 
 
 def register_trained(*, session: Session, blob_store: BlobStore, folder: Path, name: str, kind: str,
@@ -143,9 +141,7 @@ def register_trained(*, session: Session, blob_store: BlobStore, folder: Path, n
                                        parent_licensed_only=parent.licensed_only if parent else None),
         training_job_id=training_job_id, metrics=metrics,
     )
-    session.add(model)
-    session.flush()
-    return model
+    return flushed(session, model)
 
 
 def materialize(*, model: RegisteredModel, blob_store: BlobStore, cache_dir: Path) -> Path:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foundry.accounts import service as accounts_service
-from foundry.db import utcnow
+from foundry.db import flushed, utcnow
 from foundry.errors import InvalidInput, NotFound
 from foundry.models_registry import service as registry_service
 from foundry.money import Money
@@ -39,9 +39,7 @@ def set_price(*, session: Session, unit_price: int, currency: str, pool_share_bp
         old.retired_at = utcnow()
     rule = PriceRule(model_id=model_id, tenant_id=tenant_id, unit_price=unit_price, currency=currency,
                      pool_share_bps=pool_share_bps, finetune_share_bps=finetune_share_bps, created_by=created_by)
-    session.add(rule)
-    session.flush()
-    return rule
+    return flushed(session, rule)
 
 
 def _same_scope(column, value):

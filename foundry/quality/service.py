@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
-from foundry.db import get_or_raise
+from foundry.db import flushed, get_or_raise
 from foundry.errors import Conflict, InvalidInput, NotFound
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
@@ -36,9 +36,7 @@ def register_evaluator(*, session: Session, split: str, training_snapshot_id: uu
         files=files, config=config, groups=list(groups), subgroups=list(subgroups),
         real_balanced_accuracy=real_balanced_accuracy,
         real_subgroup_balanced_accuracy=real_subgroup_balanced_accuracy, created_by=created_by)
-    session.add(evaluator)
-    session.flush()
-    return evaluator
+    return flushed(session, evaluator)
 
 
 def current_evaluator(*, session: Session, split: str) -> QualityEvaluator | None:
@@ -74,9 +72,7 @@ def record_measurement(*, session: Session, model_id: uuid.UUID, evaluator_id: u
         raise InvalidInput(f"a quality measurement lacks {', '.join(missing)}", code="quality_metrics_incomplete")
     measurement = ModelQuality(model_id=model_id, evaluator_id=evaluator_id, metrics=metrics, sampling=sampling,
                                sheet_sha256=sheet_sha256, measured_by=measured_by)
-    session.add(measurement)
-    session.flush()
-    return measurement
+    return flushed(session, measurement)
 
 
 def latest_measurement(*, session: Session, model_id: uuid.UUID) -> ModelQualityRead | None:

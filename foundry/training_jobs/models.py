@@ -12,6 +12,7 @@ from foundry.db import Base, CreatedAtMixin, IdMixin
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 
 
 class TrainingJob(IdMixin, CreatedAtMixin, Base):

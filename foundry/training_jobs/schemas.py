@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from recipes import RecipeKind
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+"""A training job's state (``foundry.training_jobs.models.STATUSES``)."""
 
 
 class TrainingJobCreate(BaseModel):

@@ -15,11 +15,20 @@ from sqlalchemy.orm import Session
 
 from foundry.accounts import service as accounts_service
 from foundry.datasets import service as dataset_service
-from foundry.db import get_or_raise, newest_first, utcnow
+from foundry.db import flushed, get_or_raise, utcnow
 from foundry.errors import Conflict, InvalidInput, NotFound
 from foundry.licensing.terms import Use
 from foundry.models_registry import service as registry_service
-from foundry.training_jobs.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TERMINAL, TrainingJob
+from foundry.training_jobs.models import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    STATUSES,
+    SUCCEEDED,
+    TERMINAL,
+    TrainingJob,
+)
 from recipes import RECIPE_KINDS
 
 LOG_TAIL_CHARS = 8000
@@ -64,17 +73,26 @@ def create_job(*, session: Session, name: str, recipe_kind: str, recipe: dict, s
     job = TrainingJob(name=name, recipe_kind=recipe_kind, recipe=recipe, snapshot_id=snapshot_id,
                       base_model_id=base_model_id, requested_by=requested_by, owner_tenant_id=owner_tenant_id,
                       status=QUEUED, total_steps=int(recipe.get("max_train_steps") or 0), artifacts=[], details={})
-    session.add(job)
-    session.flush()
-    return job
+    return flushed(session, job)
 
 
 def get_job(*, session: Session, job_id: uuid.UUID) -> TrainingJob:
     return get_or_raise(session, TrainingJob, job_id, code="training_job_not_found", what="training job")
 
 
-def list_jobs(*, session: Session, limit: int = 50, offset: int = 0) -> list[TrainingJob]:
-    return newest_first(session, TrainingJob, order_by=TrainingJob.created_at, limit=limit, offset=offset)
+def list_jobs(*, session: Session, status: str | None = None, tenant_id: uuid.UUID | None = None, limit: int = 50,
+              offset: int = 0) -> list[TrainingJob]:
+    """Newest first; only jobs in ``status`` and only ``tenant_id``'s jobs when given (what an operator
+    watching the queue, or a tenant's own page, asks for)."""
+    query = select(TrainingJob).order_by(TrainingJob.created_at.desc(), TrainingJob.id)
+    if status is not None:
+        if status not in STATUSES:
+            raise InvalidInput(f"unknown training job status {status!r}; use one of {list(STATUSES)}",
+                               code="validation_error")
+        query = query.where(TrainingJob.status == status)
+    if tenant_id is not None:
+        query = query.where(TrainingJob.owner_tenant_id == tenant_id)
+    return list(session.scalars(query.limit(limit).offset(offset)))
 
 
 def claim_job(*, session: Session, job_id: uuid.UUID, worker: str, stale_after: timedelta) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from foundry.catalog.models import Asset
 from foundry.datasets.models import DatasetSnapshot, SnapshotEntry
-from foundry.db import utcnow
+from foundry.db import flushed, utcnow
 from foundry.errors import Conflict, InvalidInput, NotFound
 from foundry.licensing import service as licensing_service
 from foundry.licensing.models import RightsWithdrawal
@@ -63,9 +63,7 @@ def withdraw_rights(*, session: Session, contributor_id: uuid.UUID, reason: str,
     withdrawal = RightsWithdrawal(contributor_id=contributor_id, asset_id=asset_id, use=use, reason=reason.strip(),
                                   requested_by=requested_by, revoked_grants=revoked,
                                   affected_models=[str(model_id) for model_id in affected], created_at=now)
-    session.add(withdrawal)
-    session.flush()
-    return withdrawal
+    return flushed(session, withdrawal)
 
 
 def _mark_affected_models(session: Session, asset_ids: list[uuid.UUID], snapshot_uses: list[str] | None,

@@ -193,3 +193,42 @@ def test_running_job_can_be_cancelled(migrated, sessions, base_snapshot):
     runner.join(timeout=120)
     job = load_job(sessions, job.id)
     assert job.status == "cancelled" and 2 <= job.step < 400
+
+
+def test_jobs_are_listed_by_state_and_tenant_in_the_service_the_api_and_the_cli(migrated, sessions, base_snapshot):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from foundry.accounts import service as accounts_service
+    from tests.test_cli_and_migrations import cli
+
+    queued, cancelled = create_job(sessions, base_snapshot), create_job(sessions, base_snapshot)
+    with sessions() as session, session.begin():
+        job_service.request_cancel(session=session, job_id=cancelled.id)
+        tenant = accounts_service.create_tenant(session=session, name="Acme")
+        session.get(type(queued), queued.id).owner_tenant_id = tenant.id
+
+    def listed(**filters):
+        with sessions() as session:
+            return [job.id for job in job_service.list_jobs(session=session, **filters)]
+
+    assert listed() == [cancelled.id, queued.id]
+    assert listed(status="queued") == [queued.id] and listed(status="cancelled") == [cancelled.id]
+    assert listed(status="running") == [] and listed(tenant_id=tenant.id) == [queued.id]
+    assert listed(tenant_id=tenant.id, status="cancelled") == []
+    with sessions() as session, pytest.raises(InvalidInput, match="unknown training job status 'paused'"):
+        job_service.list_jobs(session=session, status="paused")
+
+    admin = {"Authorization": "Bearer test-admin-key"}
+    with TestClient(create_app(migrated)) as client:
+        answer = client.get("/v1/training-jobs", params={"status": "cancelled"}, headers=admin)
+        assert answer.status_code == 200 and [j["id"] for j in answer.json()] == [str(cancelled.id)]
+        answer = client.get("/v1/training-jobs", params={"tenant_id": str(tenant.id)}, headers=admin)
+        assert [j["id"] for j in answer.json()] == [str(queued.id)]
+        refused = client.get("/v1/training-jobs", params={"status": "paused"}, headers=admin)
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "validation_error"
+
+    table = cli(migrated, "train", "list", "--status", "queued").stdout
+    assert str(queued.id) in table and str(cancelled.id) not in table
+    refused = cli(migrated, "train", "list", "--status", "paused", check=False)
+    assert refused.returncode != 0 and "unknown training job status 'paused'" in refused.stderr + refused.stdout
