@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--curve-points", type=int, default=4)
     parser.add_argument("--curve-per-group", type=int, default=12)
     parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--guidance", type=float, default=None, help="default: the preset's serving guidance")
+    parser.add_argument("--guidance-sweep", default="3,7,9",
+                        help="guidance scales the final weights are measured at again (curve prompts)")
     parser.add_argument("--smoke", action="store_true",
                         help="a few steps of everything, on any machine: proves the script runs end to end")
     args = parser.parse_args(argv)
@@ -93,7 +95,9 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     run = run_recipe(args.preset, recipe, examples(snapshots["training"]), evaluator, sets,
                      work=args.work, curve_points=args.curve_points,
-                     sampling=SamplingSettings(num_inference_steps=args.steps, guidance_scale=args.guidance),
+                     sampling=SamplingSettings(num_inference_steps=args.steps, guidance_scale=args.guidance)
+                     .for_recipe(recipe.to_dict()),
+                     guidance_sweep=tuple(float(g) for g in args.guidance_sweep.split(",") if g),
                      results=args.out.parent)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
     report = round_floats({

@@ -204,8 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def sampling_for(recipe, sampling: SamplingSettings, guidance: float | None) -> SamplingSettings:
     """A model is measured as it is served: at its recipe's guidance unless the command names one."""
-    scale = guidance if guidance is not None else recipe.serving_guidance_scale
-    return sampling if scale is None else replace(sampling, guidance_scale=scale)
+    return replace(sampling, guidance_scale=guidance).for_recipe(recipe.to_dict())
 
 
 def write_report(args, runs, kept, kept_curve, evaluator, evaluator_digest, evaluator_seconds, config, training,

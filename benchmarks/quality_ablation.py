@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--per-group", type=int, default=12, help="held-out prompts per group measured")
     parser.add_argument("--curve-points", type=int, default=2)
     parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--guidance", type=float, default=SamplingSettings().guidance_scale)
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="classifier-free guidance (default: each variant's serving guidance)")
     parser.add_argument("--guidance-sweep", default="", help="comma-separated guidance scales to re-measure "
                                                               "the final weights at, e.g. 3,7,9")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality_ablation.json")
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
         variant = VARIANTS[name]
         recipe = variant.build()
         run = run_recipe(name, recipe, examples, evaluator, heldout, work=args.work / "ablation",
-                         curve_points=args.curve_points, sampling=sampling,
+                         curve_points=args.curve_points, sampling=sampling.for_recipe(recipe.to_dict()),
                          results=sheets, guidance_sweep=tuple(float(g) for g in args.guidance_sweep.split(",") if g))
         rows[name] = round_floats({
             "variant": name, "preset": variant.preset, "change": variant.change,

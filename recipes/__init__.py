@@ -7,6 +7,7 @@ importing ``training``. The code lives in :mod:`recipes.schema`.
 
 from recipes.schema import (
     CAPTION_MODES,
+    DEFAULT_GUIDANCE_SCALE,
     LR_SCHEDULERS,
     MAX_TRAIN_STEPS,
     PRESETS,
@@ -26,11 +27,13 @@ from recipes.schema import (
     lora_recipe,
     preset_recipe,
     recipe_for_job,
+    serving_guidance,
     upscaler_recipe,
 )
 
 __all__ = [
     "CAPTION_MODES",
+    "DEFAULT_GUIDANCE_SCALE",
     "LR_SCHEDULERS",
     "MAX_TRAIN_STEPS",
     "PRESETS",
@@ -50,5 +53,6 @@ __all__ = [
     "lora_recipe",
     "preset_recipe",
     "recipe_for_job",
+    "serving_guidance",
     "upscaler_recipe",
 ]

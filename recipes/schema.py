@@ -24,6 +24,8 @@ AttentionBackend = Literal["sdpa", "xformers"]
 TorchCompile = Literal["off", "regional", "full"]
 
 RecipeKind = Literal["base", "finetune", "lora", "upscaler"]
+DEFAULT_GUIDANCE_SCALE = 9.0
+"""Guidance for a model whose recipe names none (outside models, models trained before recipes did)."""
 RECIPE_KINDS: tuple[str, ...] = get_args(RecipeKind)
 MAX_TRAIN_STEPS = 2**31 - 1
 """A job's step counters are 32-bit integer columns."""
@@ -441,6 +443,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model_shape": GPU_PRESET_SHAPE,
     },
 }
+
+
+def serving_guidance(recipe: dict[str, Any]) -> float:
+    """The guidance a model is served and measured at when a request names none: its recipe's, else the default."""
+    scale = recipe.get("serving_guidance_scale")
+    return float(scale) if isinstance(scale, (int, float)) and not isinstance(scale, bool) else DEFAULT_GUIDANCE_SCALE
 
 
 def preset_recipe(preset: str, **overrides: Any) -> Recipe:

@@ -39,6 +39,7 @@ from PIL import Image, ImageDraw
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from recipes import serving_guidance
 from training.data import ImageTransform
 from training.pipelines import pipeline_call_kwargs
 from training.text_encoder import PromptStyle, encode_prompts, tokenize_prompts
@@ -366,11 +367,18 @@ class SamplingSettings:
     """How the measured images are generated: fixed, so runs compare."""
 
     num_inference_steps: int = 25
-    guidance_scale: float = 9.0
-    """The served default too: prompt-following rises with guidance at these budgets (0.09 at 3, 0.17 at 5,
-    0.25 at 7, 0.29 at 9 for the demo preset's weights, ``benchmarks/results/quality_ablation.json``)."""
+    guidance_scale: float | None = None
+    """``None``: the model's serving guidance (:meth:`for_recipe`), so a model is measured as it is served.
+    The best scale depends on the model: 9 for the demo preset's weights, 5 for the quality preset's
+    (``benchmarks/results/quality_ablation.json``, ``quality_cpu.json``)."""
     seed: int = 0
     batch_size: int = 64
+
+    def for_recipe(self, recipe: dict[str, Any]) -> SamplingSettings:
+        """These settings with the guidance filled in from the model's recipe where none is set."""
+        if self.guidance_scale is not None:
+            return self
+        return SamplingSettings(**{**asdict(self), "guidance_scale": serving_guidance(recipe)})
 
 
 GROUP_TAG, SUBGROUP_TAG = "group:", "subgroup:"
@@ -450,6 +458,8 @@ def measure_images(evaluator: Evaluator, generated: np.ndarray, heldout: Labelle
 def generate_images(pipeline: Any, prompts: Sequence[str], settings: SamplingSettings, *, resolution: int,
                     progress: Progress | None = None) -> np.ndarray:
     """One image per prompt; image ``i`` from its own generator seeded ``seed + i`` (batch-size free)."""
+    if settings.guidance_scale is None:
+        raise ValueError("the guidance is not set: resolve it with SamplingSettings.for_recipe(the model's recipe)")
     pipeline.set_progress_bar_config(disable=True)
     images = []
     for start in range(0, len(prompts), settings.batch_size):

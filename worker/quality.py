@@ -125,6 +125,7 @@ def measure_model(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache
         pipeline = load_attribution_pipeline(session=session, model=model, blob_store=blob_store,
                                              cache_dir=cache_dir / "models")
         resolution = int(model.recipe.get("resolution") or EVALUATED_RESOLUTION)
+        sampling = sampling.for_recipe(model.recipe)
         session.expunge(record)
     evaluator = load_evaluator(record=record, blob_store=blob_store, cache_dir=cache_dir)
     if per_group is not None:

@@ -64,7 +64,8 @@ def models_measure(
     model_id: str,
     per_group: Annotated[int | None, typer.Option(min=1, help="Held-out prompts per group (default: all).")] = None,
     steps: Annotated[int, typer.Option(min=1, max=1000, help="Sampling steps of the measured images.")] = 25,
-    guidance: Annotated[float, typer.Option(min=0.0, max=50.0, help="Classifier-free guidance.")] = 5.0,
+    guidance: Annotated[float | None, typer.Option(min=0.0, max=50.0, help="Classifier-free guidance (default: "
+                                                                            "the model's serving guidance).")] = None,
     sheet: Annotated[Path | None, typer.Option(help="Also write the contact sheet PNG here.")] = None,
 ) -> None:
     """Measure a model on the held-out prompts with the current evaluator and record the result."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from foundry.accounts.policy import Principal
 from foundry.errors import InvalidInput
+from recipes import DEFAULT_GUIDANCE_SCALE
 
 # Scheduler names the API offers, by the noise schedules they need.
 PIXEL_SCHEDULERS = ("ddpm", "dpmsolver++")
@@ -27,6 +28,8 @@ class ModelCapabilities:
     sizes: tuple[int, ...]
     schedulers: tuple[str, ...]
     default_scheduler: str
+    default_guidance_scale: float = DEFAULT_GUIDANCE_SCALE
+    """What its recipe says it draws best at (``recipes.serving_guidance``)."""
 
 
 def capabilities_from_configs(model_index: dict, unet_config: dict, vae_config: dict | None,
@@ -78,7 +81,7 @@ def field_error(field: str, message: str) -> InvalidInput:
 
 
 def resolve_request(*, prompt: str, negative_prompt: str, seed: int, num_images: int, steps: int,
-                    guidance_scale: float, width: int | None, height: int | None, scheduler: str,
+                    guidance_scale: float | None, width: int | None, height: int | None, scheduler: str,
                     capabilities: ModelCapabilities) -> ResolvedRequest:
     """Fill defaults from the model; refuse what the model cannot do (never clamp)."""
     width = capabilities.native_size if width is None else width
@@ -87,6 +90,7 @@ def resolve_request(*, prompt: str, negative_prompt: str, seed: int, num_images:
         if value not in capabilities.sizes:
             raise field_error(field, f"{value} is not a supported size of this model; use one of "
                                      f"{list(capabilities.sizes)}")
+    guidance_scale = capabilities.default_guidance_scale if guidance_scale is None else guidance_scale
     scheduler = capabilities.default_scheduler if scheduler == "default" else scheduler
     if scheduler not in capabilities.schedulers:
         raise field_error("scheduler", f"{scheduler!r} does not fit this model; use one of "

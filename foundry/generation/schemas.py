@@ -24,8 +24,9 @@ class GenerationCreate(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1, description="Returned when omitted.")
     num_images: int = Field(default=1, ge=1, le=MAX_IMAGES_PER_REQUEST)
     steps: int = Field(default=30, ge=1, le=150)
-    guidance_scale: float = Field(default=9.0, ge=0.0, le=30.0, description=(
-        "Classifier-free guidance; 9 is where the foundry's base models follow prompts best (quality benchmark)."))
+    guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0, description=(
+        "Classifier-free guidance; default: the scale the model follows prompts best at, from its recipe "
+        "(measured by the quality benchmark), else 9."))
     width: int | None = Field(default=None, description="One of the model's supported sizes; default its native size.")
     height: int | None = Field(default=None)
     scheduler: SchedulerName = "default"

@@ -11,7 +11,7 @@ import base64
 import json
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select, update
@@ -37,6 +37,7 @@ from foundry.models_registry.policy import serving_problem
 from foundry.pricing import service as pricing_service
 from foundry.royalties import service as royalties_service
 from foundry.royalties.service import Attribution
+from recipes import serving_guidance
 
 _capabilities_cache: dict[str, ModelCapabilities] = {}
 
@@ -62,7 +63,7 @@ def model_capabilities(*, session: Session, model: RegisteredModel, blob_store: 
                 raise InvalidInput(f"the model's {relative} is not valid JSON", code="model_not_servable") from None
         return read_json
 
-    capabilities = capabilities_of(reader(pipeline))
+    capabilities = replace(capabilities_of(reader(pipeline)), default_guidance_scale=serving_guidance(pipeline.recipe))
     if upscaler is not None:
         capabilities = cascade_capabilities(capabilities, reader(upscaler))
     _capabilities_cache[key] = capabilities

@@ -72,6 +72,23 @@ def test_requests_are_filled_from_the_model_and_never_clamped():
         resolve(PIXEL, scheduler="ddim")
 
 
+def test_a_request_without_guidance_gets_the_guidance_its_model_draws_best_at():
+    from dataclasses import replace
+
+    from recipes import DEFAULT_GUIDANCE_SCALE, preset_recipe, serving_guidance
+
+    quality, demo = preset_recipe("quality").to_dict(), preset_recipe("demo").to_dict()
+    assert (serving_guidance(quality), serving_guidance(demo)) == (5.0, 9.0)
+    assert serving_guidance({}) == serving_guidance({"serving_guidance_scale": None}) == DEFAULT_GUIDANCE_SCALE
+    assert serving_guidance({"serving_guidance_scale": True}) == DEFAULT_GUIDANCE_SCALE  # not a number
+    tuned = replace(PIXEL, default_guidance_scale=serving_guidance(quality))
+    assert resolve(tuned, guidance_scale=None).guidance_scale == 5.0
+    assert resolve(tuned, guidance_scale=12.0).guidance_scale == 12.0  # a caller's scale always wins
+    assert resolve(PIXEL, guidance_scale=None).guidance_scale == DEFAULT_GUIDANCE_SCALE
+    with pytest.raises(ValueError, match="serving_guidance_scale"):
+        preset_recipe("quality", serving_guidance_scale=0.5)
+
+
 def test_serving_mode_and_fingerprint():
     small, big = resolve(steps=20), resolve(num_images=8, steps=50)
     assert work_units(big, LATENT) == 400

@@ -226,3 +226,16 @@ def test_per_group_keeps_at_most_count_of_each_group_in_order(shapes):
     assert positions == sorted(positions) and len(set(positions)) == len(few)
     assert few.per_group(4).captions == few.captions and heldout.per_group(None) is heldout
     assert heldout.per_group(4, seed=1).images.tobytes() != few.images.tobytes()
+
+
+def test_measured_images_use_the_guidance_the_model_is_served_at():
+    from training.quality import SamplingSettings, generate_images
+
+    unset = SamplingSettings(num_inference_steps=7)
+    assert unset.for_recipe({"serving_guidance_scale": 5.0}) == SamplingSettings(num_inference_steps=7,
+                                                                                   guidance_scale=5.0)
+    assert unset.for_recipe({}).guidance_scale == 9.0
+    chosen = SamplingSettings(guidance_scale=3.0)
+    assert chosen.for_recipe({"serving_guidance_scale": 5.0}) is chosen  # an explicit scale is kept
+    with pytest.raises(ValueError, match="for_recipe"):
+        generate_images(object(), ["a prompt"], unset, resolution=8)
