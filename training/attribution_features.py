@@ -15,7 +15,7 @@ from diffusers import DDPMScheduler
 from PIL import Image
 
 from provenance.influence import InfluenceConfig
-from training.pipelines import pipeline_call_kwargs
+from training.pipelines import drawing_pipeline, pipeline_call_kwargs
 
 
 class CountSketch:
@@ -152,6 +152,7 @@ class Attributor:
     """Features of training examples and of outputs, for one loaded pipeline and one config."""
 
     def __init__(self, pipeline, config: InfluenceConfig, *, scheduler_config=None):
+        pipeline = drawing_pipeline(pipeline)  # a cascade's outputs are scored by the stage that drew them
         self.config = config
         self.encoder = ExampleEncoder(pipeline)
         noise_scheduler = DDPMScheduler.from_config(scheduler_config or pipeline.scheduler.config)

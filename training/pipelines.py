@@ -364,6 +364,12 @@ class Cascade:
                              clean_caption=False)
 
 
+def drawing_pipeline(pipeline: Any) -> Any:
+    """The pipeline whose UNet decides what is drawn: a cascade's base stage, any other pipeline itself.
+    Influence is taken through it (the upscaler only enlarges)."""
+    return pipeline.base if isinstance(pipeline, Cascade) else pipeline
+
+
 def load_cascade(base_folder: Path, upscaler_folder: Path, *, adapters: tuple[Path, ...] = (),
                  device: str | None = None) -> Cascade:
     """The base pipeline (with its adapters) and the upscaler that follows it, as one renderer."""

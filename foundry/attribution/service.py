@@ -35,6 +35,12 @@ def active_index(*, session: Session, model: RegisteredModel) -> AttributionInde
     return None
 
 
+def scoring_index(*, session: Session, model: RegisteredModel) -> AttributionIndex | None:
+    """The index that scores ``model``'s outputs: its drawing stage's (a cascade is scored through the base
+    stage that drew the picture, on the enlarged output brought back to that stage's size)."""
+    return active_index(session=session, model=registry_service.drawing_stage(session=session, model=model))
+
+
 def list_indexes(*, session: Session, model_id: uuid.UUID) -> list[AttributionIndex]:
     registry_service.get_model(session=session, model_id=model_id)
     return list(session.scalars(select(AttributionIndex).where(AttributionIndex.model_id == model_id)

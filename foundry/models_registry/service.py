@@ -86,11 +86,7 @@ def serving_chain(*, session: Session, model: RegisteredModel) -> tuple[Register
     an upscaler draws with its parent's chain, then enlarges (:func:`upscaling_stage`).
     """
     adapters: list[RegisteredModel] = []
-    current = model
-    if current.kind == UPSCALER_KIND:
-        if current.parent_id is None:
-            raise InvalidInput(f"upscaler {current.id} has no parent model to enlarge", code="model_not_servable")
-        current = get_model(session=session, model_id=current.parent_id)
+    current = drawing_stage(session=session, model=model)
     while current.model_format == ADAPTER_FORMAT:
         adapters.insert(0, current)
         if current.parent_id is None:
@@ -100,6 +96,16 @@ def serving_chain(*, session: Session, model: RegisteredModel) -> tuple[Register
         if len(adapters) > 64:
             raise InvalidInput("model lineage is cyclic or absurdly deep", code="lineage_invalid")
     return current, adapters
+
+
+def drawing_stage(*, session: Session, model: RegisteredModel) -> RegisteredModel:
+    """The model whose weights decide what ``model``'s outputs show: a cascade's parent (the upscaler only
+    enlarges), any other model itself. Its attribution index scores the outputs."""
+    if model.kind != UPSCALER_KIND:
+        return model
+    if model.parent_id is None:
+        raise InvalidInput(f"upscaler {model.id} has no parent model to enlarge", code="model_not_servable")
+    return get_model(session=session, model_id=model.parent_id)
 
 
 def upscaling_stage(model: RegisteredModel) -> RegisteredModel | None:

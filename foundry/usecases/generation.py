@@ -218,7 +218,7 @@ class GenerationRunner:
                                                       tenant_id=generation.tenant_id)
             pipeline, adapters = registry_service.serving_chain(session=session, model=model)
             upscaler = registry_service.upscaling_stage(model)
-            row = attribution_service.active_index(session=session, model=model)
+            row = attribution_service.scoring_index(session=session, model=model)
             with self._lock:
                 if model.id not in self._hashes:
                     self._hashes[model.id] = training_hashes(session=session, model=model)

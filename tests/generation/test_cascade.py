@@ -14,10 +14,14 @@ from PIL import Image
 from foundry.attribution import service as attribution_service
 from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotFilters
+from foundry.generation.models import Generation
+from foundry.ledger import service as ledger_service
 from foundry.models_registry import service as registry_service
 from foundry.pricing import service as pricing_service
+from provenance.influence import InfluenceConfig
 from tests.generation.conftest import ADMIN
 from worker import jobs as job_runner
+from worker.attribution import audit_generation, build_index
 
 pytestmark = pytest.mark.slow
 
@@ -38,16 +42,21 @@ def second_stage_snapshot(sessions):
                                                filters=SnapshotFilters(limit=2), created_by="test")
 
 
-def test_an_upscaler_is_trained_after_its_base_and_served_as_a_cascade(client, customer, served_model, migrated,
-                                                                       sessions, base_snapshot):
-    snapshot = second_stage_snapshot(sessions)
+def train_upscaler(client, migrated, snapshot, base_model_id) -> str:
+    """An upscaler trained over HTTP after ``base_model_id`` on ``snapshot``: its model id."""
     created = client.post("/v1/training-jobs", headers=ADMIN, json={
         "name": "tiny-upscaler", "recipe": "upscaler", "snapshot_id": str(snapshot.id),
-        "base_model_id": str(served_model), "settings": upscaler_settings()})
+        "base_model_id": str(base_model_id), "settings": upscaler_settings()})
     assert created.status_code == 202, created.text
     job_id = uuid.UUID(created.json()["id"])
     assert job_runner.run_job(migrated, job_id, worker="test") == "succeeded"
-    upscaler_id = client.get(f"/v1/training-jobs/{job_id}", headers=ADMIN).json()["result_model_id"]
+    return client.get(f"/v1/training-jobs/{job_id}", headers=ADMIN).json()["result_model_id"]
+
+
+def test_an_upscaler_is_trained_after_its_base_and_served_as_a_cascade(client, customer, served_model, migrated,
+                                                                       sessions, base_snapshot):
+    snapshot = second_stage_snapshot(sessions)
+    upscaler_id = train_upscaler(client, migrated, snapshot, served_model)
     model = client.get(f"/v1/models/{upscaler_id}", headers=customer.headers).json()
     assert (model["kind"], model["parent_id"], model["licensed_only"]) == ("upscaler", str(served_model), True)
     with sessions() as session:
@@ -103,3 +112,31 @@ def test_an_upscaler_must_follow_a_licensed_base_model(client, served_model, ses
         "name": "bad", "recipe": "upscaler", "snapshot_id": str(base_snapshot.id), "base_model_id": str(served_model),
         "settings": upscaler_settings(upscale_from=48)})
     assert wrong_size.status_code == 422
+
+
+def test_a_cascade_pays_influence_through_the_stage_that_drew_it(client, customer, served_model, migrated, sessions,
+                                                                 blob_store, base_snapshot, tmp_path):
+    index = build_index(sessions=sessions, blob_store=blob_store, model_id=served_model,
+                        cache_dir=tmp_path / "models", config=InfluenceConfig(timesteps=(200, 600), projection_dim=256),
+                        built_by="test")
+    snapshot = second_stage_snapshot(sessions)
+    upscaler_id = train_upscaler(client, migrated, snapshot, served_model)
+    with sessions() as session:
+        upscaler = registry_service.get_model(session=session, model_id=uuid.UUID(upscaler_id))
+        assert attribution_service.scoring_index(session=session, model=upscaler).id == index.id
+
+    body = client.post("/v1/generations", headers=customer.headers,
+                       json={"model_id": upscaler_id, "prompt": "red blocks", "seed": 5, "steps": 3}).json()
+    assert body["status"] == "succeeded" and body["attribution"]["method"] == "blend", body
+    generation_id = uuid.UUID(body["id"])
+    with sessions() as session:
+        base_assets = {e.asset_id for e in dataset_service.snapshot_entries(session=session,
+                                                                          snapshot_id=base_snapshot.id)}
+        influence = [e for e in ledger_service.entries_for(session=session, generation_id=generation_id)
+                     if e.kind == "royalty" and e.method == "influence"]
+        recorded = session.get(Generation, generation_id).attribution["parameters"]["influence"]
+    assert influence and {e.asset_id for e in influence} <= base_assets  # the base's images, scored by the base
+    assert recorded["index_id"] == str(index.id)
+    audit = audit_generation(sessions=sessions, blob_store=blob_store, generation_id=generation_id,
+                             cache_dir=tmp_path / "models")
+    assert audit.method == "blend" and audit.matches
