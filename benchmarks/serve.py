@@ -37,47 +37,66 @@ if str(REPO_ROOT) not in sys.path:
 OPENMOJI = Path(os.environ.get("FOUNDRY_OPENMOJI_TGZ", REPO_ROOT.parent / "shared/datasets/openmoji-17.0.0.tgz"))
 
 
-def prepare(var_dir: Path, train_steps: int) -> tuple[str, str, Path]:
-    """(model id, customer key, model folder) in an embedded deployment under ``var_dir``."""
+def prepare(var_dir: Path, train_steps: int, cascade_steps: int) -> tuple[str, str, tuple[Path, Path | None]]:
+    """(model id, customer key, (model folder, upscaler folder or None)) in an embedded deployment under
+    ``var_dir``; with ``cascade_steps`` the served model is an upscaler trained after the base model."""
     from rich.console import Console
 
     from foundry import migrate
     from foundry.blobs import open_blob_store
     from foundry.config import Settings
     from foundry.db import session_factory
-    from foundry.demo import freeze_snapshot, onboard, prepare_serving, train_demo_model
+    from foundry.demo import freeze_snapshot, onboard, prepare_serving, train_demo_model, train_inline
     from foundry.models_registry import service as registry_service
 
     settings = Settings(var_dir=var_dir)
     console = Console(stderr=True)
     # progress bars and tables on stderr (console): stdout carries only the JSON
     migrate.upgrade(settings.resolved_database_url)
+    wanted = "upscaler" if cascade_steps else "base"
     with session_factory(settings.resolved_database_url)() as session:
-        existing = registry_service.list_models(session=session, limit=1)
-    if existing:
-        model_id = existing[0].id
+        models = registry_service.list_models(session=session, limit=50)
+    existing = next((m for m in models if m.kind == wanted), None)
+    base = next((m for m in models if m.kind == "base"), None)
+    if existing is not None:
+        model_id = existing.id
     else:
-        onboard(settings, OPENMOJI, console, requested_by="benchmark")
-        snapshot = freeze_snapshot(settings, name="bench", created_by="benchmark")
-        model_id = train_demo_model(settings, snapshot.id, train_steps, console)
+        if base is None:
+            onboard(settings, OPENMOJI, console, requested_by="benchmark")
+            snapshot_id = freeze_snapshot(settings, name="bench", created_by="benchmark").id
+            base_id = train_demo_model(settings, snapshot_id, train_steps, console)
+        else:
+            snapshot_id, base_id = base.snapshot_id, base.id
+        model_id = base_id if not cascade_steps else train_inline(
+            settings, console, recipe_kind="upscaler", snapshot_id=snapshot_id, name="bench-upscaler",
+            base_model_id=base_id, requested_by="benchmark",
+            overrides={"max_train_steps": cascade_steps, "checkpoint_every": 0, "lr_warmup_steps": 0})
     customer_key, _ = prepare_serving(settings, console)
+    store = open_blob_store(settings.resolved_blob_url)
     with session_factory(settings.resolved_database_url)() as session:
         model = registry_service.get_model(session=session, model_id=model_id)
-        folder = registry_service.materialize(model=model, blob_store=open_blob_store(settings.resolved_blob_url),
-                                              cache_dir=var_dir / "models")
-    return str(model_id), customer_key, folder
+        pipeline, _ = registry_service.serving_chain(session=session, model=model)
+        upscaler = registry_service.upscaling_stage(model)
+        folders = tuple(registry_service.materialize(model=stage, blob_store=store, cache_dir=var_dir / "models")
+                        if stage is not None else None for stage in (pipeline, upscaler))
+    return str(model_id), customer_key, folders
 
 
-def bare_latencies(folder: Path, *, prompt: str, steps: int, guidance: float, images: int, requests: int) -> list[float]:
+def bare_latencies(folders: tuple[Path, Path | None], *, prompt: str, steps: int, guidance: float, images: int,
+                   requests: int) -> list[float]:
+    """The pipeline called directly, as a diffusers user would (a cascade: both stages, loaded as served)."""
     import torch
     from diffusers import DiffusionPipeline
     from diffusers.utils import logging as diffusers_logging
 
+    from training.pipelines import load_cascade
+
     diffusers_logging.set_verbosity_error()
     diffusers_logging.disable_progress_bar()
-    pipeline = DiffusionPipeline.from_pretrained(str(folder))
+    folder, upscaler = folders
+    pipeline = DiffusionPipeline.from_pretrained(str(folder)) if upscaler is None else load_cascade(folder, upscaler)
     pipeline.set_progress_bar_config(disable=True)
-    size = pipeline.unet.config.sample_size
+    size = pipeline.unet.config.sample_size if upscaler is None else None  # a cascade delivers at its own size
     kwargs = {"clean_caption": False} if type(pipeline).__name__ == "IFPipeline" else {}
     latencies = []
     for request in range(requests + 2):
@@ -147,16 +166,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--var-dir", type=Path, default=None,
                         help="a deployment folder to reuse (default: a new temporary one, set up from scratch)")
     parser.add_argument("--prompt", default="grinning face", help="the prompt of every request")
+    parser.add_argument("--cascade-steps", type=int, default=0,
+                        help="serve a cascade: an upscaler trained this many steps after the base model")
     args = parser.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(1)
     var_dir = (args.var_dir or Path(tempfile.mkdtemp(prefix="foundry-serve-bench-"))).resolve()
-    model_id, key, folder = prepare(var_dir, args.train_steps)
+    model_id, key, folders = prepare(var_dir, args.train_steps, args.cascade_steps)
     common = {"prompt": args.prompt, "steps": args.steps, "guidance": args.guidance, "images": args.images,
               "requests": args.requests}
-    bare = bare_latencies(folder, **common)
+    bare = bare_latencies(folders, **common)
     served, timings = served_latencies(var_dir, model_id, key, **common)
     bare_median, served_median = statistics.median(bare), statistics.median(served)
     provenance_share = statistics.median(t["provenance_s"] / t["latency_s"] for t in timings)
@@ -165,8 +186,9 @@ def main(argv: list[str] | None = None) -> dict:
     without_influence = statistics.median(t["latency_s"] - t.get("attribution_s", 0.0) for t in timings) / args.images
     report = {
         "benchmark": "serve",
-        "model": {"id": model_id, "folder": str(folder)},
-        "settings": {**common, "threads": 1, "size": "native", "machine_cores": os.cpu_count()},
+        "model": {"id": model_id, "folder": str(folders[0]), "upscaler_folder": str(folders[1]) if folders[1] else None},
+        "settings": {**common, "threads": 1, "size": "native", "cascade": bool(args.cascade_steps),
+                     "machine_cores": os.cpu_count()},
         "bare_pipeline_s_per_image": round(bare_median, 4),
         "served_http_s_per_image": round(served_median, 4),
         "ratio": round(served_median / bare_median, 3),

@@ -190,18 +190,25 @@ def measure_demo_model(settings: Settings, model_id, console: Console) -> None:
 
 def train_demo_model(settings: Settings, snapshot_id, train_steps: int | None, console: Console):
     """Submit one job of the demo preset and run it in this process, with the runner a worker uses."""
-    from worker.jobs import run_in_thread  # torch and diffusers: loaded only when the demo trains
-
     overrides: dict = {"validation_prompts": ["grinning face", "red heart", "cat face", "sun with face"]}
     if train_steps:
         overrides |= {"max_train_steps": train_steps, "checkpoint_every": max(10, train_steps // 3),
                       "lr_warmup_steps": min(train_steps // 2, 100)}
+    return train_inline(settings, console, recipe_kind="base", snapshot_id=snapshot_id, name="openmoji-base",
+                        preset=DEMO_PRESET, overrides=overrides)
+
+
+def train_inline(settings: Settings, console: Console, *, recipe_kind: str, snapshot_id, name: str,
+                 overrides: dict, preset: str | None = None, base_model_id=None, requested_by: str = "demo"):
+    """Submit one training job and run it in this process with the runner a worker uses: the model's id."""
+    from worker.jobs import run_in_thread  # torch and diffusers: loaded only when the demo trains
+
     with session_factory(settings.resolved_database_url)() as session:
         job = submit_training_job(
-            session=session, queue=None, recipe_kind="base", snapshot_id=snapshot_id, name="openmoji-base",
-            requested_by="demo", preset=DEMO_PRESET, overrides=overrides)
+            session=session, queue=None, recipe_kind=recipe_kind, snapshot_id=snapshot_id, name=name,
+            requested_by=requested_by, preset=preset, overrides=overrides, base_model_id=base_model_id)
     with job_progress(console) as show:
-        job = run_in_thread(settings, job.id, worker="demo", on_progress=show)
+        job = run_in_thread(settings, job.id, worker=requested_by, on_progress=show)
     if job.status != "succeeded":
         raise FoundryError(f"training failed: {job.error} [{job.error_code}]", code="demo_training_failed")
     return job.result_model_id
