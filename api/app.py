@@ -20,6 +20,7 @@ from api.routers import (
     provenance,
     rights,
     training,
+    webhooks,
 )
 from foundry import __version__
 from foundry.config import Settings, get_settings
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(payouts.router)
     app.include_router(rights.router)
     app.include_router(licensing.router)
+    app.include_router(webhooks.router)
     app.include_router(artist_web.router)
     install_openapi(app)
     return app

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=120, ge=1, description="Requests per minute per API key.")
     rate_limit_burst: int = Field(default=30, ge=1, description="Requests a key may send at once.")
     rate_limit_url: str = Field(default="", description="redis://... shares rate limits across API processes.")
+    webhook_retry_base_s: float = Field(default=30.0, gt=0, description=(
+        "Wait after a webhook delivery's first failed attempt; doubled after each (at most an hour, 8 attempts)."))
+    webhook_poll_s: float = Field(default=2.0, gt=0, description="How often a worker sends the webhooks that are due.")
+    webhook_allow_private_targets: bool = Field(default=False, description=(
+        "Let webhooks reach loopback and private addresses (tests, single-host deployments)."))
 
     @property
     def resolved_database_url(self) -> str:

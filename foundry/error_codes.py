@@ -130,6 +130,11 @@ class ErrorCode(StrEnum):
     PERIOD_NOT_FOUND = "period_not_found"
     PERIOD_OPEN = "period_open"
 
+    # webhooks
+    WEBHOOK_NOT_FOUND = "webhook_not_found"
+    WEBHOOK_URL_INVALID = "webhook_url_invalid"
+    WEBHOOK_LIMIT_REACHED = "webhook_limit_reached"
+
     # blobs
     BLOB_INTEGRITY_ERROR = "blob_integrity_error"
     BLOB_NOT_FOUND = "blob_not_found"

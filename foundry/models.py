@@ -14,10 +14,11 @@ from foundry.pricing.models import PriceRule
 from foundry.quality.models import ModelQuality, QualityEvaluator
 from foundry.royalties.models import AttributionLine
 from foundry.training_jobs.models import TrainingJob
+from foundry.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey", "ArtistSession", "Asset", "AttributionIndex", "AttributionLine", "Base", "CatalogImport", "Contributor",
     "DatasetSnapshot", "GeneratedImage", "Generation", "LedgerEntry", "LicenseGrant", "LicenseTermsRecord",
     "ModelQuality", "PayoutLine", "PayoutPeriod", "PriceRule", "QualityEvaluator", "RegisteredModel", "RightsWithdrawal", "SnapshotEntry", "Tenant",
-    "TrainingJob",
+    "TrainingJob", "WebhookDelivery", "WebhookEndpoint",
 ]

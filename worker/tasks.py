@@ -22,6 +22,7 @@ from foundry.config import Settings, get_settings
 from foundry.db import session_factory, utcnow
 from foundry.generation import service as generation_service
 from foundry.usecases.generation import GenerationRunner
+from foundry.usecases.webhooks import deliver_due
 from training.inference import PipelineCache
 from worker import queue
 from worker.app import GENERATION_QUEUE, TRAINING_QUEUE
@@ -97,6 +98,11 @@ def requeue_stale_generations() -> int:
     return len(released)
 
 
+def send_due_webhooks() -> int:
+    """Send the webhook deliveries that are due (new events, and retries whose back-off has passed)."""
+    return deliver_due(get_settings())
+
+
 class _OrphanSweeper(threading.Thread):
     """Looks for orphaned jobs for as long as a training worker lives.
 
@@ -128,3 +134,4 @@ def _start_orphan_sweeper(sender=None, **_kwargs) -> None:
         _OrphanSweeper(max(0.5, settings.job_stale_after_s / 2), requeue_orphaned_jobs).start()
     if GENERATION_QUEUE in queues:
         _OrphanSweeper(max(0.5, settings.generation_stale_after_s / 2), requeue_stale_generations).start()
+        _OrphanSweeper(settings.webhook_poll_s, send_due_webhooks).start()

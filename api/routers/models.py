@@ -37,19 +37,15 @@ class RevocationPolicy(BaseModel):
 def list_models(principal: CustomerOrAdmin, session: SessionDep, limit: PageLimit = 50,
                 offset: Offset = 0) -> list[ModelRead]:
     """Admins see every model; a customer sees the shared models and its own fine-tunes."""
-    models = generation_service.list_visible_models(session=session, tenant_id=_tenant_scope(principal),
+    models = generation_service.list_visible_models(session=session, tenant_id=principal.tenant_scope,
                                                     limit=limit, offset=offset)
     return [ModelRead.model_validate(m) for m in models]
-
-
-def _tenant_scope(principal) -> uuid.UUID | None:
-    return None if principal.is_admin else principal.tenant_id
 
 
 @router.get("/models/{model_id}", response_model=ModelWithQuality)
 def get_model(principal: CustomerOrAdmin, session: SessionDep, model_id: uuid.UUID) -> ModelWithQuality:
     """The model, with its newest quality measurement (null until measured)."""
-    model = generation_service.visible_model(session=session, model_id=model_id, tenant_id=_tenant_scope(principal))
+    model = generation_service.visible_model(session=session, model_id=model_id, tenant_id=principal.tenant_scope)
     return ModelWithQuality.model_validate(model).model_copy(
         update={"quality": quality_service.latest_measurement(session=session, model_id=model.id)})
 
@@ -59,7 +55,7 @@ def get_model(principal: CustomerOrAdmin, session: SessionDep, model_id: uuid.UU
 def get_quality_sheet(principal: CustomerOrAdmin, session: SessionDep, blob_store: BlobStoreDep,
                       model_id: uuid.UUID) -> Response:
     """The contact sheet of the model's newest measurement: held-out prompts by seeds, native and delivered size."""
-    generation_service.visible_model(session=session, model_id=model_id, tenant_id=_tenant_scope(principal))
+    generation_service.visible_model(session=session, model_id=model_id, tenant_id=principal.tenant_scope)
     measurement = quality_service.require_measurement(session=session, model_id=model_id)
     if measurement.sheet_sha256 is None:
         raise NotFound(f"the newest measurement of model {model_id} has no contact sheet",
@@ -69,7 +65,7 @@ def get_quality_sheet(principal: CustomerOrAdmin, session: SessionDep, blob_stor
 
 @router.get("/models/{model_id}/lineage", response_model=list[LineageStep])
 def get_lineage(principal: CustomerOrAdmin, session: SessionDep, model_id: uuid.UUID) -> list[LineageStep]:
-    generation_service.visible_model(session=session, model_id=model_id, tenant_id=_tenant_scope(principal))
+    generation_service.visible_model(session=session, model_id=model_id, tenant_id=principal.tenant_scope)
     return [LineageStep(model_id=m.id, name=m.name, kind=m.kind, snapshot_id=m.snapshot_id,
                         snapshot_merkle_root=m.snapshot_merkle_root, weights_sha256=m.weights_sha256,
                         licensed_only=m.licensed_only)

@@ -34,3 +34,8 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def tenant_scope(self) -> uuid.UUID | None:
+        """The tenant whose records this caller sees; None (every tenant's) for an admin."""
+        return None if self.is_admin else self.tenant_id

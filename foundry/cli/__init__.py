@@ -24,6 +24,7 @@ from foundry.cli import (
     quality,
     serve,
     train,
+    webhooks,
 )
 from training import quiet_library_logs
 
@@ -33,7 +34,8 @@ for group, name in ((db.db_app, "db"), (catalog.catalog_app, "catalog"), (catalo
                     (accounts.tenants_app, "tenants"), (accounts.keys_app, "keys"), (licenses.licenses_app, "licenses"),
                     (payouts.payouts_app, "payouts"), (provenance.provenance_app, "provenance"),
                     (prices.prices_app, "prices"), (ledger.ledger_app, "ledger"),
-                    (generations.generations_app, "generations"), (quality.quality_app, "quality")):
+                    (generations.generations_app, "generations"), (quality.quality_app, "quality"),
+                    (webhooks.webhooks_app, "webhooks")):
     app.add_typer(group, name=name)
 models.models_app.command("show")(quality.models_show)
 models.models_app.command("measure")(quality.models_measure)

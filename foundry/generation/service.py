@@ -37,6 +37,7 @@ from foundry.models_registry.policy import serving_problem
 from foundry.pricing import service as pricing_service
 from foundry.royalties import service as royalties_service
 from foundry.royalties.service import Attribution
+from foundry.webhooks import service as webhook_service
 from recipes import serving_guidance
 
 _capabilities_cache: dict[str, ModelCapabilities] = {}
@@ -254,14 +255,31 @@ def finish_generation(*, session: Session, generation: Generation, model: Regist
     generation.status = "succeeded"
     generation.finished_at = utcnow()
     session.flush()
+    webhook_service.record_event(session=session, tenant_id=generation.tenant_id, event_type="generation.succeeded",
+                                 data={**_event_data(generation), "images": [
+                                     {"index": image.index, "url": f"/v1/generations/{generation.id}/images/{image.index}",
+                                      "width": image.delivery_width, "height": image.delivery_height}
+                                     for image in images],
+                                     "charge": {"amount": attribution.charge, "currency": attribution.currency}})
     return generation
+
+
+def _event_data(generation: Generation) -> dict:
+    return {"generation_id": str(generation.id), "model_id": str(generation.model_id), "status": generation.status,
+            "num_images": generation.num_images, "url": f"/v1/generations/{generation.id}"}
 
 
 def fail_generation(*, session: Session, generation_id: uuid.UUID, code: str, message: str) -> None:
     """A failed generation is never charged; it keeps why it failed."""
-    session.execute(update(Generation).where(Generation.id == generation_id,
-                                             Generation.status.in_(("queued", "running")))
-                    .values(status="failed", error_code=code, error_message=message[:2000], finished_at=utcnow()))
+    failed = session.execute(update(Generation).where(Generation.id == generation_id,
+                                                      Generation.status.in_(("queued", "running")))
+                             .values(status="failed", error_code=code, error_message=message[:2000],
+                                     finished_at=utcnow()))
+    if failed.rowcount == 1:
+        generation = session.get(Generation, generation_id, populate_existing=True)
+        webhook_service.record_event(session=session, tenant_id=generation.tenant_id, event_type="generation.failed",
+                                     data={**_event_data(generation), "error": {"code": code,
+                                                                                "message": message[:2000]}})
 
 
 def attribution_summary(attribution: Attribution) -> dict:

@@ -29,6 +29,7 @@ from foundry.training_jobs.models import (
     TERMINAL,
     TrainingJob,
 )
+from foundry.webhooks import service as webhook_service
 from recipes import RECIPE_KINDS
 
 LOG_TAIL_CHARS = 8000
@@ -118,6 +119,8 @@ def heartbeat(*, session: Session, job_id: uuid.UUID, worker: str) -> None:
 def record_progress(*, session: Session, job_id: uuid.UUID, step: int, total: int, loss: float | None,
                     images_per_s: float | None, eta_s: float | None, log_line: str | None = None) -> None:
     job = get_job(session=session, job_id=job_id)
+    if total and step * 10 // total > job.step * 10 // max(job.total_steps, 1):  # each tenth of the way
+        _custom_model_event(session, job, "custom_model.progress", step=step, total_steps=total, eta_s=eta_s)
     job.step, job.total_steps, job.loss, job.images_per_s, job.eta_s = step, total, loss, images_per_s, eta_s
     job.heartbeat_at = utcnow()
     if log_line:
@@ -163,6 +166,7 @@ def fail_job(*, session: Session, job_id: uuid.UUID, code: str, message: str, de
     job.details = details or {}
     job.log_tail = (job.log_tail + f"failed: {message[:2000]}\n")[-LOG_TAIL_CHARS:]
     session.flush()
+    _custom_model_event(session, job, "custom_model.failed", error={"code": code, "message": message[:2000]})
     return job
 
 
@@ -201,7 +205,15 @@ def complete_job(*, session: Session, job_id: uuid.UUID, model_id: uuid.UUID, ar
     job.status, job.result_model_id, job.artifacts = SUCCEEDED, model_id, artifacts
     job.step, job.finished_at, job.eta_s = step, utcnow(), 0.0
     session.flush()
+    _custom_model_event(session, job, "custom_model.succeeded", model_id=str(model_id))
     return job
+
+
+def _custom_model_event(session: Session, job: TrainingJob, event_type: str, **data) -> None:
+    """A tenant's own training job (a custom model) tells the tenant's webhooks how it is going."""
+    webhook_service.record_event(session=session, tenant_id=job.owner_tenant_id, event_type=event_type, data={
+        "training_job_id": str(job.id), "name": job.name, "recipe": job.recipe_kind, "status": job.status,
+        "step": job.step, "total_steps": job.total_steps, "url": f"/v1/training-jobs/{job.id}", **data})
 
 
 def stale_jobs(*, session: Session, stale_after: timedelta, now: datetime | None = None) -> list[uuid.UUID]:

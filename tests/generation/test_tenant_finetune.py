@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from foundry.models_registry.models import RegisteredModel
+from foundry.webhooks import service as webhook_service
 from tests.generation.conftest import ADMIN, make_customer
 from tests.test_cli_and_migrations import cli
 from worker import jobs as job_runner
@@ -32,6 +33,9 @@ def tenant_snapshot(client, tenant_id) -> str:
 def test_a_tenant_lora_trained_over_http_generates_for_its_tenant_only(client, customer, served_model, migrated,
                                                                       sessions):
     snapshot_id = tenant_snapshot(client, customer.tenant_id)
+    with sessions() as session, session.begin():  # the tenant follows its custom model through its webhooks
+        webhook_service.create_endpoint(session=session, tenant_id=customer.tenant_id, events=["custom_model.succeeded"],
+                                        url="https://hooks.example.com/models", created_by="test", allow_private=False)
     created = client.post("/v1/training-jobs", headers=ADMIN, json={
         "name": "acme-lora", "recipe": "lora", "snapshot_id": snapshot_id, "base_model_id": str(served_model),
         "tenant_id": str(customer.tenant_id), "settings": tiny_lora_settings()})
@@ -40,6 +44,9 @@ def test_a_tenant_lora_trained_over_http_generates_for_its_tenant_only(client, c
     job_id = uuid.UUID(created.json()["id"])
     assert job_runner.run_job(migrated, job_id, worker="test") == "succeeded"
     lora_id = client.get(f"/v1/training-jobs/{job_id}", headers=ADMIN).json()["result_model_id"]
+    with sessions() as session:
+        [event] = webhook_service.list_deliveries(session=session, tenant_id=customer.tenant_id)
+    assert event.event_type == "custom_model.succeeded" and event.payload["data"]["model_id"] == lora_id
 
     model = client.get(f"/v1/models/{lora_id}", headers=customer.headers).json()
     assert (model["kind"], model["model_format"], model["owner_tenant_id"]) == (

@@ -232,3 +232,30 @@ def test_jobs_are_listed_by_state_and_tenant_in_the_service_the_api_and_the_cli(
     assert str(queued.id) in table and str(cancelled.id) not in table
     refused = cli(migrated, "train", "list", "--status", "paused", check=False)
     assert refused.returncode != 0 and "unknown training job status 'paused'" in refused.stderr + refused.stdout
+
+
+def test_a_tenants_job_tells_its_webhooks_how_its_custom_model_is_going(migrated, sessions, base_snapshot):
+    from foundry.accounts import service as accounts_service
+    from foundry.webhooks import service as webhook_service
+
+    job, shared = create_job(sessions, base_snapshot), create_job(sessions, base_snapshot)
+    with sessions() as session, session.begin():
+        tenant = accounts_service.create_tenant(session=session, name="Acme")
+        webhook_service.create_endpoint(session=session, tenant_id=tenant.id, url="https://hooks.example.com/m",
+                                        events=None, created_by="test", allow_private=False)
+        session.get(type(job), job.id).owner_tenant_id = tenant.id
+    with sessions() as session, session.begin():
+        for step in (5, 10, 15, 55, 100):  # an event each tenth of the way, not each step
+            job_service.record_progress(session=session, job_id=job.id, step=step, total=100, loss=0.1,
+                                        images_per_s=1.0, eta_s=1.0)
+        job_service.fail_job(session=session, job_id=job.id, code="training_error", message="out of memory")
+        job_service.fail_job(session=session, job_id=shared.id, code="training_error", message="x")  # no tenant
+    with sessions() as session:
+        events = webhook_service.list_deliveries(session=session, tenant_id=tenant.id)[::-1]
+        assert [(d.event_type, d.payload["data"]["step"]) for d in events] == [
+            ("custom_model.progress", 10), ("custom_model.progress", 55), ("custom_model.progress", 100),
+            ("custom_model.failed", 100)]
+        failed = events[-1].payload["data"]
+        assert failed["training_job_id"] == str(job.id) and failed["status"] == "failed"
+        assert failed["error"] == {"code": "training_error", "message": "out of memory"}
+        assert len(webhook_service.list_deliveries(session=session, tenant_id=None)) == 4
