@@ -3,11 +3,12 @@ on Redis + PostgreSQL and on the embedded default (SQLite + SQLite broker)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -15,7 +16,9 @@ import pytest
 from foundry.db import utcnow
 from foundry.generation.models import Generation
 from foundry.processes import free_port
+from foundry.webhooks.policy import verify
 from tests.support.brokers import redis_test_url
+from tests.support.receiver import webhook_receiver
 from tests.training_jobs.test_worker import settings_with_broker, stop, worker_env
 from worker.app import GENERATION_QUEUE
 
@@ -30,7 +33,8 @@ def broker_settings(migrated, database_url):
 def served_env(settings) -> dict[str, str]:
     return {**worker_env(settings), "FOUNDRY_ADMIN_API_KEY": "test-admin-key",
             "FOUNDRY_GENERATION_STALE_AFTER_S": "3", "FOUNDRY_RATE_LIMIT_PER_MINUTE": "100000",
-            "FOUNDRY_RATE_LIMIT_BURST": "1000"}
+            "FOUNDRY_RATE_LIMIT_BURST": "1000", "FOUNDRY_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            "FOUNDRY_WEBHOOK_POLL_S": "0.5"}
 
 
 @pytest.fixture
@@ -71,7 +75,10 @@ def wait_until_done(http, customer, generation_id, worker_log, timeout=180) -> d
 
 def test_async_generation_through_uvicorn_and_a_worker(deployment, customer, served_model, sessions):
     base, worker_log = deployment
-    with httpx.Client(base_url=base, timeout=120) as http:
+    with httpx.Client(base_url=base, timeout=120) as http, webhook_receiver() as receiver:
+        hook = http.post("/v1/webhooks", headers=customer.headers,
+                         json={"url": receiver.url, "events": ["generation.succeeded"]})
+        assert hook.status_code == 201, hook.text
         request = {"model_id": str(served_model), "prompt": "green tiles", "steps": 3, "seed": 11, "num_images": 2,
                    "mode": "async"}
         accepted = http.post("/v1/generations", json=request, headers={**customer.headers, "Idempotency-Key": "a1"})
@@ -93,6 +100,15 @@ def test_async_generation_through_uvicorn_and_a_worker(deployment, customer, ser
         balances = http.get("/v1/ledger/balances", headers={"Authorization": "Bearer test-admin-key"}).json()
         assert balances["sums"] == {"USD": 0}
         assert http.get("/v1/me", headers=customer.headers).json()["balance"]["amount"] == -100
+
+        # the worker's timer sends each generation's webhook, signed, to the tenant's receiver
+        deadline = time.monotonic() + 30
+        while len(receiver.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        sent = {json.loads(r.body)["data"]["generation_id"] for r in receiver.requests}
+        assert sent == {done["id"], sync["id"]}, worker_log.read_text()[-3000:]
+        assert all(verify(hook.json()["secret"], r.headers["foundry-signature"], r.body, now=datetime.now(UTC))
+                   for r in receiver.requests)
 
 
 def test_a_generation_left_running_by_a_dead_worker_is_served_again(deployment, customer, served_model, sessions):
