@@ -73,7 +73,12 @@ VARIANTS: dict[str, Variant] = {
                                               "twice the updates)",
                                      recipe={"mixed_precision": "bf16", "train_batch_size": 16, "max_train_steps": 650,
                                              "checkpoint_every": 65}),
+    "demo+balance0.5": Variant("demo", "+ groups evened out halfway (weight (group size)^-0.5)",
+                               recipe={"group_balance": 0.5}),
+    "demo+balance1": Variant("demo", "+ every group drawn equally often (weight 1 / group size)",
+                             recipe={"group_balance": 1.0}),
     "quality": Variant("quality", "the quality preset as it is"),
+    "quality+balance0.5": Variant("quality", "+ groups evened out halfway", recipe={"group_balance": 0.5}),
 }
 
 

@@ -165,6 +165,10 @@ class Recipe:
     decided by seed and stream position), so prompts in either form work."""
     text_pretraining: TextPretraining | None = None
     """``base`` only: pre-train the text encoder on the snapshot's pairs, then freeze it."""
+    group_balance: float = 0.0
+    """Even out the catalog's groups when sampling examples: each is drawn in proportion to
+    ``(size of its group) ** -group_balance`` (0: the catalog's own mix; 1: every group equally often).
+    OpenMoji is 54 % people; a customer asking for a flag wants one as much as one asking for a face."""
     snr_gamma: float | None = None
     """Min-SNR loss weighting (Hang et al. 2023); ``None`` keeps the plain MSE."""
     learned_variance_weight: float = 1.0
@@ -262,6 +266,8 @@ class Recipe:
             raise ValueError("ema_decay must be in (0, 1)")
         if self.serving_guidance_scale is not None and not 1.0 <= self.serving_guidance_scale <= 30.0:
             raise ValueError("serving_guidance_scale must be in [1, 30] or None")
+        if not 0.0 <= self.group_balance <= 1.0:
+            raise ValueError("group_balance must be in [0, 1]")
         if self.snr_gamma is not None and self.snr_gamma <= 0:
             raise ValueError("snr_gamma must be positive or None")
         if min(self.checkpoint_every, self.validation_every, self.lr_warmup_steps) < 0:

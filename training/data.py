@@ -84,6 +84,22 @@ def caption_for_position(example: ExampleLike, mode: str, seed: int, position: i
     return forms[stable_seed("caption", seed, position) % len(forms)] if len(forms) > 1 else forms[0]
 
 
+GROUP_TAG = "group:"
+
+
+def group_balance_weights(examples: Sequence[ExampleLike], balance: float) -> list[float] | None:
+    """Sampling weights that even out the catalog's groups (its ``group:`` tags): each example weighs
+    ``(size of its group) ** -balance``. 0 keeps the catalog's mix (None: plain permutations), 1 draws
+    every group equally often; examples without a group tag form one group of their own."""
+    if balance == 0:
+        return None
+    groups = [next((t for t in (getattr(e, "tags", ()) or ()) if t.startswith(GROUP_TAG)), "") for e in examples]
+    sizes: dict[str, int] = {}
+    for group in groups:
+        sizes[group] = sizes.get(group, 0) + 1
+    return [sizes[group] ** -balance for group in groups]
+
+
 def stable_seed(*parts: object) -> int:
     """A 63-bit seed derived from ``parts``, identical across processes, platforms and runs."""
     text = ":".join(str(p) for p in parts).encode()
@@ -91,20 +107,31 @@ def stable_seed(*parts: object) -> int:
 
 
 class ExampleOrder:
-    """Stream positions -> example indices: epoch ``e`` is a permutation seeded by (seed, e)."""
+    """Stream positions -> example indices: epoch ``e`` is a permutation seeded by (seed, e).
 
-    def __init__(self, num_examples: int, seed: int) -> None:
+    With ``weights``, an epoch is instead ``num_examples`` draws with replacement in proportion to
+    them (seeded the same way), so some examples are seen more often than others.
+    """
+
+    def __init__(self, num_examples: int, seed: int, weights: Sequence[float] | None = None) -> None:
         if num_examples <= 0:
             raise ValueError("no training examples")
+        if weights is not None and (len(weights) != num_examples or min(weights) <= 0):
+            raise ValueError("weights must be positive, one per example")
         self.num_examples = num_examples
         self.seed = seed
+        self.weights = torch.tensor(weights, dtype=torch.float64) if weights is not None else None
         self._epoch: int | None = None
         self._permutation: list[int] = []
 
     def _permutation_for(self, epoch: int) -> list[int]:
         if epoch != self._epoch:
             generator = torch.Generator().manual_seed(stable_seed("epoch-order", self.seed, epoch))
-            self._permutation = torch.randperm(self.num_examples, generator=generator).tolist()
+            if self.weights is None:
+                self._permutation = torch.randperm(self.num_examples, generator=generator).tolist()
+            else:
+                self._permutation = torch.multinomial(self.weights, self.num_examples, replacement=True,
+                                                      generator=generator).tolist()
             self._epoch = epoch
         return self._permutation
 
@@ -237,6 +264,7 @@ __all__ = [
     "caption_forms",
     "caption_with_tags",
     "flip_for_position",
+    "group_balance_weights",
     "load_data_dir",
     "stable_seed",
     "write_data_dir",

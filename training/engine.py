@@ -67,6 +67,7 @@ from training.data import (
     caption_for_position,
     caption_forms,
     flip_for_position,
+    group_balance_weights,
     pixels_from_uint8,
     stable_seed,
 )
@@ -376,7 +377,8 @@ class DiffusionTrainer:
         if checkpoint is not None:
             self._restore(checkpoint)
 
-        self.order = ExampleOrder(len(self.examples), recipe.seed)
+        self.order = ExampleOrder(len(self.examples), recipe.seed,
+                                  group_balance_weights(self.examples, recipe.group_balance))
         self.transform = ImageTransform(self.resolution, recipe.center_crop)
         self.latent_cache = (
             TensorCache(self._encode_one_latent) if parts.vae is not None and recipe.cache_latents else None

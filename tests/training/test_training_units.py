@@ -113,6 +113,33 @@ def test_example_order_is_reproducible_and_splits_processes():
     assert shares == [[30, 31, 32], [33, 34, 35]]
 
 
+def test_group_balance_evens_out_the_catalogs_groups_reproducibly():
+    from collections import Counter
+
+    from training.data import TrainingExample, group_balance_weights
+
+    examples = [TrainingExample(str(i), lambda: None, "x", ("group:people",) if i < 90 else ("group:flags",))
+                for i in range(100)] + [TrainingExample("untagged", lambda: None, "x")]
+    assert group_balance_weights(examples, 0.0) is None
+    weights = group_balance_weights(examples, 1.0)
+    assert weights[0] == 1 / 90 and weights[95] == 1 / 10 and weights[100] == 1.0
+    assert group_balance_weights(examples, 0.5)[0] == 90 ** -0.5
+
+    order = ExampleOrder(len(examples), seed=3, weights=weights)
+    stream = [order.index_at(p) for p in range(101 * 30)]
+    assert stream == [ExampleOrder(len(examples), 3, weights).index_at(p) for p in range(101 * 30)]  # resumable
+    drawn = Counter("people" if i < 90 else "flags" if i < 100 else "none" for i in stream)
+    assert all(abs(drawn[group] / len(stream) - 1 / 3) < 0.05 for group in ("people", "flags", "none"))
+    plain = Counter("people" if i < 90 else "other" for i in (ExampleOrder(101, 3).index_at(p) for p in range(101)))
+    assert plain["people"] == 90  # without weights, an epoch is still a permutation
+    with pytest.raises(ValueError):
+        ExampleOrder(2, seed=0, weights=[1.0])
+    with pytest.raises(ValueError, match="group_balance"):
+        from recipes import preset_recipe
+
+        preset_recipe("demo", group_balance=1.5)
+
+
 def test_data_dir_round_trip_and_transform(tmp_path):
     examples = shape_examples(3, size=40, seed=0)
     write_data_dir(tmp_path, examples)
