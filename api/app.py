@@ -16,6 +16,7 @@ from api.routers import (
     generations,
     licensing,
     models,
+    moderation,
     payouts,
     provenance,
     rights,
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rights.router)
     app.include_router(licensing.router)
     app.include_router(webhooks.router)
+    app.include_router(moderation.router)
     app.include_router(artist_web.router)
     install_openapi(app)
     return app

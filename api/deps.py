@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import uuid
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -121,6 +122,17 @@ def require_customer(principal: CurrentPrincipal) -> Principal:
 
 
 CustomerPrincipal = Annotated[Principal, Depends(require_customer)]
+
+
+def require_artist(principal: CurrentPrincipal) -> uuid.UUID:
+    """The contributor an artist key speaks for; what is under /v1/me for artists is theirs alone."""
+    if principal.role != "artist" or principal.contributor_id is None:
+        raise ApiError(403, "forbidden", "only an artist key speaks for its contributor here; admins use "
+                                         "/v1/contributors/{id}/...")
+    return principal.contributor_id
+
+
+ArtistContributor = Annotated[uuid.UUID, Depends(require_artist)]
 
 
 def get_generation_runner(request: Request, blob_store: BlobStoreDep) -> GenerationRunner:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +63,11 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=120, ge=1, description="Requests per minute per API key.")
     rate_limit_burst: int = Field(default=30, ge=1, description="Requests a key may send at once.")
     rate_limit_url: str = Field(default="", description="redis://... shares rate limits across API processes.")
+    named_style_share_bps: int = Field(default=2000, ge=0, le=10_000, description=(
+        "Share of a generation's pool paid to the contributors its prompt names as a style, in basis points."))
+    style_names: Literal["strict", "contributors"] = Field(default="strict", description=(
+        "strict: every 'in the style of ...' must name a contributor who agreed to be named; contributors: only "
+        "references to contributors are checked."))
     webhook_retry_base_s: float = Field(default=30.0, gt=0, description=(
         "Wait after a webhook delivery's first failed attempt; doubled after each (at most an hour, 8 attempts)."))
     webhook_poll_s: float = Field(default=2.0, gt=0, description="How often a worker sends the webhooks that are due.")

@@ -130,6 +130,11 @@ class ErrorCode(StrEnum):
     PERIOD_NOT_FOUND = "period_not_found"
     PERIOD_OPEN = "period_open"
 
+    # moderation
+    PROMPT_REFUSED = "prompt_refused"
+    MODERATION_RULE_EXISTS = "moderation_rule_exists"
+    MODERATION_RULE_NOT_FOUND = "moderation_rule_not_found"
+
     # webhooks
     WEBHOOK_NOT_FOUND = "webhook_not_found"
     WEBHOOK_URL_INVALID = "webhook_url_invalid"

@@ -9,6 +9,7 @@ from foundry.generation.models import GeneratedImage, Generation
 from foundry.ledger.models import LedgerEntry, PayoutPeriod
 from foundry.licensing.models import LicenseGrant, LicenseTermsRecord, RightsWithdrawal
 from foundry.models_registry.models import RegisteredModel
+from foundry.moderation.models import ModerationRule, PromptRefusal
 from foundry.payouts.models import PayoutLine
 from foundry.pricing.models import PriceRule
 from foundry.quality.models import ModelQuality, QualityEvaluator
@@ -19,6 +20,7 @@ from foundry.webhooks.models import WebhookDelivery, WebhookEndpoint
 __all__ = [
     "ApiKey", "ArtistSession", "Asset", "AttributionIndex", "AttributionLine", "Base", "CatalogImport", "Contributor",
     "DatasetSnapshot", "GeneratedImage", "Generation", "LedgerEntry", "LicenseGrant", "LicenseTermsRecord",
-    "ModelQuality", "PayoutLine", "PayoutPeriod", "PriceRule", "QualityEvaluator", "RegisteredModel", "RightsWithdrawal", "SnapshotEntry", "Tenant",
-    "TrainingJob", "WebhookDelivery", "WebhookEndpoint",
+    "ModelQuality", "ModerationRule", "PayoutLine", "PayoutPeriod", "PriceRule", "PromptRefusal", "QualityEvaluator",
+    "RegisteredModel", "RightsWithdrawal", "SnapshotEntry", "Tenant", "TrainingJob", "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -162,7 +162,9 @@ def audit_generation(*, sessions, blob_store: BlobStore, generation_id: uuid.UUI
             session=session, model=model, charge=generation.unit_price * generation.num_images,
             currency=generation.currency, pool_share=Fraction(rule.pool_share_bps, 10_000),
             finetune_share=Fraction(rule.finetune_share_bps, 10_000), influence=influence,
-            alpha=Fraction(recorded.get("alpha", "0/1")))
+            alpha=Fraction(recorded.get("alpha", "0/1")),
+            named_styles=[uuid.UUID(c) for c in recorded.get("named_style", {}).get("contributor_ids", ())],
+            named_style_share=Fraction(recorded.get("named_style", {}).get("share", "0/1")))
         posted = [(e.method, e.contributor_id, e.asset_id, e.amount)
                   for e in ledger_service.entries_for(session=session, generation_id=generation_id, limit=100_000)
                   if e.kind == "royalty"]

@@ -13,7 +13,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -33,10 +33,11 @@ from api.web_session import (
     session_secret,
 )
 from foundry.accounts import service as accounts_service
-from foundry.catalog.models import Asset
+from foundry.catalog.models import Asset, Contributor
 from foundry.db import utcnow
 from foundry.errors import FoundryError
 from foundry.ledger.periods import parse_period, period_of
+from foundry.moderation import service as moderation_service
 from foundry.payouts import service as payouts_service
 from foundry.withdrawals import service as withdrawals_service
 
@@ -153,6 +154,7 @@ def dashboard(request: Request, settings: SettingsDep, session: SessionDep, peri
     return templates.TemplateResponse(request, "artist.html", {
         "s": statement, "outputs": outputs, "page": page, "chart": chart, "captions": captions,
         "my_assets": my_assets, "csrf": web.csrf, "notice": notice, "currency": currency,
+        "contributor": session.get(Contributor, web.contributor_id),
     })
 
 
@@ -203,4 +205,18 @@ def withdraw(request: Request, settings: SettingsDep, session: SessionDep,
             notice = f"Done: {what}; {len(withdrawal.affected_models)} model(s) affected."
     except FoundryError as exc:
         notice = f"Not done: {exc.message}"
+    return RedirectResponse("/artist?notice=" + quote(notice), status_code=303)
+
+
+@router.post("/style-consent")
+def style_consent(request: Request, settings: SettingsDep, session: SessionDep,
+                  csrf_token: Annotated[str, Form(max_length=100)],
+                  named_styles: Annotated[Literal["true", "false"], Form()]) -> Response:
+    web = _form_session(request, settings, session, csrf_token)
+    if isinstance(web, Response):
+        return web
+    with session.begin():
+        moderation_service.set_style_consent(session=session, contributor_id=web.contributor_id,
+                                             consent=named_styles == "true")
+    notice = "Named styles allowed." if named_styles == "true" else "Named styles no longer allowed."
     return RedirectResponse("/artist?notice=" + quote(notice), status_code=303)

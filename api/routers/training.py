@@ -27,7 +27,7 @@ def create_training_job(principal: AdminPrincipal, session: SessionDep, settings
     job = submit_training_job(session=session, queue=CeleryQueue(settings), recipe_kind=body.recipe,
                               snapshot_id=body.snapshot_id, name=body.name, base_model_id=body.base_model_id,
                               overrides=body.settings, preset=body.preset, requested_by=f"api:{principal}",
-                              owner_tenant_id=body.tenant_id)
+                              owner_tenant_id=body.tenant_id, style_mode=settings.style_names)
     return TrainingJobRead.model_validate(job)
 
 

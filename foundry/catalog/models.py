@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundry.db import Base, CreatedAtMixin, IdMixin, utcnow
@@ -19,6 +19,8 @@ class Contributor(IdMixin, CreatedAtMixin, Base):
     display_name: Mapped[str] = mapped_column(String(300))
     external_ref: Mapped[str] = mapped_column(String(400), unique=True)
     payout_identity: Mapped[str | None] = mapped_column(String(400))
+    style_name_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Agreed to be named as a style in prompts ("in the style of NAME"); each such image pays them extra."""
 
 
 class CatalogImport(IdMixin, Base):

@@ -61,7 +61,8 @@ def train_start(
                 session=session, queue=None if inline else CeleryQueue(settings), recipe_kind=recipe,
                 snapshot_id=parse_uuid(snapshot, "snapshot"), name=name,
                 base_model_id=parse_uuid(base_model, "model") if base_model else None, overrides=overrides,
-                preset=preset, requested_by="cli", owner_tenant_id=parse_uuid(tenant, "tenant") if tenant else None)
+                preset=preset, requested_by="cli", owner_tenant_id=parse_uuid(tenant, "tenant") if tenant else None,
+                style_mode=settings.style_names)
     except FoundryError as exc:
         raise fail(f"{exc.message} [{exc.code}]") from None
     owner = f", for tenant {job.owner_tenant_id}" if job.owner_tenant_id else ""

@@ -44,6 +44,8 @@ class Generation(IdMixin, CreatedAtMixin, Base):
     charge_amount: Mapped[int | None] = mapped_column(BigInteger)
     pool_amount: Mapped[int | None] = mapped_column(BigInteger)
     attribution: Mapped[dict] = mapped_column(default=dict)
+    named_styles: Mapped[list] = mapped_column(default=list)
+    """Contributors the prompt names as a style (each agreed to be named): they get the named-style share."""
     """The attribution summary shown to the customer and written into each image's manifest."""
     timings: Mapped[dict] = mapped_column(default=dict)
     refunded_at: Mapped[datetime | None]

@@ -34,6 +34,7 @@ from foundry.generation.schemas import GenerationCreate
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.models_registry.policy import serving_problem
+from foundry.moderation import service as moderation_service
 from foundry.pricing import service as pricing_service
 from foundry.royalties import service as royalties_service
 from foundry.royalties.service import Attribution
@@ -112,13 +113,18 @@ def _replay(existing: Generation, fingerprint: str) -> Generation:
 
 def submit_generation(*, session: Session, blob_store: BlobStore, tenant_id: uuid.UUID,
                       api_key_id: uuid.UUID | None, body: GenerationCreate, idempotency_key: str | None,
-                      sync_limit: float) -> tuple[Generation, bool]:
-    """Accept a request: (generation, created). A replayed idempotency key returns the original."""
+                      sync_limit: float, style_mode: str = "strict") -> tuple[Generation, bool]:
+    """Accept a request: (generation, created). A replayed idempotency key returns the original.
+
+    Its texts are screened first (``moderation.service.screen``): a refused one raises ``PromptRefused``
+    with nothing written and nothing charged."""
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise InvalidInput("Idempotency-Key must be 1-200 characters", code="invalid_idempotency_key")
     fingerprint = request_fingerprint(body.model_dump(mode="json"))
     if idempotency_key is not None and (existing := _by_idempotency_key(session, tenant_id, idempotency_key)):
         return _replay(existing, fingerprint), False
+    screening = moderation_service.screen(
+        session=session, texts={"prompt": body.prompt, "negative_prompt": body.negative_prompt}, style_mode=style_mode)
     model = servable_model(session=session, model_id=body.model_id, tenant_id=tenant_id)
     capabilities = model_capabilities(session=session, model=model, blob_store=blob_store)
     resolved = resolve_request(
@@ -132,7 +138,8 @@ def submit_generation(*, session: Session, blob_store: BlobStore, tenant_id: uui
         request_sha256=fingerprint, request=resolved.as_dict(), prompt=resolved.prompt, seed=resolved.seed,
         num_images=resolved.num_images, status="queued",
         mode=serving_mode(requested=body.mode, request=resolved, capabilities=capabilities, sync_limit=sync_limit),
-        price_rule_id=rule.id, unit_price=rule.unit_price, currency=rule.currency)
+        price_rule_id=rule.id, unit_price=rule.unit_price, currency=rule.currency,
+        named_styles=[str(contributor_id) for contributor_id in screening.named_contributor_ids])
     try:
         with session.begin_nested():
             flushed(session, generation)

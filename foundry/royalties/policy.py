@@ -10,7 +10,7 @@ left out of the counts, and a layer made only of them passes its share to the ot
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -59,3 +59,17 @@ def pro_rata(pool: int, base: Layer, finetune: Layer | None = None,
     if not weights or pool == 0:
         return {}
     return split_exact(pool, weights)
+
+
+def with_named_styles(weights: dict, named: Sequence[uuid.UUID], share: Fraction) -> dict:
+    """``weights`` (summing to 1) scaled to ``1 - share``, and ``share`` split equally over the contributors a
+    prompt named as a style (method ``named_style``, no asset). Without names, ``weights`` unchanged."""
+    if not named or not share:
+        return weights
+    if not 0 < share <= 1:
+        raise ValueError("the named-style share is a fraction between 0 and 1")
+    scaled = {key: weight * (1 - share) for key, weight in weights.items()}
+    for contributor in named:
+        key = ("named_style", contributor, None)
+        scaled[key] = scaled.get(key, Fraction(0)) + share / len(named)
+    return scaled

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -27,7 +28,7 @@ from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.money import split_exact
 from foundry.royalties.models import AttributionLine
-from foundry.royalties.policy import Layer, pool_of, pro_rata_weights
+from foundry.royalties.policy import Layer, pool_of, pro_rata_weights, with_named_styles
 from provenance.influence_shares import InfluenceShares
 
 BRAND_REF_PREFIX = "tenant:"
@@ -104,16 +105,23 @@ def layers_of(*, session: Session, model: RegisteredModel) -> tuple[Layer, Layer
 
 def attribute_pool(*, session: Session, model: RegisteredModel, charge: int, currency: str, pool_share: Fraction,
                    finetune_share: Fraction, influence: InfluenceShares | None = None,
-                   alpha: Fraction = Fraction(0), parameters: dict | None = None) -> Attribution:
-    """Split a charge's contributor pool: ``alpha`` by per-output influence over the influential
-    assets, the rest pro rata over the model's training data. One exact split over every
-    (method, contributor, asset) part, so the parts sum to the pool to the unit."""
+                   alpha: Fraction = Fraction(0), named_styles: Sequence[uuid.UUID] = (),
+                   named_style_share: Fraction = Fraction(0), parameters: dict | None = None) -> Attribution:
+    """Split a charge's contributor pool: ``named_style_share`` to the contributors the prompt named as a
+    style (equally), then of the rest ``alpha`` by per-output influence over the influential assets and the
+    remainder pro rata over the model's training data. One exact split over every (method, contributor,
+    asset) part, so the parts sum to the pool to the unit."""
     pool = pool_of(charge, pool_share)
     base, finetune = layers_of(session=session, model=model)
     pro_rata = pro_rata_weights(base, finetune, finetune_share)
     if influence is not None:
         influence = mean_shares([influence], eligible=set(pro_rata))
-    weights = blended_weights(pro_rata, influence, alpha)
+    weights = with_named_styles(blended_weights(pro_rata, influence, alpha), named_styles, named_style_share)
+    influence_part = alpha * (1 - named_style_share) if named_styles else alpha  # asset shares are parts of it
+    if named_styles and named_style_share:
+        parameters = {**(parameters or {}), "named_style": {
+            "contributor_ids": [str(c) for c in named_styles],
+            "share": f"{named_style_share.numerator}/{named_style_share.denominator}"}}
     amounts = split_exact(pool, weights) if weights and pool else {}
     counts = Counter(base.asset_counts) + (Counter(finetune.asset_counts) if finetune else Counter())
     per_line: dict[tuple[str, uuid.UUID], list] = {}
@@ -122,7 +130,7 @@ def attribute_pool(*, session: Session, model: RegisteredModel, charge: int, cur
         line[0] += weight
         line[1] += amounts.get((method, contributor, asset), 0)
         if asset is not None:
-            line[2].append({"asset_id": str(asset), "share_ppm": int(weight / alpha * 1_000_000),
+            line[2].append({"asset_id": str(asset), "share_ppm": int(weight / influence_part * 1_000_000),
                             "amount": amounts.get((method, contributor, asset), 0)})
     shares = [ContributorShare(contributor_id=contributor, weight=weight, amount=amount, asset_count=counts[contributor],
                                method=method, top_assets=sorted(assets, key=lambda a: (-a["share_ppm"], a["asset_id"])))

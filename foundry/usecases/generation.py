@@ -48,6 +48,8 @@ from foundry.generation.schemas import GenerationCreate
 from foundry.generation.service import DeliveredImage
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
+from foundry.moderation import service as moderation_service
+from foundry.moderation.service import PromptRefused
 from foundry.pricing.models import PriceRule
 from foundry.royalties import service as royalties_service
 from foundry.royalties.service import Attribution
@@ -270,6 +272,8 @@ class GenerationRunner:
             currency=generation.currency, pool_share=Fraction(rule.pool_share_bps, 10_000),
             finetune_share=Fraction(rule.finetune_share_bps, 10_000),
             influence=influence.shares if influence else None, alpha=alpha_from_bps(model.influence_alpha_bps),
+            named_styles=[uuid.UUID(c) for c in generation.named_styles or ()],
+            named_style_share=Fraction(self.settings.named_style_share_bps, 10_000),
             parameters=({"influence": influence.parameters} if influence.shares is not None
                         else {"influence_unavailable": influence.parameters}) if influence else {})
 
@@ -341,10 +345,17 @@ def start_generation(*, session: Session, runner: GenerationRunner, queue: TaskQ
     (``SigningNotConfigured``). A replayed Idempotency-Key returns the generation it made first.
     """
     runner.ensure_signing()
-    with session.begin():
-        generation, created = generation_service.submit_generation(
-            session=session, blob_store=blob_store, tenant_id=tenant_id, api_key_id=api_key_id,
-            body=body, idempotency_key=idempotency_key, sync_limit=sync_limit)
+    try:
+        with session.begin():
+            generation, created = generation_service.submit_generation(
+                session=session, blob_store=blob_store, tenant_id=tenant_id, api_key_id=api_key_id,
+                body=body, idempotency_key=idempotency_key, sync_limit=sync_limit,
+                style_mode=runner.settings.style_names)
+    except PromptRefused as refused:  # nothing of the request was written; the refusal is counted
+        with session.begin():
+            moderation_service.record_refusal(session=session, refused=refused, tenant_id=tenant_id,
+                                              api_key_id=api_key_id)
+        raise
     if created and generation.mode == "sync":
         generation = runner(generation.id)
     elif created:

@@ -9,8 +9,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from foundry.datasets import service as dataset_service
 from foundry.db import session_factory
 from foundry.errors import InvalidInput
+from foundry.moderation import service as moderation_service
+from foundry.moderation.service import PromptRefused
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
 from foundry.usecases.queue import TaskQueue
@@ -31,12 +34,16 @@ def build_recipe(recipe_kind: str, overrides: dict[str, Any], preset: str | None
 def submit_training_job(*, session: Session, queue: TaskQueue | None, recipe_kind: str, snapshot_id: uuid.UUID, name: str,
                         base_model_id: uuid.UUID | None = None, overrides: dict[str, Any] | None = None,
                         preset: str | None = None, requested_by: str,
-                        owner_tenant_id: uuid.UUID | None = None) -> TrainingJob:
+                        owner_tenant_id: uuid.UUID | None = None, style_mode: str = "strict") -> TrainingJob:
     """Record the job in its own transaction on ``session`` and, once committed, hand it to ``queue``.
 
     ``queue=None`` leaves the job queued for a runner the caller starts itself (``--inline``, the demo).
+    A tenant's job (a custom model) is refused when a caption of its snapshot breaks a moderation rule
+    (``prompt_refused``, counted like a refused prompt).
     """
     recipe = build_recipe(recipe_kind, overrides or {}, preset)
+    if owner_tenant_id is not None:
+        screen_captions(session=session, snapshot_id=snapshot_id, tenant_id=owner_tenant_id, style_mode=style_mode)
     with session.begin():
         job = job_service.create_job(session=session, name=name, recipe_kind=recipe_kind, recipe=recipe,
                                      snapshot_id=snapshot_id, base_model_id=base_model_id,
@@ -46,6 +53,18 @@ def submit_training_job(*, session: Session, queue: TaskQueue | None, recipe_kin
     if queue is not None:
         queue.training_job(job.id)  # only after the commit: a worker must find the row
     return job
+
+
+def screen_captions(*, session: Session, snapshot_id: uuid.UUID, tenant_id: uuid.UUID, style_mode: str) -> None:
+    """Every caption a tenant's model would learn from passes the same rules as a prompt."""
+    try:
+        with session.begin():
+            for entry in dataset_service.snapshot_entries(session=session, snapshot_id=snapshot_id):
+                moderation_service.screen(session=session, texts={"caption": entry.caption}, style_mode=style_mode)
+    except PromptRefused as refused:
+        with session.begin():
+            moderation_service.record_refusal(session=session, refused=refused, tenant_id=tenant_id, api_key_id=None)
+        raise
 
 
 def wait_for_job(settings, job_id: uuid.UUID, *, on_progress: Callable[[TrainingJob], None] | None = None,
