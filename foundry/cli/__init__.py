@@ -18,6 +18,7 @@ from foundry.cli import (
     ledger,
     licenses,
     models,
+    moderation,
     payouts,
     prices,
     provenance,
@@ -35,7 +36,7 @@ for group, name in ((db.db_app, "db"), (catalog.catalog_app, "catalog"), (catalo
                     (payouts.payouts_app, "payouts"), (provenance.provenance_app, "provenance"),
                     (prices.prices_app, "prices"), (ledger.ledger_app, "ledger"),
                     (generations.generations_app, "generations"), (quality.quality_app, "quality"),
-                    (webhooks.webhooks_app, "webhooks")):
+                    (webhooks.webhooks_app, "webhooks"), (moderation.moderation_app, "moderation")):
     app.add_typer(group, name=name)
 models.models_app.command("show")(quality.models_show)
 models.models_app.command("measure")(quality.models_measure)

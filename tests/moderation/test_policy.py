@@ -50,3 +50,26 @@ def test_named_styles_take_their_share_before_the_other_methods():
     assert styled[("pro_rata", a, None)] == Fraction(3, 5)
     with pytest.raises(ValueError):
         with_named_styles(weights, [c], Fraction(3, 2))
+
+
+def test_the_command_line_denies_reports_and_records_consent(settings):
+    from foundry import migrate
+    from foundry.catalog.models import Contributor
+    from foundry.db import session_factory
+    from tests.test_cli_and_migrations import cli
+
+    migrate.upgrade(settings.resolved_database_url)
+    with session_factory(settings.resolved_database_url)() as session, session.begin():
+        contributor = Contributor(display_name="Alice Smith", external_ref="alice")
+        session.add(contributor)
+        session.flush()
+        contributor_id = str(contributor.id)
+    denied = cli(settings, "moderation", "deny", "Jane Celebrity", "--kind", "public_figure").stdout
+    rule_id = denied.split()[1].rstrip(":")
+    assert "Jane Celebrity" in cli(settings, "moderation", "rules").stdout
+    refused = cli(settings, "moderation", "deny", "jane celebrity", check=False)
+    assert refused.returncode != 0 and "moderation_rule_exists" in refused.stdout + refused.stderr
+    assert '"refusals": 0' in cli(settings, "moderation", "report").stdout
+    assert "allowed" in cli(settings, "moderation", "consent", contributor_id, "--allow").stdout
+    assert "retired" in cli(settings, "moderation", "allow", rule_id).stdout
+    assert "Jane Celebrity" not in cli(settings, "moderation", "rules").stdout
