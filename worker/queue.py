@@ -34,9 +34,11 @@ def enqueue_training_job(job_id: uuid.UUID, settings: Settings) -> None:
     celery_for(settings).send_task(RUN_TRAINING_JOB, args=[str(job_id)], queue=TRAINING_QUEUE)
 
 
-def enqueue_generation(generation_id: uuid.UUID, settings: Settings) -> None:
-    """Hand a committed generation to the generation queue."""
-    celery_for(settings).send_task(RUN_GENERATION, args=[str(generation_id)], queue=GENERATION_QUEUE)
+def enqueue_generation(generation_id: uuid.UUID, settings: Settings, countdown: float | None = None) -> None:
+    """Hand a committed generation to the generation queue: one message per queued generation, each a turn
+    for whichever generation the fair rotation across tenants says is next (``countdown``: not before)."""
+    celery_for(settings).send_task(RUN_GENERATION, args=[str(generation_id)], queue=GENERATION_QUEUE,
+                                   countdown=countdown)
 
 
 def enqueue_index_build(model_id: uuid.UUID, settings: Settings) -> None:

@@ -69,10 +69,22 @@ def generation_runner() -> GenerationRunner:
     return _runner
 
 
+TURN_RETRY_S = 1.0
+"""How long a turn waits when every waiting tenant already runs its most generations."""
+
+
 @shared_task(name=queue.RUN_GENERATION)
 def run_generation(generation_id: str) -> str:
-    """Serve one queued generation; a generation already claimed or finished is left alone."""
-    return generation_runner()(uuid.UUID(generation_id)).status
+    """One turn of the generation queue: serve the generation the fair rotation says is next, which is not
+    always the one that sent the message (each queued generation sends one, so every one gets a turn)."""
+    runner = generation_runner()
+    served = runner.serve_next()
+    if served is not None:
+        return served.status
+    if runner.load(uuid.UUID(generation_id)).status == "queued":  # its tenant is at its limit: keep the turn
+        queue.enqueue_generation(uuid.UUID(generation_id), runner.settings, countdown=TURN_RETRY_S)
+        return "waiting"
+    return "nothing to serve"
 
 
 def requeue_orphaned_jobs() -> int:

@@ -24,8 +24,11 @@ from foundry.errors import Conflict, InvalidInput, NotFound
 from foundry.generation.models import GeneratedImage, Generation
 from foundry.generation.policy import (
     ModelCapabilities,
+    TenantQueue,
     capabilities_of,
     cascade_capabilities,
+    fair_position,
+    next_tenant,
     request_fingerprint,
     resolve_request,
     serving_mode,
@@ -175,14 +178,52 @@ def get_image(*, session: Session, generation_id: uuid.UUID, index: int, tenant_
 
 
 def queue_position(*, session: Session, generation: Generation) -> int | None:
-    """1 for the next generation a worker will take; None once it is no longer queued."""
+    """1 for the next generation a worker will take (by the fair rotation across tenants); None once it is
+    no longer queued."""
     if generation.status != "queued":
         return None
-    ahead = session.scalar(select(func.count()).select_from(Generation).where(
-        Generation.status == "queued", Generation.mode == "async",
+    rank = session.scalar(select(func.count()).select_from(Generation).where(
+        Generation.status == "queued", Generation.mode == "async", Generation.tenant_id == generation.tenant_id,
         or_(Generation.created_at < generation.created_at,
             and_(Generation.created_at == generation.created_at, Generation.id < generation.id))))
-    return int(ahead) + 1
+    tenants = tenant_queues(session=session)
+    if generation.tenant_id not in {t.tenant_id for t in tenants}:
+        return None  # queued, but not for the workers (a small request being answered at once)
+    return fair_position(generation.tenant_id, int(rank), tenants)
+
+
+def tenant_queues(*, session: Session) -> list[TenantQueue]:
+    """Each tenant with generations waiting for a worker: how many, how many running, when last served."""
+    queued = session.execute(select(Generation.tenant_id, func.count(), func.min(Generation.created_at))
+                             .where(Generation.status == "queued", Generation.mode == "async")
+                             .group_by(Generation.tenant_id)).all()
+    if not queued:
+        return []
+    tenant_ids = [row[0] for row in queued]
+    running = dict(session.execute(select(Generation.tenant_id, func.count()).where(
+        Generation.status == "running", Generation.tenant_id.in_(tenant_ids)).group_by(Generation.tenant_id)).all())
+    started = dict(session.execute(select(Generation.tenant_id, func.max(Generation.started_at)).where(
+        Generation.tenant_id.in_(tenant_ids), Generation.started_at.is_not(None))
+        .group_by(Generation.tenant_id)).all())
+    return [TenantQueue(tenant_id=tenant_id, queued=count, running=running.get(tenant_id, 0),
+                        last_started_at=started.get(tenant_id), oldest_queued_at=oldest)
+            for tenant_id, count, oldest in queued]
+
+
+def claim_next(*, session: Session, concurrency: int, attempts: int = 8) -> uuid.UUID | None:
+    """Claim the generation the fair rotation says is next (see ``policy.rotation``); None when nothing is
+    waiting or every waiting tenant already runs ``concurrency`` generations. Another worker may claim the
+    same one first: then the rotation is read again."""
+    for _ in range(attempts):
+        tenant_id = next_tenant(tenant_queues(session=session), concurrency)
+        if tenant_id is None:
+            return None
+        candidate = session.scalar(select(Generation.id).where(
+            Generation.status == "queued", Generation.mode == "async", Generation.tenant_id == tenant_id)
+            .order_by(Generation.created_at, Generation.id).limit(1))
+        if candidate is not None and claim_generation(session=session, generation_id=candidate):
+            return candidate
+    return None
 
 
 def encode_cursor(generation: Generation) -> str:
@@ -227,7 +268,7 @@ def release_stale(*, session: Session, older_than: datetime) -> list[uuid.UUID]:
                                                              Generation.started_at < older_than)))
     if stale:
         session.execute(update(Generation).where(Generation.id.in_(stale), Generation.status == "running")
-                        .values(status="queued", started_at=None))
+                        .values(status="queued", started_at=None, mode="async"))  # a worker serves it now
     return stale
 
 

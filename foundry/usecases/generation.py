@@ -177,6 +177,18 @@ class GenerationRunner:
         # 1. claim: exactly one runner serves a generation; anyone else just reads it
         if not self.claim(generation_id):
             return self.load(generation_id)
+        return self.serve(generation_id)
+
+    def serve_next(self) -> Generation | None:
+        """Claim and serve the generation the fair rotation across tenants says is next (what a queue
+        message asks a worker to do); None when nothing can be served now."""
+        with self._sessions() as session, session.begin():
+            generation_id = generation_service.claim_next(
+                session=session, concurrency=self.settings.generation_tenant_concurrency)
+        return self.serve(generation_id) if generation_id is not None else None
+
+    def serve(self, generation_id: uuid.UUID) -> Generation:
+        """Serve a generation this runner has claimed."""
         try:
             started = time.perf_counter()
             # 2. re-check the world and get the model's pipeline
