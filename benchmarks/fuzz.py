@@ -260,8 +260,8 @@ def seed_standalone(settings) -> None:
     from foundry.training_jobs import service as job_service
     from provenance.c2pa_manifest import init_signing_ca
     from recipes import BaseModelShape, base_recipe
-    from training import jobs as job_runner
     from training.synthetic import shape_examples
+    from worker import jobs as job_runner
 
     migrate.upgrade(settings.resolved_database_url)
     sessions = session_factory(settings.resolved_database_url)
