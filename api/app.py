@@ -11,6 +11,7 @@ from api.ratelimit import make_rate_limiter
 from api.routers import (
     accounts,
     artist_web,
+    brand_assets,
     catalog,
     datasets,
     generations,
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(payouts.router)
     app.include_router(rights.router)
     app.include_router(licensing.router)
+    app.include_router(brand_assets.router)
     app.include_router(webhooks.router)
     app.include_router(moderation.router)
     app.include_router(artist_web.router)

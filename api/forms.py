@@ -28,17 +28,17 @@ class FormFields:
         self.form = form
         self.errors: list[dict] = []
 
-    def _problem(self, name: str, kind: str, message: str, value=None) -> None:
+    def problem(self, name: str, kind: str, message: str, value=None) -> None:
         self.errors.append({"loc": ("body", name), "type": kind, "msg": message, "input": value})
 
     def file(self, name: str, *, required: bool = True) -> UploadFile | None:
         value = self.form.get(name)
         if value is None:
             if required:
-                self._problem(name, "missing", "Field required")
+                self.problem(name, "missing", "Field required")
             return None
         if not isinstance(value, UploadFile):
-            self._problem(name, "value_error", "Expected a file upload")
+            self.problem(name, "value_error", "Expected a file upload")
             return None
         return value
 
@@ -46,10 +46,10 @@ class FormFields:
         allowed = tuple(choices)
         value = self.form.get(name)
         if value is None:
-            self._problem(name, "missing", "Field required")
+            self.problem(name, "missing", "Field required")
             return None
         if not isinstance(value, str) or value not in allowed:
-            self._problem(name, "literal_error", f"Input should be {' or '.join(repr(c) for c in allowed)}",
+            self.problem(name, "literal_error", f"Input should be {' or '.join(repr(c) for c in allowed)}",
                           value if isinstance(value, str) else None)
             return None
         return value
@@ -59,12 +59,12 @@ class FormFields:
         if value is None or value == "":
             return None
         if not isinstance(value, str):
-            self._problem(name, "uuid_type", "Input should be a UUID string")
+            self.problem(name, "uuid_type", "Input should be a UUID string")
             return None
         try:
             return uuid.UUID(value)
         except ValueError:
-            self._problem(name, "uuid_parsing", "Input should be a valid UUID", value)
+            self.problem(name, "uuid_parsing", "Input should be a valid UUID", value)
             return None
 
     def check(self) -> None:

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=120, ge=1, description="Requests per minute per API key.")
     rate_limit_burst: int = Field(default=30, ge=1, description="Requests a key may send at once.")
     rate_limit_url: str = Field(default="", description="redis://... shares rate limits across API processes.")
+    brand_asset_quota_count: int = Field(default=1000, ge=1, description="Brand assets a tenant may hold.")
+    brand_asset_quota_bytes: int = Field(default=1024**3, ge=1, description="Bytes of brand assets a tenant may hold.")
     generation_tenant_concurrency: int = Field(default=4, ge=1, description=(
         "Queued generations of one tenant that workers run at once; the rest wait their turn in the rotation."))
     named_style_share_bps: int = Field(default=2000, ge=0, le=10_000, description=(

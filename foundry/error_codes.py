@@ -130,6 +130,9 @@ class ErrorCode(StrEnum):
     PERIOD_NOT_FOUND = "period_not_found"
     PERIOD_OPEN = "period_open"
 
+    # brand assets
+    BRAND_ASSET_QUOTA_EXCEEDED = "brand_asset_quota_exceeded"
+
     # moderation
     PROMPT_REFUSED = "prompt_refused"
     MODERATION_RULE_EXISTS = "moderation_rule_exists"

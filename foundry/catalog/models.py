@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, Uuid, false
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundry.db import Base, CreatedAtMixin, IdMixin, utcnow
@@ -66,4 +66,6 @@ class Asset(IdMixin, CreatedAtMixin, Base):
     import_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalog_import.id"), index=True)
     near_duplicate_of_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("asset.id"))
     owner_tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    attestation: Mapped[dict | None] = mapped_column(JSON)
+    """A brand asset's rights statement as the tenant made it when uploading (who, what, when)."""
     """Set for a tenant's own brand assets: only that tenant's fine-tunes may ever learn from them."""

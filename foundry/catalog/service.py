@@ -16,7 +16,7 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import event, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from foundry.accounts import service as accounts_service
@@ -29,7 +29,7 @@ from foundry.catalog.schemas import CatalogSummaryRead, ContributorAssets
 from foundry.catalog.sources import CandidateRow, CatalogSource, open_source
 from foundry.concurrency import default_workers, ordered_chunked_map
 from foundry.db import flushed, get_or_raise, newest_first, utcnow
-from foundry.errors import FoundryError
+from foundry.errors import FoundryError, NotFound
 from foundry.licensing import service as licensing_service
 from foundry.licensing.models import LicenseGrant
 from foundry.licensing.policy import DATA_MINING_PROHIBITED, DATA_MINING_UNSPECIFIED, TrainingVerdict, allowed_uses
@@ -77,6 +77,7 @@ class _Accepted:
 class _BatchState:
     batch: CatalogImport
     owner_tenant: Tenant | None
+    attestation: dict | None
     stage_id: str
     blob_store: BlobStore
     contributors: dict[str, uuid.UUID]
@@ -160,10 +161,12 @@ def import_catalog(
     options: ImportOptions = ImportOptions(),
     progress: ProgressCallback | None = None,
     owner_tenant_id: uuid.UUID | None = None,
+    attestation: dict | None = None,
 ) -> CatalogImport:
     """Onboard every acceptable row of ``source`` in the caller's transaction; returns the batch.
 
-    With ``owner_tenant_id`` the rows are that tenant's own brand assets.
+    With ``owner_tenant_id`` the rows are that tenant's own brand assets, each recording ``attestation``
+    (the tenant's statement that it holds the rights).
     """
     owner_tenant = accounts_service.get_tenant(session=session, tenant_id=owner_tenant_id) if owner_tenant_id else None
     recover_interrupted_imports(session=session, blob_store=blob_store)
@@ -180,6 +183,7 @@ def import_catalog(
     state = _BatchState(
         batch=batch,
         owner_tenant=owner_tenant,
+        attestation=attestation if owner_tenant is not None else None,
         stage_id=batch.id.hex,
         blob_store=blob_store,
         contributors=dict(session.execute(select(Contributor.external_ref, Contributor.id)).all()),
@@ -371,7 +375,7 @@ def _settle_row(state, row, image, existing, existing_grants) -> None:
         "rendition_sha256": image.rendition_sha256, "caption": row.caption, "tags": row.tags,
         "source_ref": row.source_ref, "embedded_rights": image.rights, "contributor_id": contributor_id,
         "import_id": state.batch.id, "near_duplicate_of_id": near_id,
-        "owner_tenant_id": state.owner_tenant.id if state.owner_tenant else None,
+        "owner_tenant_id": state.owner_tenant.id if state.owner_tenant else None, "attestation": state.attestation,
     })
     state.pending_grants.append({
         "id": uuid.uuid4(), "created_at": now, "asset_id": asset_id, "license_code": accepted.terms.code,
@@ -486,6 +490,7 @@ def run_import(
     options: ImportOptions,
     progress: ProgressCallback | None = None,
     owner_tenant_id: uuid.UUID | None = None,
+    attestation: dict | None = None,
 ) -> CatalogImport:
     """The whole unit of work every entry point (CLI, API, worker) runs for one import.
 
@@ -496,7 +501,7 @@ def run_import(
         with session_factory() as session, session.begin():
             return import_catalog(session=session, blob_store=blob_store, source=source,
                                   requested_by=requested_by, options=options, progress=progress,
-                                  owner_tenant_id=owner_tenant_id)
+                                  owner_tenant_id=owner_tenant_id, attestation=attestation)
     except BaseException as exc:
         with session_factory() as session, session.begin():
             record_failed_import(session=session, source=source.description, source_format=source.format,
@@ -521,6 +526,7 @@ def import_from_location(
     description: str | None = None,
     progress: ProgressCallback | None = None,
     owner_tenant_id: uuid.UUID | None = None,
+    attestation: dict | None = None,
 ) -> CatalogImport:
     """Open a submitted catalog and import it: what the CLI and the API both run.
 
@@ -541,7 +547,7 @@ def import_from_location(
         source.description = description
     return run_import(session_factory=session_factory, blob_store=blob_store, source=source,
                       requested_by=requested_by, options=options, progress=progress,
-                      owner_tenant_id=owner_tenant_id)
+                      owner_tenant_id=owner_tenant_id, attestation=attestation)
 
 
 def brand_contributor_ref(tenant_id: uuid.UUID) -> str:
@@ -556,3 +562,33 @@ def ensure_brand_contributor(*, session: Session, tenant: Tenant) -> Contributor
         contributor = Contributor(display_name=f"{tenant.name} (brand assets)", external_ref=reference)
         flushed(session, contributor)
     return contributor
+
+
+def brand_asset_usage(*, session: Session, tenant_id: uuid.UUID) -> tuple[int, int]:
+    """(assets, original bytes) of a tenant's brand assets that are still licensed: what its quota counts."""
+    count, size = session.execute(
+        select(func.count(Asset.id), func.coalesce(func.sum(Asset.byte_size), 0))
+        .where(Asset.owner_tenant_id == tenant_id, _still_licensed())).one()
+    return int(count), int(size)
+
+
+def list_brand_assets(*, session: Session, tenant_id: uuid.UUID, limit: int = 50, offset: int = 0
+                      ) -> list[tuple[Asset, bool]]:
+    """A tenant's brand assets, newest first, each with whether it is still licensed (not withdrawn)."""
+    rows = session.execute(select(Asset, _still_licensed().label("licensed"))
+                           .where(Asset.owner_tenant_id == tenant_id)
+                           .order_by(Asset.created_at.desc(), Asset.id).limit(limit).offset(offset)).all()
+    return [(asset, bool(licensed)) for asset, licensed in rows]
+
+
+def get_brand_asset(*, session: Session, tenant_id: uuid.UUID | None, asset_id: uuid.UUID) -> Asset:
+    """A brand asset of ``tenant_id`` (of any tenant when None); anything else is not found."""
+    asset = session.get(Asset, asset_id)
+    if asset is None or asset.owner_tenant_id is None or (tenant_id is not None and asset.owner_tenant_id != tenant_id):
+        raise NotFound(f"brand asset {asset_id} does not exist", code="asset_not_found")
+    return asset
+
+
+def _still_licensed():
+    """An asset some grant of which is not revoked."""
+    return exists(select(LicenseGrant.id).where(LicenseGrant.asset_id == Asset.id, LicenseGrant.revoked_at.is_(None)))

@@ -17,7 +17,7 @@ from foundry.db import session_factory
 def run_import(settings: Settings, location: Path, *, source_format: str = "auto", images: Path | None = None,
                requested_by: str, progress: Callable[[int, int], None] | None = None,
                owner_tenant_id: uuid.UUID | None = None, blob_store: BlobStore | None = None,
-               **labels: str) -> CatalogImport:
+               attestation: dict | None = None, **labels: str) -> CatalogImport:
     """Import one catalog; ``labels`` (label, images_label, description) name uploads by their file names.
 
     ``blob_store`` is the caller's open store (the API keeps one per app), else the configured one.
@@ -27,4 +27,4 @@ def run_import(settings: Settings, location: Path, *, source_format: str = "auto
         blob_store=blob_store or open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url),
         location=location, source_format=source_format, images=images, requested_by=requested_by,
         options=catalog_service.import_options(settings), progress=progress, owner_tenant_id=owner_tenant_id,
-        **labels)
+        attestation=attestation, **labels)
