@@ -24,6 +24,7 @@ from foundry.attribution import service as attribution_service
 from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
 from foundry.catalog.models import Asset, CatalogImport
+from foundry.generation.models import Generation
 from foundry.config import Settings
 from foundry.datasets import service as dataset_service
 from foundry.datasets.models import DatasetSnapshot
@@ -314,7 +315,7 @@ def generate_through_api(http, settings: Settings, model_id, customer_key: str, 
     console.print(table)
     paid = sum(line["amount"] for line in attribution["contributors"])
     console.print(f"contributor amounts sum to {paid} = pool {attribution['pool']}: {paid == attribution['pool']}")
-    print_influential_images(settings, attribution, console, Table)
+    print_influential_images(settings, generation["id"], attribution, console, Table)
 
     console.rule("10. the ledger")
     me = http.get("/v1/me", headers=customer).json()
@@ -354,16 +355,19 @@ def generate_through_api(http, settings: Settings, model_id, customer_key: str, 
                   f"Their page: {str(http.base_url).rstrip('/')}/artist (sign in with an artist key)")
 
 
-def print_influential_images(settings: Settings, attribution: dict, console: Console, Table) -> None:
+def print_influential_images(settings: Settings, generation_id: str, attribution: dict, console: Console,
+                             Table) -> None:
     """The training images that shaped these outputs most, by the model's influence index."""
     import uuid
-
 
     influential = sorted(((asset, line["display_name"]) for line in attribution["contributors"]
                           if line["method"] == "influence" for asset in line["top_assets"]),
                          key=lambda item: -item[0]["share_ppm"])[:8]
     if not influential:
-        console.print("no influence index for this model: the whole pool was split pro rata")
+        with session_factory(settings.resolved_database_url)() as session:
+            recorded = session.get(Generation, uuid.UUID(generation_id)).attribution.get("parameters", {})
+        why = recorded.get("influence_unavailable", {}).get("unavailable", "this model has no influence index")
+        console.print(f"influence not used: {why}; the whole pool was split pro rata")
         return
     with session_factory(settings.resolved_database_url)() as session:
         captions = {asset.id: asset.caption for asset in session.query(Asset).filter(

@@ -103,3 +103,27 @@ class InfluenceIndex:
             return cls([uuid.UUID(a) for a in data["asset_ids"]], [uuid.UUID(c) for c in data["contributor_ids"]],
                        data["projected"], dict(ast.literal_eval(str(data["config"]))),
                        dict(ast.literal_eval(str(data["fingerprint"]))))
+
+
+BLANK_STD = 3.0
+"""Luma standard deviation (0-255) below which an output shows nothing: one flat colour."""
+NOISE_CORRELATION = 0.15
+"""Correlation of neighbouring pixels below which an output is noise: drawings and photos sit far above."""
+
+
+def uninformative(pixels: np.ndarray) -> str | None:
+    """Why an output carries nothing to attribute (``blank`` or ``noise``), or None when it does.
+
+    A blank or pure-noise image is not "like" any training image, yet nearest-gradient scores still
+    rank some asset first; such an output's pool is split pro rata instead of paying a hub."""
+    luma = np.asarray(pixels, dtype=np.float64)
+    luma = luma.mean(axis=2) if luma.ndim == 3 else luma
+    if luma.std() < BLANK_STD:
+        return "blank"
+    pairs = [(luma[:, :-1], luma[:, 1:]), (luma[:-1, :], luma[1:, :])]
+    correlations = []
+    for left, right in pairs:
+        a, b = left.ravel() - left.mean(), right.ravel() - right.mean()
+        denominator = np.sqrt((a * a).sum() * (b * b).sum())
+        correlations.append(float((a * b).sum() / denominator) if denominator else 1.0)
+    return "noise" if np.mean(correlations) < NOISE_CORRELATION else None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from sqlalchemy import select
 
@@ -38,7 +39,7 @@ from foundry.models_registry.models import RegisteredModel
 from foundry.pricing.models import PriceRule
 from foundry.royalties import service as royalties_service
 from foundry.training_jobs.policy import builds_attribution_index
-from provenance.influence import InfluenceConfig, InfluenceIndex
+from provenance.influence import InfluenceConfig, InfluenceIndex, uninformative
 from training.attribution_features import Attributor
 from training.pipelines import load_pipeline
 
@@ -154,8 +155,10 @@ def audit_generation(*, sessions, blob_store: BlobStore, generation_id: uuid.UUI
             pipeline = load_attribution_pipeline(session=session, model=model, blob_store=blob_store,
                                                  cache_dir=cache_dir)
             attributor = Attributor(pipeline, InfluenceConfig.from_dict(recorded["influence"]["config"]))
+            outputs = [Image.open(io.BytesIO(raw)).convert("RGB") for raw in raws]
             influence = outputs_influence(
-                [index.scores(attributor.features(Image.open(io.BytesIO(raw)), generation.prompt)) for raw in raws],
+                [index.scores(attributor.features(image, generation.prompt)) for image in outputs
+                 if uninformative(np.asarray(image)) is None],
                 asset_ids=index.asset_ids, contributor_ids=index.contributor_ids,
                 top_k=recorded["influence"]["top_k"], min_share=Fraction(recorded["influence"]["min_share"]))
         again = royalties_service.attribute_pool(

@@ -57,7 +57,7 @@ from foundry.usecases.queue import TaskQueue
 from provenance import watermark
 from provenance.c2pa_manifest import ContentCredentials, SigningNotConfigured
 from provenance.hashing import nearest_hash, perceptual_hash, phash_from_hex, phash_to_hex
-from provenance.influence import METHOD, VERSION, InfluenceConfig, InfluenceIndex
+from provenance.influence import METHOD, VERSION, InfluenceConfig, InfluenceIndex, uninformative
 from provenance.influence_shares import InfluenceShares
 
 logger = logging.getLogger(__name__)
@@ -255,12 +255,21 @@ class GenerationRunner:
 
     def score_influence(self, loaded: LoadedPipeline, index: LoadedIndex | None, images: list[Image.Image],
                         prompt: str) -> Influence | None:
-        """Each output's influence shares over the model's training images, averaged over the outputs."""
+        """Each output's influence shares over the model's training images, averaged over the outputs.
+
+        A blank or pure-noise output resembles no training image: it is left out, and when every output
+        is, nobody is paid by influence (the pool goes pro rata)."""
         if index is None:
             return None
+        reasons = [uninformative(np.asarray(image.convert("RGB"))) for image in images]
+        informative = [image for image, reason in zip(images, reasons, strict=True) if reason is None]
+        if not informative:
+            return Influence(None, {"unavailable": f"uninformative outputs ({', '.join(sorted(set(reasons)))}): "
+                                                  "the pool is split pro rata", "uninformative": reasons,
+                                    "index_id": str(index.row_id)})
         try:
             config = InfluenceConfig.from_dict(index.index.config)
-            shares = outputs_influence(loaded.influence_scores(index.index, config, images, prompt),
+            shares = outputs_influence(loaded.influence_scores(index.index, config, informative, prompt),
                                        asset_ids=index.index.asset_ids, contributor_ids=index.index.contributor_ids)
         except Exception as exc:  # the customer still gets images; contributors get pro rata
             logger.exception("influence scoring with index %s failed", index.row_id)
@@ -269,7 +278,8 @@ class GenerationRunner:
         parameters = {"method": METHOD, "version": VERSION, "index_id": str(index.row_id),
                       "index_blob_sha256": index.blob_sha256, "config": index.index.config,
                       "top_k": INFLUENCE_TOP_K, "clip": "negative",
-                      "min_share": f"{INFLUENCE_MIN_SHARE.numerator}/{INFLUENCE_MIN_SHARE.denominator}"}
+                      "min_share": f"{INFLUENCE_MIN_SHARE.numerator}/{INFLUENCE_MIN_SHARE.denominator}",
+                      **({"uninformative": reasons} if len(informative) < len(images) else {})}
         return Influence(shares, parameters)
 
     def materialize(self, model: RegisteredModel) -> Path:

@@ -112,3 +112,14 @@ def client(migrated):
 
 
 ADMIN = {"Authorization": "Bearer test-admin-key"}
+
+
+@pytest.fixture
+def toy_outputs_count(monkeypatch):
+    """The toy model, trained a few steps, draws noise, which is never paid by influence; tests of the
+    influence arithmetic let its outputs count (the check itself is tested on its own)."""
+    import foundry.usecases.generation as generation_usecases
+    import worker.attribution as attribution_worker
+
+    monkeypatch.setattr(generation_usecases, "uninformative", lambda pixels: None)
+    monkeypatch.setattr(attribution_worker, "uninformative", lambda pixels: None)

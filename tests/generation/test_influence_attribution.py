@@ -32,7 +32,7 @@ SMALL = InfluenceConfig(timesteps=(200, 600), projection_dim=256)
 
 
 @pytest.fixture
-def indexed_model(migrated, sessions, blob_store, served_model, tmp_path):
+def indexed_model(migrated, sessions, blob_store, served_model, tmp_path, toy_outputs_count):
     build_index(sessions=sessions, blob_store=blob_store, model_id=served_model, cache_dir=tmp_path / "models",
                 config=SMALL, built_by="test")
     return served_model
@@ -195,3 +195,35 @@ def test_a_failing_influence_scorer_falls_back_to_pro_rata_and_says_so(client, c
     with sessions() as session:
         recorded = session.get(Generation, uuid.UUID(body["id"])).attribution["parameters"]
     assert "scorer exploded" in recorded["influence_unavailable"]["unavailable"] and "influence" not in recorded
+
+
+def test_blank_or_noise_outputs_pay_nobody_by_influence(client, customer, sessions, blob_store, migrated,
+                                                       served_model, tmp_path):
+    """The toy model draws noise: with the check on, its pool goes pro rata and says why."""
+    build_index(sessions=sessions, blob_store=blob_store, model_id=served_model, cache_dir=tmp_path / "models",
+                config=SMALL, built_by="test")
+    body = generate(client, customer, served_model)
+    assert body["attribution"]["method"] == "pro_rata"
+    assert {line["method"] for line in body["attribution"]["contributors"]} == {"pro_rata"}
+    with sessions() as session:
+        recorded = session.get(Generation, uuid.UUID(body["id"])).attribution["parameters"]
+    unavailable = recorded["influence_unavailable"]
+    assert unavailable["uninformative"] == ["noise", "noise"] and "pro rata" in unavailable["unavailable"]
+    audit = audit_generation(sessions=sessions, blob_store=blob_store, generation_id=uuid.UUID(body["id"]),
+                             cache_dir=tmp_path / "models")
+    assert audit.method == "pro_rata" and audit.matches
+
+
+def test_what_counts_as_nothing_to_attribute():
+    import numpy as np
+
+    from provenance.influence import uninformative
+
+    rng = np.random.default_rng(0)
+    assert uninformative(np.full((32, 32, 3), 250, dtype=np.uint8)) == "blank"
+    assert uninformative(np.full((32, 32, 3), 250, dtype=np.uint8) + rng.integers(0, 3, (32, 32, 3))) == "blank"
+    assert uninformative(rng.integers(0, 256, (32, 32, 3))) == "noise"
+    drawing = np.full((32, 32, 3), 255, dtype=np.uint8)
+    drawing[8:24, 8:24] = (200, 30, 30)  # a red square on white, as the catalog draws
+    assert uninformative(drawing) is None
+    assert uninformative(drawing[:, :, 0]) is None  # greyscale works too
