@@ -24,7 +24,6 @@ from foundry.attribution import service as attribution_service
 from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
 from foundry.catalog.models import Asset, CatalogImport
-from foundry.generation.models import Generation
 from foundry.config import Settings
 from foundry.datasets import service as dataset_service
 from foundry.datasets.models import DatasetSnapshot
@@ -32,6 +31,7 @@ from foundry.datasets.policy import HELDOUT_SPLIT
 from foundry.datasets.schemas import SnapshotFilters
 from foundry.db import session_factory
 from foundry.errors import FoundryError
+from foundry.generation.models import Generation
 from foundry.models_registry import service as registry_service
 from foundry.pricing import service as pricing_service
 from foundry.processes import free_port, stop_process
