@@ -13,6 +13,7 @@ from api.routers import (
     artist_web,
     brand_assets,
     catalog,
+    custom_models,
     datasets,
     generations,
     licensing,
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rights.router)
     app.include_router(licensing.router)
     app.include_router(brand_assets.router)
+    app.include_router(custom_models.router)
     app.include_router(webhooks.router)
     app.include_router(moderation.router)
     app.include_router(artist_web.router)

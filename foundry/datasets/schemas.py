@@ -16,6 +16,7 @@ class SnapshotFilters(BaseModel):
 
     contributor_ids: list[uuid.UUID] = []
     import_ids: list[uuid.UUID] = []
+    asset_ids: list[uuid.UUID] = Field(default=[], max_length=100_000, description="Keep only these assets.")
     tags: list[str] = Field(default=[], description="Keep assets carrying any of these tags.")
     caption_contains: str | None = Field(default=None, max_length=200)
     limit: int | None = Field(default=None, ge=1, le=2**31 - 1, strict=True,

@@ -100,6 +100,8 @@ def _candidates(session: Session, use: Use, filters: SnapshotFilters, at: dateti
         query = query.where(Asset.contributor_id.in_(filters.contributor_ids))
     if filters.import_ids:
         query = query.where(Asset.import_id.in_(filters.import_ids))
+    if filters.asset_ids:
+        query = query.where(Asset.id.in_(filters.asset_ids))
     return session.execute(query).all()
 
 

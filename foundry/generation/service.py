@@ -86,6 +86,8 @@ def visible_model(*, session: Session, model_id: uuid.UUID, tenant_id: uuid.UUID
 def servable_model(*, session: Session, model_id: uuid.UUID, tenant_id: uuid.UUID | None) -> RegisteredModel:
     """A visible model that may still serve under its revocation policy."""
     model = visible_model(session=session, model_id=model_id, tenant_id=tenant_id)
+    if model.retired_at is not None:
+        raise Conflict(f"model {model_id} was deleted by its owner on {model.retired_at.date()}", code="model_withdrawn")
     problem = serving_problem(revocation_policy=model.revocation_policy, grace_days=model.grace_days,
                               rights_affected_at=model.rights_affected_at, now=utcnow())
     if problem:

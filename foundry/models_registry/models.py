@@ -40,4 +40,6 @@ class RegisteredModel(IdMixin, CreatedAtMixin, Base):
     rights_affected_at: Mapped[datetime | None]
     """When a withdrawal first touched this model's training data; None while untouched."""
     influence_alpha_bps: Mapped[int] = mapped_column(default=5000, server_default="5000")
+    retired_at: Mapped[datetime | None]
+    """Its owner deleted it: it no longer serves; its weights and records stay for the audit period."""
     """Share of each generation's pool split by per-output influence (the rest pro rata), in basis points."""

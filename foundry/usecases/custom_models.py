@@ -1,0 +1,91 @@
+"""A brand customer's own model, self-served: the tenant's brand assets (by id or tag) frozen into a
+Merkle-rooted snapshot, a LoRA or fine-tune of a shared licensed base on the training queue, a private
+registered model. A custom model is its training job; its model is the job's result."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from foundry.datasets import service as dataset_service
+from foundry.datasets.schemas import SnapshotFilters
+from foundry.db import utcnow
+from foundry.errors import InvalidInput, NotFound
+from foundry.generation import service as generation_service
+from foundry.models_registry import service as registry_service
+from foundry.moderation import service as moderation_service
+from foundry.moderation.service import PromptRefused
+from foundry.training_jobs import service as job_service
+from foundry.training_jobs.models import TrainingJob
+from foundry.usecases.queue import TaskQueue
+from foundry.usecases.training import build_recipe
+
+CUSTOM_KINDS = ("lora", "finetune")
+MAX_CUSTOM_STEPS = 20_000
+
+
+def create_custom_model(*, session: Session, queue: TaskQueue | None, tenant_id: uuid.UUID, name: str, kind: str,
+                        base_model_id: uuid.UUID, asset_ids: list[uuid.UUID], tags: list[str], steps: int,
+                        requested_by: str, style_mode: str = "strict") -> TrainingJob:
+    """Snapshot, screen and queue in one transaction (a refused caption leaves nothing behind but the
+    counted refusal); the job is handed to ``queue`` after the commit."""
+    if kind not in CUSTOM_KINDS:
+        raise InvalidInput(f"kind: use one of {list(CUSTOM_KINDS)}", code="validation_error")
+    if not asset_ids and not tags:
+        raise InvalidInput("brand_assets: choose brand assets by asset_ids or tags", code="validation_error")
+    if not 1 <= steps <= MAX_CUSTOM_STEPS:
+        raise InvalidInput(f"steps: between 1 and {MAX_CUSTOM_STEPS}", code="validation_error")
+    recipe = build_recipe(kind, {"max_train_steps": steps, "checkpoint_every": max(10, steps // 5)})
+    try:
+        with session.begin():
+            base = generation_service.servable_model(session=session, model_id=base_model_id, tenant_id=tenant_id)
+            if base.owner_tenant_id is not None or not base.licensed_only:
+                raise InvalidInput("base_model_id: a custom model builds on one of the foundry's shared licensed-only "
+                                   "models", code="invalid_base_model")
+            snapshot = dataset_service.create_snapshot(
+                session=session, name=f"custom model {name}"[:200], use="customer_finetune",
+                filters=SnapshotFilters(tenant_id=tenant_id, brand_assets_only=True, asset_ids=asset_ids, tags=tags),
+                created_by=requested_by)
+            if snapshot.entry_count == 0:
+                raise InvalidInput("no licensed brand asset of this tenant matches the selection",
+                                   code="no_brand_assets")
+            for entry in dataset_service.snapshot_entries(session=session, snapshot_id=snapshot.id):
+                moderation_service.screen(session=session, texts={"caption": entry.caption}, style_mode=style_mode)
+            job = job_service.create_job(session=session, name=name, recipe_kind=kind, recipe=recipe,
+                                         snapshot_id=snapshot.id, base_model_id=base.id, requested_by=requested_by,
+                                         owner_tenant_id=tenant_id)
+            session.flush()
+            session.refresh(job)
+    except PromptRefused as refused:
+        with session.begin():
+            moderation_service.record_refusal(session=session, refused=refused, tenant_id=tenant_id, api_key_id=None)
+        raise
+    if queue is not None:
+        queue.training_job(job.id)
+    return job
+
+
+def get_custom_model(*, session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID | None) -> TrainingJob:
+    """A tenant's custom model (any tenant's for None); a shared job or another tenant's is not found."""
+    job = session.get(TrainingJob, job_id)
+    if job is None or job.owner_tenant_id is None or (tenant_id is not None and job.owner_tenant_id != tenant_id):
+        raise NotFound(f"custom model {job_id} does not exist", code="custom_model_not_found")
+    return job
+
+
+def cancel_custom_model(*, session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID | None) -> TrainingJob:
+    get_custom_model(session=session, job_id=job_id, tenant_id=tenant_id)
+    return job_service.request_cancel(session=session, job_id=job_id)
+
+
+def delete_custom_model(*, session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID | None) -> TrainingJob:
+    """Stop training it (if it still is) and stop serving its model; weights and records are kept."""
+    job = get_custom_model(session=session, job_id=job_id, tenant_id=tenant_id)
+    if not job_service.is_terminal(job):
+        job_service.request_cancel(session=session, job_id=job.id)
+    if job.result_model_id is not None:
+        model = registry_service.get_model(session=session, model_id=job.result_model_id)
+        model.retired_at = model.retired_at or utcnow()
+    session.flush()
+    return job
