@@ -133,7 +133,6 @@ class ErrorCode(StrEnum):
     # brand assets
     BRAND_ASSET_QUOTA_EXCEEDED = "brand_asset_quota_exceeded"
     CUSTOM_MODEL_NOT_FOUND = "custom_model_not_found"
-    NO_BRAND_ASSETS = "no_brand_assets"
 
     # moderation
     PROMPT_REFUSED = "prompt_refused"

@@ -85,7 +85,7 @@ def _tenant(principal, asked: uuid.UUID | None) -> uuid.UUID:
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=CustomModelRead,
              responses=error_responses(404, 409, 422, s404="No such base model for this tenant.",
                                        s409="The base model no longer serves (model_withdrawn).",
-                                       s422="No matching brand assets (no_brand_assets), a refused caption "
+                                       s422="No matching brand assets (snapshot_empty), a refused caption "
                                             "(prompt_refused), an unusable base (invalid_base_model)."))
 def create_custom_model(principal: CustomerOrAdmin, session: SessionDep, settings: SettingsDep,
                         body: CustomModelCreate) -> CustomModelRead:

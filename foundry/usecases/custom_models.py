@@ -47,9 +47,6 @@ def create_custom_model(*, session: Session, queue: TaskQueue | None, tenant_id:
                 session=session, name=f"custom model {name}"[:200], use="customer_finetune",
                 filters=SnapshotFilters(tenant_id=tenant_id, brand_assets_only=True, asset_ids=asset_ids, tags=tags),
                 created_by=requested_by)
-            if snapshot.entry_count == 0:
-                raise InvalidInput("no licensed brand asset of this tenant matches the selection",
-                                   code="no_brand_assets")
             for entry in dataset_service.snapshot_entries(session=session, snapshot_id=snapshot.id):
                 moderation_service.screen(session=session, texts={"caption": entry.caption}, style_mode=style_mode)
             job = job_service.create_job(session=session, name=name, recipe_kind=kind, recipe=recipe,

@@ -1,0 +1,93 @@
+"""Custom models, self-served: a tenant's brand assets (by tag or id) -> snapshot -> a LoRA of a shared
+base on the training queue -> a private model; progress, isolation, cancel, delete."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from foundry.datasets import service as dataset_service
+from foundry.training_jobs.models import TrainingJob
+from tests.generation.conftest import ADMIN, make_customer
+from tests.support import images
+from worker import jobs as job_runner
+
+
+def upload_brand(client, customer, count: int, tags: str) -> list[str]:
+    answer = client.post("/v1/brand-assets", headers=customer.headers,
+                         data={"attest": "true", "attested_by": "Brand manager", "tags": tags},
+                         files=[("files", (f"sneaker-{n}.png", images.pattern_png(700 + 10 * len(tags) + n, size=48),
+                                           "image/png")) for n in range(count)])
+    assert answer.status_code == 201, answer.text
+    return [a["id"] for a in client.get("/v1/brand-assets", headers=customer.headers).json()]
+
+
+def create(client, customer, served_model, **body):
+    return client.post("/v1/custom-models", headers=customer.headers, json={
+        "name": "sneakers", "base_model_id": str(served_model), "brand_assets": {"tags": ["sneakers"]},
+        "steps": 2, **body})
+
+
+@pytest.mark.slow
+def test_a_customer_trains_a_custom_model_from_its_brand_assets(client, customer, served_model, migrated, sessions):
+    upload_brand(client, customer, 3, "sneakers")
+    created = create(client, customer, served_model)
+    assert created.status_code == 202, created.text
+    custom = created.json()
+    assert (custom["status"], custom["kind"], custom["progress"], custom["model_id"]) == ("queued", "lora", 0.0, None)
+    with sessions() as session:
+        entries = dataset_service.snapshot_entries(session=session, snapshot_id=uuid.UUID(custom["snapshot_id"]))
+        assert len(entries) == 3 and all(e.caption.startswith("sneaker") for e in entries)
+
+    assert job_runner.run_job(migrated, uuid.UUID(custom["id"]), worker="test") == "succeeded"
+    done = client.get(f"/v1/custom-models/{custom['id']}", headers=customer.headers).json()
+    assert done["status"] == "succeeded" and done["progress"] == 1.0 and done["model_id"]
+    model = client.get(f"/v1/models/{done['model_id']}", headers=customer.headers).json()
+    assert model["owner_tenant_id"] == str(customer.tenant_id) and model["parent_id"] == str(served_model)
+    made = client.post("/v1/generations", headers=customer.headers,
+                       json={"model_id": done["model_id"], "prompt": "sneaker", "steps": 2})
+    assert made.status_code == 200, made.text
+    # the base model's contributors keep their layer; the tenant's own brand assets are never paid
+    paid = {line["contributor_id"] for line in made.json()["attribution"]["contributors"]}
+    with sessions() as session:
+        brand = {str(e.contributor_id) for e in entries}
+    assert paid and not paid & brand
+
+    rival = make_customer(sessions, "Rival")
+    assert client.get(f"/v1/custom-models/{custom['id']}", headers=rival.headers).status_code == 404
+    assert client.delete(f"/v1/custom-models/{custom['id']}", headers=rival.headers).status_code == 404
+    assert client.get("/v1/custom-models", headers=rival.headers).json() == []
+    assert [c["id"] for c in client.get("/v1/custom-models", headers=customer.headers).json()] == [custom["id"]]
+
+    deleted = client.delete(f"/v1/custom-models/{custom['id']}", headers=customer.headers)
+    assert deleted.status_code == 200 and deleted.json()["deleted"]
+    refused = client.post("/v1/generations", headers=customer.headers,
+                          json={"model_id": done["model_id"], "prompt": "sneaker", "steps": 2})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "model_withdrawn")
+
+
+def test_custom_models_are_checked_before_anything_is_queued(client, customer, served_model, sessions):
+    upload_brand(client, customer, 2, "sneakers")
+    nothing = create(client, customer, served_model, brand_assets={"tags": ["boots"]})
+    assert (nothing.status_code, nothing.json()["error"]["code"]) == (422, "snapshot_empty")
+    assert create(client, customer, served_model, brand_assets={}).status_code == 422
+    assert create(client, customer, served_model, base_model_id=str(uuid.uuid4())).status_code == 404
+    assert create(client, customer, served_model, steps=0).status_code == 422
+    assert client.post("/v1/custom-models", headers=ADMIN, json={
+        "name": "x", "base_model_id": str(served_model), "brand_assets": {"tags": ["sneakers"]}}).status_code == 422
+    with sessions() as session:
+        assert session.query(TrainingJob).count() == 0
+
+    assert client.post("/v1/moderation/rules", headers=ADMIN, json={"kind": "trademark", "phrase": "sneaker 1"}
+                       ).status_code == 201
+    refused = create(client, customer, served_model)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "prompt_refused")
+    assert refused.json()["error"]["details"]["field"] == "caption"
+    with sessions() as session:
+        assert session.query(TrainingJob).count() == 0
+
+    by_id = create(client, customer, served_model, brand_assets={"asset_ids": upload_brand(client, customer, 1, "x")[:1]})
+    assert by_id.status_code == 202, by_id.text
+    cancelled = client.post(f"/v1/custom-models/{by_id.json()['id']}/cancel", headers=customer.headers)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
