@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CustomerOrAdmin, SessionDep, SettingsDep
@@ -57,6 +57,8 @@ class CustomModelRead(BaseModel):
     model_id: uuid.UUID | None = Field(description="The private registered model, once trained.")
     deleted: bool
     error: dict | None
+    charge: dict | None = Field(description="amount, currency, step_price; refunded for untrained steps if cancelled "
+                                            "or failed")
     created_at: datetime
     finished_at: datetime | None
 
@@ -69,6 +71,7 @@ def _read(session, job: TrainingJob) -> CustomModelRead:
         progress=round(job.step / job.total_steps, 4) if job.total_steps else 0.0, eta_s=job.eta_s,
         model_id=job.result_model_id, deleted=model is not None and model.retired_at is not None,
         error={"code": job.error_code, "message": job.error} if job.error_code else None,
+        charge=(job.details or {}).get("charge"),
         created_at=job.created_at, finished_at=job.finished_at)
 
 
@@ -83,18 +86,22 @@ def _tenant(principal, asked: uuid.UUID | None) -> uuid.UUID:
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=CustomModelRead,
-             responses=error_responses(404, 409, 422, s404="No such base model for this tenant.",
-                                       s409="The base model no longer serves (model_withdrawn).",
+             responses=error_responses(404, 409, 422, s404="No such base model for this tenant, or no price for it.",
+                                       s409="The base model no longer serves (model_withdrawn), or the "
+                                            "Idempotency-Key was used with another body (idempotency_key_reused).",
                                        s422="No matching brand assets (snapshot_empty), a refused caption "
                                             "(prompt_refused), an unusable base (invalid_base_model)."))
 def create_custom_model(principal: CustomerOrAdmin, session: SessionDep, settings: SettingsDep,
-                        body: CustomModelCreate) -> CustomModelRead:
-    """Freeze the chosen brand assets into a snapshot and queue the training job; poll for progress."""
+                        body: CustomModelCreate,
+                        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
+                        ) -> CustomModelRead:
+    """Freeze the chosen brand assets into a snapshot, charge the steps and queue the training job; poll for
+    progress. A retry with the same Idempotency-Key returns the same custom model, charged once."""
     job = custom_usecases.create_custom_model(
         session=session, queue=CeleryQueue(settings), tenant_id=_tenant(principal, body.tenant_id), name=body.name,
         kind=body.kind, base_model_id=body.base_model_id, asset_ids=body.brand_assets.asset_ids,
         tags=body.brand_assets.tags, steps=body.steps, requested_by=f"api:{principal.name}",
-        style_mode=settings.style_names)
+        style_mode=settings.style_names, idempotency_key=idempotency_key, request=body.model_dump(mode="json"))
     return _read(session, job)
 
 

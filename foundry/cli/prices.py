@@ -21,6 +21,8 @@ def prices_set(
     currency: Annotated[str, typer.Option(help="ISO 4217 code.")] = "USD",
     pool_share_bps: Annotated[int, typer.Option(help="Contributor pool share of each charge, basis points.")] = 5000,
     finetune_share_bps: Annotated[int, typer.Option(help="Layered models: fine-tune licensors' part.")] = 5000,
+    training_step_price: Annotated[int, typer.Option(help="A custom model's training step on this base, "
+                                                          "minor units.")] = 0,
     model: Annotated[str | None, typer.Option(help="Only for this model id.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Only for this tenant id.")] = None,
 ) -> None:
@@ -29,7 +31,7 @@ def prices_set(
         with session_factory(get_settings().resolved_database_url)() as session, session.begin():
             rule = pricing_service.set_price(
                 session=session, unit_price=unit_price, currency=currency, pool_share_bps=pool_share_bps,
-                finetune_share_bps=finetune_share_bps, created_by="cli",
+                finetune_share_bps=finetune_share_bps, training_step_price=training_step_price, created_by="cli",
                 model_id=parse_uuid(model, "model") if model else None,
                 tenant_id=parse_uuid(tenant, "tenant") if tenant else None)
     except FoundryError as exc:

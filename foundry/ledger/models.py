@@ -40,7 +40,7 @@ class LedgerEntry(IdMixin, Base):
     """The payout period (UTC calendar month, YYYY-MM) the entry counts in: the month it was posted,
     or the next open one when that month is already closed."""
     kind: Mapped[str] = mapped_column(String(16))
-    """charge, royalty, reversal or payout."""
+    """charge, royalty, reversal or payout (a training charge is a charge with a ``training_job_id``)."""
     method: Mapped[str | None] = mapped_column(String(32))
     """For royalties (and their reversals): the attribution method that decided the amount."""
     debit_account: Mapped[str] = mapped_column(String(80), index=True)
@@ -48,6 +48,9 @@ class LedgerEntry(IdMixin, Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     generation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("generation.id"), index=True)
+    training_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    """For a custom model's training charge (and its refund): the job (no foreign key, so adding the column
+    left the append-only table untouched)."""
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenant.id"), index=True)
     model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("model.id"))
     contributor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("contributor.id"), index=True)

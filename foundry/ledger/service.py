@@ -27,6 +27,10 @@ def royalty_key(generation_id: uuid.UUID, method: str, contributor_id: uuid.UUID
     return f"generation:{generation_id}:royalty:{method}:{contributor_id}:{asset_id or 'pool'}"
 
 
+def training_charge_key(job_id: uuid.UUID) -> str:
+    return f"training:{job_id}:charge"
+
+
 def reversal_key(entry_id: uuid.UUID) -> str:
     return f"reversal:{entry_id}"
 
@@ -36,7 +40,8 @@ def payout_key(period: str, contributor_id: uuid.UUID, currency: str) -> str:
 
 
 def _is_duplicate_posting(error: IntegrityError) -> bool:
-    return "posting_key" in str(error.orig)
+    """The event was posted already: its posting key, or (for a reversal) its original's reversal, exists."""
+    return "posting_key" in str(error.orig) or "reverses_entry_id" in str(error.orig)
 
 
 def post(*, session: Session, entries: list[LedgerEntry], with_rows: Iterable = ()) -> bool:

@@ -30,6 +30,8 @@ class PriceRule(IdMixin, CreatedAtMixin, Base):
     pool_share_bps: Mapped[int] = mapped_column(Integer)
     """Share of each charge that goes to the contributor pool, in basis points."""
     finetune_share_bps: Mapped[int] = mapped_column(Integer, default=5000)
+    training_step_price: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Price of one training step of a tenant's custom model on this base, in minor units of ``currency``."""
     """For layered models: the fine-tune snapshot's licensors' part of the pool, in basis points."""
     created_by: Mapped[str] = mapped_column(String(200))
     retired_at: Mapped[datetime | None]

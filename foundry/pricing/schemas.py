@@ -18,6 +18,8 @@ class PriceRuleCreate(BaseModel):
     pool_share_bps: int = Field(ge=0, le=10_000, description="Contributor pool share of each charge (basis points).")
     finetune_share_bps: int = Field(default=5000, ge=0, le=10_000,
                                     description="Layered models: the fine-tune licensors' part of the pool.")
+    training_step_price: int = Field(default=0, ge=0, le=10**9, description=(
+        "Price of one training step of a custom model built on this model, in minor units."))
 
 
 class PriceRuleRead(BaseModel):
@@ -30,6 +32,7 @@ class PriceRuleRead(BaseModel):
     currency: str
     pool_share_bps: int
     finetune_share_bps: int
+    training_step_price: int
     created_at: datetime
     created_by: str
     retired_at: datetime | None

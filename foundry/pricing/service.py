@@ -18,13 +18,13 @@ from foundry.pricing.policy import applicable_rule
 
 def set_price(*, session: Session, unit_price: int, currency: str, pool_share_bps: int, created_by: str,
               finetune_share_bps: int = 5000, model_id: uuid.UUID | None = None,
-              tenant_id: uuid.UUID | None = None) -> PriceRule:
+              tenant_id: uuid.UUID | None = None, training_step_price: int = 0) -> PriceRule:
     """A new rule for this (model, tenant) scope; the rule it replaces is retired, never edited."""
     try:
         Money(unit_price, currency)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(str(exc), code="invalid_price") from None
-    if unit_price < 0:
+    if unit_price < 0 or not isinstance(training_step_price, int) or training_step_price < 0:
         raise InvalidInput("a price cannot be negative", code="invalid_price")
     for name, value in (("pool_share_bps", pool_share_bps), ("finetune_share_bps", finetune_share_bps)):
         if not isinstance(value, int) or not 0 <= value <= 10_000:
@@ -38,7 +38,8 @@ def set_price(*, session: Session, unit_price: int, currency: str, pool_share_bp
             _same_scope(PriceRule.tenant_id, tenant_id)).with_for_update()):
         old.retired_at = utcnow()
     rule = PriceRule(model_id=model_id, tenant_id=tenant_id, unit_price=unit_price, currency=currency,
-                     pool_share_bps=pool_share_bps, finetune_share_bps=finetune_share_bps, created_by=created_by)
+                     pool_share_bps=pool_share_bps, finetune_share_bps=finetune_share_bps,
+                     training_step_price=training_step_price, created_by=created_by)
     return flushed(session, rule)
 
 

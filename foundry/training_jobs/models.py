@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text, text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundry.db import Base, CreatedAtMixin, IdMixin
@@ -17,6 +17,7 @@ STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 
 class TrainingJob(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "training_job"
+    __table_args__ = (Index("uq_training_job_idempotency", "owner_tenant_id", "idempotency_key", unique=True),)
 
     name: Mapped[str] = mapped_column(String(200))
     recipe_kind: Mapped[str] = mapped_column(String(16))
@@ -25,6 +26,8 @@ class TrainingJob(IdMixin, CreatedAtMixin, Base):
     base_model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("model.id"))
     owner_tenant_id: Mapped[uuid.UUID | None]
     requested_by: Mapped[str] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    """A tenant's Idempotency-Key for the request that created it (a custom model): a retry returns this job."""
 
     status: Mapped[str] = mapped_column(String(16), default=QUEUED, index=True)
     stage: Mapped[str] = mapped_column(String(24), default="training", server_default="training")

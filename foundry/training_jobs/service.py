@@ -17,6 +17,10 @@ from foundry.accounts import service as accounts_service
 from foundry.datasets import service as dataset_service
 from foundry.db import flushed, get_or_raise, utcnow
 from foundry.errors import Conflict, InvalidInput, NotFound
+from foundry.ledger import service as ledger_service
+from foundry.ledger.accounts import PLATFORM_REVENUE, customer_account
+from foundry.ledger.models import LedgerEntry
+from foundry.ledger.periods import posting_period
 from foundry.licensing.terms import Use
 from foundry.models_registry import service as registry_service
 from foundry.training_jobs.models import (
@@ -149,6 +153,8 @@ def request_cancel(*, session: Session, job_id: uuid.UUID) -> TrainingJob:
         job.cancel_requested_at = utcnow()
     if job.status == QUEUED:
         job.status, job.finished_at = CANCELLED, utcnow()
+        session.flush()
+        refund_untrained_steps(session=session, job=job)
     session.flush()
     return job
 
@@ -157,15 +163,54 @@ def finish_cancelled(*, session: Session, job_id: uuid.UUID, step: int) -> Train
     job = get_job(session=session, job_id=job_id)
     job.status, job.step, job.finished_at = CANCELLED, step, utcnow()
     session.flush()
+    refund_untrained_steps(session=session, job=job)
     return job
+
+
+def charge_training(*, session: Session, job: TrainingJob, step_price: int, currency: str,
+                    price_rule_id: uuid.UUID) -> int:
+    """Charge a tenant's job for every step it asks for, once (the posting key is the job's); what it does
+    not train is refunded when it is cancelled or fails (:func:`refund_untrained_steps`). The amount."""
+    amount = job.total_steps * step_price
+    job.details = {**(job.details or {}), "charge": {"amount": amount, "currency": currency, "step_price": step_price,
+                                                      "price_rule_id": str(price_rule_id)}}
+    if amount > 0 and job.owner_tenant_id is not None:
+        ledger_service.post(session=session, entries=[LedgerEntry(
+            transaction_id=uuid.uuid4(), posting_key=ledger_service.training_charge_key(job.id),
+            period=posting_period(session=session, at=utcnow()), kind="charge",
+            debit_account=customer_account(job.owner_tenant_id), credit_account=PLATFORM_REVENUE, amount=amount,
+            currency=currency, tenant_id=job.owner_tenant_id, model_id=job.base_model_id, training_job_id=job.id,
+            memo=f"custom model training: {job.total_steps} steps at {step_price}")])
+    session.flush()
+    return amount
+
+
+def refund_untrained_steps(*, session: Session, job: TrainingJob) -> int:
+    """A cancelled or failed job gives back what it did not train: a reversing entry of its charge for the
+    steps left, posted at most once (its posting key is the charge's reversal). The amount refunded."""
+    charge = (job.details or {}).get("charge") or {}
+    amount = max(job.total_steps - job.step, 0) * int(charge.get("step_price", 0))
+    original = session.scalar(select(LedgerEntry).where(
+        LedgerEntry.posting_key == ledger_service.training_charge_key(job.id))) if amount else None
+    if original is None:
+        return 0
+    refunded = ledger_service.post(session=session, entries=[LedgerEntry(
+        transaction_id=uuid.uuid4(), posting_key=ledger_service.reversal_key(original.id),
+        period=posting_period(session=session, at=utcnow()), kind="reversal",
+        debit_account=original.credit_account, credit_account=original.debit_account,
+        amount=min(amount, original.amount), currency=original.currency, tenant_id=original.tenant_id,
+        model_id=original.model_id, training_job_id=job.id, reverses_entry_id=original.id,
+        memo=f"refund: {job.total_steps - job.step} untrained steps")])
+    return min(amount, original.amount) if refunded else 0
 
 
 def fail_job(*, session: Session, job_id: uuid.UUID, code: str, message: str, details: dict | None = None) -> TrainingJob:
     job = get_job(session=session, job_id=job_id)
     job.status, job.error_code, job.error, job.finished_at = FAILED, code, message[:8000], utcnow()
-    job.details = details or {}
+    job.details = {**(job.details or {}), **(details or {})}
     job.log_tail = (job.log_tail + f"failed: {message[:2000]}\n")[-LOG_TAIL_CHARS:]
     session.flush()
+    refund_untrained_steps(session=session, job=job)
     _custom_model_event(session, job, "custom_model.failed", error={"code": code, "message": message[:2000]})
     return job
 

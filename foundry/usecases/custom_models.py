@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotFilters
 from foundry.db import utcnow
-from foundry.errors import InvalidInput, NotFound
+from foundry.errors import Conflict, InvalidInput, NotFound
 from foundry.generation import service as generation_service
+from foundry.generation.policy import request_fingerprint
 from foundry.models_registry import service as registry_service
 from foundry.moderation import service as moderation_service
 from foundry.moderation.service import PromptRefused
+from foundry.pricing import service as pricing_service
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
 from foundry.usecases.queue import TaskQueue
@@ -27,9 +31,15 @@ MAX_CUSTOM_STEPS = 20_000
 
 def create_custom_model(*, session: Session, queue: TaskQueue | None, tenant_id: uuid.UUID, name: str, kind: str,
                         base_model_id: uuid.UUID, asset_ids: list[uuid.UUID], tags: list[str], steps: int,
-                        requested_by: str, style_mode: str = "strict") -> TrainingJob:
-    """Snapshot, screen and queue in one transaction (a refused caption leaves nothing behind but the
-    counted refusal); the job is handed to ``queue`` after the commit."""
+                        requested_by: str, style_mode: str = "strict", idempotency_key: str | None = None,
+                        request: dict | None = None) -> TrainingJob:
+    """Snapshot, screen, charge and queue in one transaction (a refused caption leaves nothing behind but the
+    counted refusal); the job is handed to ``queue`` after the commit. The charge is ``steps`` times the
+    base model's ``training_step_price`` for the tenant; a retry with the same Idempotency-Key (and the same
+    ``request``) returns the first job and charges nothing again."""
+    fingerprint = request_fingerprint(request or {})
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+        raise InvalidInput("Idempotency-Key must be 1-200 characters", code="invalid_idempotency_key")
     if kind not in CUSTOM_KINDS:
         raise InvalidInput(f"kind: use one of {list(CUSTOM_KINDS)}", code="validation_error")
     if not asset_ids and not tags:
@@ -39,6 +49,9 @@ def create_custom_model(*, session: Session, queue: TaskQueue | None, tenant_id:
     recipe = build_recipe(kind, {"max_train_steps": steps, "checkpoint_every": max(10, steps // 5)})
     try:
         with session.begin():
+            existing = _by_idempotency_key(session, tenant_id, idempotency_key) if idempotency_key else None
+            if existing is not None:
+                return _replay(existing, fingerprint)
             base = generation_service.servable_model(session=session, model_id=base_model_id, tenant_id=tenant_id)
             if base.owner_tenant_id is not None or not base.licensed_only:
                 raise InvalidInput("base_model_id: a custom model builds on one of the foundry's shared licensed-only "
@@ -52,15 +65,38 @@ def create_custom_model(*, session: Session, queue: TaskQueue | None, tenant_id:
             job = job_service.create_job(session=session, name=name, recipe_kind=kind, recipe=recipe,
                                          snapshot_id=snapshot.id, base_model_id=base.id, requested_by=requested_by,
                                          owner_tenant_id=tenant_id)
-            session.flush()
+            job.idempotency_key, job.details = idempotency_key, {"request_sha256": fingerprint}
+            rule = pricing_service.price_for(session=session, model_id=base.id, tenant_id=tenant_id)
+            job_service.charge_training(session=session, job=job, step_price=rule.training_step_price,
+                                        currency=rule.currency, price_rule_id=rule.id)
             session.refresh(job)
     except PromptRefused as refused:
         with session.begin():
             moderation_service.record_refusal(session=session, refused=refused, tenant_id=tenant_id, api_key_id=None)
         raise
+    except IntegrityError:  # the same Idempotency-Key, sent twice at once: the other request made the job
+        if idempotency_key is None:
+            raise
+        with session.begin():
+            existing = _by_idempotency_key(session, tenant_id, idempotency_key)
+            if existing is None:
+                raise
+            return _replay(existing, fingerprint)
     if queue is not None:
         queue.training_job(job.id)
     return job
+
+
+def _by_idempotency_key(session: Session, tenant_id: uuid.UUID, key: str) -> TrainingJob | None:
+    return session.scalar(select(TrainingJob).where(TrainingJob.owner_tenant_id == tenant_id,
+                                                    TrainingJob.idempotency_key == key))
+
+
+def _replay(existing: TrainingJob, fingerprint: str) -> TrainingJob:
+    if (existing.details or {}).get("request_sha256") != fingerprint:
+        raise Conflict("this Idempotency-Key was used with a different request body", code="idempotency_key_reused",
+                       details={"custom_model_id": str(existing.id)})
+    return existing
 
 
 def get_custom_model(*, session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID | None) -> TrainingJob:

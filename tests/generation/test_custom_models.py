@@ -91,3 +91,45 @@ def test_custom_models_are_checked_before_anything_is_queued(client, customer, s
     assert by_id.status_code == 202, by_id.text
     cancelled = client.post(f"/v1/custom-models/{by_id.json()['id']}/cancel", headers=customer.headers)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+
+def test_training_is_charged_once_and_the_untrained_part_refunded(client, customer, served_model, sessions):
+    from foundry.ledger import service as ledger_service
+    from foundry.training_jobs import service as job_service
+
+    price = client.post("/v1/prices", headers=ADMIN, json={
+        "model_id": str(served_model), "unit_price": 25, "currency": "USD", "pool_share_bps": 4000,
+        "training_step_price": 3})
+    assert price.status_code == 201 and price.json()["training_step_price"] == 3
+    upload_brand(client, customer, 2, "sneakers")
+    headers = {**customer.headers, "Idempotency-Key": "sneakers-v1"}
+    body = {"name": "sneakers", "base_model_id": str(served_model), "brand_assets": {"tags": ["sneakers"]},
+            "steps": 10}
+
+    def balance() -> int:
+        return client.get("/v1/me", headers=customer.headers).json()["balance"]["amount"]
+
+    first = client.post("/v1/custom-models", headers=headers, json=body)
+    assert first.status_code == 202, first.text
+    assert first.json()["charge"] == {"amount": 30, "currency": "USD", "step_price": 3,
+                                      "price_rule_id": price.json()["id"]}
+    again = client.post("/v1/custom-models", headers=headers, json=body)
+    assert again.json()["id"] == first.json()["id"] and balance() == -30  # charged once
+    other = client.post("/v1/custom-models", headers=headers, json={**body, "steps": 11})
+    assert (other.status_code, other.json()["error"]["code"]) == (409, "idempotency_key_reused")
+
+    cancelled = client.post(f"/v1/custom-models/{first.json()['id']}/cancel", headers=customer.headers)
+    assert cancelled.json()["status"] == "cancelled" and balance() == 0  # nothing trained: all of it back
+
+    second = client.post("/v1/custom-models", headers=customer.headers, json=body).json()
+    with sessions() as session, session.begin():  # trains 4 of its 10 steps, then fails
+        job_service.record_progress(session=session, job_id=uuid.UUID(second["id"]), step=4, total=10, loss=0.1,
+                                    images_per_s=1.0, eta_s=1.0)
+        job_service.fail_job(session=session, job_id=uuid.UUID(second["id"]), code="training_error", message="boom")
+        job_service.fail_job(session=session, job_id=uuid.UUID(second["id"]), code="training_error", message="again")
+    assert balance() == -12  # 4 steps paid, 6 refunded, once
+    with sessions() as session:
+        entries = ledger_service.entries_for(session=session, tenant_id=customer.tenant_id)
+        training = [(e.kind, e.amount) for e in entries if e.training_job_id == uuid.UUID(second["id"])]
+        assert sorted(training) == [("charge", 30), ("reversal", 18)]
+        assert sum(ledger_service.trial_balance(session=session)["USD"].values()) == 0
