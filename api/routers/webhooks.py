@@ -62,13 +62,13 @@ def list_deliveries(principal: CustomerOrAdmin, session: SessionDep,
     return [WebhookDeliveryRead.model_validate(d) for d in deliveries]
 
 
-@router.get("/{endpoint_id}", response_model=WebhookRead, responses=error_responses(404))
+@router.get("/{endpoint_id:uuid}", response_model=WebhookRead, responses=error_responses(404))
 def get_webhook(principal: CustomerOrAdmin, session: SessionDep, endpoint_id: uuid.UUID) -> WebhookRead:
     return WebhookRead.model_validate(webhook_service.get_endpoint(session=session, endpoint_id=endpoint_id,
                                                                    tenant_id=principal.tenant_scope))
 
 
-@router.delete("/{endpoint_id}", response_model=WebhookRead, responses=error_responses(404))
+@router.delete("/{endpoint_id:uuid}", response_model=WebhookRead, responses=error_responses(404))
 def delete_webhook(principal: CustomerOrAdmin, session: SessionDep, endpoint_id: uuid.UUID) -> WebhookRead:
     """Stop sending to the endpoint; its delivery log is kept."""
     with session.begin():
@@ -76,7 +76,7 @@ def delete_webhook(principal: CustomerOrAdmin, session: SessionDep, endpoint_id:
             session=session, endpoint_id=endpoint_id, tenant_id=principal.tenant_scope))
 
 
-@router.post("/{endpoint_id}/test", response_model=WebhookDeliveryRead, responses=error_responses(404))
+@router.post("/{endpoint_id:uuid}/test", response_model=WebhookDeliveryRead, responses=error_responses(404))
 def test_webhook(principal: CustomerOrAdmin, settings: SettingsDep, endpoint_id: uuid.UUID) -> WebhookDeliveryRead:
     """Send a ``webhook.test`` event now; the answer is the delivery after its first attempt."""
     return WebhookDeliveryRead.model_validate(send_test_event(settings, endpoint_id=endpoint_id,
