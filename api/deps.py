@@ -18,6 +18,7 @@ from foundry.accounts.policy import Principal
 from foundry.blobs import BlobStore, open_blob_store
 from foundry.config import Settings
 from foundry.db import session_factory
+from foundry.errors import InvalidInput
 from foundry.usecases.generation import GenerationRunner
 from training.inference import PipelineCache
 
@@ -122,6 +123,18 @@ def require_customer(principal: CurrentPrincipal) -> Principal:
 
 
 CustomerPrincipal = Annotated[Principal, Depends(require_customer)]
+
+
+def tenant_for(principal: Principal, asked: uuid.UUID | None) -> uuid.UUID:
+    """The tenant a tenant-scoped request acts for: a customer key's own (naming another is 422), or the
+    one an admin names (naming none is 422)."""
+    if principal.is_admin:
+        if asked is None:
+            raise InvalidInput("tenant_id: an admin names the tenant this is for", code="validation_error")
+        return asked
+    if asked not in (None, principal.tenant_id):
+        raise InvalidInput("tenant_id: a customer key acts for its own tenant only", code="validation_error")
+    return principal.tenant_id
 
 
 def require_artist(principal: CurrentPrincipal) -> uuid.UUID:

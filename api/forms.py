@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from pathlib import Path
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -80,3 +81,17 @@ def multipart_body(properties: dict[str, dict], required: list[str]) -> dict:
 
 def file_property(description: str) -> dict:
     return {"type": "string", "format": "binary", "description": description}
+
+
+def save_upload(upload: UploadFile, target: Path, budget: int) -> int:
+    """Copy an upload to disk, refusing it (413) once it passes ``budget`` bytes: the bytes written."""
+    from api.errors import ApiError
+
+    written = 0
+    with target.open("wb") as handle:
+        while block := upload.file.read(1 << 20):
+            written += len(block)
+            if written > budget:
+                raise ApiError(413, "request_too_large", f"uploads are limited to {budget} bytes")
+            handle.write(block)
+    return written

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import httpx
 
 from benchmarks.fuzz import seed_standalone, server_env, start_server
+from benchmarks.reporting import publish
 from foundry.accounts import service as accounts_service
 from foundry.config import Settings
 from foundry.db import session_factory
@@ -134,10 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"benchmark": "fairness", "wait_in_images": max(run["wait_in_images"] for run in runs),
               "target_wait_in_images": 2, "runs": runs,
               "machine": {"cores": os.cpu_count(), "threads_per_process": 1}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(report, indent=2))
-    return report
+    return publish(report, args.out)
 
 
 if __name__ == "__main__":

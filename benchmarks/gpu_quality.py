@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 
 from benchmarks.quality_common import REPORT_KEYS, HeldoutSets, evaluator_for, run_recipe
+from benchmarks.reporting import publish
 from recipes import preset_recipe
 from training.data import TrainingExample
 from training.quality import (
@@ -111,9 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
         "heldout": {"images": len(sets.full), "curve_images": len(sets.curve)},
         "machine": {"device": device, "torch": torch.__version__},
     })
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(report, indent=2))
-    return report
+    return publish(report, args.out)
 
 
 if __name__ == "__main__":

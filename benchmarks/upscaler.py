@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import platform
 import sys
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from benchmarks.quality import examples_of, labelled_images, prepare_snapshots
+from benchmarks.reporting import publish
 from recipes import upscaler_recipe
 from training.data import ImageTransform
 from training.engine import train
@@ -191,10 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {"threads": args.threads, "cpu": platform.processor() or platform.machine(),
                     "cores": os.cpu_count(), "torch": torch.__version__},
     })
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(report, indent=2))
-    return report
+    return publish(report, args.out)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
-from api.deps import BlobStoreDep, CustomerOrAdmin, SessionDep, SettingsDep
-from api.errors import ApiError, error_responses
-from api.forms import FormFields, file_property, multipart_body, read_form
+from api.deps import BlobStoreDep, CustomerOrAdmin, SessionDep, SettingsDep, tenant_for
+from api.errors import error_responses
+from api.forms import FormFields, file_property, multipart_body, read_form, save_upload
 from api.params import Offset, PageLimit
-from foundry.accounts.policy import Principal
 from foundry.catalog import service as catalog_service
 from foundry.catalog.schemas import ImportRead
-from foundry.errors import InvalidInput
 from foundry.usecases import brand_assets as brand_usecases
 from foundry.usecases.brand_assets import ATTESTATION, MAX_FILES_PER_UPLOAD, BrandUpload
 
@@ -36,16 +34,6 @@ class BrandForm:
     folder: Path
     uploads: list[BrandUpload]
     attested_by: str
-
-
-def _tenant_of(principal: Principal, asked: uuid.UUID | None) -> uuid.UUID:
-    if principal.is_admin:
-        if asked is None:
-            raise InvalidInput("tenant_id: an admin names the tenant the brand assets are for", code="validation_error")
-        return asked
-    if asked not in (None, principal.tenant_id):
-        raise InvalidInput("tenant_id: a customer key uploads for its own tenant only", code="validation_error")
-    return principal.tenant_id
 
 
 async def brand_form(request: Request, principal: CustomerOrAdmin, settings: SettingsDep,
@@ -71,31 +59,20 @@ async def brand_form(request: Request, principal: CustomerOrAdmin, settings: Set
         tags = form.get("tags")
         tenant = fields.optional_uuid("tenant_id")
         fields.check()
-        tenant_id = _tenant_of(principal, tenant)
+        tenant_id = tenant_for(principal, tenant)
         tag_list = tuple(t.strip() for t in re.split(r"[;,]", tags) if t.strip()) if isinstance(tags, str) else ()
         with tempfile.TemporaryDirectory(prefix="foundry-brand-upload-") as tmp:
             folder, budget, uploads = Path(tmp), settings.max_upload_bytes, []
             for number, upload in enumerate(files):
                 name = Path(upload.filename or f"image-{number}").name
                 stored_as = f"{number:03d}-{re.sub(r'[^A-Za-z0-9._-]+', '_', name)[:120]}"
-                budget -= _save(upload, folder / stored_as, budget)
+                budget -= save_upload(upload, folder / stored_as, budget)
                 uploads.append(BrandUpload(filename=name, stored_as=stored_as,
                                            caption=(captions[number] if captions else "").strip()
                                            or brand_usecases.caption_from_filename(name), tags=tag_list))
             yield BrandForm(tenant_id=tenant_id, folder=folder, uploads=uploads, attested_by=attested_by.strip())
     finally:
         await form.close()
-
-
-def _save(upload: UploadFile, target: Path, budget: int) -> int:
-    written = 0
-    with target.open("wb") as handle:
-        while block := upload.file.read(1 << 20):
-            written += len(block)
-            if written > budget:
-                raise ApiError(413, "request_too_large", f"uploads are limited to {budget} bytes")
-            handle.write(block)
-    return written
 
 
 _UPLOAD_BODY = multipart_body({
@@ -141,7 +118,7 @@ class BrandAssetRead(BaseModel):
 def list_brand_assets(principal: CustomerOrAdmin, session: SessionDep,
                       tenant_id: Annotated[uuid.UUID | None, Query(description="Admins only.")] = None,
                       limit: PageLimit = 50, offset: Offset = 0) -> list[BrandAssetRead]:
-    tenant = _tenant_of(principal, tenant_id)
+    tenant = tenant_for(principal, tenant_id)
     return [BrandAssetRead(id=asset.id, caption=asset.caption, tags=asset.tags, format=asset.format,
                            width=asset.width, height=asset.height, byte_size=asset.byte_size, sha256=asset.sha256,
                            created_at=asset.created_at, licensed=licensed, attestation=asset.attestation,

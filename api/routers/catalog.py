@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request, UploadFile, status
 
 from api.deps import AdminPrincipal, BlobStoreDep, SessionDep, SettingsDep
 from api.errors import ApiError, error_responses
-from api.forms import FormFields, file_property, multipart_body, read_form
+from api.forms import FormFields, file_property, multipart_body, read_form, save_upload
 from api.params import Offset, PageLimit
 from foundry.catalog import service as catalog_service
 from foundry.catalog.schemas import AssetRead, CatalogSummaryRead, ImportPage, ImportRead, ImportSummaryRead
@@ -23,18 +23,6 @@ from foundry.usecases.imports import run_import
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
 _ARCHIVE_NAMES = {"openmoji": "catalog.tgz", "embedded": "images.zip", "manifest": "images.zip"}
-
-
-def _save_upload(upload: UploadFile, target: Path, budget: int) -> int:
-    """Copy an upload to disk, refusing it once it passes ``budget`` bytes."""
-    written = 0
-    with target.open("wb") as handle:
-        while block := upload.file.read(1 << 20):
-            written += len(block)
-            if written > budget:
-                raise ApiError(413, "request_too_large", f"uploads are limited to {budget} bytes")
-            handle.write(block)
-    return written
 
 
 SOURCE_FORMATS = ("openmoji", "manifest", "embedded")
@@ -87,12 +75,12 @@ def create_import(
         folder = Path(tmp)
         archive_path = folder / _ARCHIVE_NAMES[source_format]
         budget = settings.max_upload_bytes
-        budget -= _save_upload(archive, archive_path, budget)
+        budget -= save_upload(archive, archive_path, budget)
         location = archive_path
         if source_format == "manifest":
             suffix = ".jsonl" if (manifest.filename or "").lower().endswith((".jsonl", ".ndjson")) else ".csv"
             location = folder / f"manifest{suffix}"
-            _save_upload(manifest, location, budget)
+            save_upload(manifest, location, budget)
         # Messages name the uploaded files, never the temporary paths they were saved under.
         archive_name = archive.filename or archive_path.name
         batch = run_import(

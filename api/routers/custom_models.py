@@ -10,10 +10,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import CustomerOrAdmin, SessionDep, SettingsDep
+from api.deps import CustomerOrAdmin, SessionDep, SettingsDep, tenant_for
 from api.errors import error_responses
 from api.params import Offset, PageLimit
-from foundry.errors import InvalidInput
 from foundry.models_registry.models import RegisteredModel
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
@@ -75,16 +74,6 @@ def _read(session, job: TrainingJob) -> CustomModelRead:
         created_at=job.created_at, finished_at=job.finished_at)
 
 
-def _tenant(principal, asked: uuid.UUID | None) -> uuid.UUID:
-    if principal.is_admin:
-        if asked is None:
-            raise InvalidInput("tenant_id: an admin names the tenant the custom model is for", code="validation_error")
-        return asked
-    if asked not in (None, principal.tenant_id):
-        raise InvalidInput("tenant_id: a customer key works for its own tenant only", code="validation_error")
-    return principal.tenant_id
-
-
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=CustomModelRead,
              responses=error_responses(404, 409, 422, s404="No such base model for this tenant, or no price for it.",
                                        s409="The base model no longer serves (model_withdrawn), or the "
@@ -98,7 +87,7 @@ def create_custom_model(principal: CustomerOrAdmin, session: SessionDep, setting
     """Freeze the chosen brand assets into a snapshot, charge the steps and queue the training job; poll for
     progress. A retry with the same Idempotency-Key returns the same custom model, charged once."""
     job = custom_usecases.create_custom_model(
-        session=session, queue=CeleryQueue(settings), tenant_id=_tenant(principal, body.tenant_id), name=body.name,
+        session=session, queue=CeleryQueue(settings), tenant_id=tenant_for(principal, body.tenant_id), name=body.name,
         kind=body.kind, base_model_id=body.base_model_id, asset_ids=body.brand_assets.asset_ids,
         tags=body.brand_assets.tags, steps=body.steps, requested_by=f"api:{principal.name}",
         style_mode=settings.style_names, idempotency_key=idempotency_key, request=body.model_dump(mode="json"))
@@ -109,7 +98,7 @@ def create_custom_model(principal: CustomerOrAdmin, session: SessionDep, setting
 def list_custom_models(principal: CustomerOrAdmin, session: SessionDep,
                        tenant_id: Annotated[uuid.UUID | None, Query(description="Admins only.")] = None,
                        limit: PageLimit = 50, offset: Offset = 0) -> list[CustomModelRead]:
-    tenant = _tenant(principal, tenant_id)
+    tenant = tenant_for(principal, tenant_id)
     return [_read(session, job) for job in job_service.list_jobs(session=session, tenant_id=tenant, limit=limit,
                                                                  offset=offset)]
 

@@ -8,10 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from api.deps import CustomerOrAdmin, SessionDep, SettingsDep
+from api.deps import CustomerOrAdmin, SessionDep, SettingsDep, tenant_for
 from api.errors import error_responses
 from api.params import Offset, PageLimit
-from foundry.errors import InvalidInput
 from foundry.usecases.webhooks import send_test_event
 from foundry.webhooks import service as webhook_service
 from foundry.webhooks.schemas import (
@@ -32,14 +31,10 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 def create_webhook(principal: CustomerOrAdmin, session: SessionDep, settings: SettingsDep,
                    body: WebhookCreate) -> WebhookCreated:
     """Register an endpoint; the answer carries its signing secret, shown this once."""
-    if principal.is_admin and body.tenant_id is None:
-        raise InvalidInput("tenant_id: an admin names the tenant the endpoint is for", code="validation_error")
-    if not principal.is_admin and body.tenant_id not in (None, principal.tenant_id):
-        raise InvalidInput("tenant_id: a customer key registers endpoints for its own tenant only",
-                           code="validation_error")
+    tenant_id = tenant_for(principal, body.tenant_id)
     with session.begin():
         endpoint, secret = webhook_service.create_endpoint(
-            session=session, tenant_id=body.tenant_id or principal.tenant_id, url=body.url, events=body.events,
+            session=session, tenant_id=tenant_id, url=body.url, events=body.events,
             description=body.description, created_by=f"api:{principal.name}",
             allow_private=settings.webhook_allow_private_targets)
         return WebhookCreated(**WebhookRead.model_validate(endpoint).model_dump(), secret=secret)

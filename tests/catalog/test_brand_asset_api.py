@@ -9,25 +9,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from foundry.accounts import service as accounts_service
 from foundry.catalog.models import Asset
 from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotFilters
 from foundry.usecases.brand_assets import ATTESTATION
 from tests.support import images
+from tests.support.accounts import customer_keys
 
 ADMIN = {"Authorization": "Bearer test-admin-key"}
 
 
 @pytest.fixture
 def tenants(sessions):
-    keys = {}
-    with sessions() as session, session.begin():
-        for name in ("Acme Shoes", "Globex"):
-            tenant = accounts_service.create_tenant(session=session, name=name)
-            _, key = accounts_service.create_api_key(session=session, role="customer", name=name, tenant_id=tenant.id)
-            keys[name] = (tenant.id, {"Authorization": f"Bearer {key}"})
-    return keys
+    return customer_keys(sessions, "Acme Shoes", "Globex")
 
 
 def upload(client, headers, files, **fields):

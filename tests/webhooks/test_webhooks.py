@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from foundry.accounts import service as accounts_service
 from foundry.db import session_factory
 from foundry.usecases.webhooks import deliver_due, http_post
 from foundry.webhooks import service as webhook_service
@@ -24,6 +23,7 @@ from foundry.webhooks.policy import (
     url_problem,
     verify,
 )
+from tests.support.accounts import customer_keys
 from tests.support.receiver import webhook_receiver
 
 ADMIN = {"Authorization": "Bearer test-admin-key"}
@@ -81,14 +81,7 @@ def hook_settings(migrated):
 
 @pytest.fixture
 def tenants(migrated):
-    sessions = session_factory(migrated.resolved_database_url)
-    keys = {}
-    with sessions() as session, session.begin():
-        for name in ("Acme", "Globex"):
-            tenant = accounts_service.create_tenant(session=session, name=name)
-            _, key = accounts_service.create_api_key(session=session, role="customer", name=name, tenant_id=tenant.id)
-            keys[name] = (tenant.id, {"Authorization": f"Bearer {key}"})
-    return keys
+    return customer_keys(session_factory(migrated.resolved_database_url), "Acme", "Globex")
 
 
 def test_a_customer_registers_an_endpoint_and_receives_a_signed_test_event(hook_settings, tenants):

@@ -1,0 +1,14 @@
+"""The last step of every benchmark: its JSON report printed on stdout and written where it is kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def publish(report: dict, out: Path) -> dict:
+    """Write ``report`` to ``out`` (folders made as needed) and print it; returns it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(report, indent=2))
+    return report
