@@ -16,6 +16,8 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import FormData, UploadFile
 
+from api.errors import ApiError
+
 
 async def read_form(request: Request, *, max_files: int, max_fields: int) -> FormData:
     """The request's multipart form (files spooled to disk past 1 MiB; the middleware bounds the total)."""
@@ -85,8 +87,6 @@ def file_property(description: str) -> dict:
 
 def save_upload(upload: UploadFile, target: Path, budget: int) -> int:
     """Copy an upload to disk, refusing it (413) once it passes ``budget`` bytes: the bytes written."""
-    from api.errors import ApiError
-
     written = 0
     with target.open("wb") as handle:
         while block := upload.file.read(1 << 20):
