@@ -27,7 +27,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import KW_ONLY, asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,10 @@ class EvaluatorConfig:
     """Channels of the first conv stage (then 2x and 4x)."""
     feature_size: int = 256
     """The penultimate layer: KID and precision/recall are computed in this space."""
+    subgroup_loss_weight: float = 0.5
+    """The subgroup head's share of the loss, beside the group head's 1."""
+    _: KW_ONLY
+    # How it is optimised (keyword-only: a caller names what it changes).
     epochs: int = 12
     """Passes over the training renditions."""
     batch_size: int = 128
@@ -70,8 +74,6 @@ class EvaluatorConfig:
     """The peak of a one-cycle schedule (warm-up, then cosine annealing)."""
     weight_decay: float = 5e-4
     """AdamW's decoupled decay: a little, against memorising 3,848 emoji."""
-    subgroup_loss_weight: float = 0.5
-    """The subgroup head's share of the loss, beside the group head's 1."""
     seed: int = 0
     """Initial weights and batch order: the same seed and threads give the same evaluator."""
 
