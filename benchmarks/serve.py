@@ -34,6 +34,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+from benchmarks.reporting import publish
+
 OPENMOJI = Path(os.environ.get("FOUNDRY_OPENMOJI_TGZ", REPO_ROOT.parent / "shared/datasets/openmoji-17.0.0.tgz"))
 
 
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompt", default="grinning face", help="the prompt of every request")
     parser.add_argument("--cascade-steps", type=int, default=0,
                         help="serve a cascade: an upscaler trained this many steps after the base model")
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     args = parser.parse_args(argv)
 
     import torch
@@ -203,6 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
         "served_timings_median_s": {key: round(statistics.median(t[key] for t in timings), 4)
                                     for key in ("prepare_s", "render_s", "attribution_s", "provenance_s")},
     }
+    if args.out is not None:
+        return publish(report, args.out)
     print(json.dumps(report, indent=2))
     return report
 
