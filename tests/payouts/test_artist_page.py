@@ -103,6 +103,14 @@ def test_artist_signs_in_sees_the_api_numbers_downloads_csv_and_revokes(server, 
         if SCREENSHOTS:
             page.screenshot(path=str(SCREENSHOTS / "artist-after-revocation.png"), full_page=True)
 
+        # named styles: not allowed until the artist says so, on this page
+        assert "not allowed" in page.inner_text("#style-consent")
+        page.click("#style-consent-toggle")
+        page.wait_for_load_state()
+        assert "Named styles allowed." in page.inner_text("#notice")
+        assert "in the style of" in page.inner_text("#style-consent")
+        assert page.inner_text("#style-consent-toggle") == "Stop allowing named styles"
+
         # a forged form without the session's CSRF token is refused
         forged = page.request.post(f"{server}/artist/withdrawals", form={
             "csrf_token": "forged", "use": "generation", "reason": "x"})
