@@ -5,4 +5,5 @@ from tests.generation.conftest import (  # noqa: F401  (fixtures shared with the
     licensed_catalog,
     served_model,
     tiny_model_folder,
+    toy_outputs_count,
 )

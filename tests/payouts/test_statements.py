@@ -152,7 +152,8 @@ def test_admin_reports_add_up(client, customer, served_model, artists):
 
 
 def test_influence_royalties_show_per_asset_in_the_statement_and_csv(client, customer, served_model, artists,
-                                                                     sessions, blob_store, tmp_path):
+                                                                     sessions, blob_store, tmp_path,
+                                                                     toy_outputs_count):
     from provenance.influence import InfluenceConfig
     from worker.attribution import build_index
 
