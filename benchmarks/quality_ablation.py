@@ -79,6 +79,7 @@ VARIANTS: dict[str, Variant] = {
                              recipe={"group_balance": 1.0}),
     "quality": Variant("quality", "the quality preset as it is"),
     "quality+balance0.5": Variant("quality", "+ groups evened out halfway", recipe={"group_balance": 0.5}),
+    "quality+balance1": Variant("quality", "+ every group drawn equally often", recipe={"group_balance": 1.0}),
 }
 
 
