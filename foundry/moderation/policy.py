@@ -29,10 +29,11 @@ def normalize(text: str) -> str:
     return " ".join(_NOT_WORD.sub(" ", folded).split())
 
 
-def contains_phrase(text: str, phrase: str) -> bool:
-    """Whether ``phrase`` occurs in ``text`` as whole words (both compared as :func:`normalize` makes them)."""
+def contains_phrase(text: str, phrase: str, *, text_normalized: bool = False) -> bool:
+    """Whether ``phrase`` occurs in ``text`` as whole words (both compared as :func:`normalize` makes them;
+    ``text_normalized``: ``text`` already is, when one text is checked against many phrases)."""
     wanted = normalize(phrase)
-    return bool(wanted) and f" {wanted} " in f" {normalize(text)} "
+    return bool(wanted) and f" {wanted} " in f" {text if text_normalized else normalize(text)} "
 
 
 def style_names(text: str) -> list[str]:

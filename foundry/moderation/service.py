@@ -78,8 +78,9 @@ def screen(*, session: Session, texts: dict[str, str], style_mode: str = "strict
         raise ValueError(f"unknown style-name mode {style_mode!r}")
     rules = list_rules(session=session)
     for name, text in texts.items():
+        normalized = normalize(text)
         for rule in rules:
-            if contains_phrase(text, rule.phrase):
+            if contains_phrase(normalized, rule.phrase, text_normalized=True):
                 raise PromptRefused(rule=rule.kind, rule_id=rule.id, field=name, matched=rule.phrase,
                                     reason=f"{rule.phrase!r} may not be used")
     named: list[uuid.UUID] = []
