@@ -90,10 +90,7 @@ def attempt(sessions, settings: Settings, delivery_id: uuid.UUID, post: Post) ->
         recorded = webhook_service.record_attempt(
             session=session, delivery_id=delivery_id, status_code=status_code, error=error,
             delivered=status_code is not None and delivered(status_code),
-            retry_base=timedelta(seconds=settings.webhook_retry_base_s))
-        if endpoint.disabled_at is not None:
-            recorded.status, recorded.next_attempt_at = "failed", None
-        session.flush()
+            retry_base=timedelta(seconds=settings.webhook_retry_base_s), final=endpoint.disabled_at is not None)
         session.expunge(recorded)
     return recorded
 

@@ -141,8 +141,10 @@ def claim(*, session: Session, delivery_id: uuid.UUID, now: datetime, lease: tim
 
 
 def record_attempt(*, session: Session, delivery_id: uuid.UUID, status_code: int | None, error: str | None,
-                   delivered: bool, retry_base: timedelta, now: datetime | None = None) -> WebhookDelivery:
-    """One attempt's outcome: delivered, retried later (exponential back-off) or, after the last, failed."""
+                   delivered: bool, retry_base: timedelta, now: datetime | None = None,
+                   final: bool = False) -> WebhookDelivery:
+    """One attempt's outcome: delivered, retried later (exponential back-off) or, after the last (or a
+    ``final`` one: its endpoint was deleted), failed."""
     now = now or utcnow()
     delivery = session.get(WebhookDelivery, delivery_id)
     delivery.attempts += 1
@@ -152,7 +154,7 @@ def record_attempt(*, session: Session, delivery_id: uuid.UUID, status_code: int
     if delivered:
         delivery.status, delivery.delivered_at, delivery.next_attempt_at = DELIVERED, now, None
     else:
-        delay = retry_delay(delivery.attempts, retry_base)
+        delay = None if final else retry_delay(delivery.attempts, retry_base)
         delivery.status = PENDING if delay is not None else FAILED
         delivery.next_attempt_at = now + delay if delay is not None else None
     session.flush()
