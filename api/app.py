@@ -15,6 +15,7 @@ from api.routers import (
     catalog,
     custom_models,
     datasets,
+    edits,
     generations,
     licensing,
     models,
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(training.router)
     app.include_router(models.router)
     app.include_router(generations.router)
+    app.include_router(edits.router)
     app.include_router(accounts.router)
     app.include_router(provenance.router)
     app.include_router(payouts.router)

@@ -50,6 +50,7 @@ UPLOAD_ROUTES = (
     RouteLimit("POST", re.compile(r"^/v1/catalog/imports/?$"), "max_upload_bytes"),
     RouteLimit("POST", re.compile(r"^/v1/brand-assets/?$"), "max_upload_bytes", MULTIPART_ALLOWANCE),
     RouteLimit("POST", re.compile(r"^/v1/provenance/verify/?$"), "max_image_bytes", MULTIPART_ALLOWANCE),
+    RouteLimit("POST", re.compile(r"^/v1/edits/?$"), "max_edit_upload_bytes", MULTIPART_ALLOWANCE),
 )
 """Routes that take uploads; every other request body is JSON or a small form (``max_json_bytes``)."""
 

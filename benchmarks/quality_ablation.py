@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
             "images_seen": recipe.max_train_steps * recipe.train_batch_size,
             **{k: run.get(k) for k in ("gen_balanced_acc", "real_balanced_acc", "chance_balanced", "kid", "kid_ci95",
                                        "kid_real_floor", "precision", "recall", "heldout_loss",
-                                       "gen_subgroup_balanced_acc", "guidance_sweep")},
+                                       "gen_subgroup_balanced_acc", "guidance_sweep",
+                                       "gen_group_recall")},
             "curve": run["curve"], "classifier_sha256": digest,
             "recipe_changes": {"recipe": variant.recipe, "shape": variant.shape, "pretraining": variant.pretraining},
         })

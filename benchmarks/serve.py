@@ -11,6 +11,11 @@ Then, on the same model and settings (prompt, steps, guidance, size, one thread 
   timed at the client until the JSON answer arrives.
 
     python benchmarks/serve.py [--requests 20] [--steps 30] [--images 1] [--var-dir DIR]
+    python benchmarks/serve.py --edit inpaint --out benchmarks/results/serve_cpu_edit.json
+
+``--edit`` times an edit instead (``POST /v1/edits`` with an image and, for ``inpaint``, a mask, against
+the model family's diffusers edit pipeline called on the same canvas): upload checks, the catalog
+guard, staging and the ingredients in the manifest are all on the served side.
 
 Prints one JSON object: median per-image latency of each side, ``ratio`` = served / bare (and
 without the influence scoring), the share of the served latency spent in provenance (watermark +
@@ -84,8 +89,52 @@ def prepare(var_dir: Path, train_steps: int, cascade_steps: int) -> tuple[str, s
     return str(model_id), customer_key, folders
 
 
+EDIT_SIZE = 256
+"""Edits start from a 256 px picture, the size the foundry delivers."""
+
+
+def edit_inputs(operation: str) -> tuple[bytes, bytes | None, dict]:
+    """The picture (not in the catalog), the mask (inpaint: its left half) and the form fields of an edit."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (EDIT_SIZE, EDIT_SIZE), "white")
+    ImageDraw.Draw(picture).ellipse((40, 60, 220, 200), fill=(30, 120, 230), outline=(0, 0, 0), width=6)
+    mask = None
+    if operation == "inpaint":
+        mask = Image.new("L", picture.size, 0)
+        mask.paste(255, (0, 0, EDIT_SIZE // 2, EDIT_SIZE))
+
+    def png(image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    fields = {"operation": operation, **({"pad_right": str(EDIT_SIZE // 2)} if operation == "outpaint" else {})}
+    return png(picture), png(mask) if mask is not None else None, fields
+
+
+def bare_edit_call(pipeline, operation: str, size: int):
+    """The diffusers edit pipeline of the model's family and its inputs on the model's canvas."""
+    import io
+
+    from PIL import Image
+
+    from foundry.generation.editing import Padding, edit_canvas, plan_edit
+    from training.pipelines import editing_pipeline
+
+    image, mask, fields = edit_inputs(operation)
+    plan = plan_edit(operation=operation, strength=None, has_mask=mask is not None,
+                     padding=Padding(right=int(fields.get("pad_right", 0))))
+    canvas, canvas_mask = edit_canvas(plan, Image.open(io.BytesIO(image)),
+                                      Image.open(io.BytesIO(mask)) if mask else None, size)
+    edited = editing_pipeline(pipeline, painting=canvas_mask is not None)
+    return edited, {"image": canvas, "strength": plan.strength, **({"mask_image": canvas_mask} if canvas_mask else {})}
+
+
 def bare_latencies(folders: tuple[Path, Path | None], *, prompt: str, steps: int, guidance: float, images: int,
-                   requests: int) -> list[float]:
+                   requests: int, edit: str | None = None) -> list[float]:
     """The pipeline called directly, as a diffusers user would (a cascade: both stages, loaded as served)."""
     import torch
     from diffusers import DiffusionPipeline
@@ -100,20 +149,23 @@ def bare_latencies(folders: tuple[Path, Path | None], *, prompt: str, steps: int
     pipeline.set_progress_bar_config(disable=True)
     size = pipeline.unet.config.sample_size if upscaler is None else None  # a cascade delivers at its own size
     kwargs = {"clean_caption": False} if type(pipeline).__name__ == "IFPipeline" else {}
+    sizes = {"height": size, "width": size}
+    if edit is not None:
+        pipeline, sizes = bare_edit_call(pipeline, edit, size or pipeline.upscaler.unet.config.sample_size)
     latencies = []
     for request in range(requests + 2):
         generators = [torch.Generator().manual_seed(1000 + request * 8 + i) for i in range(images)]
         started = time.perf_counter()
         with torch.inference_mode():
             pipeline(prompt, num_inference_steps=steps, guidance_scale=guidance, num_images_per_prompt=images,
-                     height=size, width=size, generator=generators, output_type="pil", **kwargs)
+                     generator=generators, output_type="pil", **sizes, **kwargs)
         if request >= 2:  # two warm-up calls, as on the served side
             latencies.append((time.perf_counter() - started) / images)
     return latencies
 
 
 def served_latencies(var_dir: Path, model_id: str, key: str, *, prompt: str, steps: int, guidance: float,
-                     images: int, requests: int) -> tuple[list[float], list[dict]]:
+                     images: int, requests: int, edit: str | None = None) -> tuple[list[float], list[dict]]:
     import httpx
 
     with socket.socket() as probe:
@@ -137,7 +189,14 @@ def served_latencies(var_dir: Path, model_id: str, key: str, *, prompt: str, ste
                 body = {"model_id": model_id, "prompt": prompt, "steps": steps, "guidance_scale": guidance,
                         "num_images": images, "seed": 1000 + request * 8}
                 started = time.perf_counter()
-                response = http.post("/v1/generations", json=body)
+                if edit is None:
+                    response = http.post("/v1/generations", json=body)
+                else:
+                    image, mask, fields = edit_inputs(edit)
+                    files = {"image": ("in.png", image, "image/png"),
+                             **({"mask": ("mask.png", mask, "image/png")} if mask else {})}
+                    response = http.post("/v1/edits", files=files,
+                                         data={**{k: str(v) for k, v in body.items()}, **fields})
                 elapsed = time.perf_counter() - started
                 if response.status_code != 200:
                     raise SystemExit(f"served request failed: {response.status_code} {response.text[:400]}")
@@ -170,6 +229,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompt", default="grinning face", help="the prompt of every request")
     parser.add_argument("--cascade-steps", type=int, default=0,
                         help="serve a cascade: an upscaler trained this many steps after the base model")
+    parser.add_argument("--edit", choices=("image_to_image", "inpaint", "outpaint"), default=None,
+                        help="time this edit (POST /v1/edits) instead of text-to-image")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     args = parser.parse_args(argv)
 
@@ -180,8 +241,8 @@ def main(argv: list[str] | None = None) -> dict:
     model_id, key, folders = prepare(var_dir, args.train_steps, args.cascade_steps)
     common = {"prompt": args.prompt, "steps": args.steps, "guidance": args.guidance, "images": args.images,
               "requests": args.requests}
-    bare = bare_latencies(folders, **common)
-    served, timings = served_latencies(var_dir, model_id, key, **common)
+    bare = bare_latencies(folders, **common, edit=args.edit)
+    served, timings = served_latencies(var_dir, model_id, key, **common, edit=args.edit)
     bare_median, served_median = statistics.median(bare), statistics.median(served)
     provenance_share = statistics.median(t["provenance_s"] / t["latency_s"] for t in timings)
     render_share = statistics.median(t["render_s"] / t["latency_s"] for t in timings)
@@ -191,6 +252,7 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "serve",
         "model": {"id": model_id, "folder": str(folders[0]), "upscaler_folder": str(folders[1]) if folders[1] else None},
         "settings": {**common, "threads": 1, "size": "native", "cascade": bool(args.cascade_steps),
+                     "edit": args.edit,
                      "machine_cores": os.cpu_count()},
         "bare_pipeline_s_per_image": round(bare_median, 4),
         "served_http_s_per_image": round(served_median, 4),

@@ -67,16 +67,31 @@ class Settings(BaseSettings):
     brand_asset_quota_bytes: int = Field(default=1024**3, ge=1, description="Bytes of brand assets a tenant may hold.")
     generation_tenant_concurrency: int = Field(default=4, ge=1, description=(
         "Queued generations of one tenant that workers run at once; the rest wait their turn in the rotation."))
+    training_tenant_concurrency: int = Field(default=1, ge=1, description=(
+        "Training jobs of one tenant (or of the platform) that the workers run at once; the rest wait their turn."))
     named_style_share_bps: int = Field(default=2000, ge=0, le=10_000, description=(
         "Share of a generation's pool paid to the contributors its prompt names as a style, in basis points."))
     style_names: Literal["strict", "contributors"] = Field(default="strict", description=(
         "strict: every 'in the style of ...' must name a contributor who agreed to be named; contributors: only "
         "references to contributors are checked."))
+    edit_input_retention_days: int = Field(default=30, ge=0, description=(
+        "Days an image uploaded for an edit is kept (its hash and size stay with the generation); 0 purges it "
+        "as soon as the edit is done."))
+    edit_catalog_inputs: Literal["pay", "refuse"] = Field(default="pay", description=(
+        "An edit whose input is a near-duplicate of a licensed catalog image: pay that image's contributor "
+        "the edit-source share of the pool, or refuse the edit (422 edit_input_in_catalog)."))
+    edit_source_share_bps: int = Field(default=3000, ge=0, le=10_000, description=(
+        "Share of an edit's pool paid to the contributor whose catalog image it edits, in basis points."))
     webhook_retry_base_s: float = Field(default=30.0, gt=0, description=(
         "Wait after a webhook delivery's first failed attempt; doubled after each (at most an hour, 8 attempts)."))
     webhook_poll_s: float = Field(default=2.0, gt=0, description="How often a worker sends the webhooks that are due.")
     webhook_allow_private_targets: bool = Field(default=False, description=(
         "Let webhooks reach loopback and private addresses (tests, single-host deployments)."))
+
+    @property
+    def max_edit_upload_bytes(self) -> int:
+        """An edit uploads an image and at most one mask."""
+        return 2 * self.max_image_bytes
 
     @property
     def resolved_database_url(self) -> str:

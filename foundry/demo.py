@@ -12,10 +12,15 @@ their attribution and the ledger, and verify one image's provenance.
 from __future__ import annotations
 
 import hashlib
+import io
+import math
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
+import numpy as np
+from PIL import Image, ImageDraw
 from rich.console import Console
 
 from foundry import migrate
@@ -155,7 +160,7 @@ def run_demo(settings: Settings, *, catalog: Path | None, console: Console, trai
         console.print(f"sample grid: {target}")
     measure_demo_model(settings, model_id, console)
 
-    serve_and_generate(settings, model_id, console)
+    serve_and_generate(settings, model_id, console, custom_steps=train_steps or DEMO_CUSTOM_STEPS)
 
 
 DEMO_QUALITY_PER_GROUP = 4
@@ -228,7 +233,7 @@ def prepare_serving(settings: Settings, console: Console) -> tuple[str, str]:
     with session_factory(settings.resolved_database_url)() as session, session.begin():
         if not pricing_service.active_rules(session=session):
             pricing_service.set_price(session=session, unit_price=40, currency="USD", pool_share_bps=5000,
-                                      created_by="demo")
+                                      training_step_price=1, created_by="demo")
         rule = pricing_service.active_rules(session=session)[0]
         tenant = next((t for t in accounts_service.list_tenants(session=session) if t.name == DEMO_TENANT), None)
         tenant = tenant or accounts_service.create_tenant(session=session, name=DEMO_TENANT)
@@ -240,7 +245,7 @@ def prepare_serving(settings: Settings, console: Console) -> tuple[str, str]:
     return customer_key, admin_key
 
 
-def serve_and_generate(settings: Settings, model_id, console: Console) -> None:
+def serve_and_generate(settings: Settings, model_id, console: Console, *, custom_steps: int) -> None:
     import os
     import sys
     import time
@@ -272,13 +277,14 @@ def serve_and_generate(settings: Settings, model_id, console: Console) -> None:
                     raise FoundryError(f"the API exited early; see {log_path}", code="demo_api_failed")
                 time.sleep(0.2)
             console.print(f"API at {base} (log {log_path})")
-            generate_through_api(http, settings, model_id, customer_key, admin_key, console, Table)
+            generate_through_api(http, settings, model_id, customer_key, admin_key, console, Table,
+                                 custom_steps=custom_steps)
     finally:
         stop_process(server)
 
 
 def generate_through_api(http, settings: Settings, model_id, customer_key: str, admin_key: str,
-                         console: Console, Table) -> None:
+                         console: Console, Table, *, custom_steps: int) -> None:
     customer = {"Authorization": f"Bearer {customer_key}"}
     admin = {"Authorization": f"Bearer {admin_key}"}
 
@@ -353,6 +359,108 @@ def generate_through_api(http, settings: Settings, model_id, customer_key: str, 
                   f"shared by their {statement['assets_total']} images in the training data; payable {statement['payable']} "
                   f"(threshold {statement['threshold']}), carried over {statement['carried_out']}. "
                   f"Their page: {str(http.base_url).rstrip('/')}/artist (sign in with an artist key)")
+    edit_through_api(http, model_id, customer, paths[0], out_dir, console)
+    custom_model_through_api(http, settings, model_id, customer, out_dir, console, steps=custom_steps)
+
+
+def edit_through_api(http, model_id, customer: dict, source: Path, out_dir: Path, console: Console) -> None:
+    """Inpaint the lower half of a delivered image: an edit is charged, attributed and signed like any
+    generation, and its manifest names the image it started from and the mask as ingredients."""
+    console.rule("13. an inpainting edit")
+    with Image.open(source) as picture:
+        mask = Image.new("L", picture.size, 0)
+    mask.paste(255, (0, mask.height // 2, mask.width, mask.height))
+    buffer = io.BytesIO()
+    mask.save(buffer, format="PNG")
+    response = http.post("/v1/edits", headers={**customer, "Idempotency-Key": "demo-edit-1"},
+                         files={"image": (source.name, source.read_bytes(), "image/png"),
+                                "mask": ("mask.png", buffer.getvalue(), "image/png")},
+                         data={"model_id": str(model_id), "prompt": "grinning face", "operation": "inpaint",
+                               "seed": "7", "steps": "30"})
+    if response.status_code != 200:
+        raise FoundryError(f"the edit failed: HTTP {response.status_code} {response.text[:500]}",
+                           code="demo_generation_failed")
+    edit = response.json()
+    path = out_dir / "edit-0.png"
+    path.write_bytes(http.get(edit["images"][0]["url"], headers=customer).content)
+    report = http.post("/v1/provenance/verify", headers=customer,
+                       files={"image": (path.name, path.read_bytes(), "image/png")}).json()
+    ingredients = ", ".join(f"{item['relationship']} {item['sha256'][:12]}…" for item in report["manifest"]["ingredients"])
+    console.print(f"edit {edit['id']}: the lower half of {source.name} repainted ({edit['request']['edit']}); "
+                  f"charged {edit['price']['charge']}, pool {edit['attribution']['pool']}; {path}: Content Credentials "
+                  f"{report['manifest']['verdict']}, ingredients: {ingredients}")
+
+
+DEMO_BRAND_IMAGES = 20
+DEMO_CUSTOM_STEPS = 300
+"""Steps of the demo's LoRA custom model (``benchmarks/custom_model.py`` measures what they learn)."""
+MASCOT = "zorblax"
+"""The demo brand's mascot: not in the catalog, so only a custom model can draw it."""
+
+
+def mascot_png(number: int, size: int = 256) -> bytes:
+    """The brand's mascot in pose ``number``: a purple seven-pointed star with two eyes, turned, scaled and
+    moved a little, its purple varied, on white."""
+    rng = np.random.default_rng(1000 + number)
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    centre = size / 2 + rng.uniform(-18, 18, size=2)
+    outer, inner = size * rng.uniform(0.34, 0.44), size * rng.uniform(0.16, 0.21)
+    turn = rng.uniform(0, 2 * math.pi / 7)
+    points = [(centre[0] + (outer if k % 2 == 0 else inner) * math.cos(turn + k * math.pi / 7),
+               centre[1] + (outer if k % 2 == 0 else inner) * math.sin(turn + k * math.pi / 7)) for k in range(14)]
+    purple = tuple(int(v) for v in np.clip(np.array([128, 40, 170]) + rng.integers(-20, 21, size=3), 0, 255))
+    draw.polygon(points, fill=purple, outline=(40, 0, 60), width=max(2, size // 64))
+    for side in (-1, 1):
+        eye = (centre[0] + side * size * 0.08, centre[1] - size * 0.04)
+        radius, pupil = size * 0.055, size * 0.025
+        draw.ellipse((eye[0] - radius, eye[1] - radius, eye[0] + radius, eye[1] + radius), fill="white",
+                     outline="black", width=2)
+        draw.ellipse((eye[0] - pupil, eye[1] - pupil, eye[0] + pupil, eye[1] + pupil), fill="black")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def custom_model_through_api(http, settings: Settings, model_id, customer: dict, out_dir: Path, console: Console,
+                             *, steps: int) -> None:
+    """A brand customer's own model: its mascot images uploaded with a rights attestation, a LoRA of the
+    licensed base trained on them (charged per step), and images of the mascot from it."""
+    from worker.jobs import run_in_thread  # torch and diffusers: loaded only when the demo trains
+
+    console.rule("14. a custom model from the brand's own images")
+    uploaded = http.post("/v1/brand-assets", headers=customer, data={
+        "attest": "true", "attested_by": "Demo Brand Co legal", "tags": "mascot",
+        "captions": [f"{MASCOT} the purple star mascot"] * DEMO_BRAND_IMAGES},
+        files=[("files", (f"{MASCOT}-{n}.png", mascot_png(n), "image/png")) for n in range(DEMO_BRAND_IMAGES)])
+    if uploaded.status_code != 201:
+        raise FoundryError(f"brand upload failed: HTTP {uploaded.status_code} {uploaded.text[:500]}",
+                           code="demo_generation_failed")
+    created = http.post("/v1/custom-models", headers={**customer, "Idempotency-Key": "demo-custom-1"}, json={
+        "name": f"{MASCOT}-lora", "kind": "lora", "base_model_id": str(model_id), "brand_assets": {"tags": ["mascot"]},
+        "steps": steps})
+    if created.status_code != 202:
+        raise FoundryError(f"custom model refused: HTTP {created.status_code} {created.text[:500]}",
+                           code="demo_training_failed")
+    custom = created.json()
+    console.print(f"{uploaded.json()['accepted']} brand images accepted; custom model {custom['id']} queued "
+                  f"(charge {custom['charge']}); training it here with the runner a worker uses")
+    with job_progress(console) as show:
+        job = run_in_thread(settings, uuid.UUID(custom["id"]), worker="demo", on_progress=show)
+    if job.status != "succeeded":
+        raise FoundryError(f"custom model training failed: {job.error} [{job.error_code}]",
+                           code="demo_training_failed")
+    custom = http.get(f"/v1/custom-models/{custom['id']}", headers=customer).json()
+    made = http.post("/v1/generations", headers=customer, json={
+        "model_id": custom["model_id"], "prompt": f"{MASCOT} the purple star mascot", "num_images": 4, "seed": 11,
+        "steps": 30}).json()
+    for image in made["images"]:
+        (out_dir / f"custom-{image['index']}.png").write_bytes(http.get(image["url"], headers=customer).content)
+    attribution = made["attribution"]
+    console.print(f"custom model {custom['model_id']} ({custom['status']}, {custom['step']} steps) drew 4 images of "
+                  f"{MASCOT}: {out_dir}/custom-*.png; pool {attribution['pool']} to "
+                  f"{len({line['contributor_id'] for line in attribution['contributors']})} contributors of the "
+                  "licensed base (the brand's own images earn nothing)")
 
 
 def print_influential_images(settings: Settings, generation_id: str, attribution: dict, console: Console,

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+COMPOSITE_WITH_TRAINED_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+INGREDIENT_MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif",
+                         "tiff": "image/tiff", "svg": "image/svg+xml"}
 GENERATION_ASSERTION = "org.licensed-image-foundry.generation"
 CA_FILE, CHAIN_FILE, KEY_FILE = "ca.pem", "signer-chain.pem", "signer-key.pem"
 
@@ -115,8 +118,12 @@ class ContentCredentials:
                                                        private_key=key, ta_url=None))
         self._context = _context(self.ca_pem)
 
-    def sign_png(self, png: bytes, *, title: str, generator: dict[str, str], generation: dict) -> bytes:
-        """The PNG with an embedded manifest: created by a trained model, plus our generation record."""
+    def sign_png(self, png: bytes, *, title: str, generator: dict[str, str], generation: dict,
+                 ingredients: tuple[Ingredient, ...] = ()) -> bytes:
+        """The PNG with an embedded manifest: created by a trained model, plus our generation record.
+
+        An edit names its inputs as ingredients: the image edited (``parentOf``: the claim says it was
+        opened, then edited with a trained model) and any mask (``componentOf``)."""
         from c2pa import Builder
 
         manifest = {
@@ -124,19 +131,50 @@ class ContentCredentials:
             "title": title,
             "format": "image/png",
             "assertions": [
-                {"label": "c2pa.actions",
-                 "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
-                                       "softwareAgent": generator}]}},
+                {"label": "c2pa.actions", "data": {"actions": _actions(generator, ingredients)}},
                 {"label": GENERATION_ASSERTION, "data": generation},
             ],
         }
         destination = io.BytesIO()
         with Builder(manifest, context=self._context) as builder:
+            for number, ingredient in enumerate(ingredients):
+                builder.add_ingredient({"title": ingredient.title, "relationship": ingredient.relationship,
+                                        "format": ingredient.mime_type, "label": f"ingredient-{number}",
+                                        "instance_id": f"sha256:{ingredient.sha256}"},
+                                       ingredient.mime_type, io.BytesIO(ingredient.data))
             builder.sign(self._signer, "image/png", io.BytesIO(png), destination)
         return destination.getvalue()
 
     def read(self, data: bytes, mime_type: str = "image/png") -> ManifestReport:
         return read_manifest(data, mime_type=mime_type, context=self._context)
+
+
+@dataclass(frozen=True)
+class Ingredient:
+    """An input of an edited output, named in its manifest by relationship and content hash."""
+
+    title: str
+    relationship: str
+    """parentOf (the image edited) or componentOf (a part composed in, such as a mask)."""
+    sha256: str
+    format: str
+    data: bytes = field(repr=False)
+
+    @property
+    def mime_type(self) -> str:
+        return INGREDIENT_MIME_TYPES[self.format]
+
+
+def _actions(generator: dict[str, str], ingredients: tuple[Ingredient, ...]) -> list[dict]:
+    """created (text-to-image), or opened (the parent ingredient) then edited with a trained model."""
+    if not ingredients:
+        return [{"action": "c2pa.created", "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA, "softwareAgent": generator}]
+    labels = [f"ingredient-{number}" for number in range(len(ingredients))]
+    parents = [label for label, i in zip(labels, ingredients, strict=True) if i.relationship == "parentOf"]
+    components = [label for label, i in zip(labels, ingredients, strict=True) if i.relationship != "parentOf"]
+    edited = {"action": "c2pa.edited", "digitalSourceType": COMPOSITE_WITH_TRAINED_MEDIA, "softwareAgent": generator,
+              **({"parameters": {"ingredientIds": components}} if components else {})}
+    return [{"action": "c2pa.opened", "parameters": {"ingredientIds": parents}}, edited]
 
 
 @dataclass
@@ -148,6 +186,8 @@ class ManifestReport:
     status_codes: list[str] = field(default_factory=list)
     generation: dict | None = None
     claim_generator: list[dict] = field(default_factory=list)
+    ingredients: list[dict] = field(default_factory=list)
+    """An edit's inputs as its manifest names them: title, relationship, sha256, format."""
 
     @property
     def present(self) -> bool:
@@ -175,5 +215,8 @@ def read_manifest(data: bytes, *, mime_type: str, context) -> ManifestReport:
     generation = next((assertion.get("data") for assertion in active.get("assertions", [])
                        if assertion.get("label") == GENERATION_ASSERTION), None)
     verdict = {"Trusted": "trusted", "Valid": "valid"}.get(str(state), "invalid")
+    ingredients = [{"title": item.get("title"), "relationship": item.get("relationship"),
+                    "sha256": str(item.get("instance_id", "")).removeprefix("sha256:") or None,
+                    "format": item.get("format")} for item in active.get("ingredients", []) or []]
     return ManifestReport(verdict=verdict, status_codes=codes, generation=generation,
-                          claim_generator=active.get("claim_generator_info", []))
+                          claim_generator=active.get("claim_generator_info", []), ingredients=ingredients)

@@ -58,6 +58,16 @@ def test_demo_onboards_snapshots_and_trains_on_the_embedded_default(tmp_path, op
     assert statement, flat[-3000:]
     earned, pro_rata, influence, images = (int(value) for value in statement.groups())
     assert earned == pro_rata + influence and earned > 0 and images > 0
+    # an inpainting edit of the first output, signed with the output and the mask as its ingredients
+    edited = re.search(r"edit \S+: the lower half of generation-0.png repainted .*? charged 40, pool 20; .*?"
+                       r"Content Credentials trusted, ingredients: parentOf \w+…, componentOf \w+…", flat)
+    assert edited, flat[-3000:]
+    assert (tmp_path / "var" / "demo" / "edit-0.png").read_bytes().startswith(b"\x89PNG")
+    # a custom model: the brand's mascot uploaded, a LoRA trained on it (4 steps, charged), images from it
+    assert "20 brand images accepted" in flat and "'amount': 4, 'currency': 'USD'" in flat
+    assert re.search(r"custom model \S+ \(succeeded, 4 steps\) drew 4 images of zorblax", flat), flat[-3000:]
+    assert "(the brand's own images earn nothing)" in flat
+    assert len(list((tmp_path / "var" / "demo").glob("custom-*.png"))) == 4
 
 
 def test_demo_explains_how_to_provide_a_missing_catalog(tmp_path):

@@ -25,7 +25,7 @@ from PIL import Image
 
 from provenance.influence import InfluenceConfig, InfluenceIndex
 from training.attribution_features import Attributor
-from training.pipelines import load_cascade, load_pipeline, pipeline_call_kwargs
+from training.pipelines import editing_pipeline, load_cascade, load_pipeline, pipeline_call_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -46,29 +46,39 @@ class LoadedPipeline:
     default_scheduler: Any
     lock: threading.Lock
     attributors: dict = field(default_factory=dict)
+    editors: dict = field(default_factory=dict)
+    """Edit pipelines over the same components, by whether they paint a mask."""
 
-    def render(self, request) -> list[Image.Image]:
-        """The images ``request`` (a resolved generation request: prompt, seed, size, steps...) asks for."""
+    def render(self, request, canvas: Image.Image | None = None, mask: Image.Image | None = None) -> list[Image.Image]:
+        """The images ``request`` (a resolved generation request: prompt, seed, size, steps...) asks for;
+        with a ``canvas`` it is an edit of it (image-to-image; inpainting where ``mask`` is white)."""
         with self.lock:
             if request.scheduler == "default":
                 scheduler = self.default_scheduler
             else:
                 scheduler_class = getattr(diffusers, _SCHEDULER_CLASSES[request.scheduler])
                 scheduler = scheduler_class.from_config(self.default_scheduler.config)
-            self.pipeline.scheduler = scheduler
+            pipeline, inputs = self.pipeline, {"height": request.height, "width": request.width}
+            if canvas is not None:
+                painting = mask is not None
+                if painting not in self.editors:
+                    self.editors[painting] = editing_pipeline(self.pipeline, painting=painting)
+                pipeline = self.editors[painting]
+                inputs = {"image": canvas, "strength": request.edit["strength"],
+                          **({"mask_image": mask} if painting else {})}
+            pipeline.scheduler = scheduler
             generators = [torch.Generator("cpu").manual_seed(request.seed + index)
                           for index in range(request.num_images)]
             with torch.inference_mode():
-                output = self.pipeline(
+                output = pipeline(
                     request.prompt,
                     negative_prompt=request.negative_prompt or None,
                     num_inference_steps=request.steps,
                     guidance_scale=request.guidance_scale,
                     num_images_per_prompt=request.num_images,
-                    height=request.height,
-                    width=request.width,
                     generator=generators,
                     output_type="pil",
+                    **inputs,
                     **pipeline_call_kwargs(self.pipeline),
                 )
             return [image.convert("RGB") for image in output.images]

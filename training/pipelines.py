@@ -34,6 +34,8 @@ from typing import Any
 import torch
 from diffusers import (
     AutoencoderKL,
+    AutoPipelineForImage2Image,
+    AutoPipelineForInpainting,
     DDIMScheduler,
     DDPMScheduler,
     DiffusionPipeline,
@@ -345,23 +347,45 @@ class Cascade:
         self.upscaler.to(device)
         return self
 
+    def editing(self, *, painting: bool) -> Cascade:
+        """The same cascade whose base stage edits (image-to-image, or inpainting when ``painting``)."""
+        return Cascade(editing_pipeline(self.base, painting=painting), self.upscaler, upscale_from=self.upscale_from,
+                       noise_level=self.noise_level, upscale_steps=self.upscale_steps)
+
     @torch.no_grad()
     def __call__(self, prompt: str | list[str], *, negative_prompt: str | list[str] | None = None,
                  num_inference_steps: int = 25, guidance_scale: float = 5.0, num_images_per_prompt: int = 1,
                  height: int | None = None, width: int | None = None, generator: Any = None,
-                 output_type: str = "pil", **_ignored: Any) -> Any:
+                 output_type: str = "pil", image: Image.Image | None = None, mask_image: Image.Image | None = None,
+                 strength: float | None = None, **_ignored: Any) -> Any:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        # 1. draw at the base stage's native size (pixels in [-1, 1])
+        # 1. draw (or edit) at the base stage's native size (pixels in [-1, 1])
+        size = (self.upscale_from, self.upscale_from)
+        stage = ({"height": self.upscale_from, "width": self.upscale_from} if image is None else
+                 {"image": image.resize(size, Image.Resampling.LANCZOS), "strength": strength,
+                  **({"mask_image": mask_image.resize(size, Image.Resampling.NEAREST)} if mask_image else {})})
         drawn = self.base(prompts, negative_prompt=negative_prompt, num_inference_steps=num_inference_steps,
                           guidance_scale=guidance_scale, num_images_per_prompt=num_images_per_prompt,
-                          height=self.upscale_from, width=self.upscale_from, generator=generator,
-                          output_type="pt", clean_caption=False).images
+                          generator=generator, output_type="pt", clean_caption=False, **stage).images
         # 2. enlarge: the upscaler adds the detail (no guidance: it does not read the prompt)
         per_image = [p for p in prompts for _ in range(num_images_per_prompt)]
         return self.upscaler(per_image, image=drawn, height=height, width=width,
                              num_inference_steps=self.upscale_steps, guidance_scale=1.0,
                              noise_level=self.noise_level, generator=generator, output_type=output_type,
                              clean_caption=False)
+
+
+def editing_pipeline(pipeline: Any, *, painting: bool) -> Any:
+    """The pipeline that edits with ``pipeline``'s own components (no copy): diffusers' image-to-image, or
+    its inpainting pipeline when ``painting``, for the model's family (IF for pixel models, Stable
+    Diffusion for latent ones); a cascade edits with its base stage and enlarges as usual."""
+    if isinstance(pipeline, Cascade):
+        return pipeline.editing(painting=painting)
+    factory = AutoPipelineForInpainting if painting else AutoPipelineForImage2Image
+    with expected_pipeline_warnings_silenced():
+        edited = factory.from_pipe(pipeline)
+    edited.set_progress_bar_config(disable=True)
+    return edited
 
 
 def drawing_pipeline(pipeline: Any) -> Any:
@@ -517,6 +541,7 @@ __all__ = [
     "build_tiny_stable_diffusion",
     "build_upscaler_parts",
     "build_upscaler_unet",
+    "editing_pipeline",
     "expected_pipeline_warnings_silenced",
     "image_noising_scheduler",
     "load_cascade",

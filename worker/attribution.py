@@ -38,6 +38,7 @@ from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.pricing.models import PriceRule
 from foundry.royalties import service as royalties_service
+from foundry.royalties.policy import recorded_credits
 from foundry.training_jobs.policy import builds_attribution_index
 from provenance.influence import InfluenceConfig, InfluenceIndex, uninformative
 from training.attribution_features import Attributor
@@ -166,8 +167,7 @@ def audit_generation(*, sessions, blob_store: BlobStore, generation_id: uuid.UUI
             currency=generation.currency, pool_share=Fraction(rule.pool_share_bps, 10_000),
             finetune_share=Fraction(rule.finetune_share_bps, 10_000), influence=influence,
             alpha=Fraction(recorded.get("alpha", "0/1")),
-            named_styles=[uuid.UUID(c) for c in recorded.get("named_style", {}).get("contributor_ids", ())],
-            named_style_share=Fraction(recorded.get("named_style", {}).get("share", "0/1")))
+            credits=recorded_credits(recorded))
         posted = [(e.method, e.contributor_id, e.asset_id, e.amount)
                   for e in ledger_service.entries_for(session=session, generation_id=generation_id, limit=100_000)
                   if e.kind == "royalty"]

@@ -158,14 +158,28 @@ def run_in_thread(settings: Settings, job_id: uuid.UUID, *, worker: str,
 
 def run_job(settings: Settings, job_id: uuid.UUID, *, worker: str) -> str:
     """Run the job if this worker may claim it; returns the job's status afterwards ("skipped" if not claimed)."""
-    sessions = session_factory(settings.resolved_database_url)
-    blob_store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
-    with sessions() as session, session.begin():
+    with session_factory(settings.resolved_database_url)() as session, session.begin():
         claimed = job_service.claim_job(session=session, job_id=job_id, worker=worker,
                                         stale_after=timedelta(seconds=settings.job_stale_after_s))
-    if not claimed:
-        return "skipped"
+    return run_claimed(settings, job_id, worker=worker) if claimed else "skipped"
 
+
+def run_next_job(settings: Settings, *, worker: str, preferred: uuid.UUID | None = None) -> tuple[uuid.UUID | None, str]:
+    """Claim and run the job the fair rotation across tenants says is next (``preferred`` first when its
+    worker died): (the job run or None, its status afterwards, or "waiting" when nothing may start now)."""
+    with session_factory(settings.resolved_database_url)() as session, session.begin():
+        job_id = job_service.claim_next(session=session, worker=worker, preferred=preferred,
+                                        stale_after=timedelta(seconds=settings.job_stale_after_s),
+                                        concurrency=settings.training_tenant_concurrency)
+    if job_id is None:
+        return None, "waiting"
+    return job_id, run_claimed(settings, job_id, worker=worker)
+
+
+def run_claimed(settings: Settings, job_id: uuid.UUID, *, worker: str) -> str:
+    """Run a job this worker has claimed; its status afterwards."""
+    sessions = session_factory(settings.resolved_database_url)
+    blob_store = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
     output_dir = job_dir(settings, job_id)
     output_dir.mkdir(parents=True, exist_ok=True)
     heartbeat = _Heartbeat(sessions, job_id, worker, settings.job_heartbeat_s)

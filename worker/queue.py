@@ -29,9 +29,10 @@ def celery_for(settings: Settings) -> Celery:
     return _apps[url]
 
 
-def enqueue_training_job(job_id: uuid.UUID, settings: Settings) -> None:
-    """Hand a committed job to the training queue."""
-    celery_for(settings).send_task(RUN_TRAINING_JOB, args=[str(job_id)], queue=TRAINING_QUEUE)
+def enqueue_training_job(job_id: uuid.UUID, settings: Settings, countdown: float | None = None) -> None:
+    """Hand a committed job to the training queue: a turn for whichever job the fair rotation across
+    tenants says is next (``countdown``: not before)."""
+    celery_for(settings).send_task(RUN_TRAINING_JOB, args=[str(job_id)], queue=TRAINING_QUEUE, countdown=countdown)
 
 
 def enqueue_generation(generation_id: uuid.UUID, settings: Settings, countdown: float | None = None) -> None:

@@ -21,13 +21,14 @@ from foundry.blobs import open_blob_store
 from foundry.config import Settings, get_settings
 from foundry.db import session_factory, utcnow
 from foundry.generation import service as generation_service
+from foundry.training_jobs import service as job_service
 from foundry.usecases.generation import GenerationRunner
 from foundry.usecases.webhooks import deliver_due
 from training.inference import PipelineCache
 from worker import queue
 from worker.app import GENERATION_QUEUE, TRAINING_QUEUE
 from worker.attribution import build_index_unless_current
-from worker.jobs import orphaned_jobs, run_job
+from worker.jobs import orphaned_jobs, run_next_job
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,17 @@ def _worker_name() -> str:
 
 @shared_task(name=queue.RUN_TRAINING_JOB)
 def run_training_job(job_id: str) -> str:
-    return run_job(get_settings(), uuid.UUID(job_id), worker=_worker_name())
+    """A turn on the training queue: one message per submitted (or orphaned) job, each running whichever job
+    the fair rotation across tenants says is next. When every waiting tenant is at its limit, the turn is
+    kept for later while the named job still waits."""
+    settings = get_settings()
+    ran, status = run_next_job(settings, worker=_worker_name(), preferred=uuid.UUID(job_id))
+    if ran is None:
+        with session_factory(settings.resolved_database_url)() as session:
+            waiting = job_service.get_job(session=session, job_id=uuid.UUID(job_id)).status == "queued"
+        if waiting:
+            queue.enqueue_training_job(uuid.UUID(job_id), settings, countdown=TURN_RETRY_S)
+    return status
 
 
 @shared_task(name=queue.BUILD_INDEX)
@@ -70,6 +81,8 @@ def generation_runner() -> GenerationRunner:
 
 
 TURN_RETRY_S = 1.0
+EDIT_INPUT_PURGE_S = 600.0
+"""How often a generation worker purges the uploads of edits past their retention."""
 """How long a turn waits when every waiting tenant already runs its most generations."""
 
 
@@ -110,6 +123,14 @@ def requeue_stale_generations() -> int:
     return len(released)
 
 
+def purge_expired_edit_inputs() -> int:
+    """Delete the uploads of edits whose retention has ended (``FOUNDRY_EDIT_INPUT_RETENTION_DAYS``)."""
+    settings = get_settings()
+    with session_factory(settings.resolved_database_url)() as session, session.begin():
+        return generation_service.purge_edit_inputs(session=session, blob_store=open_blob_store(
+            settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url), now=utcnow())
+
+
 def send_due_webhooks() -> int:
     """Send the webhook deliveries that are due (new events, and retries whose back-off has passed)."""
     return deliver_due(get_settings())
@@ -147,3 +168,4 @@ def _start_orphan_sweeper(sender=None, **_kwargs) -> None:
     if GENERATION_QUEUE in queues:
         _OrphanSweeper(max(0.5, settings.generation_stale_after_s / 2), requeue_stale_generations).start()
         _OrphanSweeper(settings.webhook_poll_s, send_due_webhooks).start()
+        _OrphanSweeper(EDIT_INPUT_PURGE_S, purge_expired_edit_inputs).start()

@@ -52,6 +52,8 @@ class CustomModelRead(BaseModel):
     step: int
     total_steps: int
     progress: float = Field(description="Training steps done, 0 to 1.")
+    queue_position: int | None = Field(description="While queued: 1 for the next training job a worker starts, "
+                                                   "by the fair rotation across tenants.")
     eta_s: float | None
     model_id: uuid.UUID | None = Field(description="The private registered model, once trained.")
     deleted: bool
@@ -68,6 +70,7 @@ def _read(session, job: TrainingJob) -> CustomModelRead:
         id=job.id, name=job.name, kind=job.recipe_kind, tenant_id=job.owner_tenant_id, base_model_id=job.base_model_id,
         snapshot_id=job.snapshot_id, status=job.status, stage=job.stage, step=job.step, total_steps=job.total_steps,
         progress=round(job.step / job.total_steps, 4) if job.total_steps else 0.0, eta_s=job.eta_s,
+        queue_position=job_service.queue_position(session=session, job=job),
         model_id=job.result_model_id, deleted=model is not None and model.retired_at is not None,
         error={"code": job.error_code, "message": job.error} if job.error_code else None,
         charge=(job.details or {}).get("charge"),

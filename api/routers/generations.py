@@ -23,6 +23,7 @@ from foundry.generation import service as generation_service
 from foundry.generation.models import Generation
 from foundry.generation.schemas import (
     AttributionRead,
+    EditInputRead,
     GeneratedImageRead,
     GenerationCreate,
     GenerationPage,
@@ -65,11 +66,14 @@ def generation_read(session, generation: Generation) -> GenerationRead:
                                    **{k: getattr(image, k) for k in GeneratedImageRead.model_fields if k != "url"})
                 for image in images],
         attribution=attribution, near_duplicate=any(image.near_duplicate for image in images),
+        inputs=[EditInputRead.model_validate(row)
+                for row in generation_service.edit_inputs(session=session, generation_id=generation.id)],
         refunded=generation.refunded_at is not None,
     )
 
 
-def _answer(session, generation: Generation) -> JSONResponse:
+def generation_answer(session, generation: Generation) -> JSONResponse:
+    """200 with the generation when it is done, 202 with its Location while queued, the error when it failed."""
     body = generation_read(session, generation)
     if generation.status == "failed":
         code = generation.error_code or "generation_failed"
@@ -96,7 +100,7 @@ def create_generation(principal: CustomerPrincipal, session: SessionDep, setting
             sync_limit=settings.sync_work_limit)
     except SigningNotConfigured as exc:
         raise ApiError(503, "provenance_not_configured", str(exc)) from None
-    return _answer(session, generation_service.get_generation(session=session, generation_id=generation.id,
+    return generation_answer(session, generation_service.get_generation(session=session, generation_id=generation.id,
                                                                tenant_id=principal.tenant_id))
 
 

@@ -37,12 +37,17 @@ def list_training_jobs(_principal: AdminPrincipal, session: SessionDep,
                        tenant_id: Annotated[uuid.UUID | None, Query(description="Only this tenant's jobs.")] = None,
                        limit: PageLimit = 50, offset: Offset = 0) -> list[TrainingJobRead]:
     jobs = job_service.list_jobs(session=session, status=status, tenant_id=tenant_id, limit=limit, offset=offset)
-    return [TrainingJobRead.model_validate(j) for j in jobs]
+    return [job_read(session, j) for j in jobs]
 
 
 @router.get("/training-jobs/{job_id}", response_model=TrainingJobRead)
 def get_training_job(_principal: AdminPrincipal, session: SessionDep, job_id: uuid.UUID) -> TrainingJobRead:
-    return TrainingJobRead.model_validate(job_service.get_job(session=session, job_id=job_id))
+    return job_read(session, job_service.get_job(session=session, job_id=job_id))
+
+
+def job_read(session, job) -> TrainingJobRead:
+    return TrainingJobRead.model_validate(job).model_copy(update={
+        "queue_position": job_service.queue_position(session=session, job=job)})
 
 
 @router.post("/training-jobs/{job_id}/cancel", response_model=TrainingJobRead,

@@ -16,6 +16,7 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import event, exists, func, insert, select
 from sqlalchemy.orm import Session
 
@@ -34,7 +35,7 @@ from foundry.licensing import service as licensing_service
 from foundry.licensing.models import LicenseGrant
 from foundry.licensing.policy import DATA_MINING_PROHIBITED, DATA_MINING_UNSPECIFIED, TrainingVerdict, allowed_uses
 from foundry.licensing.terms import BRAND_LICENSE, LicenseCatalogue, LicenseTerms, Use
-from provenance.hashing import NearDuplicateIndex, phash_from_hex
+from provenance.hashing import NearDuplicateIndex, nearest_hash, phash_from_hex
 
 _INSERT_CHUNK = 500
 _DATA_MINING_COLUMN_CHARS = 64
@@ -466,6 +467,16 @@ def catalog_summary(*, session: Session, top: int = 5) -> CatalogSummaryRead:
         top_contributors=[ContributorAssets(display_name=name, assets=count) for name, count in top_rows],
     )
 
+
+
+def nearest_asset(*, session: Session, phash: str, within: int) -> tuple[uuid.UUID, int] | None:
+    """(asset id, Hamming distance) of the catalog image whose perceptual hash is closest to ``phash``, if
+    it is ``within`` bits (the same hash onboarding computes, so an upload of a catalog image is found)."""
+    rows = session.execute(select(Asset.id, Asset.phash)).all()
+    found = nearest_hash(np.array([phash_from_hex(row[1]) for row in rows], dtype=np.uint64), phash_from_hex(phash))
+    if found is None or found[1] > within:
+        return None
+    return rows[found[0]][0], found[1]
 
 
 def import_options(settings) -> ImportOptions:

@@ -71,3 +71,33 @@ class GeneratedImage(IdMixin, Base):
     nearest_asset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("asset.id"))
     nearest_distance: Mapped[int | None] = mapped_column(Integer)
     near_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class EditInput(IdMixin, Base):
+    """An image an edit started from: an upload (kept only until ``expires_at``) or an earlier output.
+
+    Its hash, size and C2PA relationship stay with the generation for good (they are in the signed
+    manifest); the uploaded bytes are purged when the retention ends."""
+
+    __tablename__ = "edit_input"
+    __table_args__ = (UniqueConstraint("generation_id", "role"),)
+
+    generation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("generation.id"), index=True)
+    role: Mapped[str] = mapped_column(String(8))
+    """init (the image edited) or mask."""
+    relationship: Mapped[str] = mapped_column(String(16))
+    """C2PA ingredient relationship: parentOf (init) or componentOf (mask)."""
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    format: Mapped[str] = mapped_column(String(8))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    perceptual_hash: Mapped[str] = mapped_column(String(16))
+    source_generation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("generation.id"))
+    """A variation's source generation (its raw output is the input; nothing was uploaded)."""
+    source_image_index: Mapped[int | None] = mapped_column(Integer)
+    catalog_asset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("asset.id"))
+    """The licensed catalog image the input is a near-duplicate of, if any (its contributor is paid)."""
+    catalog_distance: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    """When an uploaded input's bytes are purged (None: not an upload)."""
+    purged_at: Mapped[datetime | None]

@@ -8,7 +8,6 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
 
 from foundry.accounts.policy import Principal
 from foundry.errors import InvalidInput
@@ -71,9 +70,11 @@ class ResolvedRequest:
     width: int
     height: int
     scheduler: str
+    edit: dict | None = None
+    """An edit's plan (``editing.EditPlan.as_dict``); None for text-to-image."""
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {key: value for key, value in self.__dict__.items() if key != "edit" or value is not None}
 
 
 def field_error(field: str, message: str) -> InvalidInput:
@@ -147,46 +148,3 @@ def capabilities_of(read_json: Callable[[str], dict | None]) -> ModelCapabilitie
     if model_index is None or unet is None or scheduler is None:
         raise InvalidInput("the model is not a text-to-image UNet pipeline", code="model_not_servable")
     return capabilities_from_configs(model_index, unet, read_json("vae/config.json"), scheduler)
-
-
-@dataclass(frozen=True)
-class TenantQueue:
-    """One tenant's share of the generation queue, as the fair scheduler sees it."""
-
-    tenant_id: uuid.UUID
-    queued: int
-    running: int
-    last_started_at: datetime | None
-    """When a worker last started one of its generations (None: never)."""
-    oldest_queued_at: datetime
-
-
-def rotation(tenants: list[TenantQueue]) -> list[TenantQueue]:
-    """Round robin across tenants: fewest running first, then the one served longest ago (never served
-    first), then the one waiting longest. However many one tenant queues, each other tenant is next
-    after at most one more of its generations."""
-    return sorted(tenants, key=lambda t: (t.running, t.last_started_at is not None,
-                                          t.last_started_at or t.oldest_queued_at, t.oldest_queued_at,
-                                          str(t.tenant_id)))
-
-
-def next_tenant(tenants: list[TenantQueue], concurrency: int) -> uuid.UUID | None:
-    """The tenant whose oldest queued generation a free worker takes; None when every tenant with
-    queued work already runs ``concurrency`` generations."""
-    for tenant in rotation(tenants):
-        if tenant.queued and tenant.running < concurrency:
-            return tenant.tenant_id
-    return None
-
-
-def fair_position(tenant_id: uuid.UUID, rank: int, tenants: list[TenantQueue]) -> int:
-    """Estimated place in line of a tenant's ``rank``-th queued generation (0: its oldest), 1 being next:
-    every tenant ahead in the rotation gets one more turn per round, the others one fewer."""
-    order = [t.tenant_id for t in rotation(tenants)]
-    mine = order.index(tenant_id)
-    ahead = 0
-    for place, tenant in enumerate(rotation(tenants)):
-        if tenant.tenant_id == tenant_id:
-            continue
-        ahead += min(tenant.queued, rank + 1 if place < mine else rank)
-    return ahead + rank + 1

@@ -12,23 +12,24 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from fractions import Fraction
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from foundry.blobs import BlobStore
+from foundry.catalog.models import Asset
 from foundry.db import flushed, utcnow
 from foundry.errors import Conflict, InvalidInput, NotFound
-from foundry.generation.models import GeneratedImage, Generation
+from foundry.fair_queue import TenantQueue, fair_position, next_tenant
+from foundry.generation.editing import EditSubmission
+from foundry.generation.models import EditInput, GeneratedImage, Generation
 from foundry.generation.policy import (
     ModelCapabilities,
-    TenantQueue,
     capabilities_of,
     cascade_capabilities,
-    fair_position,
-    next_tenant,
     request_fingerprint,
     resolve_request,
     serving_mode,
@@ -40,6 +41,7 @@ from foundry.models_registry.policy import serving_problem
 from foundry.moderation import service as moderation_service
 from foundry.pricing import service as pricing_service
 from foundry.royalties import service as royalties_service
+from foundry.royalties.policy import Credit
 from foundry.royalties.service import Attribution
 from foundry.webhooks import service as webhook_service
 from recipes import serving_guidance
@@ -118,14 +120,16 @@ def _replay(existing: Generation, fingerprint: str) -> Generation:
 
 def submit_generation(*, session: Session, blob_store: BlobStore, tenant_id: uuid.UUID,
                       api_key_id: uuid.UUID | None, body: GenerationCreate, idempotency_key: str | None,
-                      sync_limit: float, style_mode: str = "strict") -> tuple[Generation, bool]:
+                      sync_limit: float, style_mode: str = "strict", edit: EditSubmission | None = None,
+                      input_retention: timedelta = timedelta(days=30)) -> tuple[Generation, bool]:
     """Accept a request: (generation, created). A replayed idempotency key returns the original.
 
     Its texts are screened first (``moderation.service.screen``): a refused one raises ``PromptRefused``
-    with nothing written and nothing charged."""
+    with nothing written and nothing charged. An edit also records its inputs (an upload's bytes are kept
+    for ``input_retention``; the caller has staged them)."""
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise InvalidInput("Idempotency-Key must be 1-200 characters", code="invalid_idempotency_key")
-    fingerprint = request_fingerprint(body.model_dump(mode="json"))
+    fingerprint = request_fingerprint({**body.model_dump(mode="json"), **(edit.fingerprint() if edit else {})})
     if idempotency_key is not None and (existing := _by_idempotency_key(session, tenant_id, idempotency_key)):
         return _replay(existing, fingerprint), False
     screening = moderation_service.screen(
@@ -137,6 +141,8 @@ def submit_generation(*, session: Session, blob_store: BlobStore, tenant_id: uui
         seed=body.seed if body.seed is not None else secrets.randbelow(2**32), num_images=body.num_images,
         steps=body.steps, guidance_scale=body.guidance_scale, width=body.width, height=body.height,
         scheduler=body.scheduler, capabilities=capabilities)
+    if edit is not None:
+        resolved = replace(resolved, edit=edit.plan.as_dict())
     rule = pricing_service.price_for(session=session, model_id=model.id, tenant_id=tenant_id)
     generation = Generation(
         tenant_id=tenant_id, api_key_id=api_key_id, model_id=model.id, idempotency_key=idempotency_key,
@@ -148,6 +154,16 @@ def submit_generation(*, session: Session, blob_store: BlobStore, tenant_id: uui
     try:
         with session.begin_nested():
             flushed(session, generation)
+            if edit is not None:
+                expires_at = utcnow() + input_retention
+                session.add_all(EditInput(
+                    generation_id=generation.id, role=source.role, relationship=source.relationship,
+                    sha256=source.sha256, format=source.format, width=source.width, height=source.height,
+                    perceptual_hash=source.perceptual_hash, source_generation_id=source.source_generation_id,
+                    source_image_index=source.source_image_index, catalog_asset_id=source.catalog_asset_id,
+                    catalog_distance=source.catalog_distance, expires_at=expires_at if source.uploaded else None)
+                    for source in edit.sources)
+                session.flush()
     except IntegrityError:
         # a concurrent request with the same key won the race: answer with its generation
         existing = _by_idempotency_key(session, tenant_id, idempotency_key) if idempotency_key else None
@@ -155,6 +171,40 @@ def submit_generation(*, session: Session, blob_store: BlobStore, tenant_id: uui
             raise
         return _replay(existing, fingerprint), False
     return generation, True
+
+
+def edit_inputs(*, session: Session, generation_id: uuid.UUID) -> list[EditInput]:
+    """What an edit started from, init first (none for text-to-image)."""
+    return sorted(session.scalars(select(EditInput).where(EditInput.generation_id == generation_id)),
+                  key=lambda row: row.role != "init")
+
+
+def pool_credits(*, session: Session, generation: Generation, named_style_share: Fraction,
+                 edit_source_share: Fraction) -> list[Credit]:
+    """The pool's fixed credits of a generation: the styles its prompt names, then the contributor of the
+    catalog image an edit starts from."""
+    credits = [Credit("named_style", tuple(uuid.UUID(c) for c in generation.named_styles or ()), named_style_share)]
+    sources = session.execute(select(Asset.contributor_id).join(EditInput, EditInput.catalog_asset_id == Asset.id)
+                              .where(EditInput.generation_id == generation.id, EditInput.role == "init")).scalars()
+    credits.append(Credit("edit_source", tuple(dict.fromkeys(sources)), edit_source_share))
+    return [credit for credit in credits if credit.effective]
+
+
+def purge_edit_inputs(*, session: Session, blob_store: BlobStore, now: datetime, limit: int = 500) -> int:
+    """Delete uploaded edit inputs whose retention has ended (their hash and size stay on the row); a blob
+    another unexpired input or a catalog asset still holds is kept. Returns the rows purged."""
+    due = list(session.scalars(select(EditInput).where(EditInput.expires_at <= now, EditInput.purged_at.is_(None))
+                               .order_by(EditInput.expires_at).limit(limit)))
+    for row in due:
+        still_held = session.scalar(select(func.count()).select_from(EditInput).where(
+            EditInput.sha256 == row.sha256, EditInput.id != row.id, EditInput.purged_at.is_(None),
+            or_(EditInput.expires_at.is_(None), EditInput.expires_at > now))) or \
+            session.scalar(select(func.count()).select_from(Asset).where(Asset.sha256 == row.sha256))
+        if not still_held:
+            blob_store.delete(row.sha256)
+        row.purged_at = now
+    session.flush()
+    return len(due)
 
 
 def get_generation(*, session: Session, generation_id: uuid.UUID, tenant_id: uuid.UUID | None) -> Generation:
@@ -213,13 +263,14 @@ def tenant_queues(*, session: Session) -> list[TenantQueue]:
 
 
 def claim_next(*, session: Session, concurrency: int, attempts: int = 8) -> uuid.UUID | None:
-    """Claim the generation the fair rotation says is next (see ``policy.rotation``); None when nothing is
+    """Claim the generation the fair rotation says is next (see ``fair_queue.rotation``); None when nothing is
     waiting or every waiting tenant already runs ``concurrency`` generations. Another worker may claim the
     same one first: then the rotation is read again."""
     for _ in range(attempts):
-        tenant_id = next_tenant(tenant_queues(session=session), concurrency)
-        if tenant_id is None:
+        tenant = next_tenant(tenant_queues(session=session), concurrency)
+        if tenant is None:
             return None
+        tenant_id = tenant.tenant_id
         candidate = session.scalar(select(Generation.id).where(
             Generation.status == "queued", Generation.mode == "async", Generation.tenant_id == tenant_id)
             .order_by(Generation.created_at, Generation.id).limit(1))

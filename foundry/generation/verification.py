@@ -70,7 +70,8 @@ def verify_image(*, session: Session, data: bytes, credentials: ContentCredentia
         raise InvalidInput(exc.message, code=exc.code) from None
     digest = sha256_hex(data)
     manifest = credentials.read(data, _MIME[image_format])
-    manifest_part = {"verdict": manifest.verdict, "status_codes": manifest.status_codes}
+    manifest_part = {"verdict": manifest.verdict, "status_codes": manifest.status_codes,
+                     "ingredients": manifest.ingredients}
     reading = watermark.extract(pixels)
     watermark_part = ({"generation_id": str(reading.generation_id), "image_index": reading.index,
                        "corrected_bytes": reading.corrected_bytes} if reading else None)

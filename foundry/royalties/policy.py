@@ -61,15 +61,61 @@ def pro_rata(pool: int, base: Layer, finetune: Layer | None = None,
     return split_exact(pool, weights)
 
 
-def with_named_styles(weights: dict, named: Sequence[uuid.UUID], share: Fraction) -> dict:
-    """``weights`` (summing to 1) scaled to ``1 - share``, and ``share`` split equally over the contributors a
-    prompt named as a style (method ``named_style``, no asset). Without names, ``weights`` unchanged."""
-    if not named or not share:
-        return weights
-    if not 0 < share <= 1:
-        raise ValueError("the named-style share is a fraction between 0 and 1")
-    scaled = {key: weight * (1 - share) for key, weight in weights.items()}
-    for contributor in named:
-        key = ("named_style", contributor, None)
-        scaled[key] = scaled.get(key, Fraction(0)) + share / len(named)
-    return scaled
+@dataclass(frozen=True)
+class Credit:
+    """A fixed share of the pool for contributors the request itself names, whatever the model learnt
+    from: a style the prompt names (``named_style``), a catalog image an edit starts from (``edit_source``)."""
+
+    method: str
+    contributor_ids: tuple[uuid.UUID, ...]
+    share: Fraction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "contributor_ids", tuple(self.contributor_ids))
+        if not 0 <= self.share <= 1:
+            raise ValueError("a credited share is a fraction between 0 and 1")
+
+    @property
+    def effective(self) -> bool:
+        return bool(self.contributor_ids) and self.share > 0
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "contributor_ids": [str(c) for c in self.contributor_ids],
+                "share": f"{self.share.numerator}/{self.share.denominator}"}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Credit:
+        return cls(data["method"], tuple(uuid.UUID(c) for c in data["contributor_ids"]), Fraction(data["share"]))
+
+
+def recorded_credits(parameters: dict) -> list[Credit]:
+    """The credits an attribution's recorded parameters name (generations before credits recorded only
+    their named styles, under ``named_style``)."""
+    if "credits" in parameters:
+        return [Credit.from_dict(credit) for credit in parameters["credits"]]
+    legacy = parameters.get("named_style")
+    return [Credit("named_style", tuple(uuid.UUID(c) for c in legacy["contributor_ids"]),
+                   Fraction(legacy["share"]))] if legacy else []
+
+
+def with_credits(weights: dict, credits: Sequence[Credit]) -> dict:
+    """``weights`` (summing to 1) with each credit in turn taking its share off the top, split equally
+    over its contributors (its method, no asset). Without effective credits, ``weights`` unchanged."""
+    for credit in credits:
+        if not credit.effective:
+            continue
+        scaled = {key: weight * (1 - credit.share) for key, weight in weights.items()}
+        for contributor in credit.contributor_ids:
+            key = (credit.method, contributor, None)
+            scaled[key] = scaled.get(key, Fraction(0)) + credit.share / len(credit.contributor_ids)
+        weights = scaled
+    return weights
+
+
+def credited_remainder(credits: Sequence[Credit]) -> Fraction:
+    """What the credits leave of the pool for the model's own methods."""
+    remainder = Fraction(1)
+    for credit in credits:
+        if credit.effective:
+            remainder *= 1 - credit.share
+    return remainder

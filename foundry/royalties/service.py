@@ -28,7 +28,7 @@ from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.money import split_exact
 from foundry.royalties.models import AttributionLine
-from foundry.royalties.policy import Layer, pool_of, pro_rata_weights, with_named_styles
+from foundry.royalties.policy import Credit, Layer, credited_remainder, pool_of, pro_rata_weights, with_credits
 from provenance.influence_shares import InfluenceShares
 
 BRAND_REF_PREFIX = "tenant:"
@@ -105,23 +105,21 @@ def layers_of(*, session: Session, model: RegisteredModel) -> tuple[Layer, Layer
 
 def attribute_pool(*, session: Session, model: RegisteredModel, charge: int, currency: str, pool_share: Fraction,
                    finetune_share: Fraction, influence: InfluenceShares | None = None,
-                   alpha: Fraction = Fraction(0), named_styles: Sequence[uuid.UUID] = (),
-                   named_style_share: Fraction = Fraction(0), parameters: dict | None = None) -> Attribution:
-    """Split a charge's contributor pool: ``named_style_share`` to the contributors the prompt named as a
-    style (equally), then of the rest ``alpha`` by per-output influence over the influential assets and the
-    remainder pro rata over the model's training data. One exact split over every (method, contributor,
-    asset) part, so the parts sum to the pool to the unit."""
+                   alpha: Fraction = Fraction(0), credits: Sequence[Credit] = (),
+                   parameters: dict | None = None) -> Attribution:
+    """Split a charge's contributor pool: first each credit's share to the contributors the request names
+    (a named style, the catalog image an edit starts from), then of the rest ``alpha`` by per-output
+    influence over the influential assets and the remainder pro rata over the model's training data. One
+    exact split over every (method, contributor, asset) part, so the parts sum to the pool to the unit."""
     pool = pool_of(charge, pool_share)
     base, finetune = layers_of(session=session, model=model)
     pro_rata = pro_rata_weights(base, finetune, finetune_share)
     if influence is not None:
         influence = mean_shares([influence], eligible=set(pro_rata))
-    weights = with_named_styles(blended_weights(pro_rata, influence, alpha), named_styles, named_style_share)
-    influence_part = alpha * (1 - named_style_share) if named_styles else alpha  # asset shares are parts of it
-    if named_styles and named_style_share:
-        parameters = {**(parameters or {}), "named_style": {
-            "contributor_ids": [str(c) for c in named_styles],
-            "share": f"{named_style_share.numerator}/{named_style_share.denominator}"}}
+    weights = with_credits(blended_weights(pro_rata, influence, alpha), credits)
+    influence_part = alpha * credited_remainder(credits)  # asset shares are parts of it
+    if any(credit.effective for credit in credits):
+        parameters = {**(parameters or {}), "credits": [c.as_dict() for c in credits if c.effective]}
     amounts = split_exact(pool, weights) if weights and pool else {}
     counts = Counter(base.asset_counts) + (Counter(finetune.asset_counts) if finetune else Counter())
     per_line: dict[tuple[str, uuid.UUID], list] = {}

@@ -59,3 +59,5 @@ class TrainingJobRead(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     cancel_requested_at: datetime | None
+    queue_position: int | None = Field(default=None, description=(
+        "While queued: 1 for the next job a worker starts, by the fair rotation across tenants."))

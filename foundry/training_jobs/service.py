@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from foundry.accounts import service as accounts_service
 from foundry.datasets import service as dataset_service
 from foundry.db import flushed, get_or_raise, utcnow
 from foundry.errors import Conflict, InvalidInput, NotFound
+from foundry.fair_queue import TenantQueue, fair_position, next_tenant
 from foundry.ledger import service as ledger_service
 from foundry.ledger.accounts import PLATFORM_REVENUE, customer_account
 from foundry.ledger.models import LedgerEntry
@@ -113,6 +114,61 @@ def claim_job(*, session: Session, job_id: uuid.UUID, worker: str, stale_after: 
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+def tenant_queues(*, session: Session) -> list[TenantQueue]:
+    """Each owner (a tenant, or None for the platform's own jobs) with training jobs waiting: how many,
+    how many running, when one of its jobs last started."""
+    queued = session.execute(select(TrainingJob.owner_tenant_id, func.count(), func.min(TrainingJob.created_at))
+                             .where(TrainingJob.status == QUEUED).group_by(TrainingJob.owner_tenant_id)).all()
+    if not queued:
+        return []
+    running = dict(session.execute(select(TrainingJob.owner_tenant_id, func.count())
+                                   .where(TrainingJob.status == RUNNING).group_by(TrainingJob.owner_tenant_id)).all())
+    started = dict(session.execute(select(TrainingJob.owner_tenant_id, func.max(TrainingJob.started_at))
+                                   .where(TrainingJob.started_at.is_not(None))
+                                   .group_by(TrainingJob.owner_tenant_id)).all())
+    return [TenantQueue(tenant_id=owner, queued=count, running=running.get(owner, 0),
+                        last_started_at=started.get(owner), oldest_queued_at=oldest)
+            for owner, count, oldest in queued]
+
+
+def _owned_by(owner: uuid.UUID | None):
+    return TrainingJob.owner_tenant_id.is_(None) if owner is None else TrainingJob.owner_tenant_id == owner
+
+
+def claim_next(*, session: Session, worker: str, stale_after: timedelta, concurrency: int,
+               preferred: uuid.UUID | None = None, attempts: int = 8) -> uuid.UUID | None:
+    """Claim the training job a free worker should run: ``preferred`` first when its worker died (a resume
+    keeps its place), else the oldest queued job of the owner the fair rotation names (at most
+    ``concurrency`` running per owner). None when nothing may start now."""
+    if preferred is not None:
+        job = session.get(TrainingJob, preferred)
+        if job is not None and job.status == RUNNING and claim_job(session=session, job_id=preferred, worker=worker,
+                                                                   stale_after=stale_after):
+            return preferred
+    for _ in range(attempts):
+        tenant = next_tenant(tenant_queues(session=session), concurrency)
+        if tenant is None:
+            return None
+        candidate = session.scalar(select(TrainingJob.id).where(TrainingJob.status == QUEUED,
+                                                                _owned_by(tenant.tenant_id))
+                                   .order_by(TrainingJob.created_at, TrainingJob.id).limit(1))
+        if candidate is not None and claim_job(session=session, job_id=candidate, worker=worker,
+                                               stale_after=stale_after):
+            return candidate
+    return None
+
+
+def queue_position(*, session: Session, job: TrainingJob) -> int | None:
+    """1 for the next job a worker will start (by the fair rotation across owners); None once it started."""
+    if job.status != QUEUED:
+        return None
+    rank = session.scalar(select(func.count()).select_from(TrainingJob).where(
+        TrainingJob.status == QUEUED, _owned_by(job.owner_tenant_id),
+        or_(TrainingJob.created_at < job.created_at,
+            and_(TrainingJob.created_at == job.created_at, TrainingJob.id < job.id))))
+    return fair_position(job.owner_tenant_id, int(rank), tenant_queues(session=session))
 
 
 def heartbeat(*, session: Session, job_id: uuid.UUID, worker: str) -> None:

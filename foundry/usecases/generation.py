@@ -42,6 +42,7 @@ from foundry.datasets.models import SnapshotEntry
 from foundry.db import session_factory
 from foundry.errors import Conflict, FoundryError
 from foundry.generation import service as generation_service
+from foundry.generation.editing import EditPlan, keep_unmasked
 from foundry.generation.models import Generation
 from foundry.generation.policy import ResolvedRequest
 from foundry.generation.schemas import GenerationCreate
@@ -53,9 +54,10 @@ from foundry.moderation.service import PromptRefused
 from foundry.pricing.models import PriceRule
 from foundry.royalties import service as royalties_service
 from foundry.royalties.service import Attribution
+from foundry.usecases.editing import canvas_for, image_limits
 from foundry.usecases.queue import TaskQueue
 from provenance import watermark
-from provenance.c2pa_manifest import ContentCredentials, SigningNotConfigured
+from provenance.c2pa_manifest import ContentCredentials, Ingredient, SigningNotConfigured
 from provenance.hashing import nearest_hash, perceptual_hash, phash_from_hex, phash_to_hex
 from provenance.influence import METHOD, VERSION, InfluenceConfig, InfluenceIndex, uninformative
 from provenance.influence_shares import InfluenceShares
@@ -66,7 +68,8 @@ logger = logging.getLogger(__name__)
 class LoadedPipeline(Protocol):
     """One model's pipeline, loaded: it renders requests and scores outputs against an influence index."""
 
-    def render(self, request: ResolvedRequest) -> list[Image.Image]: ...
+    def render(self, request: ResolvedRequest, canvas: Image.Image | None = None,
+               mask: Image.Image | None = None) -> list[Image.Image]: ...
 
     def influence_scores(self, index: InfluenceIndex, config: InfluenceConfig, images: list[Image.Image],
                          prompt: str) -> list: ...
@@ -194,9 +197,15 @@ class GenerationRunner:
             # 2. re-check the world and get the model's pipeline
             model, folders, request, index = self.prepare(generation_id)
             loaded = self.pipelines.get(f"{model.id}:{model.weights_sha256}", folders)
-            # 3. render, outside any transaction
+            # 3. render (an edit: on the canvas its inputs make), outside any transaction
             rendered_at = time.perf_counter()
-            images = loaded.render(request)
+            if request.edit is None:
+                images = loaded.render(request)
+            else:
+                canvas = self.edit_canvas(generation_id, request)
+                images = loaded.render(request, canvas.image, canvas.mask)
+                if canvas.mask is not None:  # a repaint changes only the masked region
+                    images = [keep_unmasked(image, canvas.image, canvas.mask) for image in images]
             render_s = time.perf_counter() - rendered_at
             # 4. which training images shaped these outputs (the model's influence index, if it has one)
             influence = self.score_influence(loaded, index, images, request.prompt)
@@ -244,6 +253,15 @@ class GenerationRunner:
                         self.materialize(upscaler) if upscaler is not None else None)
 
             return model, folders, ResolvedRequest(**generation.request), index
+
+    def edit_canvas(self, generation_id: uuid.UUID, request: ResolvedRequest):
+        """The canvas (and mask) an edit's stored inputs make at the size the model draws."""
+        with self._sessions() as session:
+            inputs = generation_service.edit_inputs(session=session, generation_id=generation_id)
+        if any(row.purged_at is not None for row in inputs):
+            raise Conflict("the edit's uploaded inputs were purged before it ran", code="edit_input_purged")
+        return canvas_for(plan=EditPlan.from_dict(request.edit), inputs=inputs, blob_store=self.blob_store,
+                          limits=image_limits(self.settings), size=request.width)
 
     def _index_for(self, row: AttributionIndex) -> LoadedIndex:
         loaded = self._indexes.pop(row.id, None) or LoadedIndex(
@@ -294,13 +312,21 @@ class GenerationRunner:
             currency=generation.currency, pool_share=Fraction(rule.pool_share_bps, 10_000),
             finetune_share=Fraction(rule.finetune_share_bps, 10_000),
             influence=influence.shares if influence else None, alpha=alpha_from_bps(model.influence_alpha_bps),
-            named_styles=[uuid.UUID(c) for c in generation.named_styles or ()],
-            named_style_share=Fraction(self.settings.named_style_share_bps, 10_000),
+            credits=generation_service.pool_credits(
+                session=session, generation=generation,
+                named_style_share=Fraction(self.settings.named_style_share_bps, 10_000),
+                edit_source_share=Fraction(self.settings.edit_source_share_bps, 10_000)),
             parameters=({"influence": influence.parameters} if influence.shares is not None
                         else {"influence_unavailable": influence.parameters}) if influence else {})
 
+    def ingredients(self, session: Session, generation: Generation) -> tuple[Ingredient, ...]:
+        """An edit's inputs, for every output's manifest (none for text-to-image)."""
+        return tuple(Ingredient(title=f"{row.role}.{row.format}", relationship=row.relationship, sha256=row.sha256,
+                                format=row.format, data=self.blob_store.get(row.sha256))
+                     for row in generation_service.edit_inputs(session=session, generation_id=generation.id))
+
     def deliver(self, image: Image.Image, index: int, generation: Generation, model: RegisteredModel,
-                attribution: Attribution) -> RenderedOutput:
+                attribution: Attribution, ingredients: tuple[Ingredient, ...] = ()) -> RenderedOutput:
         raw_png = png_bytes(image)
         phash = perceptual_hash(image, opaque=True)
         nearest = self._hashes[model.id].nearest(phash)
@@ -322,9 +348,12 @@ class GenerationRunner:
                             "top": [{"contributor_id": str(s.contributor_id), "amount": s.amount}
                                     for s in attribution.shares[:5]]},
             "watermark": watermark.DESCRIPTION,
+            **({"edit": {**generation.request["edit"], "inputs": [
+                {"relationship": i.relationship, "sha256": i.sha256, "format": i.format}
+                for i in ingredients]}} if ingredients else {}),
         }
         delivery_png = self.ensure_signing().sign_png(png_bytes(marked), title=f"{generation.id}-{index}.png",
-                                                 generator=GENERATOR, generation=record)
+                                                 generator=GENERATOR, generation=record, ingredients=ingredients)
         return RenderedOutput(raw_png=raw_png, delivery_png=delivery_png, record=DeliveredImage(
             index=index, raw_sha256=sha256_hex(raw_png), delivery_sha256=sha256_hex(delivery_png),
             width=image.width, height=image.height, delivery_width=marked.width, delivery_height=marked.height,
@@ -342,7 +371,8 @@ class GenerationRunner:
                 model = session.get(RegisteredModel, generation.model_id)
                 attribution = self.attribute(session, generation, model, influence)
                 provenance_started = time.perf_counter()
-                outputs = [self.deliver(image, index, generation, model, attribution)
+                ingredients = self.ingredients(session, generation)
+                outputs = [self.deliver(image, index, generation, model, attribution, ingredients)
                            for index, image in enumerate(images)]
                 timings["provenance_s"] = time.perf_counter() - provenance_started
                 for output in outputs:

@@ -14,12 +14,14 @@ from PIL import Image
 from foundry.attribution import service as attribution_service
 from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotFilters
+from foundry.generation.editing import EditPlan, changed_share, edit_canvas
 from foundry.generation.models import Generation
 from foundry.ledger import service as ledger_service
 from foundry.models_registry import service as registry_service
 from foundry.pricing import service as pricing_service
 from provenance.influence import InfluenceConfig
 from tests.generation.conftest import ADMIN
+from tests.support import images
 from worker import jobs as job_runner
 from worker.attribution import audit_generation, build_index
 
@@ -94,6 +96,21 @@ def test_an_upscaler_is_trained_after_its_base_and_served_as_a_cascade(client, c
     again = client.post("/v1/generations", headers=customer.headers,
                         json={"model_id": upscaler_id, "prompt": "red blocks", "seed": 3, "steps": 3}).json()
     assert again["images"][0]["raw_sha256"] == image["raw_sha256"]  # both stages are seeded per image
+
+    # an inpainting edit on the cascade: the base stage repaints the mask, the upscaler enlarges, and the
+    # delivered pixels keep the input wherever the mask does
+    source = images.pattern_png(4242, size=64)
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 64))
+    edited = client.post("/v1/edits", headers=customer.headers, files={
+        "image": ("in.png", source, "image/png"), "mask": ("mask.png", images.encode(mask), "image/png")},
+        data={"model_id": upscaler_id, "prompt": "red blocks", "operation": "inpaint", "seed": "3", "steps": "3"})
+    assert edited.status_code == 200, edited.text
+    raw = Image.open(io.BytesIO(client.get(f"{edited.json()['images'][0]['url']}?variant=raw",
+                                           headers=customer.headers).content)).convert("RGB")
+    canvas, _ = edit_canvas(EditPlan("inpaint", 1.0), Image.open(io.BytesIO(source)), mask, 64)
+    assert raw.size == (64, 64) and raw.crop((32, 0, 64, 64)).tobytes() == canvas.crop((32, 0, 64, 64)).tobytes()
+    assert changed_share(raw.crop((0, 0, 32, 64)), canvas.crop((0, 0, 32, 64))) > 0.2
 
 
 def test_an_upscaler_must_follow_a_licensed_base_model(client, served_model, sessions, base_snapshot, blob_store,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from foundry.fair_queue import TenantQueue, fair_position, next_tenant, rotation
 from foundry.generation import service as generation_service
-from foundry.generation.policy import TenantQueue, fair_position, next_tenant, rotation
 from tests.generation.conftest import make_customer
 
 T0 = datetime(2026, 12, 5, tzinfo=UTC)
@@ -21,7 +21,7 @@ def tenant(name: str, queued: int, running: int = 0, served_minutes_ago: float |
 
 def test_a_tenant_with_one_request_is_next_after_a_tenant_with_hundreds():
     busy, single = tenant("busy", 200, served_minutes_ago=0.01, waiting_minutes=5), tenant("single", 1)
-    assert next_tenant([busy, single], concurrency=4) == single.tenant_id
+    assert next_tenant([busy, single], concurrency=4) == single
     assert fair_position(single.tenant_id, 0, [busy, single]) == 1
     assert fair_position(busy.tenant_id, 0, [busy, single]) == 2
     assert fair_position(busy.tenant_id, 5, [busy, single]) == 7  # the single request is ahead once, not six times
@@ -29,7 +29,7 @@ def test_a_tenant_with_one_request_is_next_after_a_tenant_with_hundreds():
     served = tenant("single", 1, served_minutes_ago=1)
     assert [t.tenant_id for t in rotation([busy, served])] == [served.tenant_id, busy.tenant_id]
     assert rotation([tenant("a", 3, running=1), tenant("b", 3, running=0, served_minutes_ago=0)])[0].queued == 3
-    assert next_tenant([tenant("a", 3, running=4), single], concurrency=4) == single.tenant_id
+    assert next_tenant([tenant("a", 3, running=4), single], concurrency=4) == single
     assert next_tenant([tenant("a", 3, running=4)], concurrency=4) is None
     assert next_tenant([], concurrency=4) is None
 

@@ -92,8 +92,8 @@ def test_a_style_names_only_a_consenting_contributor_who_is_then_paid_for_it(cli
     with sessions() as session:
         generation = session.get(Generation, uuid.UUID(answer.json()["id"]))
         assert generation.named_styles == [str(artist)]
-        assert generation.attribution["parameters"]["named_style"] == {"contributor_ids": [str(artist)],
-                                                                       "share": "1/5"}
+        assert generation.attribution["parameters"]["credits"] == [
+            {"method": "named_style", "contributor_ids": [str(artist)], "share": "1/5"}]
     audit = audit_generation(sessions=sessions, blob_store=blob_store, generation_id=generation.id,
                              cache_dir=tmp_path / "models")
     assert audit.matches and any(part[0] == "named_style" for part in audit.posted)

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from foundry.moderation.policy import contains_phrase, normalize, resolve_style, style_names
-from foundry.royalties.policy import with_named_styles
+from foundry.royalties.policy import Credit, with_credits
 
 
 @pytest.mark.parametrize(("text", "phrase", "matched"), [
@@ -43,13 +43,17 @@ def test_named_styles_take_their_share_before_the_other_methods():
 
     a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     weights = {("pro_rata", a, None): Fraction(3, 4), ("influence", b, uuid.uuid4()): Fraction(1, 4)}
-    assert with_named_styles(weights, [], Fraction(1, 5)) is weights
-    styled = with_named_styles(weights, [c, a], Fraction(1, 5))
+    assert with_credits(weights, [Credit("named_style", (), Fraction(1, 5))]) is weights
+    styled = with_credits(weights, [Credit("named_style", (c, a), Fraction(1, 5))])
     assert sum(styled.values()) == 1
     assert styled[("named_style", c, None)] == styled[("named_style", a, None)] == Fraction(1, 10)
     assert styled[("pro_rata", a, None)] == Fraction(3, 5)
     with pytest.raises(ValueError):
-        with_named_styles(weights, [c], Fraction(3, 2))
+        Credit("named_style", (c,), Fraction(3, 2))
+    # an edit of a catalog image credits its contributor after the named styles, off what they left
+    both = with_credits(weights, [Credit("named_style", (c,), Fraction(1, 5)), Credit("edit_source", (b,), Fraction(1, 2))])
+    assert sum(both.values()) == 1
+    assert both[("edit_source", b, None)] == Fraction(1, 2) and both[("named_style", c, None)] == Fraction(1, 10)
 
 
 def test_the_command_line_denies_reports_and_records_consent(settings):

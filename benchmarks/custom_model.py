@@ -1,0 +1,209 @@
+"""Custom-model benchmark: does a brand customer's LoRA learn its mascot without forgetting the catalog?
+
+1. The demo base: the ``demo`` preset trained on the quality benchmark's training snapshot (OpenMoji
+   without its held-out split; the onboarding and the frozen evaluator are shared with
+   ``benchmarks/quality.py`` under ``--work``), registered as a shared licensed-only model.
+2. A brand customer (its own tenant and key) uploads 20 images of a mascot that is not in the catalog
+   (drawn here: a purple seven-pointed star with eyes, in varied poses) through ``POST /v1/brand-assets``,
+   then makes a LoRA custom model of the demo base through ``POST /v1/custom-models``; a training worker runs
+   the job (timed: ``train_minutes``).
+3. Brand-concept fidelity: the same prompts naming the mascot are generated through ``POST /v1/generations``
+   with the base model (before) and the custom model (after). An output counts when its nearest neighbour
+   among every image the custom model learnt from (the catalog's training renditions and the 20 brand
+   images), in the frozen evaluator's feature space, is a brand image.
+4. ``base_quality_ratio``: the custom model's prompt-following balanced accuracy on held-out catalog
+   captions over the base model's, same prompts, seeds and sampling (1.0: nothing forgotten).
+
+    python benchmarks/custom_model.py --out benchmarks/results/custom_model.json
+
+Prints the JSON report; targets: fidelity after >= 0.8, before <= 0.05, base_quality_ratio >= 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from api.app import create_app
+from benchmarks.quality import examples_of, labelled_images, prepare_snapshots
+from benchmarks.quality_common import HeldoutSets, evaluator_for, run_recipe
+from benchmarks.reporting import publish
+from foundry import migrate
+from foundry.accounts import service as accounts_service
+from foundry.blobs import open_blob_store
+from foundry.config import Settings
+from foundry.db import session_factory
+from foundry.demo import MASCOT, mascot_png
+from foundry.models_registry import service as registry_service
+from foundry.pricing import service as pricing_service
+from provenance.c2pa_manifest import init_signing_ca
+from recipes import preset_recipe
+from training.pipelines import load_pipeline
+from training.quality import EvaluatorConfig, SamplingSettings, measure_pipeline, round_floats
+from worker import jobs as job_runner
+
+BRAND_IMAGES = 20
+PROMPTS = (f"{MASCOT}", f"{MASCOT} the purple star mascot", f"{MASCOT} waving", f"a happy {MASCOT}",
+           f"{MASCOT}, the brand mascot")
+IMAGES_PER_PROMPT = 4
+SEED = 7
+
+
+def pixels(data: bytes, size: int = 32) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((size, size), Image.Resampling.BOX))
+
+
+def generate(client: TestClient, headers: dict, model_id: str) -> list[np.ndarray]:
+    """Every mascot prompt, IMAGES_PER_PROMPT images each, through the API: the raw outputs."""
+    outputs = []
+    for number, prompt in enumerate(PROMPTS):
+        answer = client.post("/v1/generations", headers=headers, json={
+            "model_id": model_id, "prompt": prompt, "num_images": IMAGES_PER_PROMPT, "seed": SEED + 100 * number,
+            "steps": 25})
+        if answer.status_code != 200:
+            raise SystemExit(f"generation failed: {answer.status_code} {answer.text[:400]}")
+        for image in answer.json()["images"]:
+            outputs.append(pixels(client.get(f"{image['url']}?variant=raw", headers=headers).content))
+    return outputs
+
+
+def brand_share(outputs: list[np.ndarray], evaluator, brand: np.ndarray, catalog: np.ndarray) -> float:
+    """Share of outputs whose nearest learnt-from image, in the evaluator's features, is a brand image."""
+    reference = np.concatenate([evaluator.predict(brand).features, evaluator.predict(catalog).features])
+    is_brand = np.arange(len(reference)) < len(brand)
+    features = evaluator.predict(np.stack(outputs)).features
+    distances = ((features[:, None, :] - reference[None, :, :]) ** 2).sum(-1)
+    return float(is_brand[distances.argmin(axis=1)].mean())
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench-quality",
+                        help="shared with benchmarks/quality.py: its onboarding and evaluator are reused")
+    parser.add_argument("--catalog", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=400, help="training steps of the custom model")
+    parser.add_argument("--base-steps", type=int, default=None, help="override the demo preset's steps (smoke runs)")
+    parser.add_argument("--per-group", type=int, default=12, help="held-out captions per group for the quality ratio")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "custom_model.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    # 1. the demo base, on the quality benchmark's training snapshot, measured on held-out captions
+    snapshots = prepare_snapshots(args.work, args.catalog)
+    training = labelled_images(snapshots["training"]["items"])
+    heldout_subset = labelled_images(snapshots["evaluation"]["items"]).per_group(args.per_group)
+    heldout = HeldoutSets.of(training, heldout_subset, args.per_group)
+    evaluator, digest, _ = evaluator_for(args.work, training, snapshots["training"]["merkle_root"], EvaluatorConfig())
+    recipe = preset_recipe("demo")
+    if args.base_steps:
+        recipe = recipe.replace(max_train_steps=args.base_steps, checkpoint_every=0, lr_warmup_steps=1)
+    sampling = SamplingSettings().for_recipe(recipe.to_dict())
+    (args.work / "sheets").mkdir(parents=True, exist_ok=True)
+    base_run = run_recipe("custom-model-base", recipe, examples_of(snapshots["training"]["items"]), evaluator, heldout,
+                          work=args.work, curve_points=1, sampling=sampling, results=args.work / "sheets",
+                          export=True)
+    base_folder = args.work / "runs" / "custom-model-base" / "pipeline"
+
+    # 2. a brand customer, its uploads and its custom model, through the API
+    settings = Settings(var_dir=args.work / "var", rate_limit_per_minute=100_000, rate_limit_burst=1000,
+                        admin_api_key="benchmark-admin")
+    migrate.upgrade(settings.resolved_database_url)
+    sessions = session_factory(settings.resolved_database_url)
+    blob_store = open_blob_store(settings.resolved_blob_url)
+    if not (settings.resolved_signing_dir / "ca.pem").is_file():
+        init_signing_ca(settings.resolved_signing_dir)
+    with sessions() as session, session.begin():
+        base = registry_service.register_trained(
+            session=session, blob_store=blob_store, folder=base_folder, name=f"demo-base-{uuid.uuid4().hex[:6]}",
+            kind="base", model_format="diffusers_pipeline", snapshot_id=uuid.UUID(snapshots["training"]["snapshot_id"]),
+            snapshot_merkle_root=snapshots["training"]["merkle_root"], recipe=recipe.to_dict(),
+            text_encoder_origin={"kind": "trained_from_scratch"}, parent=None, training_job_id=uuid.uuid4(),
+            metrics={})
+        tenant = accounts_service.create_tenant(session=session, name=f"Mascot Co {uuid.uuid4().hex[:6]}")
+        _, key = accounts_service.create_api_key(session=session, role="customer", name="brand", tenant_id=tenant.id)
+        pricing_service.set_price(session=session, unit_price=10, currency="USD", pool_share_bps=5000,
+                                  training_step_price=1, model_id=base.id, created_by="benchmark")
+        pricing_service.set_price(session=session, unit_price=10, currency="USD", pool_share_bps=5000,
+                                  created_by="benchmark")  # the custom model's generations
+        base_id = str(base.id)
+    headers = {"Authorization": f"Bearer {key}"}
+    brand_pngs = [mascot_png(number) for number in range(BRAND_IMAGES)]
+    with TestClient(create_app(settings)) as client:
+        uploaded = client.post("/v1/brand-assets", headers=headers, data={
+            "attest": "true", "attested_by": "Mascot Co legal", "tags": "mascot",
+            "captions": [f"{MASCOT} the purple star mascot" for _ in brand_pngs]},
+            files=[("files", (f"{MASCOT}-{n}.png", data, "image/png")) for n, data in enumerate(brand_pngs)])
+        if uploaded.status_code != 201:
+            raise SystemExit(f"upload failed: {uploaded.status_code} {uploaded.text[:400]}")
+        before = generate(client, headers, base_id)
+        created = client.post("/v1/custom-models", headers=headers, json={
+            "name": f"{MASCOT}-lora", "kind": "lora", "base_model_id": base_id, "brand_assets": {"tags": ["mascot"]},
+            "steps": args.steps})
+        if created.status_code != 202:
+            raise SystemExit(f"custom model refused: {created.status_code} {created.text[:400]}")
+        job_id = uuid.UUID(created.json()["id"])
+        started = time.perf_counter()
+        status = job_runner.run_job(settings, job_id, worker="benchmark")
+        train_minutes = (time.perf_counter() - started) / 60
+        custom = client.get(f"/v1/custom-models/{job_id}", headers=headers).json()
+        if status != "succeeded":
+            raise SystemExit(f"the custom model's training {status}: {custom.get('error')}")
+        after = generate(client, headers, custom["model_id"])
+
+    # 3. fidelity, 4. what the custom model kept of the catalog
+    brand = np.stack([pixels(data) for data in brand_pngs])
+    with sessions() as session:
+        custom_model = registry_service.get_model(session=session, model_id=uuid.UUID(custom["model_id"]))
+        adapter = registry_service.materialize(model=custom_model, blob_store=blob_store,
+                                               cache_dir=settings.var_dir / "models")
+    custom_pipeline = load_pipeline(base_folder, adapters=(adapter,), device="cpu")
+    custom_pipeline.set_progress_bar_config(disable=True)
+    custom_metrics, sheet = measure_pipeline(custom_pipeline, evaluator, heldout.full, heldout.reference_full,
+                                             resolution=32, sampling=sampling)
+    sheet.save(args.out.parent / "custom_model_sheet.png")
+    mascot_sheet = Image.new("RGB", (32 * IMAGES_PER_PROMPT * 2, 32 * len(PROMPTS)), "white")
+    for number, (old, new) in enumerate(zip(before, after, strict=True)):
+        row, column = divmod(number, IMAGES_PER_PROMPT)
+        mascot_sheet.paste(Image.fromarray(old), (32 * column, 32 * row))
+        mascot_sheet.paste(Image.fromarray(new), (32 * (column + IMAGES_PER_PROMPT), 32 * row))
+    mascot_sheet.resize((mascot_sheet.width * 4, mascot_sheet.height * 4), Image.Resampling.NEAREST).save(
+        args.out.parent / "custom_model_mascot.png")
+    catalog = training.images
+    report = round_floats({
+        "benchmark": "custom_model",
+        "fidelity_before": brand_share(before, evaluator, brand, catalog),
+        "fidelity_after": brand_share(after, evaluator, brand, catalog),
+        "train_minutes": train_minutes,
+        "base_quality_ratio": custom_metrics["gen_balanced_acc"] / base_run["gen_balanced_acc"],
+        "base_gen_balanced_acc": base_run["gen_balanced_acc"],
+        "custom_gen_balanced_acc": custom_metrics["gen_balanced_acc"],
+        "targets": {"fidelity_after": ">= 0.8", "fidelity_before": "<= 0.05", "base_quality_ratio": ">= 0.9"},
+        "settings": {"brand_images": BRAND_IMAGES, "prompts": list(PROMPTS), "images_per_prompt": IMAGES_PER_PROMPT,
+                     "custom_steps": args.steps, "kind": "lora", "base_preset": "demo",
+                     "base_train_minutes": base_run["train_minutes"], "heldout_prompts": len(heldout.full),
+                     "guidance_scale": sampling.guidance_scale, "threads": args.threads, "cores": os.cpu_count()},
+        "classifier_sha256": digest,
+        "custom_model": {"id": custom["model_id"], "job_id": str(job_id), "charge": custom.get("charge")},
+        "sheets": ["benchmarks/results/custom_model_mascot.png (left: base, right: custom model)",
+                   "benchmarks/results/custom_model_sheet.png (custom model, held-out catalog prompts)"],
+    })
+    return publish(report, args.out)
+
+
+if __name__ == "__main__":
+    main()
