@@ -24,6 +24,7 @@ from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
 from foundry.usecases.queue import TaskQueue
 from foundry.usecases.training import build_recipe
+from recipes import CUSTOM_MODEL_SETTINGS
 
 CUSTOM_KINDS = ("lora", "finetune")
 MAX_CUSTOM_STEPS = 20_000
@@ -46,7 +47,9 @@ def create_custom_model(*, session: Session, queue: TaskQueue | None, tenant_id:
         raise InvalidInput("brand_assets: choose brand assets by asset_ids or tags", code="validation_error")
     if not 1 <= steps <= MAX_CUSTOM_STEPS:
         raise InvalidInput(f"steps: between 1 and {MAX_CUSTOM_STEPS}", code="validation_error")
-    recipe = build_recipe(kind, {"max_train_steps": steps, "checkpoint_every": max(10, steps // 5)})
+    recipe = build_recipe(kind, {**CUSTOM_MODEL_SETTINGS[kind], "max_train_steps": steps,
+                                 "checkpoint_every": max(10, steps // 5),
+                                 "lr_warmup_steps": min(steps // 4, CUSTOM_MODEL_SETTINGS[kind].get("lr_warmup_steps", 0))})
     try:
         with session.begin():
             existing = _by_idempotency_key(session, tenant_id, idempotency_key) if idempotency_key else None

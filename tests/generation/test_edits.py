@@ -233,3 +233,14 @@ def test_a_queued_edit_whose_input_was_purged_fails_uncharged(client, customer, 
     runner = GenerationRunner(migrated, blob_store=blob_store, pipelines=PipelineCache())
     failed = runner(uuid.UUID(answer.json()["id"]))
     assert failed.status == "failed" and failed.error_code == "edit_input_purged" and failed.charge_amount is None
+
+
+def test_an_idempotency_key_replays_the_same_edit_and_refuses_another_image(client, customer, served_model, sessions):
+    key = {"Idempotency-Key": "edit-1"}
+    first = edit(client, customer, served_model, image=photo(11), operation="image_to_image", headers=key)
+    again = edit(client, customer, served_model, image=photo(11), operation="image_to_image", headers=key)
+    assert first.status_code == again.status_code == 200 and first.json()["id"] == again.json()["id"]
+    other = edit(client, customer, served_model, image=photo(12), operation="image_to_image", headers=key)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == "charge")) == 1
