@@ -35,7 +35,7 @@ from foundry.licensing import service as licensing_service
 from foundry.licensing.models import LicenseGrant
 from foundry.licensing.policy import DATA_MINING_PROHIBITED, DATA_MINING_UNSPECIFIED, TrainingVerdict, allowed_uses
 from foundry.licensing.terms import BRAND_LICENSE, LicenseCatalogue, LicenseTerms, Use
-from provenance.hashing import NearDuplicateIndex, nearest_hash, phash_from_hex
+from provenance.hashing import NearDuplicateIndex, phash_from_hex
 
 _INSERT_CHUNK = 500
 _DATA_MINING_COLUMN_CHARS = 64
@@ -469,14 +469,20 @@ def catalog_summary(*, session: Session, top: int = 5) -> CatalogSummaryRead:
 
 
 
-def nearest_asset(*, session: Session, phash: str, within: int) -> tuple[uuid.UUID, int] | None:
-    """(asset id, Hamming distance) of the catalog image whose perceptual hash is closest to ``phash``, if
-    it is ``within`` bits (the same hash onboarding computes, so an upload of a catalog image is found)."""
+def asset_hashes(*, session: Session) -> tuple[tuple, list[uuid.UUID], np.ndarray]:
+    """Every catalog image's perceptual hash, with the catalog's version (where, how many, newest): a caller
+    that keeps the hashes reloads them only when the version changes."""
+    return catalog_version(session=session), *_hash_rows(session)
+
+
+def catalog_version(*, session: Session) -> tuple:
+    count, newest = session.execute(select(func.count(), func.max(Asset.created_at))).one()
+    return str(session.get_bind().url), int(count), newest
+
+
+def _hash_rows(session: Session) -> tuple[list[uuid.UUID], np.ndarray]:
     rows = session.execute(select(Asset.id, Asset.phash)).all()
-    found = nearest_hash(np.array([phash_from_hex(row[1]) for row in rows], dtype=np.uint64), phash_from_hex(phash))
-    if found is None or found[1] > within:
-        return None
-    return rows[found[0]][0], found[1]
+    return [row[0] for row in rows], np.array([phash_from_hex(row[1]) for row in rows], dtype=np.uint64)
 
 
 def import_options(settings) -> ImportOptions:
