@@ -443,7 +443,7 @@ def custom_model_through_api(http, settings: Settings, model_id, customer: dict,
         raise FoundryError(f"custom model refused: HTTP {created.status_code} {created.text[:500]}",
                            code="demo_training_failed")
     custom = created.json()
-    console.print(f"{uploaded.json()['accepted']} brand images accepted; custom model {custom['id']} queued "
+    console.print(f"{uploaded.json()['rows_imported']} brand images accepted; custom model {custom['id']} queued "
                   f"(charge {custom['charge']}); training it here with the runner a worker uses")
     with job_progress(console) as show:
         job = run_in_thread(settings, uuid.UUID(custom["id"]), worker="demo", on_progress=show)

@@ -26,6 +26,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("FOUNDRY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
+LONGEST_FIRST = ("tests/test_demo.py::",)
+"""Tests that take minutes on their own: started first, so the parallel workers do not end on them alone."""
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Longest first (the classic schedule for parallel workers), everything else in its collected order."""
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))
+
+
 def _postgres_available() -> str | None:
     try:
         engine = create_engine(POSTGRES_URL)
