@@ -16,11 +16,9 @@ from starlette.datastructures import UploadFile
 from api.deps import BlobStoreDep, CustomerPrincipal, GenerationRunnerDep, SessionDep, SettingsDep
 from api.errors import ApiError, error_responses
 from api.forms import FormFields, file_property, multipart_body, read_form
-from api.routers.generations import generation_answer
-from foundry.generation import service as generation_service
+from api.routers.generations import answer_started
 from foundry.generation.schemas import EditCreate, GenerationRead, VariationCreate
 from foundry.usecases import editing as editing_usecases
-from provenance.c2pa_manifest import SigningNotConfigured
 from worker.queue import CeleryQueue
 
 router = APIRouter(prefix="/v1", tags=["edits"])
@@ -101,15 +99,10 @@ def create_edit(principal: CustomerPrincipal, session: SessionDep, settings: Set
     ``strength`` says, ``inpaint`` repaints where the mask is white, ``outpaint`` extends it by the padding.
     A bad upload is 422 ``edit_input_rejected`` (``details.reason``: the catalog's rejection code), an image of
     the licensed catalog may be 422 ``edit_input_in_catalog``; nothing is written or charged then."""
-    try:
-        generation = editing_usecases.start_edit(
-            session=session, runner=runner, queue=CeleryQueue(settings), blob_store=blob_store,
-            tenant_id=principal.tenant_id, api_key_id=principal.key_id, body=form.body, image=form.image,
-            mask=form.mask, idempotency_key=idempotency_key, sync_limit=settings.sync_work_limit)
-    except SigningNotConfigured as exc:
-        raise ApiError(503, "provenance_not_configured", str(exc)) from None
-    return generation_answer(session, generation_service.get_generation(
-        session=session, generation_id=generation.id, tenant_id=principal.tenant_id))
+    return answer_started(session, principal, lambda: editing_usecases.start_edit(
+        session=session, runner=runner, queue=CeleryQueue(settings), blob_store=blob_store,
+        tenant_id=principal.tenant_id, api_key_id=principal.key_id, body=form.body, image=form.image,
+        mask=form.mask, idempotency_key=idempotency_key, sync_limit=settings.sync_work_limit))
 
 
 @router.post("/variations", response_model=GenerationRead, responses={
@@ -119,12 +112,7 @@ def create_variation(principal: CustomerPrincipal, session: SessionDep, settings
                      idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> Response:
     """Variations of one of this tenant's outputs (``generation_id``, ``image_index``): its raw pixels redrawn
     as far as ``strength`` says, with its prompt and model unless others are named."""
-    try:
-        generation = editing_usecases.start_variation(
-            session=session, runner=runner, queue=CeleryQueue(settings), blob_store=blob_store,
-            tenant_id=principal.tenant_id, api_key_id=principal.key_id, body=body, idempotency_key=idempotency_key,
-            sync_limit=settings.sync_work_limit)
-    except SigningNotConfigured as exc:
-        raise ApiError(503, "provenance_not_configured", str(exc)) from None
-    return generation_answer(session, generation_service.get_generation(
-        session=session, generation_id=generation.id, tenant_id=principal.tenant_id))
+    return answer_started(session, principal, lambda: editing_usecases.start_variation(
+        session=session, runner=runner, queue=CeleryQueue(settings), blob_store=blob_store,
+        tenant_id=principal.tenant_id, api_key_id=principal.key_id, body=body, idempotency_key=idempotency_key,
+        sync_limit=settings.sync_work_limit))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
@@ -93,11 +94,17 @@ def create_generation(principal: CustomerPrincipal, session: SessionDep, setting
                       blob_store: BlobStoreDep, runner: GenerationRunnerDep, body: GenerationCreate,
                       idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> Response:
     """Small requests are answered at once (200); larger ones, or ``mode: async``, queue (202)."""
+    return answer_started(session, principal, lambda: generation_usecases.start_generation(
+        session=session, runner=runner, queue=CeleryQueue(settings), blob_store=blob_store,
+        tenant_id=principal.tenant_id, api_key_id=principal.key_id, body=body, idempotency_key=idempotency_key,
+        sync_limit=settings.sync_work_limit))
+
+
+def answer_started(session, principal, start: Callable[[], Generation]) -> Response:
+    """Run a use case that starts a generation (text-to-image, an edit, a variation) and answer with it; a
+    deployment that cannot sign outputs is 503 before anything is written."""
     try:
-        generation = generation_usecases.start_generation(
-            session=session, runner=runner, queue=CeleryQueue(settings), blob_store=blob_store,
-            tenant_id=principal.tenant_id, api_key_id=principal.key_id, body=body, idempotency_key=idempotency_key,
-            sync_limit=settings.sync_work_limit)
+        generation = start()
     except SigningNotConfigured as exc:
         raise ApiError(503, "provenance_not_configured", str(exc)) from None
     return generation_answer(session, generation_service.get_generation(session=session, generation_id=generation.id,

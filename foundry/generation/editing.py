@@ -30,6 +30,8 @@ INPUT_RELATIONSHIPS = {"init": "parentOf", "mask": "componentOf"}
 
 @dataclass(frozen=True)
 class Padding:
+    """Pixels an outpaint adds on each side, counted in the input's own pixels."""
+
     left: int = 0
     top: int = 0
     right: int = 0
