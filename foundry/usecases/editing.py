@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from foundry.blobs import BlobStore
 from foundry.catalog import service as catalog_service
-from foundry.catalog.imaging import ImageLimits, ImageRejected, inspect_image, open_raster
+from foundry.catalog.imaging import ImageLimits, ImageRejected, inspect_image, open_raster, sniff_format
 from foundry.config import Settings
 from foundry.errors import InvalidInput
 from foundry.generation import service as generation_service
@@ -86,7 +86,7 @@ def uploaded_mask(data: bytes, limits: ImageLimits) -> EditSource:
         mask = open_raster(data, limits)
     except ImageRejected as rejected:
         raise _rejected("mask", rejected) from None
-    return EditSource(role="mask", sha256=digest(data), format=(Image.open(io.BytesIO(data)).format or "png").lower(),
+    return EditSource(role="mask", sha256=digest(data), format=sniff_format(data) or "png",
                       width=mask.width, height=mask.height, perceptual_hash=phash_to_hex(perceptual_hash(mask)),
                       uploaded=True)
 
