@@ -5,8 +5,9 @@
    ``benchmarks/quality.py`` under ``--work``), registered as a shared licensed-only model.
 2. A brand customer (its own tenant and key) uploads 20 images of a mascot that is not in the catalog
    (drawn here: a purple seven-pointed star with eyes, in varied poses) through ``POST /v1/brand-assets``,
-   then makes a LoRA custom model of the demo base through ``POST /v1/custom-models``; a training worker runs
-   the job (timed: ``train_minutes``).
+   then makes a LoRA custom model of the demo base through ``POST /v1/custom-models`` with licensed catalog
+   images mixed in (``--catalog-mix``, from the training split only: prior preservation); a training worker
+   runs the job (timed: ``train_minutes``).
 3. Brand-concept fidelity: the same prompts naming the mascot are generated through ``POST /v1/generations``
    with the base model (before) and the custom model (after). An output counts when its nearest neighbour
    among every image the custom model learnt from (the catalog's training renditions and the 20 brand
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--base-steps", type=int, default=None, help="override the demo preset's steps (smoke runs)")
     parser.add_argument("--reuse-base", action="store_true",
                         help="reuse the demo base a previous run exported under --work (measured again, not retrained)")
+    parser.add_argument("--catalog-mix", type=int, default=400,
+                        help="licensed catalog images mixed into the custom model's snapshot (0: brand images only)")
     parser.add_argument("--per-group", type=int, default=12, help="held-out captions per group for the quality ratio")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "custom_model.json")
     args = parser.parse_args(argv)
@@ -176,9 +179,10 @@ def main(argv: list[str] | None = None) -> dict:
         if rejected - {"duplicate_of_existing_asset"}:
             raise SystemExit(f"brand images rejected: {rejected}")
         before = generate(client, headers, base_id)
+        mix = {"catalog": {"limit": args.catalog_mix, "heldout": "exclude"}} if args.catalog_mix else {}
         created = client.post("/v1/custom-models", headers=headers, json={
             "name": f"{MASCOT}-lora", "kind": "lora", "base_model_id": base_id, "brand_assets": {"tags": ["mascot"]},
-            "steps": args.steps})
+            "steps": args.steps, **mix})
         if created.status_code != 202:
             raise SystemExit(f"custom model refused: {created.status_code} {created.text[:400]}")
         job_id = uuid.UUID(created.json()["id"])
@@ -222,6 +226,8 @@ def main(argv: list[str] | None = None) -> dict:
         "targets": {"fidelity_after": ">= 0.8", "fidelity_before": "<= 0.05", "base_quality_ratio": ">= 0.9"},
         "settings": {"brand_images": BRAND_IMAGES, "prompts": list(PROMPTS), "images_per_prompt": IMAGES_PER_PROMPT,
                      "custom_steps": args.steps, "kind": "lora", "base_preset": "demo",
+                     "brand_images_in_snapshot": custom["brand_images"],
+                     "catalog_images_in_snapshot": custom["catalog_images"],
                      "custom_recipe": CUSTOM_MODEL_SETTINGS["lora"],
                      "base_train_minutes": base_run["train_minutes"], "heldout_prompts": len(heldout.full),
                      "guidance_scale": sampling.guidance_scale, "threads": args.threads, "cores": os.cpu_count()},

@@ -393,6 +393,8 @@ def edit_through_api(http, model_id, customer: dict, source: Path, out_dir: Path
 
 DEMO_BRAND_IMAGES = 20
 DEMO_CUSTOM_STEPS = 300
+DEMO_CATALOG_MIX = 200
+"""Licensed catalog images mixed into the custom model's snapshot, so it keeps drawing what the base did."""
 """Steps of the demo's LoRA custom model (``benchmarks/custom_model.py`` measures what they learn)."""
 MASCOT = "zorblax"
 """The demo brand's mascot: not in the catalog, so only a custom model can draw it."""
@@ -438,13 +440,14 @@ def custom_model_through_api(http, settings: Settings, model_id, customer: dict,
                            code="demo_generation_failed")
     created = http.post("/v1/custom-models", headers={**customer, "Idempotency-Key": "demo-custom-1"}, json={
         "name": f"{MASCOT}-lora", "kind": "lora", "base_model_id": str(model_id), "brand_assets": {"tags": ["mascot"]},
-        "steps": steps})
+        "catalog": {"limit": DEMO_CATALOG_MIX}, "steps": steps})
     if created.status_code != 202:
         raise FoundryError(f"custom model refused: HTTP {created.status_code} {created.text[:500]}",
                            code="demo_training_failed")
     custom = created.json()
     console.print(f"{uploaded.json()['rows_imported']} brand images accepted; custom model {custom['id']} queued "
-                  f"(charge {custom['charge']}); training it here with the runner a worker uses")
+                  f"on {custom['brand_images']} brand images and {custom['catalog_images']} licensed catalog images "
+                  f"mixed in (charge {custom['charge']}); training it here with the runner a worker uses")
     with job_progress(console) as show:
         job = run_in_thread(settings, uuid.UUID(custom["id"]), worker="demo", on_progress=show)
     if job.status != "succeeded":
@@ -460,7 +463,7 @@ def custom_model_through_api(http, settings: Settings, model_id, customer: dict,
     console.print(f"custom model {custom['model_id']} ({custom['status']}, {custom['step']} steps) drew 4 images of "
                   f"{MASCOT}: {out_dir}/custom-*.png; pool {attribution['pool']} to "
                   f"{len({line['contributor_id'] for line in attribution['contributors']})} contributors of the "
-                  "licensed base (the brand's own images earn nothing)")
+                  "licensed base and of the mixed-in catalog images (the brand's own images earn nothing)")
 
 
 def print_influential_images(settings: Settings, generation_id: str, attribution: dict, console: Console,

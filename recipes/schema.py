@@ -169,6 +169,10 @@ class Recipe:
     """Even out the catalog's groups when sampling examples: each is drawn in proportion to
     ``(size of its group) ** -group_balance`` (0: the catalog's own mix; 1: every group equally often).
     OpenMoji is 54 % people; a customer asking for a flag wants one as much as one asking for a face."""
+    brand_share: float = 0.0
+    """When a customer's snapshot mixes its brand images with licensed catalog images: the share of draws
+    given to the brand images (0: no special weight). Half brand, half catalog is DreamBooth's prior
+    preservation: the model learns the brand while it keeps rehearsing what the base could draw."""
     snr_gamma: float | None = None
     """Min-SNR loss weighting (Hang et al. 2023); ``None`` keeps the plain MSE."""
     learned_variance_weight: float = 1.0
@@ -268,6 +272,8 @@ class Recipe:
             raise ValueError("serving_guidance_scale must be in [1, 30] or None")
         if not 0.0 <= self.group_balance <= 1.0:
             raise ValueError("group_balance must be in [0, 1]")
+        if not 0.0 <= self.brand_share < 1.0:
+            raise ValueError("brand_share must be in [0, 1)")
         if self.snr_gamma is not None and self.snr_gamma <= 0:
             raise ValueError("snr_gamma must be positive or None")
         if min(self.checkpoint_every, self.validation_every, self.lr_warmup_steps) < 0:
@@ -386,10 +392,12 @@ CUSTOM_MODEL_SETTINGS: dict[str, dict[str, Any]] = {
     # A brand concept on a small from-scratch base needs adapters at every resolution, not only on its few
     # attention layers: rank 32 on attention, ResNet convolutions and projections at 2e-3 (cosine) drew the
     # benchmark's mascot where rank 4 on attention at 1e-4 learnt nothing (benchmarks/results/custom_model.json).
+    # With catalog images mixed in (``catalog`` on the request), half the draws rehearse them.
     "lora": {"learning_rate": 2e-3, "lr_scheduler": "cosine", "lr_warmup_steps": 50, "lora_rank": 32,
              "lora_alpha": 32, "lora_target_modules": ("to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2",
-                                                       "conv_shortcut", "proj_in", "proj_out")},
-    "finetune": {},
+                                                       "conv_shortcut", "proj_in", "proj_out"),
+             "brand_share": 0.5},
+    "finetune": {"brand_share": 0.5},
 }
 """What a customer's self-served custom model trains with, beside its steps (``POST /v1/custom-models``)."""
 

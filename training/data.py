@@ -28,7 +28,8 @@ class ExampleLike(Protocol):
     """What the engine needs from one training example; any object with these attributes works.
 
     An example may also carry ``tags`` (a sequence of catalog tags), used by the
-    ``caption_or_tags`` caption mode.
+    ``caption_or_tags`` caption mode and group balancing, and ``is_brand`` (a customer's own image),
+    used by a recipe's ``brand_share``.
     """
 
     example_id: str
@@ -98,6 +99,22 @@ def group_balance_weights(examples: Sequence[ExampleLike], balance: float) -> li
     for group in groups:
         sizes[group] = sizes.get(group, 0) + 1
     return [sizes[group] ** -balance for group in groups]
+
+
+def sampling_weights(examples: Sequence[ExampleLike], *, group_balance: float,
+                     brand_share: float) -> list[float] | None:
+    """Per-example draw weights: groups evened out by ``group_balance``, then, when brand images are mixed
+    with catalog images, the brand images given ``brand_share`` of all draws between them (each side keeps
+    its own balance). None: plain permutations."""
+    weights = group_balance_weights(examples, group_balance)
+    brand = [bool(getattr(example, "is_brand", False)) for example in examples]
+    if brand_share == 0 or all(brand) or not any(brand):
+        return weights
+    weights = weights or [1.0] * len(examples)
+    brand_total = sum(w for w, is_brand in zip(weights, brand, strict=True) if is_brand)
+    catalog_total = sum(weights) - brand_total
+    return [w * (brand_share / brand_total if is_brand else (1 - brand_share) / catalog_total)
+            for w, is_brand in zip(weights, brand, strict=True)]
 
 
 def stable_seed(*parts: object) -> int:
@@ -266,6 +283,7 @@ __all__ = [
     "flip_for_position",
     "group_balance_weights",
     "load_data_dir",
+    "sampling_weights",
     "stable_seed",
     "write_data_dir",
 ]

@@ -49,7 +49,6 @@ from diffusers import DiffusionPipeline
 from diffusers.models.attention_processor import AttnProcessor2_0
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
-from diffusers.utils import convert_state_dict_to_diffusers
 from diffusers.utils.import_utils import is_xformers_available
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
@@ -67,8 +66,8 @@ from training.data import (
     caption_for_position,
     caption_forms,
     flip_for_position,
-    group_balance_weights,
     pixels_from_uint8,
+    sampling_weights,
     stable_seed,
 )
 from training.losses import diffusion_loss
@@ -378,7 +377,8 @@ class DiffusionTrainer:
             self._restore(checkpoint)
 
         self.order = ExampleOrder(len(self.examples), recipe.seed,
-                                  group_balance_weights(self.examples, recipe.group_balance))
+                                  sampling_weights(self.examples, group_balance=recipe.group_balance,
+                                                   brand_share=recipe.brand_share))
         self.transform = ImageTransform(self.resolution, recipe.center_crop)
         self.latent_cache = (
             TensorCache(self._encode_one_latent) if parts.vae is not None and recipe.cache_latents else None
@@ -890,7 +890,9 @@ class DiffusionTrainer:
         unet.to(memory_format=torch.contiguous_format)
         if recipe.trains_lora:
             target = self.output_dir / LORA_DIR
-            adapter = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+            # PEFT's own key names: converted to the older diffusers names, the attention layers' keys
+            # (``lora.down``) no longer matched the ResNets' (``lora_A``) and were dropped when loaded.
+            adapter = get_peft_model_state_dict(unet)
             parts.pipeline_class.save_lora_weights(target, unet_lora_layers=adapter, safe_serialization=True)
             return target, "diffusers_lora"
         target = self.output_dir / PIPELINE_DIR

@@ -158,7 +158,7 @@ def audit_generation(*, sessions, blob_store: BlobStore, generation_id: uuid.UUI
             attributor = Attributor(pipeline, InfluenceConfig.from_dict(recorded["influence"]["config"]))
             outputs = [Image.open(io.BytesIO(raw)).convert("RGB") for raw in raws]
             influence = outputs_influence(
-                [index.scores(attributor.features(image, generation.prompt)) for image in outputs
+                [index.candidates(attributor.features(image, generation.prompt)) for image in outputs
                  if uninformative(np.asarray(image)) is None],
                 asset_ids=index.asset_ids, contributor_ids=index.contributor_ids,
                 top_k=recorded["influence"]["top_k"], min_share=Fraction(recorded["influence"]["min_share"]))

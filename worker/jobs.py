@@ -45,10 +45,11 @@ logger = logging.getLogger(__name__)
 class SnapshotExample:
     """A training example backed by a snapshot entry: its bytes are verified against the manifest."""
 
-    def __init__(self, entry: SnapshotEntry, blob_store: BlobStore):
+    def __init__(self, entry: SnapshotEntry, blob_store: BlobStore, *, is_brand: bool = False):
         self.example_id = str(entry.asset_id)
         self.caption = entry.caption
         self.tags = tuple(entry.tags or ())
+        self.is_brand = is_brand
         self._entry = entry
         self._blob_store = blob_store
 
@@ -200,6 +201,7 @@ def run_claimed(settings: Settings, job_id: uuid.UUID, *, worker: str) -> str:
                                      details=exc.details)
                 return "failed"
             entries = dataset_service.snapshot_entries(session=session, snapshot_id=job.snapshot_id)
+            brand = dataset_service.brand_asset_ids(session=session, snapshot_id=job.snapshot_id)
             recipe = Recipe.from_dict(job.recipe)
             parent = None
             if job.base_model_id is not None:
@@ -210,7 +212,7 @@ def run_claimed(settings: Settings, job_id: uuid.UUID, *, worker: str) -> str:
             snapshot_id, merkle_root, name, kind = job.snapshot_id, gate.merkle_root, job.name, job.recipe_kind
             tenant = job.owner_tenant_id
 
-        examples = [SnapshotExample(entry, blob_store) for entry in entries]
+        examples = [SnapshotExample(entry, blob_store, is_brand=entry.asset_id in brand) for entry in entries]
         audit = (output_dir / BATCH_AUDIT_FILE).open("a", encoding="utf-8")
         progress_throttle, cancel_throttle = _Throttle(1.0), _Throttle(1.0)
 

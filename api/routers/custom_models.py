@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import CustomerOrAdmin, SessionDep, SettingsDep, tenant_for
 from api.errors import error_responses
 from api.params import Offset, PageLimit
+from foundry.datasets.schemas import CatalogMix
 from foundry.models_registry.models import RegisteredModel
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
@@ -36,6 +37,10 @@ class CustomModelCreate(BaseModel):
     kind: Literal["lora", "finetune"] = "lora"
     base_model_id: uuid.UUID = Field(description="A shared licensed-only model the tenant may use.")
     brand_assets: BrandSelection
+    catalog: CatalogMix | None = Field(
+        default=None, description="Licensed catalog images to mix in (prior preservation: the model keeps drawing "
+                                  "what the base could). Half the training draws stay with the brand images; the "
+                                  "catalog images' licensors share the custom model's fine-tune layer of the pool.")
     steps: int = Field(default=500, ge=1, le=custom_usecases.MAX_CUSTOM_STEPS, strict=True)
     tenant_id: uuid.UUID | None = Field(default=None, description="Admins only: whose custom model.")
 
@@ -47,6 +52,8 @@ class CustomModelRead(BaseModel):
     tenant_id: uuid.UUID
     base_model_id: uuid.UUID | None
     snapshot_id: uuid.UUID
+    brand_images: int = Field(description="The tenant's own images in the snapshot (they never earn royalties).")
+    catalog_images: int = Field(description="Licensed catalog images mixed in.")
     status: str
     stage: str
     step: int
@@ -66,7 +73,8 @@ class CustomModelRead(BaseModel):
 
 def _read(session, job: TrainingJob) -> CustomModelRead:
     model = session.get(RegisteredModel, job.result_model_id) if job.result_model_id else None
-    return CustomModelRead(
+    brand, catalog = custom_usecases.image_counts(session=session, job=job)
+    return CustomModelRead(brand_images=brand, catalog_images=catalog,
         id=job.id, name=job.name, kind=job.recipe_kind, tenant_id=job.owner_tenant_id, base_model_id=job.base_model_id,
         snapshot_id=job.snapshot_id, status=job.status, stage=job.stage, step=job.step, total_steps=job.total_steps,
         progress=round(job.step / job.total_steps, 4) if job.total_steps else 0.0, eta_s=job.eta_s,
@@ -92,7 +100,7 @@ def create_custom_model(principal: CustomerOrAdmin, session: SessionDep, setting
     job = custom_usecases.create_custom_model(
         session=session, queue=CeleryQueue(settings), tenant_id=tenant_for(principal, body.tenant_id), name=body.name,
         kind=body.kind, base_model_id=body.base_model_id, asset_ids=body.brand_assets.asset_ids,
-        tags=body.brand_assets.tags, steps=body.steps, requested_by=f"api:{principal.name}",
+        tags=body.brand_assets.tags, catalog=body.catalog, steps=body.steps, requested_by=f"api:{principal.name}",
         style_mode=settings.style_names, idempotency_key=idempotency_key, request=body.model_dump(mode="json"))
     return _read(session, job)
 

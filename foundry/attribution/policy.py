@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
+from typing import Protocol
 
 from provenance.influence_shares import AssetShare, InfluenceShares, influence_shares
 
@@ -31,12 +32,21 @@ def alpha_from_bps(bps: int) -> Fraction:
     return Fraction(bps, 10_000)
 
 
-def outputs_influence(per_image_scores: Sequence[Sequence[float]], *, asset_ids: Sequence[uuid.UUID],
+class ScoredRows(Protocol):
+    """Exact scores of some of an index's rows (``provenance.influence.Scored``)."""
+
+    positions: Sequence[int]
+    scores: Sequence[float]
+
+
+def outputs_influence(per_image_scores: Sequence[ScoredRows], *, asset_ids: Sequence[uuid.UUID],
                       contributor_ids: Sequence[uuid.UUID], top_k: int = INFLUENCE_TOP_K,
                       min_share: Fraction = INFLUENCE_MIN_SHARE) -> InfluenceShares | None:
-    """A generation's influence from each output's index scores: shares per output, then their mean."""
-    per_image = [influence_shares(scores, asset_ids, contributor_ids, top_k=top_k, min_share=min_share)
-                 for scores in per_image_scores]
+    """A generation's influence from each output's scored rows (every row, or a search's candidates):
+    shares per output, then their mean."""
+    per_image = [influence_shares(scored.scores, [asset_ids[p] for p in scored.positions],
+                                  [contributor_ids[p] for p in scored.positions], top_k=top_k, min_share=min_share)
+                 for scored in per_image_scores]
     return mean_shares(per_image) if per_image else None
 
 

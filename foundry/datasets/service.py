@@ -112,6 +112,27 @@ def _matches(asset: Asset, filters: SnapshotFilters) -> bool:
                 and filters.caption_contains.lower() not in (asset.caption or "").lower())
 
 
+def _chosen(session: Session, use: Use, filters: SnapshotFilters, at: datetime,
+            opted_out: dict) -> list[tuple[Asset, LicenseGrant]]:
+    """The assets ``filters`` selects, each with its newest grant permitting ``use`` at ``at``, in canonical
+    order (by id) and cut to ``filters.limit``."""
+    heldout = catalog_heldout_ids(session=session) if filters.heldout else frozenset()
+    chosen: dict[uuid.UUID, tuple[Asset, LicenseGrant]] = {}
+    for asset, grant in _candidates(session, use, filters, at):
+        # The SQL is a prefilter; the pure policy has the final word (data mining, opt-outs, exact bounds).
+        reason = why_not_permitted(grant.terms, use, at,
+                                   opted_out_at=opted_out.get(asset.contributor_id, {}).get(use))
+        if reason is not None or not _matches(asset, filters):
+            continue
+        if filters.heldout is not None and (asset.id in heldout) != (filters.heldout == "only"):
+            continue
+        current = chosen.get(asset.id)
+        if current is None or (grant.valid_from, str(grant.id)) > (current[1].valid_from, str(current[1].id)):
+            chosen[asset.id] = (asset, grant)
+    ordered = sorted(chosen.values(), key=lambda pair: str(pair[0].id))
+    return ordered[: filters.limit] if filters.limit is not None else ordered
+
+
 def create_snapshot(
     *,
     session: Session,
@@ -136,23 +157,20 @@ def create_snapshot(
     if filters.heldout == "only" and filters.tenant_id is not None:
         raise InvalidInput("the held-out split is part of the shared catalog: no tenant snapshot takes only it",
                            code="invalid_filters")
-    heldout = catalog_heldout_ids(session=session) if filters.heldout else frozenset()
-    chosen: dict[uuid.UUID, tuple[Asset, LicenseGrant]] = {}
+    if filters.catalog is not None and not (filters.tenant_id and filters.brand_assets_only):
+        raise InvalidInput("catalog images are mixed into a tenant's brand-asset snapshot: catalog needs a "
+                           "tenant_id and brand_assets_only", code="invalid_filters")
     opted_out = licensing_service.opt_outs(session=session)
-    for asset, grant in _candidates(session, use, filters, at):
-        # The SQL is a prefilter; the pure policy has the final word (data mining, opt-outs, exact bounds).
-        reason = why_not_permitted(grant.terms, use, at,
-                                   opted_out_at=opted_out.get(asset.contributor_id, {}).get(use))
-        if reason is not None or not _matches(asset, filters):
-            continue
-        if filters.heldout is not None and (asset.id in heldout) != (filters.heldout == "only"):
-            continue
-        current = chosen.get(asset.id)
-        if current is None or (grant.valid_from, str(grant.id)) > (current[1].valid_from, str(current[1].id)):
-            chosen[asset.id] = (asset, grant)
-    ordered = sorted(chosen.values(), key=lambda pair: str(pair[0].id))
-    if filters.limit is not None:
-        ordered = ordered[: filters.limit]
+    ordered = _chosen(session, use, filters, at, opted_out)
+    if filters.catalog is not None and ordered:
+        mix = filters.catalog
+        mixed_in = _chosen(session, use, SnapshotFilters(
+            contributor_ids=mix.contributor_ids, tags=mix.tags, caption_contains=mix.caption_contains,
+            heldout=mix.heldout, limit=mix.limit), at, opted_out)
+        if not mixed_in:
+            raise InvalidInput("catalog: no licensed catalog image matches the mix-in filter", code="invalid_filters")
+        ordered += mixed_in
+        ordered.sort(key=lambda pair: str(pair[0].id))
     if not ordered:
         raise InvalidInput("no licensed asset matches; a snapshot cannot be empty", code="snapshot_empty")
 
@@ -193,6 +211,13 @@ def get_snapshot(*, session: Session, snapshot_id: uuid.UUID) -> DatasetSnapshot
 
 def list_snapshots(*, session: Session, limit: int = 50, offset: int = 0) -> list[DatasetSnapshot]:
     return newest_first(session, DatasetSnapshot, order_by=DatasetSnapshot.created_at, limit=limit, offset=offset)
+
+
+def brand_asset_ids(*, session: Session, snapshot_id: uuid.UUID) -> frozenset[uuid.UUID]:
+    """The snapshot's entries that are a tenant's own brand assets (the rest are licensed catalog images)."""
+    return frozenset(session.scalars(
+        select(SnapshotEntry.asset_id).join(Asset, Asset.id == SnapshotEntry.asset_id)
+        .where(SnapshotEntry.snapshot_id == snapshot_id, Asset.owner_tenant_id.is_not(None))))
 
 
 def snapshot_entries(*, session: Session, snapshot_id: uuid.UUID, limit: int | None = None,

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from foundry.datasets import service as dataset_service
-from foundry.datasets.schemas import SnapshotFilters
+from foundry.datasets.schemas import CatalogMix, SnapshotFilters
 from foundry.db import utcnow
 from foundry.errors import Conflict, InvalidInput, NotFound
 from foundry.generation import service as generation_service
@@ -32,12 +32,14 @@ MAX_CUSTOM_STEPS = 20_000
 
 def create_custom_model(*, session: Session, queue: TaskQueue | None, tenant_id: uuid.UUID, name: str, kind: str,
                         base_model_id: uuid.UUID, asset_ids: list[uuid.UUID], tags: list[str], steps: int,
-                        requested_by: str, style_mode: str = "strict", idempotency_key: str | None = None,
-                        request: dict | None = None) -> TrainingJob:
+                        requested_by: str, catalog: CatalogMix | None = None, style_mode: str = "strict",
+                        idempotency_key: str | None = None, request: dict | None = None) -> TrainingJob:
     """Snapshot, screen, charge and queue in one transaction (a refused caption leaves nothing behind but the
     counted refusal); the job is handed to ``queue`` after the commit. The charge is ``steps`` times the
     base model's ``training_step_price`` for the tenant; a retry with the same Idempotency-Key (and the same
-    ``request``) returns the first job and charges nothing again."""
+    ``request``) returns the first job and charges nothing again. ``catalog`` mixes licensed catalog images
+    into the snapshot (the recipe's ``brand_share`` of draws stays with the brand images); their licensors
+    are paid in the custom model's fine-tune layer, the tenant's own images never are."""
     fingerprint = request_fingerprint(request or {})
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise InvalidInput("Idempotency-Key must be 1-200 characters", code="invalid_idempotency_key")
@@ -61,7 +63,8 @@ def create_custom_model(*, session: Session, queue: TaskQueue | None, tenant_id:
                                    "models", code="invalid_base_model")
             snapshot = dataset_service.create_snapshot(
                 session=session, name=f"custom model {name}"[:200], use="customer_finetune",
-                filters=SnapshotFilters(tenant_id=tenant_id, brand_assets_only=True, asset_ids=asset_ids, tags=tags),
+                filters=SnapshotFilters(tenant_id=tenant_id, brand_assets_only=True, asset_ids=asset_ids, tags=tags,
+                                        catalog=catalog),
                 created_by=requested_by)
             for entry in dataset_service.snapshot_entries(session=session, snapshot_id=snapshot.id):
                 moderation_service.screen(session=session, texts={"caption": entry.caption}, style_mode=style_mode)
@@ -108,6 +111,13 @@ def get_custom_model(*, session: Session, job_id: uuid.UUID, tenant_id: uuid.UUI
     if job is None or job.owner_tenant_id is None or (tenant_id is not None and job.owner_tenant_id != tenant_id):
         raise NotFound(f"custom model {job_id} does not exist", code="custom_model_not_found")
     return job
+
+
+def image_counts(*, session: Session, job: TrainingJob) -> tuple[int, int]:
+    """(brand images, catalog images) in the custom model's snapshot."""
+    snapshot = dataset_service.get_snapshot(session=session, snapshot_id=job.snapshot_id)
+    brand = len(dataset_service.brand_asset_ids(session=session, snapshot_id=job.snapshot_id))
+    return brand, snapshot.entry_count - brand
 
 
 def cancel_custom_model(*, session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID | None) -> TrainingJob:

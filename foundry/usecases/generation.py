@@ -297,7 +297,8 @@ class GenerationRunner:
                       "index_blob_sha256": index.blob_sha256, "config": index.index.config,
                       "top_k": INFLUENCE_TOP_K, "clip": "negative",
                       "min_share": f"{INFLUENCE_MIN_SHARE.numerator}/{INFLUENCE_MIN_SHARE.denominator}",
-                      **({"uninformative": reasons} if len(informative) < len(images) else {})}
+                      **({"uninformative": reasons} if len(informative) < len(images) else {}),
+                      **({"search": index.index.search.settings()} if index.index.search is not None else {})}
         return Influence(shares, parameters)
 
     def materialize(self, model: RegisteredModel) -> Path:

@@ -76,6 +76,32 @@ def test_brand_assets_belong_to_their_tenant_and_serve_only_its_fine_tunes(sessi
         members(sessions, "customer_finetune", tenant_id=uuid.uuid4())
 
 
+def test_a_brand_snapshot_mixes_in_the_chosen_catalog_images(sessions, tenants, mixed_catalog):
+    from foundry.datasets.schemas import CatalogMix
+
+    acme, _ = tenants
+    brand_only = {"tenant_id": acme.id, "brand_assets_only": True}
+    assert members(sessions, "customer_finetune", **brand_only, catalog=CatalogMix()) == {
+        "logo.png", "shoe.png", "p1.png", "p2.png"}
+    one = members(sessions, "customer_finetune", **brand_only, catalog=CatalogMix(limit=1))
+    assert {"logo.png", "shoe.png"} < one and len(one) == 3
+    with pytest.raises(InvalidInput, match="snapshot cannot be empty"):
+        members(sessions, "customer_finetune", **brand_only, tags=["nothing"], catalog=CatalogMix())
+    with pytest.raises(InvalidInput, match="mix-in filter"):
+        members(sessions, "customer_finetune", **brand_only, catalog=CatalogMix(caption_contains="no such caption"))
+    for filters in ({"tenant_id": acme.id}, {}):  # mixing in needs a brand-only tenant snapshot
+        with pytest.raises(InvalidInput) as caught:
+            members(sessions, "customer_finetune", **filters, catalog=CatalogMix())
+        assert caught.value.code == "invalid_filters"
+    with sessions() as session, session.begin():
+        snapshot = dataset_service.create_snapshot(
+            session=session, name="mix", use="customer_finetune",
+            filters=SnapshotFilters(**brand_only, catalog=CatalogMix()), created_by="t")
+        brand = dataset_service.brand_asset_ids(session=session, snapshot_id=snapshot.id)
+    assert brand == {mixed_catalog["logo.png"].id, mixed_catalog["shoe.png"].id}
+    assert snapshot.entry_count == 4 and snapshot.filters["catalog"]["limit"] == 400
+
+
 def test_only_the_owning_tenant_may_train_on_its_snapshot(sessions, tenants, mixed_catalog):
     acme, globex = tenants
     with sessions() as session, session.begin():

@@ -67,6 +67,37 @@ def test_a_customer_trains_a_custom_model_from_its_brand_assets(client, customer
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "model_withdrawn")
 
 
+@pytest.mark.slow
+def test_catalog_images_mixed_into_a_custom_model_are_paid_in_its_layer(client, customer, served_model, migrated,
+                                                                          sessions):
+    from foundry.models_registry import service as registry_service
+    from foundry.royalties import service as royalties_service
+
+    upload_brand(client, customer, 3, "sneakers")
+    created = create(client, customer, served_model, catalog={"limit": 4})
+    assert created.status_code == 202, created.text
+    assert (created.json()["brand_images"], created.json()["catalog_images"]) == (3, 4)
+    assert create(client, customer, served_model, catalog={"limit": 0}).status_code == 422
+    assert create(client, customer, served_model, catalog={"tags": ["no-such-tag"]}).json()["error"]["code"] == \
+        "invalid_filters"
+
+    assert job_runner.run_job(migrated, uuid.UUID(created.json()["id"]), worker="test") == "succeeded"
+    done = client.get(f"/v1/custom-models/{created.json()['id']}", headers=customer.headers).json()
+    with sessions() as session:
+        entries = dataset_service.snapshot_entries(session=session, snapshot_id=uuid.UUID(done["snapshot_id"]))
+        brand_ids = dataset_service.brand_asset_ids(session=session, snapshot_id=uuid.UUID(done["snapshot_id"]))
+        mixed = {e.contributor_id for e in entries if e.asset_id not in brand_ids}
+        brand = {e.contributor_id for e in entries if e.asset_id in brand_ids}
+        model = registry_service.get_model(session=session, model_id=uuid.UUID(done["model_id"]))
+        _, finetune = royalties_service.layers_of(session=session, model=model)
+    assert finetune is not None and set(finetune.asset_counts) == mixed and not mixed & brand
+    assert sum(finetune.asset_counts.values()) == 4  # the catalog images, not the tenant's own
+    made = client.post("/v1/generations", headers=customer.headers,
+                       json={"model_id": done["model_id"], "prompt": "sneaker", "steps": 2})
+    paid = {line["contributor_id"] for line in made.json()["attribution"]["contributors"]}
+    assert {str(c) for c in mixed} <= paid and not paid & {str(c) for c in brand}
+
+
 def test_custom_models_are_checked_before_anything_is_queued(client, customer, served_model, sessions):
     upload_brand(client, customer, 2, "sneakers")
     nothing = create(client, customer, served_model, brand_assets={"tags": ["boots"]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -126,14 +127,17 @@ def test_finetune_trains_the_unet_of_a_stable_diffusion_folder(tmp_path, recipes
 
 
 def test_lora_saves_adapter_weights_that_load_into_the_base_pipeline(tmp_path, recipes, latent_examples, tiny_sd_path):
-    result = train(tmp_path, recipes.lora(max_train_steps=5), latent_examples)
+    # attention and ResNet layers together, as custom models train them
+    result = train(tmp_path, recipes.lora(max_train_steps=5, lora_target_modules=("to_q", "to_k", "to_v", "to_out.0",
+                                                                                  "conv1", "conv2")),
+                   latent_examples)
 
     assert result.model_format == "diffusers_lora"
     assert list(result.weight_files) == ["pytorch_lora_weights.safetensors"]
     adapter = load_file(result.model_path / "pytorch_lora_weights.safetensors")
     assert adapter and all(key.startswith("unet.") for key in adapter)
-    assert any("to_q" in key for key in adapter) and any("to_out" in key for key in adapter)
-    assert any(key.endswith("lora.up.weight") and tensor.abs().sum() > 0 for key, tensor in adapter.items())
+    assert any("to_q" in key for key in adapter) and any("resnets" in key for key in adapter)
+    assert any(key.endswith("lora_B.weight") and tensor.abs().sum() > 0 for key, tensor in adapter.items())
 
     pipeline = DiffusionPipeline.from_pretrained(tiny_sd_path)
     pipeline.set_progress_bar_config(disable=True)
@@ -146,6 +150,14 @@ def test_lora_saves_adapter_weights_that_load_into_the_base_pipeline(tmp_path, r
     ).images
     assert after.shape == (1, 64, 64, 3)
     assert not np.allclose(before, after)
+    # every trained layer arrived, with its trained weights: none is dropped by a key format mismatch
+    loaded = {"unet." + re.sub(r"\.default(_\d+)?", "", name): tensor for name, tensor in pipeline.unet.state_dict().items()
+              if "lora_B" in name}
+    saved = {key.replace(".lora.up.", ".lora_B."): tensor for key, tensor in adapter.items()
+             if "lora_B" in key or "lora.up" in key}
+    assert len(saved) == len(adapter) // 2 and any("attn" in key for key in saved)
+    assert set(loaded) == set(saved)
+    assert all(torch.equal(loaded[key], saved[key]) for key in saved)
 
 
 def test_gated_ids_are_exactly_the_ids_whose_images_enter_batches(tmp_path, recipes, pixel_examples):

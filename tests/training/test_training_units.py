@@ -113,6 +113,30 @@ def test_example_order_is_reproducible_and_splits_processes():
     assert shares == [[30, 31, 32], [33, 34, 35]]
 
 
+def test_brand_images_get_their_share_of_draws_beside_mixed_in_catalog_images():
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from training.data import sampling_weights
+
+    catalog = [SimpleNamespace(tags=("group:people",) if i < 300 else ("group:flags",), is_brand=False)
+               for i in range(400)]
+    brand = [SimpleNamespace(tags=("mascot",), is_brand=True) for _ in range(20)]
+    examples = catalog + brand
+    assert sampling_weights(brand, group_balance=0.0, brand_share=0.5) is None  # brand only: plain permutations
+    assert sampling_weights(catalog, group_balance=0.0, brand_share=0.5) is None
+    assert sampling_weights(examples, group_balance=0.0, brand_share=0.0) is None
+    weights = sampling_weights(examples, group_balance=1.0, brand_share=0.5)
+    assert sum(weights[400:]) == pytest.approx(0.5) and sum(weights[:400]) == pytest.approx(0.5)
+    assert sum(weights[:300]) == pytest.approx(sum(weights[300:400]))  # the catalog side keeps its balance
+    plain = sampling_weights(examples, group_balance=0.0, brand_share=0.25)
+    assert plain[0] == pytest.approx(0.75 / 400) and plain[400] == pytest.approx(0.25 / 20)
+
+    order = ExampleOrder(len(examples), seed=5, weights=weights)
+    drawn = Counter("brand" if order.index_at(p) >= 400 else "catalog" for p in range(420 * 20))
+    assert abs(drawn["brand"] / (420 * 20) - 0.5) < 0.03
+
+
 def test_group_balance_evens_out_the_catalogs_groups_reproducibly():
     from collections import Counter
 
