@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--candidate-sweep", type=lambda text: [int(v) for v in text.split(",") if v],
-                        default=[256, 1024], help="candidate counts also timed on each synthetic index")
+                        default=[512, 2048], help="candidate counts also timed on each synthetic index")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "attribution_scale.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -393,7 +393,7 @@ def edit_through_api(http, model_id, customer: dict, source: Path, out_dir: Path
 
 DEMO_BRAND_IMAGES = 20
 DEMO_CUSTOM_STEPS = 300
-DEMO_CATALOG_MIX = 200
+DEMO_CATALOG_MIX = 100
 """Licensed catalog images mixed into the custom model's snapshot, so it keeps drawing what the base did."""
 """Steps of the demo's LoRA custom model (``benchmarks/custom_model.py`` measures what they learn)."""
 MASCOT = "zorblax"

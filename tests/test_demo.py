@@ -65,7 +65,7 @@ def test_demo_onboards_snapshots_and_trains_on_the_embedded_default(tmp_path, op
     assert (tmp_path / "var" / "demo" / "edit-0.png").read_bytes().startswith(b"\x89PNG")
     # a custom model: the brand's mascot uploaded, a LoRA trained on it (4 steps, charged), images from it
     assert "20 brand images accepted" in flat and "'amount': 4, 'currency': 'USD'" in flat
-    assert "on 20 brand images and 200 licensed catalog images mixed in" in flat
+    assert "on 20 brand images and 100 licensed catalog images mixed in" in flat
     assert re.search(r"custom model \S+ \(succeeded, 4 steps\) drew 4 images of zorblax", flat), flat[-3000:]
     assert "(the brand's own images earn nothing)" in flat
     assert len(list((tmp_path / "var" / "demo").glob("custom-*.png"))) == 4

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from diffusers import DDPMScheduler
 from PIL import Image
+from torch.func import functional_call, grad, vmap
 
 from provenance.influence import InfluenceConfig
 from training.pipelines import drawing_pipeline, pipeline_call_kwargs
@@ -52,13 +53,54 @@ def select_parameters(unet: torch.nn.Module, mode: str = "auto") -> list[tuple[s
     return tail
 
 
+class _TailReached(Exception):
+    """Raised by the hook on the UNet's last up-block: the frozen trunk has run, the tail has its inputs."""
+
+
+class _Tail(torch.nn.Module):
+    """The UNet after its trunk: the last up-block, the output norm and activation, ``conv_out``."""
+
+    def __init__(self, unet: torch.nn.Module):
+        super().__init__()
+        self.up_block, self.conv_out = unet.up_blocks[-1], unet.conv_out
+        self.norm, self.act = unet.conv_norm_out, unet.conv_act
+
+    def forward(self, hidden_states, res_hidden_states_tuple, temb):
+        sample = self.up_block(hidden_states=hidden_states, temb=temb, res_hidden_states_tuple=res_hidden_states_tuple)
+        if self.norm is not None:
+            sample = self.act(self.norm(sample))
+        return self.conv_out(sample)
+
+
+def _tail_names(unet: torch.nn.Module, parameters: Sequence[tuple[str, torch.nn.Parameter]]) -> list[str] | None:
+    """The chosen parameters' names inside ``_Tail``, when they all live there and it has no attention
+    (so it can be differentiated per example with ``torch.func.vmap``); else None."""
+    up_blocks = getattr(unet, "up_blocks", None)
+    if not up_blocks or getattr(up_blocks[-1], "has_cross_attention", False) or \
+            getattr(up_blocks[-1], "attentions", None) or getattr(up_blocks[-1], "upsamplers", None):
+        return None
+    last = f"up_blocks.{len(up_blocks) - 1}."
+    names = []
+    for name, _ in parameters:
+        if name.startswith(last):
+            names.append("up_block." + name.removeprefix(last))
+        elif name.startswith("conv_out."):
+            names.append(name)
+        else:
+            return None
+    return names
+
+
 class Featurizer:
-    """Projected, timestep-averaged gradients of ||model output||^2, one example at a time.
+    """Projected, timestep-averaged gradients of ||model output||^2.
 
     The K timesteps of one example go through the UNet as one batch, and only the chosen
     parameters require gradients while it runs, so the backward pass stops at the UNet's tail.
-    (Batching several examples through ``torch.func.vmap`` was measured slower on CPU: PyTorch
-    has no batching rule for CPU flash attention and falls back to a loop.)
+    When the chosen parameters are the tail's (a base model's index), many examples share one
+    forward pass of the frozen trunk and their per-example gradients come from ``torch.func.vmap``
+    over the tail alone (``many``): the same numbers, several times faster. (Over the whole UNet
+    vmap is slower on CPU: PyTorch has no batching rule for CPU flash attention; LoRA parameters
+    live everywhere, so LoRA models keep the one-example path.)
     """
 
     def __init__(self, unet: torch.nn.Module, noise_scheduler, config: InfluenceConfig,
@@ -70,6 +112,8 @@ class Featurizer:
         generator = torch.Generator().manual_seed(config.noise_seed)
         self.noise = torch.stack([torch.randn(tuple(sample_shape), generator=generator) for _ in config.timesteps])
         self.timesteps = torch.tensor(config.timesteps, dtype=torch.long)
+        self.tail_names = _tail_names(unet, self.parameters)
+        self.tail = _Tail(unet) if self.tail_names is not None else None
 
     @contextlib.contextmanager
     def _only_chosen_parameters_trainable(self) -> Iterator[list[torch.nn.Parameter]]:
@@ -99,6 +143,47 @@ class Featurizer:
             # the mean over timesteps of each timestep's gradient is the gradient of the mean
             grads = torch.autograd.grad(output.float().pow(2).sum() / count, params)
         return self.sketch(torch.cat([g.reshape(-1) for g in grads]))
+
+
+    def many(self, samples: torch.Tensor, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
+        """Features of B examples: ``samples`` (B, C, H, W), ``encoder_hidden_states`` (B, L, D) -> (B, dim)."""
+        if self.tail is None:
+            return torch.stack([self(sample, states) for sample, states in zip(samples, encoder_hidden_states,
+                                                                               strict=True)])
+        params = dict(zip(self.tail_names, (p for _, p in self.parameters), strict=True))
+        device, dtype = self.parameters[0][1].device, self.parameters[0][1].dtype
+        count, examples = len(self.config.timesteps), len(samples)
+        t = self.timesteps.to(device).repeat(examples)
+        clean = samples.to(device, dtype).repeat_interleave(count, dim=0)
+        noisy = self.scheduler.add_noise(clean, self.noise.to(device, dtype).repeat(examples, 1, 1, 1), t)
+        states = encoder_hidden_states.to(device, dtype).repeat_interleave(count, dim=0)
+        captured: dict = {}
+
+        def capture(_module, _args, kwargs):
+            captured.update(kwargs)
+            raise _TailReached
+
+        hook = self.unet.up_blocks[-1].register_forward_pre_hook(capture, with_kwargs=True)
+        try:
+            with torch.no_grad():
+                self.unet(noisy, t, encoder_hidden_states=states)
+        except _TailReached:
+            pass
+        finally:
+            hook.remove()
+
+        def per_example(hidden, residuals, temb):  # one example's K timesteps
+            def loss(chosen):
+                output = functional_call(self.tail, chosen, (hidden, residuals, temb), strict=False)
+                return output.float().pow(2).sum() / count
+            return grad(loss)({name: p.detach() for name, p in params.items()})
+
+        split = lambda x: x.reshape(examples, count, *x.shape[1:])
+        grads = vmap(per_example)(split(captured["hidden_states"]),
+                                  tuple(split(r) for r in captured["res_hidden_states_tuple"]),
+                                  split(captured["temb"]))
+        flat = torch.cat([grads[name].reshape(examples, -1) for name in self.tail_names], dim=1)
+        return torch.stack([self.sketch(row) for row in flat])
 
 
 class ExampleEncoder:
@@ -162,10 +247,22 @@ class Attributor:
         return self.featurizer(self.encoder.sample(image), self.encoder.embed(caption)).numpy()
 
     def features_of_many(self, examples: Iterable[tuple[Image.Image, str]],
-                         progress: Callable[[int], None] | None = None) -> np.ndarray:
-        rows = []
-        for done, (image, caption) in enumerate(examples, start=1):
-            rows.append(self.features(image, caption))
+                         progress: Callable[[int], None] | None = None, batch: int = 16) -> np.ndarray:
+        rows: list[np.ndarray] = []
+        pending: list[tuple[Image.Image, str]] = []
+
+        def flush() -> None:
+            samples = torch.stack([self.encoder.sample(image) for image, _ in pending])
+            states = torch.stack([self.encoder.embed(caption) for _, caption in pending])
+            rows.extend(self.featurizer.many(samples, states).numpy())
+            pending.clear()
             if progress is not None:
-                progress(done)
+                progress(len(rows))
+
+        for example in examples:
+            pending.append(example)
+            if len(pending) == batch:
+                flush()
+        if pending:
+            flush()
         return np.stack(rows) if rows else np.zeros((0, self.config.projection_dim), dtype=np.float32)

@@ -69,6 +69,23 @@ def test_features_are_reproducible_and_tell_examples_apart(tiny):
     assert [p.requires_grad for p in pipeline.unet.parameters()] == before  # left as found
 
 
+def test_many_examples_at_once_give_each_examples_own_features(tiny):
+    pipeline, scheduler = tiny
+    config = InfluenceConfig(timesteps=(200, 600, 900), projection_dim=512)
+    featurize = Featurizer(pipeline.unet, scheduler, config, (3, 32, 32))
+    assert featurize.tail is not None  # a base model's tail: the batched per-example path
+    captions = ["red blocks", "blue blocks", "green tiles", "yellow squares", "purple grid"]
+    samples = torch.stack([pixels(i) for i in range(len(captions))])
+    states = torch.cat([embed(pipeline, c) for c in captions])
+    before = [p.requires_grad for p in pipeline.unet.parameters()]
+    batched = featurize.many(samples, states)
+    one_by_one = torch.stack([featurize(sample, state) for sample, state in zip(samples, states, strict=True)])
+    assert batched.shape == (5, 512)
+    assert float((batched - one_by_one).norm(dim=1).max() / one_by_one.norm(dim=1).min()) < 1e-5  # float rounding
+    assert torch.equal(featurize.many(samples, states), batched)  # deterministic
+    assert [p.requires_grad for p in pipeline.unet.parameters()] == before
+
+
 def test_an_index_ranks_a_training_example_first_for_itself_and_round_trips(tiny, tmp_path):
     pipeline, scheduler = tiny
     config = InfluenceConfig(timesteps=(300, 700), projection_dim=512)
