@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
         big = InfluenceIndex(ids, ids, synthetic, config.as_dict(), {}, gram)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         search_started = time.perf_counter()
-        big.search = big._new_search()
+        big.search = big.new_search()
         build_s = time.perf_counter() - search_started
         log(f"{count} rows: drawn and kernel in {search_started - started:.0f} s, search built in {build_s:.0f} s")
         queries = (mean + np.random.default_rng(count + 1).standard_normal((args.queries, spread.shape[0]),

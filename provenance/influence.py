@@ -105,10 +105,10 @@ class InfluenceIndex:
         gram = phi.astype(np.float64).T @ phi.astype(np.float64)
         index = cls(list(asset_ids), list(contributor_ids), phi, config.as_dict(), dict(fingerprint), gram)
         if len(phi) >= search_min_rows:
-            index.search = index._new_search()
+            index.search = index.new_search()
         return index
 
-    def _new_search(self) -> CandidateSearch:
+    def new_search(self) -> CandidateSearch:
         """A search over the rows whitened by the current kernel (K^-1 = L L^T: rows by L, queries by L^-T)."""
         whitening = np.linalg.cholesky(self._inverse_kernel())
         return CandidateSearch.build(self.rows, transform=whitening, seed=int(self.config.get("projection_seed", 0)))
@@ -132,7 +132,7 @@ class InfluenceIndex:
         if self.search is not None:
             self.search.add(phi)
         elif len(self.rows) >= search_min_rows:
-            self.search = self._new_search()
+            self.search = self.new_search()
 
     def valid_for(self, fingerprint: Mapping[str, str]) -> bool:
         return self.fingerprint == dict(fingerprint)
