@@ -15,7 +15,17 @@ captioned "zorblat ..."):
 3. linear datamodeling score (LDS): models trained on random halves of the subset; Spearman
    correlation between the per-query loss each half-model has and the loss the scores predict
    (sum over the half's examples), mean over queries with a bootstrap interval;
-4. cost: attribution time per image against generation time for the same request.
+4. contributor-level LDS: models retrained without each of ``--contributors`` contributors (the planted one
+   and the largest others, same seed); Spearman, per query, between a method's predicted contributor
+   influence (the sum of its assets' scores; pro rata: the image count) and the actual rise of the
+   query's loss when that contributor is removed, mean over queries with a bootstrap interval;
+5. hubness (the largest share of unrelated outputs whose top 10 holds the same training image) and the
+   oracle check (training images used as queries: does each rank itself, and its author, first);
+6. cost: attribution time per image against generation time for the same request.
+
+Influence methods compared on the same index and outputs: ``dtrak`` (the kernel scores as served),
+``dtrak_unit`` (each training row's score divided by its feature norm) and ``dtrak_relative`` (divided by
+the square root of its self-influence, RelatIF-style), beside ``pixel_nn``, ``pro_rata`` and ``random``.
 
 Trained models are cached under ``--work`` so an interrupted run resumes where it stopped.
 
@@ -203,6 +213,48 @@ def planted_shares(method_scores: np.ndarray, assets: list[uuid.UUID], contribut
     return top == planted_id, float(shares.contributors.get(planted_id, 0)), float(pool.get(planted_id, 0))
 
 
+INFLUENCE_METHODS = ("dtrak", "dtrak_unit", "dtrak_relative")
+HUB_TOP = 10
+
+
+def influence_methods(index: InfluenceIndex, queries: np.ndarray) -> dict[str, np.ndarray]:
+    """Each influence method's scores (queries x training rows) on one index: the served kernel scores,
+    and the same divided per training row by its feature norm or by the root of its self-influence."""
+    solved = np.stack([index.query_vector(query) for query in queries]).astype(np.float64)
+    rows = index.rows.astype(np.float64)
+    scores = solved @ rows.T
+    self_influence = np.einsum("ij,ij->i", rows @ index.query_vector(np.eye(rows.shape[1])).astype(np.float64), rows)
+    return {"dtrak": scores,
+            "dtrak_unit": scores / np.maximum(np.linalg.norm(rows, axis=1), 1e-12),
+            "dtrak_relative": scores / np.sqrt(np.maximum(self_influence, 1e-12))}
+
+
+def hubness(matrix: np.ndarray, top: int = HUB_TOP) -> float:
+    """The largest share of these outputs whose ``top`` most influential images hold the same image."""
+    counts = np.zeros(matrix.shape[1])
+    for row in matrix:
+        counts[np.argsort(-row)[:top]] += 1
+    return float(counts.max() / len(matrix))
+
+
+def oracle(matrix: np.ndarray, positions: list[int], contributors: list[uuid.UUID]) -> dict:
+    """Training images asked about as outputs: how often each ranks itself first, and its author first
+    (the contributor whose images' positive scores sum highest)."""
+    itself = author = 0
+    for row, position in zip(matrix, positions, strict=True):
+        itself += int(np.argmax(row)) == position
+        totals: dict[uuid.UUID, float] = {}
+        for score, contributor in zip(row, contributors, strict=True):
+            totals[contributor] = totals.get(contributor, 0.0) + max(float(score), 0.0)
+        author += max(totals, key=totals.get) == contributors[position]
+    return {"self_top1": round(itself / len(positions), 4), "author_top1": round(author / len(positions), 4)}
+
+
+def contributor_predictions(matrix: np.ndarray, members: list[list[int]]) -> np.ndarray:
+    """(contributors x queries): each contributor's summed per-asset scores."""
+    return np.stack([matrix[:, positions].sum(axis=1) for positions in members])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tgz", default=os.environ.get("FOUNDRY_OPENMOJI_TGZ",
@@ -215,7 +267,9 @@ def main() -> None:
     parser.add_argument("--counterfactual-queries", type=int, default=3)
     parser.add_argument("--remove", type=int, default=10, help="training images removed per counterfactual")
     parser.add_argument("--seeds-per-concept", type=int, default=4)
-    parser.add_argument("--unrelated", type=int, default=20)
+    parser.add_argument("--unrelated", type=int, default=40)
+    parser.add_argument("--contributors", type=int, default=12, help="contributors retrained without (>= 12)")
+    parser.add_argument("--oracle-queries", type=int, default=40, help="training images asked about as outputs")
     parser.add_argument("--alpha", default="1/2")
     parser.add_argument("--timesteps", default=",".join(str(t) for t in InfluenceConfig().timesteps),
                         help="the influence features' timesteps (default: the product's)")
@@ -263,20 +317,32 @@ def main() -> None:
     index_s = time.perf_counter() - started
     log(f"index: {len(items)} examples in {index_s:.1f} s")
 
-    attribution_s, influence_scores = [], []
+    attribution_s, query_features = [], []
     for (prompt, _, _), image in zip(queries, outputs, strict=True):
         started = time.perf_counter()
-        scores = index.scores(attributor.features(image, prompt))
-        influence_shares(scores, assets, contributors)
+        query_features.append(attributor.features(image, prompt))
+        influence_shares(index.scores(query_features[-1]), assets, contributors)
         attribution_s.append(time.perf_counter() - started)
-        influence_scores.append(scores)
-    influence_scores = np.stack(influence_scores)
+    methods = influence_methods(index, np.stack(query_features))
+    influence_scores = methods["dtrak"]
     train_pixels = pixel_matrix([item.image() for item in items])
-    pixel_scores = pixel_matrix(outputs) @ train_pixels.T
-    random_scores = np.random.default_rng(0).random((len(queries), len(items)))
+    methods["pixel_nn"] = pixel_matrix(outputs) @ train_pixels.T
+    methods["random"] = np.random.default_rng(0).random((len(queries), len(items)))
+    unrelated_rows = [q for q, (_, _, is_concept) in enumerate(queries) if not is_concept]
+    hubs = {method: round(hubness(matrix[unrelated_rows]), 4) for method, matrix in methods.items()}
+    log(f"hubness: {json.dumps(hubs)}")
+
+    # --- oracle: training images asked about as if they were outputs
+    oracle_positions = sorted(random.Random(23).sample(
+        [i for i, item in enumerate(items) if item.contributor != PLANTED], args.oracle_queries))
+    oracle_features = features[oracle_positions]
+    oracle_methods = influence_methods(index, oracle_features)
+    oracle_methods["pixel_nn"] = train_pixels[oracle_positions] @ train_pixels.T
+    oracle_report = {method: oracle(matrix, oracle_positions, contributors) for method, matrix in oracle_methods.items()}
+    log(f"oracle: {json.dumps(oracle_report)}")
 
     planted = {}
-    for method, matrix in (("dtrak", influence_scores), ("pixel_nn", pixel_scores), ("random", random_scores)):
+    for method, matrix in methods.items():
         results = [planted_shares(matrix[q], assets, contributors, planted_id, pro_rata, alpha)
                    for q in range(len(queries))]
         concept = [r for r, (_, _, is_concept) in zip(results, queries, strict=True) if is_concept]
@@ -330,12 +396,34 @@ def main() -> None:
         actual[m] = [query_loss(half, half_attributor, outputs[q], queries[q][0]) for q in range(len(queries))]
     mask_matrix = np.stack(masks).astype(float)
     lds = {}
-    for method, matrix in (("dtrak", influence_scores), ("pixel_nn", pixel_scores), ("random", random_scores)):
+    for method, matrix in {**methods, "pro_rata": np.ones((len(queries), len(items)))}.items():
         # more influence from the included examples -> lower loss: correlate the prediction with -loss
         predicted = mask_matrix @ matrix.T
         per_query = [spearman(predicted[:, q], -actual[:, q]) for q in range(len(queries))]
         lds[method] = bootstrap(per_query)
     log(f"lds: {json.dumps(lds)}")
+
+    # --- contributor-level LDS: retrain without each of N contributors
+    by_size = sorted((name for name in contributor_uuid if name != PLANTED),
+                     key=lambda name: (-sum(item.contributor == name for item in items), name))
+    removed_contributors = [PLANTED, *by_size[: args.contributors - 1]]
+    members = [[i for i, item in enumerate(items) if item.contributor == name] for name in removed_contributors]
+    full_losses = np.array([query_loss(pipeline, attributor, outputs[q], queries[q][0]) for q in range(len(queries))])
+    loss_rise = np.zeros((len(removed_contributors), len(queries)))
+    for c, name in enumerate(removed_contributors):
+        kept = [item for item in items if item.contributor != name]
+        slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower())
+        without = load_pipeline(train_model(work, f"without-{slug}", kept, args.steps, seed=0), device="cpu")
+        without_attributor = Attributor(without, config)
+        loss_rise[c] = [query_loss(without, without_attributor, outputs[q], queries[q][0]) for q in range(len(queries))]
+        loss_rise[c] -= full_losses
+    contributor_lds = {}
+    predictions = {method: contributor_predictions(matrix, members) for method, matrix in methods.items()}
+    predictions["pro_rata"] = np.array([[len(positions)] * len(queries) for positions in members], dtype=float)
+    for method, predicted in predictions.items():
+        contributor_lds[method] = bootstrap([spearman(predicted[:, q], loss_rise[:, q]) for q in range(len(queries))])
+    log(f"contributor lds: {json.dumps(contributor_lds)}")
+    default_method = max(INFLUENCE_METHODS, key=lambda method: (contributor_lds[method]["mean"] + lds[method]["mean"]))
 
     result = {
         "benchmark": "per-output influence attribution on the tiny CPU base model",
@@ -345,9 +433,19 @@ def main() -> None:
         "queries": {"concept": sum(q[2] for q in queries), "unrelated": sum(not q[2] for q in queries),
                     "generation": GENERATE},
         "alpha": f"{alpha.numerator}/{alpha.denominator}",
+        "default_method": default_method,
+        "default_method_rule": "the influence method with the highest per-asset plus contributor-level LDS",
+        "hubness": hubs[default_method],
+        "hubness_by_method": hubs,
+        "hubness_top": HUB_TOP,
+        "oracle_top1": oracle_report[default_method]["self_top1"],
+        "oracle": {"queries": len(oracle_positions), **oracle_report},
         "planted": planted,
         "counterfactual": counterfactual,
         "lds": {"half_models": args.half_models, "queries": len(queries), **lds},
+        "contributor_lds": {"contributors_removed": len(removed_contributors),
+                            "removed_images": [len(positions) for positions in members],
+                            "queries": len(queries), **contributor_lds},
         "cost": {"index_build_s": round(index_s, 2), "features_per_example_ms": round(1000 * feature_s / len(items), 2),
                  "generation_s_per_image": round(float(np.median(generation_s)), 4),
                  "attribution_s_per_image": round(float(np.median(attribution_s)), 4),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 import time
@@ -51,7 +52,8 @@ from foundry.demo import MASCOT, mascot_png
 from foundry.models_registry import service as registry_service
 from foundry.pricing import service as pricing_service
 from provenance.c2pa_manifest import init_signing_ca
-from recipes import CUSTOM_MODEL_SETTINGS, preset_recipe
+from recipes import CUSTOM_MODEL_SETTINGS, Recipe, preset_recipe
+from training.engine import native_cpu_bf16
 from training.pipelines import load_pipeline
 from training.quality import EvaluatorConfig, SamplingSettings, measure_pipeline, round_floats
 from worker import jobs as job_runner
@@ -69,10 +71,10 @@ def pixels(data: bytes, size: int = 32) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((size, size), Image.Resampling.BOX))
 
 
-def generate(client: TestClient, headers: dict, model_id: str) -> list[np.ndarray]:
-    """Every mascot prompt, IMAGES_PER_PROMPT images each, through the API: the raw outputs."""
+def generate(client: TestClient, headers: dict, model_id: str, prompts: tuple[str, ...] = PROMPTS) -> list[np.ndarray]:
+    """Every prompt, IMAGES_PER_PROMPT images each, through the API: the raw outputs."""
     outputs = []
-    for number, prompt in enumerate(PROMPTS):
+    for number, prompt in enumerate(prompts):
         answer = client.post("/v1/generations", headers=headers, json={
             "model_id": model_id, "prompt": prompt, "num_images": IMAGES_PER_PROMPT, "seed": SEED + 100 * number,
             "steps": 25})
@@ -102,6 +104,23 @@ def _nearest_is_brand(queries: np.ndarray, reference: np.ndarray, brand_count: i
     return float(np.mean([index < brand_count for index in nearest]))
 
 
+def per_prompt(outputs: list[np.ndarray], evaluator, brand: np.ndarray, catalog: np.ndarray) -> dict[str, float]:
+    """Fidelity of each prompt's images on their own: which wordings the model binds to the mascot."""
+    return {prompt: brand_share(outputs[n * IMAGES_PER_PROMPT:(n + 1) * IMAGES_PER_PROMPT], evaluator, brand, catalog)
+            for n, prompt in enumerate(PROMPTS)}
+
+
+def custom_settings(assignments: list[str]) -> dict:
+    """``KEY=JSON`` overrides of the custom LoRA's settings, for ablations (the API's defaults otherwise)."""
+    overrides = {}
+    for assignment in assignments:
+        key, _, value = assignment.partition("=")
+        if key not in Recipe.__dataclass_fields__:
+            raise SystemExit(f"--custom-setting: {key!r} is not a recipe field")
+        overrides[key] = json.loads(value)
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench-quality",
@@ -114,10 +133,13 @@ def main(argv: list[str] | None = None) -> dict:
                         help="reuse the demo base a previous run exported under --work (measured again, not retrained)")
     parser.add_argument("--catalog-mix", type=int, default=400,
                         help="licensed catalog images mixed into the custom model's snapshot (0: brand images only)")
+    parser.add_argument("--custom-setting", action="append", default=[], metavar="KEY=JSON",
+                        help="override one of the custom LoRA's recipe settings (ablations), e.g. caption_dropout=0.3")
     parser.add_argument("--per-group", type=int, default=12, help="held-out captions per group for the quality ratio")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "custom_model.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    CUSTOM_MODEL_SETTINGS["lora"] = {**CUSTOM_MODEL_SETTINGS["lora"], **custom_settings(args.custom_setting)}
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     # 1. the demo base, on the quality benchmark's training snapshot, measured on held-out captions
@@ -193,6 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
         if status != "succeeded":
             raise SystemExit(f"the custom model's training {status}: {custom.get('error')}")
         after = generate(client, headers, custom["model_id"])
+        described = generate(client, headers, custom["model_id"], (f"{MASCOT} the purple star mascot",))
 
     # 3. fidelity, 4. what the custom model kept of the catalog
     brand = np.stack([pixels(data) for data in brand_pngs])
@@ -217,6 +240,10 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "custom_model",
         "fidelity_before": brand_share(before, evaluator, brand, catalog),
         "fidelity_after": brand_share(after, evaluator, brand, catalog),
+        "fidelity_after_by_prompt": per_prompt(after, evaluator, brand, catalog),
+        "fidelity_after_training_caption": brand_share(described, evaluator, brand, catalog),
+        "fidelity_ceiling": brand_share([pixels(mascot_png(n)) for n in range(BRAND_IMAGES, 2 * BRAND_IMAGES)],
+                                        evaluator, brand, catalog),
         "fidelity_before_pixels": brand_share_in_pixels(before, brand, catalog),
         "fidelity_after_pixels": brand_share_in_pixels(after, brand, catalog),
         "train_minutes": train_minutes,
@@ -230,7 +257,8 @@ def main(argv: list[str] | None = None) -> dict:
                      "catalog_images_in_snapshot": custom["catalog_images"],
                      "custom_recipe": CUSTOM_MODEL_SETTINGS["lora"],
                      "base_train_minutes": base_run["train_minutes"], "heldout_prompts": len(heldout.full),
-                     "guidance_scale": sampling.guidance_scale, "threads": args.threads, "cores": os.cpu_count()},
+                     "guidance_scale": sampling.guidance_scale, "threads": args.threads, "cores": os.cpu_count(),
+                     "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": native_cpu_bf16()},
         "classifier_sha256": digest,
         "custom_model": {"id": custom["model_id"], "job_id": str(job_id), "charge": custom.get("charge")},
         "sheets": ["benchmarks/results/custom_model_mascot.png (left: base, right: custom model)",

@@ -54,6 +54,7 @@ from foundry.db import session_factory
 from foundry.demo import locate_catalog
 from recipes import PRESETS, base_recipe, preset_recipe
 from training.data import ImageTransform, TrainingExample
+from training.engine import native_cpu_bf16
 from training.quality import EvaluatorConfig, LabelledImages, SamplingSettings, labelled_renditions, round_floats
 
 EVALUATED_RESOLUTION = 32
@@ -221,7 +222,8 @@ def write_report(args, runs, kept, kept_curve, evaluator, evaluator_digest, eval
         "snapshots": {role: {k: v for k, v in snap.items() if k != "items"} for role, snap in snapshots.items()},
         "sampling": asdict(sampling),
         "machine": {"threads": args.threads, "cpu": platform.processor() or platform.machine(),
-                    "cores": os.cpu_count(), "torch": torch.__version__},
+                    "cores": os.cpu_count(), "torch": torch.__version__,
+                    "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": native_cpu_bf16()},
     }
     report = round_floats(report)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

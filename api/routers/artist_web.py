@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
@@ -36,9 +37,11 @@ from foundry.accounts import service as accounts_service
 from foundry.catalog.models import Asset, Contributor
 from foundry.db import utcnow
 from foundry.errors import FoundryError
+from foundry.generation import service as generation_service
 from foundry.ledger.periods import parse_period, period_of
 from foundry.moderation import service as moderation_service
 from foundry.payouts import service as payouts_service
+from foundry.usecases import evidence as evidence_usecases
 from foundry.withdrawals import service as withdrawals_service
 
 router = APIRouter(prefix="/artist", tags=["artist pages"], include_in_schema=False)
@@ -182,6 +185,40 @@ def thumbnail(request: Request, settings: SettingsDep, session: SessionDep, blob
     if asset is None or asset.contributor_id != web.contributor_id:
         return Response(status_code=404)
     return Response(blob_store.get(asset.rendition_sha256), media_type="image/png",
+                    headers={"Cache-Control": "private, max-age=86400"})
+
+
+@router.get("/outputs/{generation_id}", response_class=HTMLResponse)
+def output_evidence(request: Request, settings: SettingsDep, session: SessionDep, generation_id: uuid.UUID) -> Response:
+    """An output that paid the artist, beside their training images that shaped it, with the scores."""
+    try:
+        web = _signed_in(request, settings, session)
+    except NotSignedIn:
+        return _to_sign_in()
+    try:
+        evidence = evidence_usecases.generation_evidence(session=session, generation_id=generation_id,
+                                                         contributor_id=web.contributor_id)
+    except FoundryError:
+        return Response("not found", status_code=404)
+    return templates.TemplateResponse(request, "evidence.html", {"e": evidence})
+
+
+@router.get("/outputs/{generation_id}/images/{index}")
+def output_image(request: Request, settings: SettingsDep, session: SessionDep, blob_store: BlobStoreDep,
+                 generation_id: uuid.UUID, index: Annotated[int, PathParam(ge=0, le=MAX_INT32)]) -> Response:
+    """The delivered output, for an artist it paid."""
+    try:
+        web = _signed_in(request, settings, session)
+    except NotSignedIn:
+        return Response(status_code=401)
+    try:
+        evidence = evidence_usecases.generation_evidence(session=session, generation_id=generation_id,
+                                                         contributor_id=web.contributor_id)
+        image = generation_service.get_image(session=session, generation_id=evidence.generation.id, index=index,
+                                             tenant_id=None)
+    except FoundryError:
+        return Response(status_code=404)
+    return Response(blob_store.get(image.delivery_sha256), media_type="image/png",
                     headers={"Cache-Control": "private, max-age=86400"})
 
 

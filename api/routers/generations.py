@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from api.deps import (
     AdminPrincipal,
@@ -31,6 +33,7 @@ from foundry.generation.schemas import (
     GenerationRead,
 )
 from foundry.royalties import service as royalties_service
+from foundry.usecases import evidence as evidence_usecases
 from foundry.usecases import generation as generation_usecases
 from provenance.c2pa_manifest import SigningNotConfigured
 from worker.queue import CeleryQueue
@@ -131,6 +134,58 @@ def get_generation(principal: CustomerOrAdmin, session: SessionDep, generation_i
     generation = generation_service.get_generation(session=session, generation_id=generation_id,
                                                    tenant_id=None if principal.is_admin else principal.tenant_id)
     return generation_read(session, generation)
+
+
+class EvidenceAssetRead(BaseModel):
+    asset_id: uuid.UUID
+    contributor_id: uuid.UUID
+    display_name: str
+    caption: str
+    share_ppm: int = Field(description="The training image's part of this output's influence, in millionths.")
+    score: float = Field(description="Its raw influence score (comparable within one model's index).")
+
+
+class OutputEvidenceRead(BaseModel):
+    index: int
+    url: str = Field(description="The output (add ?variant=raw for the pipeline's own pixels).")
+    scored: bool = Field(description="False: not scored (no index, or a blank or noise output paid pro rata).")
+    assets: list[EvidenceAssetRead] = Field(description="Its most influential training images, largest first.")
+
+
+class PaidLineRead(BaseModel):
+    contributor_id: uuid.UUID
+    display_name: str
+    method: str
+    share_ppm: int
+    amount: int
+
+
+class GenerationEvidenceRead(BaseModel):
+    generation_id: uuid.UUID
+    model_id: uuid.UUID
+    prompt: str
+    method: str = Field(description="How the pool was split: pro_rata, or blend (influence and pro rata).")
+    influence: dict | None = Field(description="The influence method, version and index that scored the outputs.")
+    currency: str
+    pool: int
+    outputs: list[OutputEvidenceRead]
+    paid: list[PaidLineRead]
+
+
+@router.get("/generations/{generation_id}/attribution", response_model=GenerationEvidenceRead)
+def get_generation_attribution(principal: CustomerOrAdmin, session: SessionDep,
+                               generation_id: uuid.UUID) -> GenerationEvidenceRead:
+    """Each output beside the training images that shaped it most, with their scores, and who was paid what."""
+    evidence = evidence_usecases.generation_evidence(
+        session=session, generation_id=generation_id, tenant_id=None if principal.is_admin else principal.tenant_id)
+    generation = evidence.generation
+    return GenerationEvidenceRead(
+        generation_id=generation.id, model_id=generation.model_id, prompt=generation.prompt, method=evidence.method,
+        influence=evidence.influence, currency=generation.currency, pool=generation.attribution["pool"],
+        outputs=[OutputEvidenceRead(index=output.index, url=f"/v1/generations/{generation.id}/images/{output.index}",
+                                    scored=output.scored, assets=[EvidenceAssetRead(**asdict(a)) for a in output.assets])
+                 for output in evidence.outputs],
+        paid=[PaidLineRead(**asdict(line)) for line in evidence.paid])
 
 
 @router.get("/generations/{generation_id}/images/{index}", response_class=Response,

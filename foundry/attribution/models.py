@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import Float, ForeignKey, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
@@ -28,3 +29,26 @@ class AttributionIndex(IdMixin, CreatedAtMixin, Base):
     build_seconds: Mapped[float] = mapped_column(Float)
     training_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     built_by: Mapped[str] = mapped_column(String(200))
+
+
+class AttributionDispute(IdMixin, CreatedAtMixin, Base):
+    """A contributor's share of a generation, disputed and checked by a second, independent method.
+
+    The check (``worker.disputes``) makes a copy of the model forget the generation's outputs and
+    measures how much the disputed contributor's images are forgotten with them, against the other
+    contributors' images. The ledger is never changed by a check: a correction, if an admin decides
+    one, is a reversing entry like any other."""
+
+    __tablename__ = "attribution_dispute"
+
+    generation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("generation.id"), index=True)
+    contributor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contributor.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(2000))
+    opened_by: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    """``open`` until checked, then ``checked``."""
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    """``supported``, ``not_supported`` or ``inconclusive``: does the output depend on this contributor's images?"""
+    result: Mapped[dict | None] = mapped_column(default=None)
+    """The check's method and config, the contributor's paid share, its loss rise and rank among the others."""
+    checked_at: Mapped[datetime | None]

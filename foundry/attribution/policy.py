@@ -44,10 +44,34 @@ def outputs_influence(per_image_scores: Sequence[ScoredRows], *, asset_ids: Sequ
                       min_share: Fraction = INFLUENCE_MIN_SHARE) -> InfluenceShares | None:
     """A generation's influence from each output's scored rows (every row, or a search's candidates):
     shares per output, then their mean."""
-    per_image = [influence_shares(scored.scores, [asset_ids[p] for p in scored.positions],
-                                  [contributor_ids[p] for p in scored.positions], top_k=top_k, min_share=min_share)
-                 for scored in per_image_scores]
+    per_image = per_output_shares(per_image_scores, asset_ids=asset_ids, contributor_ids=contributor_ids,
+                                  top_k=top_k, min_share=min_share)
     return mean_shares(per_image) if per_image else None
+
+
+def per_output_shares(per_image_scores: Sequence[ScoredRows], *, asset_ids: Sequence[uuid.UUID],
+                      contributor_ids: Sequence[uuid.UUID], top_k: int = INFLUENCE_TOP_K,
+                      min_share: Fraction = INFLUENCE_MIN_SHARE) -> list[InfluenceShares]:
+    """Each output's own influence shares, in the outputs' order."""
+    return [influence_shares(scored.scores, [asset_ids[p] for p in scored.positions],
+                             [contributor_ids[p] for p in scored.positions], top_k=top_k, min_share=min_share)
+            for scored in per_image_scores]
+
+
+EVIDENCE_ASSETS = 10
+"""Training images kept per output as its evidence (what a contributor is shown beside the output)."""
+
+
+def output_evidence(scored: ScoredRows, shares: InfluenceShares, *, asset_ids: Sequence[uuid.UUID],
+                    top: int = EVIDENCE_ASSETS) -> list[dict]:
+    """One output's most influential training images, as recorded with the image: asset, contributor,
+    its part of this output's influence (ppm) and its raw score."""
+    kept = shares.assets[:top]
+    wanted = {item.asset_id for item in kept}
+    raw = {asset_ids[p]: float(score) for p, score in zip(scored.positions, scored.scores, strict=True)
+           if asset_ids[p] in wanted}
+    return [{"asset_id": str(item.asset_id), "contributor_id": str(item.contributor_id),
+             "share_ppm": int(item.share * 1_000_000), "score": raw[item.asset_id]} for item in kept]
 
 
 def mean_shares(per_image: Sequence[InfluenceShares], eligible: set[uuid.UUID] | None = None) -> InfluenceShares | None:
@@ -93,3 +117,24 @@ def blended_weights(pro_rata: Mapping[uuid.UUID, Fraction], influence: Influence
             if item.share:
                 weights[("influence", item.contributor_id, item.asset_id)] = alpha * item.share
     return weights
+
+
+DISPUTE_SUPPORTED_RANK = 0.8
+"""A disputed contributor whose images were forgotten with the output more than 80 % of the other
+contributors' were: the output depends on them (the split is supported)."""
+DISPUTE_UNSUPPORTED_RANK = 0.5
+"""At or below the median contributor: the output owes them no more than a typical contributor."""
+
+
+def dispute_verdict(disputed_rise: float, others_rise: Sequence[float]) -> tuple[float, str]:
+    """(the disputed contributor's rank among the others, 0-1, and the verdict) from their images' mean loss
+    rise when the output is unlearnt. Ties count half, so identical rises rank 0.5."""
+    if not others_rise:
+        return 0.5, "inconclusive"
+    rank = (sum(rise < disputed_rise for rise in others_rise)
+            + 0.5 * sum(rise == disputed_rise for rise in others_rise)) / len(others_rise)
+    if rank >= DISPUTE_SUPPORTED_RANK:
+        return rank, "supported"
+    if rank <= DISPUTE_UNSUPPORTED_RANK:
+        return rank, "not_supported"
+    return rank, "inconclusive"

@@ -11,11 +11,11 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from foundry.attribution.models import AttributionIndex
+from foundry.attribution.models import AttributionDispute, AttributionIndex
 from foundry.attribution.policy import index_fingerprint
 from foundry.blobs import BlobStore
-from foundry.db import flushed
-from foundry.errors import Conflict
+from foundry.db import flushed, utcnow
+from foundry.errors import Conflict, NotFound
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from provenance.influence import InfluenceIndex
@@ -80,3 +80,33 @@ def load_index(*, blob_store: BlobStore, row: AttributionIndex) -> InfluenceInde
     if index.fingerprint != row.fingerprint or len(index.asset_ids) != row.entry_count:
         raise Conflict(f"attribution index {row.id} does not match its blob", code="attribution_index_corrupt")
     return index
+
+
+def create_dispute(*, session: Session, generation_id: uuid.UUID, contributor_id: uuid.UUID, reason: str,
+                   opened_by: str) -> AttributionDispute:
+    return flushed(session, AttributionDispute(generation_id=generation_id, contributor_id=contributor_id,
+                                               reason=reason, opened_by=opened_by, status="open"))
+
+
+def get_dispute(*, session: Session, dispute_id: uuid.UUID) -> AttributionDispute:
+    dispute = session.get(AttributionDispute, dispute_id)
+    if dispute is None:
+        raise NotFound(f"dispute {dispute_id} does not exist", code="dispute_not_found")
+    return dispute
+
+
+def record_dispute_check(*, session: Session, dispute_id: uuid.UUID, verdict: str, result: dict) -> AttributionDispute:
+    """The check's outcome; a dispute is checked once (a new dispute asks again)."""
+    dispute = get_dispute(session=session, dispute_id=dispute_id)
+    if dispute.status != "open":
+        raise Conflict(f"dispute {dispute_id} was already checked", code="dispute_already_checked")
+    dispute.status, dispute.verdict, dispute.result, dispute.checked_at = "checked", verdict, result, utcnow()
+    session.flush()
+    return dispute
+
+
+def disputes_of(*, session: Session, generation_id: uuid.UUID | None = None) -> list[AttributionDispute]:
+    query = select(AttributionDispute).order_by(AttributionDispute.created_at.desc())
+    if generation_id is not None:
+        query = query.where(AttributionDispute.generation_id == generation_id)
+    return list(session.scalars(query.limit(500)))

@@ -71,6 +71,9 @@ class GeneratedImage(IdMixin, Base):
     nearest_asset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("asset.id"))
     nearest_distance: Mapped[int | None] = mapped_column(Integer)
     near_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    influence: Mapped[list | None] = mapped_column(default=None)
+    """This output's most influential training images ({asset_id, contributor_id, share_ppm, score}, largest
+    first): the evidence shown to contributors. None when it was not scored (no index, blank or noise)."""
 
 
 class EditInput(IdMixin, Base):

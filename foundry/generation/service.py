@@ -339,6 +339,7 @@ class DeliveredImage:
     nearest_asset_id: uuid.UUID | None
     nearest_distance: int | None
     near_duplicate: bool
+    influence: list[dict] | None = None
 
 
 def finish_generation(*, session: Session, generation: Generation, model: RegisteredModel,

@@ -34,7 +34,14 @@ from sqlalchemy.orm import Session
 from foundry import __version__
 from foundry.attribution import service as attribution_service
 from foundry.attribution.models import AttributionIndex
-from foundry.attribution.policy import INFLUENCE_MIN_SHARE, INFLUENCE_TOP_K, alpha_from_bps, outputs_influence
+from foundry.attribution.policy import (
+    INFLUENCE_MIN_SHARE,
+    INFLUENCE_TOP_K,
+    alpha_from_bps,
+    mean_shares,
+    output_evidence,
+    per_output_shares,
+)
 from foundry.blobs import BlobStore, sha256_hex
 from foundry.catalog.models import Asset
 from foundry.config import Settings
@@ -147,6 +154,8 @@ class Influence:
     shares: InfluenceShares | None
     parameters: dict
     """Everything needed to recompute the shares: index, method config, top-k, threshold."""
+    evidence: tuple[list[dict] | None, ...] = ()
+    """Per output (in order): its most influential training images, or None when it was not scored."""
 
 
 @dataclass
@@ -287,8 +296,13 @@ class GenerationRunner:
                                     "index_id": str(index.row_id)})
         try:
             config = InfluenceConfig.from_dict(index.index.config)
-            shares = outputs_influence(loaded.influence_scores(index.index, config, informative, prompt),
-                                       asset_ids=index.index.asset_ids, contributor_ids=index.index.contributor_ids)
+            scored = loaded.influence_scores(index.index, config, informative, prompt)
+            per_output = per_output_shares(scored, asset_ids=index.index.asset_ids,
+                                           contributor_ids=index.index.contributor_ids)
+            shares = mean_shares(per_output)
+            found = iter([output_evidence(rows, output, asset_ids=index.index.asset_ids)
+                          for rows, output in zip(scored, per_output, strict=True)])
+            evidence = tuple(next(found) if reason is None else None for reason in reasons)
         except Exception as exc:  # the customer still gets images; contributors get pro rata
             logger.exception("influence scoring with index %s failed", index.row_id)
             return Influence(None, {"unavailable": f"{type(exc).__name__}: {exc}"[:500],
@@ -299,7 +313,7 @@ class GenerationRunner:
                       "min_share": f"{INFLUENCE_MIN_SHARE.numerator}/{INFLUENCE_MIN_SHARE.denominator}",
                       **({"uninformative": reasons} if len(informative) < len(images) else {}),
                       **({"search": index.index.search.settings()} if index.index.search is not None else {})}
-        return Influence(shares, parameters)
+        return Influence(shares, parameters, evidence)
 
     def materialize(self, model: RegisteredModel) -> Path:
         return registry_service.materialize(model=model, blob_store=self.blob_store,
@@ -327,7 +341,8 @@ class GenerationRunner:
                      for row in generation_service.edit_inputs(session=session, generation_id=generation.id))
 
     def deliver(self, image: Image.Image, index: int, generation: Generation, model: RegisteredModel,
-                attribution: Attribution, ingredients: tuple[Ingredient, ...] = ()) -> RenderedOutput:
+                attribution: Attribution, ingredients: tuple[Ingredient, ...] = (),
+                evidence: list[dict] | None = None) -> RenderedOutput:
         raw_png = png_bytes(image)
         phash = perceptual_hash(image, opaque=True)
         nearest = self._hashes[model.id].nearest(phash)
@@ -360,7 +375,7 @@ class GenerationRunner:
             width=image.width, height=image.height, delivery_width=marked.width, delivery_height=marked.height,
             perceptual_hash=phash_to_hex(phash), watermark_id=payload.hex(),
             nearest_asset_id=nearest[0] if nearest else None, nearest_distance=nearest[1] if nearest else None,
-            near_duplicate=near_duplicate))
+            near_duplicate=near_duplicate, influence=evidence))
 
     def record(self, generation_id: uuid.UUID, images: list[Image.Image], influence: Influence | None, *,
                timings: dict) -> Generation:
@@ -373,7 +388,9 @@ class GenerationRunner:
                 attribution = self.attribute(session, generation, model, influence)
                 provenance_started = time.perf_counter()
                 ingredients = self.ingredients(session, generation)
-                outputs = [self.deliver(image, index, generation, model, attribution, ingredients)
+                evidence = influence.evidence if influence is not None else ()
+                outputs = [self.deliver(image, index, generation, model, attribution, ingredients,
+                                        evidence=evidence[index] if index < len(evidence) else None)
                            for index, image in enumerate(images)]
                 timings["provenance_s"] = time.perf_counter() - provenance_started
                 for output in outputs:

@@ -3,18 +3,23 @@ the method in the manifest, recorded parameters that reproduce the split, invali
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from datetime import timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from api.app import create_app
+from foundry.accounts import service as accounts_service
 from foundry.attribution import service as attribution_service
-from foundry.attribution.policy import INFLUENCE_TOP_K
+from foundry.attribution.policy import INFLUENCE_TOP_K, dispute_verdict
+from foundry.catalog.models import Contributor
 from foundry.datasets.models import SnapshotEntry
 from foundry.db import utcnow
-from foundry.errors import Conflict
+from foundry.errors import Conflict, InvalidInput
 from foundry.generation.models import Generation
 from foundry.ledger import service as ledger_service
 from foundry.models_registry import service as registry_service
@@ -22,11 +27,16 @@ from foundry.models_registry.models import RegisteredModel
 from foundry.royalties.models import AttributionLine
 from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
+from foundry.usecases import disputes as dispute_usecases
 from provenance.c2pa_manifest import ContentCredentials
 from provenance.influence import METHOD, VERSION, InfluenceConfig
-from tests.generation.conftest import ADMIN, create_tiny_job, register_model
+from tests.api.test_artist_sessions import sign_in
+from tests.generation.conftest import ADMIN, create_tiny_job, make_customer, register_model
+from tests.test_cli_and_migrations import cli
+from training.unlearning import UnlearningConfig
 from worker import jobs as job_runner
 from worker.attribution import audit_generation, build_index
+from worker.disputes import check_dispute
 
 SMALL = InfluenceConfig(timesteps=(200, 600), projection_dim=256)
 
@@ -227,3 +237,113 @@ def test_what_counts_as_nothing_to_attribute():
     drawing[8:24, 8:24] = (200, 30, 30)  # a red square on white, as the catalog draws
     assert uninformative(drawing) is None
     assert uninformative(drawing[:, :, 0]) is None  # greyscale works too
+
+
+def test_each_output_shows_its_evidence_to_the_customer_the_artist_and_the_cli(client, customer, sessions,
+                                                                               indexed_model, migrated):
+    body = generate(client, customer, indexed_model, prompt="green blocks", seed=3)
+    generation_id = body["id"]
+    evidence = client.get(f"/v1/generations/{generation_id}/attribution", headers=customer.headers)
+    assert evidence.status_code == 200, evidence.text
+    evidence = evidence.json()
+    assert evidence["method"] == "blend" and evidence["influence"]["method"] == METHOD
+    assert [o["index"] for o in evidence["outputs"]] == [0, 1] and all(o["scored"] for o in evidence["outputs"])
+    with sessions() as session:
+        snapshot_assets = {str(a) for a in session.scalars(select(SnapshotEntry.asset_id))}
+        names = {str(c.id): c.display_name for c in session.scalars(select(Contributor))}
+    for output in evidence["outputs"]:
+        shares = [a["share_ppm"] for a in output["assets"]]
+        assert output["assets"] and shares == sorted(shares, reverse=True) and sum(shares) <= 1_000_000
+        assert all(a["asset_id"] in snapshot_assets and a["display_name"] == names[a["contributor_id"]]
+                   for a in output["assets"])
+        assert client.get(output["url"], headers=customer.headers).status_code == 200
+    assert sum(line["amount"] for line in evidence["paid"]) == evidence["pool"] == 20
+    # another tenant does not see it; an admin does
+    other = make_customer(sessions, "Evidence Rival")
+    assert client.get(f"/v1/generations/{generation_id}/attribution", headers=other.headers).status_code == 404
+    assert client.get(f"/v1/generations/{generation_id}/attribution", headers=ADMIN).status_code == 200
+
+    # the artist page: an influence-paid contributor sees the output beside only their own images
+    top = evidence["outputs"][0]["assets"][0]
+    paid_ids = {line["contributor_id"] for line in evidence["paid"]}
+    with sessions() as session, session.begin():
+        _, key = accounts_service.create_api_key(session=session, role="artist", name="evidence",
+                                                 contributor_id=uuid.UUID(top["contributor_id"]))
+        outsider = Contributor(display_name="Not In This Model", external_ref=f"outsider-{uuid.uuid4().hex}")
+        session.add(outsider)
+        session.flush()
+        _, outsider_key = accounts_service.create_api_key(session=session, role="artist", name="outsider",
+                                                          contributor_id=outsider.id)
+    assert top["contributor_id"] in paid_ids and str(outsider.id) not in paid_ids
+    with TestClient(create_app(migrated), follow_redirects=False) as browser:
+        sign_in(browser, key)
+        page = browser.get(f"/artist/outputs/{generation_id}")
+        assert page.status_code == 200 and "green blocks" in page.text
+        assert f"/artist/assets/{top['asset_id']}/thumbnail" in page.text
+        mine = {a["asset_id"] for o in evidence["outputs"] for a in o["assets"]
+                if a["contributor_id"] == top["contributor_id"]}
+        shown = set(re.findall(r"/artist/assets/([0-9a-f-]{36})/thumbnail", page.text))
+        assert shown == mine
+        image = browser.get(f"/artist/outputs/{generation_id}/images/0")
+        assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+        assert browser.get(f"/artist/assets/{top['asset_id']}/thumbnail").status_code == 200
+        assert f'href="/artist/outputs/{generation_id}"' in browser.get("/artist").text
+    with TestClient(create_app(migrated), follow_redirects=False) as browser:
+        sign_in(browser, outsider_key)
+        assert browser.get(f"/artist/outputs/{generation_id}").status_code == 404
+        assert browser.get(f"/artist/outputs/{generation_id}/images/0").status_code == 404
+
+    # the command line prints the same evidence
+    explained = " ".join(cli(migrated, "generations", "explain", generation_id).stdout.split())
+    assert "output 0: most influential training images" in explained and names[top["contributor_id"]] in explained
+    assert "paid from the pool" in explained and "split by blend" in explained
+
+
+def test_a_disputed_share_is_checked_by_unlearning_and_recorded_without_touching_the_ledger(
+        client, customer, sessions, blob_store, indexed_model, migrated, tmp_path):
+    body = generate(client, customer, indexed_model, prompt="red blocks", seed=21)
+    generation_id = uuid.UUID(body["id"])
+    disputed = uuid.UUID(body["attribution"]["contributors"][0]["contributor_id"])
+    with sessions() as session:
+        ledger_before = len(ledger_service.entries_for(session=session, generation_id=generation_id))
+    with sessions() as session, session.begin():
+        with pytest.raises(InvalidInput) as refused:
+            dispute_usecases.open_dispute(session=session, generation_id=generation_id, contributor_id=uuid.uuid4(),
+                                          reason="not mine", opened_by="test")
+        assert refused.value.code == "contributor_not_in_model"
+        with pytest.raises(InvalidInput):
+            dispute_usecases.open_dispute(session=session, generation_id=generation_id, contributor_id=disputed,
+                                          reason="   ", opened_by="test")
+        dispute_id = dispute_usecases.open_dispute(session=session, generation_id=generation_id,
+                                                   contributor_id=disputed, reason="the output is not like my work",
+                                                   opened_by="test").id
+    quick = UnlearningConfig(max_steps=4, learning_rate=1e-2)
+    checked = check_dispute(sessions=sessions, blob_store=blob_store, dispute_id=dispute_id,
+                            cache_dir=tmp_path / "models", config=quick)
+    result = checked.result
+    assert checked.status == "checked" and checked.verdict in ("supported", "not_supported", "inconclusive")
+    assert 0 <= result["rank_among_contributors"] <= 1 and result["reference_contributors"] == 2  # 3 in the toy data
+    assert result["output_loss_after"] > result["output_loss_before"]  # the outputs were really unlearnt
+    assert 1 <= result["unlearning_steps"] <= 4 and result["check"]["method"] == "unlearn-output-sgd"
+    assert result["paid_share_ppm"] == sum(line["share_ppm"] for line in body["attribution"]["contributors"]
+                                           if line["contributor_id"] == str(disputed))
+    assert dispute_verdict(result["disputed_mean_rise"], [result["reference_median_rise"]] * 2)[0] in (0.0, 0.5, 1.0)
+    with pytest.raises(Conflict):
+        check_dispute(sessions=sessions, blob_store=blob_store, dispute_id=dispute_id, cache_dir=tmp_path / "models",
+                      config=quick)
+    with sessions() as session:
+        assert len(ledger_service.entries_for(session=session, generation_id=generation_id)) == ledger_before
+    listed = " ".join(cli(migrated, "generations", "disputes", str(generation_id)).stdout.split())
+    assert str(dispute_id)[:8] in listed and checked.verdict in listed
+    wrong = cli(migrated, "generations", "dispute", str(generation_id), "--contributor", str(uuid.uuid4()),
+                "--reason", "x", check=False)
+    assert wrong.returncode == 1 and "contributor_not_in_model" in wrong.stderr
+
+
+def test_dispute_verdicts_rank_the_contributor_among_the_others():
+    assert dispute_verdict(0.9, [0.1, 0.2, 0.3, 0.4]) == (1.0, "supported")
+    assert dispute_verdict(0.0, [0.1, 0.2, 0.3, 0.4]) == (0.0, "not_supported")
+    assert dispute_verdict(0.25, [0.1, 0.2, 0.3, 0.4]) == (0.5, "not_supported")
+    assert dispute_verdict(0.35, [0.1, 0.2, 0.3, 0.4]) == (0.75, "inconclusive")
+    assert dispute_verdict(0.2, [0.2, 0.2]) == (0.5, "not_supported")
+    assert dispute_verdict(1.0, []) == (0.5, "inconclusive")

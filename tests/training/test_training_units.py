@@ -214,3 +214,16 @@ def test_checkpoint_helpers_ignore_partial_folders(tmp_path):
     checkpoints.prune(tmp_path, 2)
     checkpoints.remove_partials(tmp_path)
     assert sorted(p.name for p in checkpoints.checkpoints_root(tmp_path).iterdir()) == ["checkpoint-4", "checkpoint-6"]
+
+
+def test_bfloat16_is_used_only_where_the_cpu_computes_it_natively(monkeypatch):
+    from training import engine
+
+    monkeypatch.setattr(engine.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(engine, "native_cpu_bf16", lambda: False)
+    assert engine.effective_precision("bf16") == "no" and engine.effective_precision("fp16") == "no"
+    assert engine.effective_precision("no") == "no"
+    monkeypatch.setattr(engine, "native_cpu_bf16", lambda: True)
+    assert engine.effective_precision("bf16") == "bf16" and engine.effective_precision("fp16") == "no"
+    monkeypatch.setattr(engine.torch.cuda, "is_available", lambda: True)
+    assert engine.effective_precision("fp16") == "fp16"
