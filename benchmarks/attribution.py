@@ -180,8 +180,20 @@ def query_loss(pipeline, attributor: Attributor, image: Image.Image, prompt: str
     return float((output[:, : target.shape[1]] - target).pow(2).mean())
 
 
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks with ties sharing their average rank (a constant prediction has no order, hence no correlation)."""
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(values, kind="stable")
+    ranked = np.empty(len(values))
+    ranked[order] = np.arange(len(values), dtype=float)
+    for value in np.unique(values):
+        tied = values == value
+        ranked[tied] = ranked[tied].mean()
+    return ranked
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    ra, rb = np.argsort(np.argsort(a)).astype(float), np.argsort(np.argsort(b)).astype(float)
+    ra, rb = ranks(a), ranks(b)
     ra, rb = ra - ra.mean(), rb - rb.mean()
     denominator = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
     return float((ra * rb).sum() / denominator) if denominator else 0.0
@@ -253,6 +265,17 @@ def oracle(matrix: np.ndarray, positions: list[int], contributors: list[uuid.UUI
 def contributor_predictions(matrix: np.ndarray, members: list[list[int]]) -> np.ndarray:
     """(contributors x queries): each contributor's summed per-asset scores."""
     return np.stack([matrix[:, positions].sum(axis=1) for positions in members])
+
+
+DEFAULT_RULE = "the influence method with the highest per-asset plus contributor-level LDS"
+
+
+def choose_default(lds: dict, contributor_lds: dict) -> str:
+    """The best influence method by the LDS this run measured (the served one when it measured none)."""
+    if not lds and not contributor_lds:
+        return INFLUENCE_METHODS[0]
+    return max(INFLUENCE_METHODS, key=lambda method: lds.get(method, {}).get("mean", 0.0)
+               + contributor_lds.get(method, {}).get("mean", 0.0))
 
 
 def main() -> None:
@@ -394,11 +417,10 @@ def main() -> None:
         half = load_pipeline(train_model(work, f"half-{m}", subset, args.steps // 2, seed=100 + m), device="cpu")
         half_attributor = Attributor(half, config)
         actual[m] = [query_loss(half, half_attributor, outputs[q], queries[q][0]) for q in range(len(queries))]
-    mask_matrix = np.stack(masks).astype(float)
     lds = {}
-    for method, matrix in {**methods, "pro_rata": np.ones((len(queries), len(items)))}.items():
+    for method, matrix in ({**methods, "pro_rata": np.ones((len(queries), len(items)))} if masks else {}).items():
         # more influence from the included examples -> lower loss: correlate the prediction with -loss
-        predicted = mask_matrix @ matrix.T
+        predicted = np.stack(masks).astype(float) @ matrix.T
         per_query = [spearman(predicted[:, q], -actual[:, q]) for q in range(len(queries))]
         lds[method] = bootstrap(per_query)
     log(f"lds: {json.dumps(lds)}")
@@ -406,7 +428,7 @@ def main() -> None:
     # --- contributor-level LDS: retrain without each of N contributors
     by_size = sorted((name for name in contributor_uuid if name != PLANTED),
                      key=lambda name: (-sum(item.contributor == name for item in items), name))
-    removed_contributors = [PLANTED, *by_size[: args.contributors - 1]]
+    removed_contributors = [PLANTED, *by_size[: args.contributors - 1]] if args.contributors > 0 else []
     members = [[i for i, item in enumerate(items) if item.contributor == name] for name in removed_contributors]
     full_losses = np.array([query_loss(pipeline, attributor, outputs[q], queries[q][0]) for q in range(len(queries))])
     loss_rise = np.zeros((len(removed_contributors), len(queries)))
@@ -420,10 +442,10 @@ def main() -> None:
     contributor_lds = {}
     predictions = {method: contributor_predictions(matrix, members) for method, matrix in methods.items()}
     predictions["pro_rata"] = np.array([[len(positions)] * len(queries) for positions in members], dtype=float)
-    for method, predicted in predictions.items():
+    for method, predicted in (predictions.items() if removed_contributors else ()):
         contributor_lds[method] = bootstrap([spearman(predicted[:, q], loss_rise[:, q]) for q in range(len(queries))])
     log(f"contributor lds: {json.dumps(contributor_lds)}")
-    default_method = max(INFLUENCE_METHODS, key=lambda method: (contributor_lds[method]["mean"] + lds[method]["mean"]))
+    default_method = choose_default(lds, contributor_lds)
 
     result = {
         "benchmark": "per-output influence attribution on the tiny CPU base model",
@@ -434,7 +456,7 @@ def main() -> None:
                     "generation": GENERATE},
         "alpha": f"{alpha.numerator}/{alpha.denominator}",
         "default_method": default_method,
-        "default_method_rule": "the influence method with the highest per-asset plus contributor-level LDS",
+        "default_method_rule": DEFAULT_RULE if lds or contributor_lds else "no LDS in this run: the served method",
         "hubness": hubs[default_method],
         "hubness_by_method": hubs,
         "hubness_top": HUB_TOP,

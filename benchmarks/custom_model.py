@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
         mix = {"catalog": {"limit": args.catalog_mix, "heldout": "exclude"}} if args.catalog_mix else {}
         created = client.post("/v1/custom-models", headers=headers, json={
             "name": f"{MASCOT}-lora", "kind": "lora", "base_model_id": base_id, "brand_assets": {"tags": ["mascot"]},
-            "steps": args.steps, **mix})
+            "steps": args.steps, "trigger_word": MASCOT, **mix})
         if created.status_code != 202:
             raise SystemExit(f"custom model refused: {created.status_code} {created.text[:400]}")
         job_id = uuid.UUID(created.json()["id"])

@@ -440,7 +440,7 @@ def custom_model_through_api(http, settings: Settings, model_id, customer: dict,
                            code="demo_generation_failed")
     created = http.post("/v1/custom-models", headers={**customer, "Idempotency-Key": "demo-custom-1"}, json={
         "name": f"{MASCOT}-lora", "kind": "lora", "base_model_id": str(model_id), "brand_assets": {"tags": ["mascot"]},
-        "catalog": {"limit": DEMO_CATALOG_MIX}, "steps": steps})
+        "catalog": {"limit": DEMO_CATALOG_MIX}, "trigger_word": MASCOT, "steps": steps})
     if created.status_code != 202:
         raise FoundryError(f"custom model refused: HTTP {created.status_code} {created.text[:500]}",
                            code="demo_training_failed")

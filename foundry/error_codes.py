@@ -105,6 +105,9 @@ class ErrorCode(StrEnum):
     ATTRIBUTION_INDEX_CORRUPT = "attribution_index_corrupt"
     ATTRIBUTION_INDEX_STALE = "attribution_index_stale"
     GENERATION_NOT_ATTRIBUTED = "generation_not_attributed"
+    DISPUTE_NOT_FOUND = "dispute_not_found"
+    DISPUTE_ALREADY_CHECKED = "dispute_already_checked"
+    CONTRIBUTOR_NOT_IN_MODEL = "contributor_not_in_model"
 
     # generation
     GENERATION_FAILED = "generation_failed"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -109,6 +110,8 @@ class TextPretraining:
 
 
 CAPTION_MODES: tuple[str, ...] = ("caption", "caption_or_tags")
+TRIGGER_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
+"""A custom model's trigger word: one lowercase word, so it is tokenized the same in every prompt."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,12 @@ class Recipe:
     """When a customer's snapshot mixes its brand images with licensed catalog images: the share of draws
     given to the brand images (0: no special weight). Half brand, half catalog is DreamBooth's prior
     preservation: the model learns the brand while it keeps rehearsing what the base could draw."""
+    brand_trigger: str | None = None
+    """The word a custom model is prompted with (its concept's name, e.g. a mascot's). Each draw of a brand
+    image is then captioned with the trigger and a random part of the rest of its caption, shuffled (the
+    trigger alone a third of the time), so the name carries the concept in any position and company, not
+    only inside the exact caption it was uploaded with (kohya's caption shuffling and word dropout, keyed on
+    a trigger like DreamBooth's identifier)."""
     snr_gamma: float | None = None
     """Min-SNR loss weighting (Hang et al. 2023); ``None`` keeps the plain MSE."""
     learned_variance_weight: float = 1.0
@@ -274,6 +283,8 @@ class Recipe:
             raise ValueError("group_balance must be in [0, 1]")
         if not 0.0 <= self.brand_share < 1.0:
             raise ValueError("brand_share must be in [0, 1)")
+        if self.brand_trigger is not None and not TRIGGER_PATTERN.fullmatch(self.brand_trigger):
+            raise ValueError("brand_trigger must be one lowercase word (letters, digits, '-'), 2-40 characters")
         if self.snr_gamma is not None and self.snr_gamma <= 0:
             raise ValueError("snr_gamma must be positive or None")
         if min(self.checkpoint_every, self.validation_every, self.lr_warmup_steps) < 0:

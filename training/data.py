@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -79,10 +80,25 @@ def caption_forms(example: ExampleLike, mode: str) -> tuple[str, ...]:
     raise ValueError(f"unknown caption mode {mode!r}")
 
 
-def caption_for_position(example: ExampleLike, mode: str, seed: int, position: int) -> str:
-    """The caption used at one stream position: a pure function of (seed, position), so resumes agree."""
+def caption_for_position(example: ExampleLike, mode: str, seed: int, position: int,
+                         trigger: str | None = None) -> str:
+    """The caption used at one stream position: a pure function of (seed, position), so resumes agree.
+    With a ``trigger``, a brand image gets :func:`triggered_caption` instead."""
+    if trigger is not None and getattr(example, "is_brand", False):
+        return triggered_caption(example.caption, trigger, seed, position)
     forms = caption_forms(example, mode)
     return forms[stable_seed("caption", seed, position) % len(forms)] if len(forms) > 1 else forms[0]
+
+
+def triggered_caption(caption: str, trigger: str, seed: int, position: int) -> str:
+    """The trigger alone (a third of the draws), or with each other word of the caption kept at even odds,
+    all shuffled: the model cannot lean on the caption's other words or on the trigger's position."""
+    rng = random.Random(stable_seed("trigger-caption", seed, position))
+    if rng.random() < 1 / 3:
+        return trigger
+    words = [trigger, *(word for word in caption.split() if word.strip(",.").lower() != trigger and rng.random() < 0.5)]
+    rng.shuffle(words)
+    return " ".join(words)
 
 
 GROUP_TAG = "group:"

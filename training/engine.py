@@ -746,7 +746,8 @@ class DiffusionTrainer:
         if recipe.kind == "upscaler":
             clean, condition, levels = self._upscaling_inputs(batch, clean, generator)
         dropped = torch.rand(len(batch.examples), generator=generator, device=device) < recipe.caption_dropout
-        captions = ["" if drop else caption_for_position(e, recipe.caption_mode, recipe.seed, position)
+        captions = ["" if drop else caption_for_position(e, recipe.caption_mode, recipe.seed, position,
+                                                         recipe.brand_trigger)
                     for e, drop, position in zip(batch.examples, dropped.tolist(), batch.positions)]
         embeddings = self._embed(captions)
         noise = torch.randn(clean.shape, generator=generator, device=device, dtype=clean.dtype)

@@ -42,6 +42,11 @@ class CustomModelCreate(BaseModel):
                                   "what the base could). Half the training draws stay with the brand images; the "
                                   "catalog images' licensors share the custom model's fine-tune layer of the pool.")
     steps: int = Field(default=500, ge=1, le=custom_usecases.MAX_CUSTOM_STEPS, strict=True)
+    trigger_word: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9-]{1,39}$",
+        description="The name the model will be prompted with (e.g. the mascot's). Each brand image is trained "
+                    "under it with a shuffled, random part of its caption, so the name alone draws the concept "
+                    "in any prompt. Screened like a prompt.")
     tenant_id: uuid.UUID | None = Field(default=None, description="Admins only: whose custom model.")
 
 
@@ -54,6 +59,7 @@ class CustomModelRead(BaseModel):
     snapshot_id: uuid.UUID
     brand_images: int = Field(description="The tenant's own images in the snapshot (they never earn royalties).")
     catalog_images: int = Field(description="Licensed catalog images mixed in.")
+    trigger_word: str | None
     status: str
     stage: str
     step: int
@@ -74,7 +80,7 @@ class CustomModelRead(BaseModel):
 def _read(session, job: TrainingJob) -> CustomModelRead:
     model = session.get(RegisteredModel, job.result_model_id) if job.result_model_id else None
     brand, catalog = custom_usecases.image_counts(session=session, job=job)
-    return CustomModelRead(brand_images=brand, catalog_images=catalog,
+    return CustomModelRead(brand_images=brand, catalog_images=catalog, trigger_word=(job.recipe or {}).get("brand_trigger"),
         id=job.id, name=job.name, kind=job.recipe_kind, tenant_id=job.owner_tenant_id, base_model_id=job.base_model_id,
         snapshot_id=job.snapshot_id, status=job.status, stage=job.stage, step=job.step, total_steps=job.total_steps,
         progress=round(job.step / job.total_steps, 4) if job.total_steps else 0.0, eta_s=job.eta_s,
@@ -100,7 +106,8 @@ def create_custom_model(principal: CustomerOrAdmin, session: SessionDep, setting
     job = custom_usecases.create_custom_model(
         session=session, queue=CeleryQueue(settings), tenant_id=tenant_for(principal, body.tenant_id), name=body.name,
         kind=body.kind, base_model_id=body.base_model_id, asset_ids=body.brand_assets.asset_ids,
-        tags=body.brand_assets.tags, catalog=body.catalog, steps=body.steps, requested_by=f"api:{principal.name}",
+        tags=body.brand_assets.tags, catalog=body.catalog, trigger_word=body.trigger_word, steps=body.steps,
+        requested_by=f"api:{principal.name}",
         style_mode=settings.style_names, idempotency_key=idempotency_key, request=body.model_dump(mode="json"))
     return _read(session, job)
 

@@ -24,7 +24,7 @@ from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
 from foundry.usecases.queue import TaskQueue
 from foundry.usecases.training import build_recipe
-from recipes import CUSTOM_MODEL_SETTINGS
+from recipes import CUSTOM_MODEL_SETTINGS, TRIGGER_PATTERN
 
 CUSTOM_KINDS = ("lora", "finetune")
 MAX_CUSTOM_STEPS = 20_000
@@ -32,14 +32,16 @@ MAX_CUSTOM_STEPS = 20_000
 
 def create_custom_model(*, session: Session, queue: TaskQueue | None, tenant_id: uuid.UUID, name: str, kind: str,
                         base_model_id: uuid.UUID, asset_ids: list[uuid.UUID], tags: list[str], steps: int,
-                        requested_by: str, catalog: CatalogMix | None = None, style_mode: str = "strict",
-                        idempotency_key: str | None = None, request: dict | None = None) -> TrainingJob:
+                        requested_by: str, catalog: CatalogMix | None = None, trigger_word: str | None = None,
+                        style_mode: str = "strict", idempotency_key: str | None = None,
+                        request: dict | None = None) -> TrainingJob:
     """Snapshot, screen, charge and queue in one transaction (a refused caption leaves nothing behind but the
     counted refusal); the job is handed to ``queue`` after the commit. The charge is ``steps`` times the
     base model's ``training_step_price`` for the tenant; a retry with the same Idempotency-Key (and the same
     ``request``) returns the first job and charges nothing again. ``catalog`` mixes licensed catalog images
     into the snapshot (the recipe's ``brand_share`` of draws stays with the brand images); their licensors
-    are paid in the custom model's fine-tune layer, the tenant's own images never are."""
+    are paid in the custom model's fine-tune layer, the tenant's own images never are. ``trigger_word``: the
+    name the model will be prompted with; the brand images are trained under it (``Recipe.brand_trigger``)."""
     fingerprint = request_fingerprint(request or {})
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise InvalidInput("Idempotency-Key must be 1-200 characters", code="invalid_idempotency_key")
@@ -49,7 +51,10 @@ def create_custom_model(*, session: Session, queue: TaskQueue | None, tenant_id:
         raise InvalidInput("brand_assets: choose brand assets by asset_ids or tags", code="validation_error")
     if not 1 <= steps <= MAX_CUSTOM_STEPS:
         raise InvalidInput(f"steps: between 1 and {MAX_CUSTOM_STEPS}", code="validation_error")
-    recipe = build_recipe(kind, {**CUSTOM_MODEL_SETTINGS[kind], "max_train_steps": steps,
+    if trigger_word is not None and not TRIGGER_PATTERN.fullmatch(trigger_word):
+        raise InvalidInput("trigger_word: one lowercase word (letters, digits, '-'), 2-40 characters",
+                           code="validation_error")
+    recipe = build_recipe(kind, {**CUSTOM_MODEL_SETTINGS[kind], "max_train_steps": steps, "brand_trigger": trigger_word,
                                  "checkpoint_every": max(10, steps // 5),
                                  "lr_warmup_steps": min(steps // 4, CUSTOM_MODEL_SETTINGS[kind].get("lr_warmup_steps", 0))})
     try:
@@ -66,6 +71,8 @@ def create_custom_model(*, session: Session, queue: TaskQueue | None, tenant_id:
                 filters=SnapshotFilters(tenant_id=tenant_id, brand_assets_only=True, asset_ids=asset_ids, tags=tags,
                                         catalog=catalog),
                 created_by=requested_by)
+            if trigger_word is not None:
+                moderation_service.screen(session=session, texts={"trigger_word": trigger_word}, style_mode=style_mode)
             for entry in dataset_service.snapshot_entries(session=session, snapshot_id=snapshot.id):
                 moderation_service.screen(session=session, texts={"caption": entry.caption}, style_mode=style_mode)
             job = job_service.create_job(session=session, name=name, recipe_kind=kind, recipe=recipe,

@@ -32,9 +32,12 @@ def create(client, customer, served_model, **body):
 @pytest.mark.slow
 def test_a_customer_trains_a_custom_model_from_its_brand_assets(client, customer, served_model, migrated, sessions):
     upload_brand(client, customer, 3, "sneakers")
-    created = create(client, customer, served_model)
+    created = create(client, customer, served_model, trigger_word="snekko")
     assert created.status_code == 202, created.text
     custom = created.json()
+    assert custom["trigger_word"] == "snekko"
+    with sessions() as session:
+        assert session.get(TrainingJob, uuid.UUID(custom["id"])).recipe["brand_trigger"] == "snekko"
     assert (custom["status"], custom["kind"], custom["progress"], custom["model_id"]) == ("queued", "lora", 0.0, None)
     with sessions() as session:
         entries = dataset_service.snapshot_entries(session=session, snapshot_id=uuid.UUID(custom["snapshot_id"]))
@@ -105,6 +108,8 @@ def test_custom_models_are_checked_before_anything_is_queued(client, customer, s
     assert create(client, customer, served_model, brand_assets={}).status_code == 422
     assert create(client, customer, served_model, base_model_id=str(uuid.uuid4())).status_code == 404
     assert create(client, customer, served_model, steps=0).status_code == 422
+    for bad in ("Sneaker", "two words", "x", "a" * 41):
+        assert create(client, customer, served_model, trigger_word=bad).status_code == 422, bad
     assert client.post("/v1/custom-models", headers=ADMIN, json={
         "name": "x", "base_model_id": str(served_model), "brand_assets": {"tags": ["sneakers"]}}).status_code == 422
     with sessions() as session:
@@ -115,6 +120,10 @@ def test_custom_models_are_checked_before_anything_is_queued(client, customer, s
     refused = create(client, customer, served_model)
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "prompt_refused")
     assert refused.json()["error"]["details"]["field"] == "caption"
+    assert client.post("/v1/moderation/rules", headers=ADMIN, json={"kind": "trademark", "phrase": "nikey"}
+                       ).status_code == 201
+    refused = create(client, customer, served_model, trigger_word="nikey")
+    assert (refused.status_code, refused.json()["error"]["details"]["field"]) == (422, "trigger_word")
     with sessions() as session:
         assert session.query(TrainingJob).count() == 0
 

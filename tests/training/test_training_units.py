@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from transformers import AutoTokenizer, CLIPTokenizer
 
 from recipes import BaseModelShape, Recipe, base_recipe, finetune_recipe, lora_recipe
 from training import checkpoints
-from training.data import ExampleOrder, ImageTransform, load_data_dir, write_data_dir
+from training.data import ExampleOrder, ImageTransform, caption_for_position, load_data_dir, write_data_dir
 from training.losses import diffusion_loss
 from training.synthetic import shape_examples
 from training.text_encoder import (
@@ -51,6 +52,25 @@ def test_recipe_validation_rejects_inconsistent_settings():
         finetune_recipe("/base", torch_compile="everything")
     with pytest.raises(ValueError, match="unknown recipe fields"):
         Recipe.from_dict({**base_recipe().to_dict(), "surprise": 1})
+    for trigger in ("Zorb", "two words", "z", "zorb!"):
+        with pytest.raises(ValueError, match="brand_trigger"):
+            lora_recipe("/base", brand_trigger=trigger)
+    assert lora_recipe("/base", brand_trigger="zorb-2").brand_trigger == "zorb-2"
+
+
+def test_brand_images_are_captioned_around_their_trigger_and_catalog_images_are_not():
+    brand = SimpleNamespace(example_id="b", caption="zorb the purple star mascot", is_brand=True)
+    catalog = SimpleNamespace(example_id="c", caption="grinning face", is_brand=False)
+    drawn = [caption_for_position(brand, "caption", 3, position, "zorb") for position in range(600)]
+    assert drawn == [caption_for_position(brand, "caption", 3, position, "zorb") for position in range(600)]
+    assert all(caption.split().count("zorb") == 1 for caption in drawn)
+    assert all(set(caption.split()) <= {"zorb", "the", "purple", "star", "mascot"} for caption in drawn)
+    alone = drawn.count("zorb") / len(drawn)
+    assert 0.28 < alone < 0.40  # a third of the draws, plus the rare draw that kept no other word
+    assert any(not caption.startswith("zorb") for caption in drawn)  # the trigger moves
+    assert len(set(drawn)) > 40
+    assert {caption_for_position(catalog, "caption", 3, position, "zorb") for position in range(50)} == {"grinning face"}
+    assert {caption_for_position(brand, "caption", 3, position) for position in range(50)} == {brand.caption}
 
 
 def test_tokenizer_round_trips_through_save_pretrained(tmp_path):
