@@ -74,11 +74,14 @@ from training.losses import diffusion_loss
 from training.pipelines import (
     CASCADE_FILE,
     PipelineParts,
+    add_trigger_token,
     build_base_parts,
     build_upscaler_parts,
     expected_pipeline_warnings_silenced,
     load_pipeline_parts,
+    load_trigger_token,
     sample_grid,
+    save_trigger_token,
 )
 from training.text_encoder import (
     encode_prompts,
@@ -317,6 +320,8 @@ class DiffusionTrainer:
         self.text_encoder_origin: dict[str, Any] = {}
         self.attention_backend = ""
         self.precision = recipe.mixed_precision
+        self.trigger_row: torch.Tensor | None = None
+        """The trigger word's token embedding (custom models with ``brand_trigger``), saved with the weights."""
         """The precision actually trained in (``effective_precision`` of the recipe's)."""
         self._last_checkpoint_step: int | None = None
 
@@ -444,6 +449,9 @@ class DiffusionTrainer:
             self.text_encoder_origin = inherited_text_encoder_origin(
                 recipe.base_model, parts.text_encoder, recipe.train_text_encoder
             )
+            if recipe.brand_trigger is not None:
+                self.trigger_row = add_trigger_token(parts.tokenizer, parts.text_encoder, recipe.brand_trigger,
+                                                     stable_seed("trigger", recipe.seed, recipe.brand_trigger))
             return parts
         tokenizer = self._scratch_tokenizer(resuming)
         parts = build_base_parts(recipe.model_shape, recipe.resolution, tokenizer)
@@ -919,6 +927,8 @@ class DiffusionTrainer:
             # (``lora.down``) no longer matched the ResNets' (``lora_A``) and were dropped when loaded.
             adapter = get_peft_model_state_dict(unet)
             parts.pipeline_class.save_lora_weights(target, unet_lora_layers=adapter, safe_serialization=True)
+            if self.trigger_row is not None:
+                save_trigger_token(target, recipe.brand_trigger, self.trigger_row)
             return target, "diffusers_lora"
         target = self.output_dir / PIPELINE_DIR
         trained: dict[str, Any] = {"unet": unet}
@@ -932,6 +942,8 @@ class DiffusionTrainer:
             pipeline = parts.assemble(**trained)
         else:
             # Frozen parts come from disk in their stored precision, not the training dtype copies.
+            if self.trigger_row is not None:  # the trigger's token travels in the fine-tuned pipeline's own files
+                trained.update(tokenizer=parts.tokenizer, text_encoder=parts.text_encoder)
             with expected_pipeline_warnings_silenced():
                 pipeline = parts.pipeline_class.from_pretrained(recipe.base_model, **trained)
         pipeline.save_pretrained(target, safe_serialization=True)
@@ -949,6 +961,7 @@ class DiffusionTrainer:
             if recipe.trains_lora:
                 pipeline = DiffusionPipeline.from_pretrained(recipe.base_model)
                 pipeline.load_lora_weights(str(model_path))
+                load_trigger_token(pipeline, model_path)
             else:
                 pipeline = DiffusionPipeline.from_pretrained(str(model_path))
         pipeline.to(self.device)

@@ -48,6 +48,8 @@ from diffusers import (
 from diffusers.utils import logging as diffusers_logging
 from diffusers.utils import make_image_grid
 from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
 from transformers import CLIPTokenizer
 from transformers.utils import logging as transformers_logging
 
@@ -297,14 +299,59 @@ def pipeline_call_kwargs(pipeline: Any) -> dict[str, Any]:
     return {"clean_caption": False} if type(pipeline).__name__.startswith("IF") else {}
 
 
+TRIGGER_FILE = "trigger_token.safetensors"
+"""Beside a custom LoRA's weights: its trigger word's own token and that token's embedding row."""
+
+
+def add_trigger_token(tokenizer: Any, text_encoder: Any, trigger: str, seed: int) -> torch.Tensor:
+    """Give a custom model's trigger word a token of its own, with a fixed random embedding row.
+
+    Our tokenizers are trained on the catalog's captions, so a new name ("zorblax") is split into pieces that
+    common words share ("bow and arrow" shares them): a concept bound to the pieces leaks into those words'
+    prompts. One whole token, whose embedding (seeded, at the rows' mean norm) no catalog word has, binds the
+    concept to the name alone (DreamBooth's rare identifier). The text encoder stays frozen."""
+    weights = text_encoder.get_input_embeddings().weight
+    generator = torch.Generator().manual_seed(seed)
+    row = torch.randn(weights.shape[1], generator=generator)
+    row = row / row.norm() * weights.detach().float().norm(dim=1).mean()
+    install_trigger_token(tokenizer, text_encoder, trigger, row)
+    return row
+
+
+def install_trigger_token(tokenizer: Any, text_encoder: Any, trigger: str, row: torch.Tensor) -> None:
+    if tokenizer.add_tokens([trigger]):
+        text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    token_id = tokenizer.convert_tokens_to_ids(trigger)
+    with torch.no_grad():
+        weights = text_encoder.get_input_embeddings().weight
+        weights[token_id] = row.to(weights.device, weights.dtype)
+
+
+def save_trigger_token(folder: Path, trigger: str, row: torch.Tensor) -> None:
+    save_file({"embedding": row.detach().float().contiguous()}, str(Path(folder) / TRIGGER_FILE),
+              metadata={"token": trigger})
+
+
+def load_trigger_token(pipeline: Any, folder: Path) -> None:
+    """A LoRA folder's trigger token, if it has one, added to the pipeline's tokenizer and text encoder."""
+    path = Path(folder) / TRIGGER_FILE
+    if not path.is_file():
+        return
+    with safe_open(str(path), framework="pt") as stored:
+        trigger, row = stored.metadata()["token"], stored.get_tensor("embedding")
+    install_trigger_token(pipeline.tokenizer, pipeline.text_encoder, trigger, row)
+
+
 def load_pipeline(folder: Path, *, adapters: tuple[Path, ...] = (), device: str | None = None) -> DiffusionPipeline:
-    """A pipeline folder ready to render: on the GPU in fp16 when there is one, LoRA adapters loaded onto it."""
+    """A pipeline folder ready to render: on the GPU in fp16 when there is one, LoRA adapters (and their
+    trigger tokens) loaded onto it."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float16 if device == "cuda" else torch.float32
     with expected_pipeline_warnings_silenced():
         pipeline = DiffusionPipeline.from_pretrained(str(folder), dtype=dtype)
         for adapter in adapters:
             pipeline.load_lora_weights(str(adapter))
+            load_trigger_token(pipeline, adapter)
     for name in ("safety_checker", "watermarker"):
         # licensed-only models need no third-party filters; our own provenance marks every output
         if getattr(pipeline, name, None) is not None:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from diffusers import DiffusionPipeline, IFPipeline, StableDiffusionPipeline
 from PIL import Image
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from recipes import finetune_recipe
 from training import checkpoints
 from training.data import TrainingExample
 from training.engine import TrainingCancelled, train, weights_digest
+from training.pipelines import TRIGGER_FILE, load_pipeline
 from training.synthetic import shape_examples
 
 
@@ -253,3 +257,36 @@ def test_resume_refuses_a_different_recipe(tmp_path, recipes, latent_examples):
             latent_examples,
             resume_from="latest",
         )
+
+
+@dataclass
+class BrandExample:
+    example_id: str
+    load_image: object
+    caption: str
+    is_brand: bool = True
+
+
+def test_a_trigger_word_gets_its_own_token_saved_and_loaded_with_the_adapter(tmp_path, recipes, latent_examples,
+                                                                             tiny_sd_path):
+    brand = [BrandExample(e.example_id, e.load_image, f"zorb {e.caption}") for e in latent_examples]
+    result = train(tmp_path, recipes.lora(max_train_steps=3, brand_trigger="zorb"), brand)
+    assert set(result.weight_files) == {"pytorch_lora_weights.safetensors", TRIGGER_FILE}
+    with safe_open(str(result.model_path / TRIGGER_FILE), framework="pt") as stored:
+        assert stored.metadata()["token"] == "zorb"
+        row = stored.get_tensor("embedding")
+
+    plain = load_pipeline(Path(tiny_sd_path), device="cpu")
+    custom = load_pipeline(Path(tiny_sd_path), adapters=(result.model_path,), device="cpu")
+    assert "zorb" not in plain.tokenizer.tokenize("a happy zorb")  # the base splits the new name into pieces
+    pieces = custom.tokenizer.tokenize("a happy zorb waving")
+    assert pieces.count("zorb") == 1 and pieces == [*plain.tokenizer.tokenize("a happy"), "zorb",
+                                                   *plain.tokenizer.tokenize("waving")]
+    token_id = custom.tokenizer.convert_tokens_to_ids("zorb")
+    assert token_id >= len(plain.tokenizer)
+    embeddings = custom.text_encoder.get_input_embeddings().weight
+    assert torch.equal(embeddings[token_id], row)
+    mean_norm = plain.text_encoder.get_input_embeddings().weight.norm(dim=1).mean()
+    assert abs(float(row.norm() - mean_norm)) < 1e-3 * float(mean_norm)
+    # every other row is the base's own: the text encoder stays frozen
+    assert torch.equal(embeddings[: len(plain.tokenizer)], plain.text_encoder.get_input_embeddings().weight)
