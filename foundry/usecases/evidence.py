@@ -76,12 +76,9 @@ def generation_evidence(*, session: Session, generation_id: uuid.UUID, tenant_id
     described = {asset.id: (asset.caption, name) for asset, name in session.execute(
         select(Asset, Contributor.display_name).join(Contributor, Contributor.id == Asset.contributor_id)
         .where(Asset.id.in_(asset_ids)))} if asset_ids else {}
-    outputs = [OutputEvidence(index=image.index, scored=image.influence is not None, assets=[
-        EvidenceAsset(asset_id=uuid.UUID(item["asset_id"]), contributor_id=uuid.UUID(item["contributor_id"]),
-                      caption=described.get(uuid.UUID(item["asset_id"]), ("", ""))[0],
-                      display_name=described.get(uuid.UUID(item["asset_id"]), ("", ""))[1],
-                      share_ppm=int(item["share_ppm"]), score=float(item["score"])) for item in items])
-        for image, items in zip(images, recorded, strict=True)]
+    outputs = [OutputEvidence(index=image.index, scored=image.influence is not None,
+                              assets=[_asset(item, described) for item in items])
+               for image, items in zip(images, recorded, strict=True)]
     paid = [PaidLine(contributor_id=line.contributor_id, display_name=name, method=line.method,
                      share_ppm=line.share_ppm, amount=line.amount)
             for line, name in lines if contributor_id is None or line.contributor_id == contributor_id]
@@ -90,3 +87,10 @@ def generation_evidence(*, session: Session, generation_id: uuid.UUID, tenant_id
     return GenerationEvidence(generation=generation, method=attribution.get("method", "pro_rata"),
                               influence={k: influence.get(k) for k in ("method", "version", "index_id")}
                               if influence else None, outputs=outputs, paid=paid)
+
+
+def _asset(item: dict, described: dict[uuid.UUID, tuple[str, str]]) -> EvidenceAsset:
+    asset_id = uuid.UUID(item["asset_id"])
+    caption, display_name = described.get(asset_id, ("", ""))
+    return EvidenceAsset(asset_id=asset_id, contributor_id=uuid.UUID(item["contributor_id"]), caption=caption,
+                         display_name=display_name, share_ppm=int(item["share_ppm"]), score=float(item["score"]))
