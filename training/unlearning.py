@@ -100,7 +100,7 @@ def unlearn_outputs(pipeline, outputs: Sequence[tuple[Image.Image, str]], probes
     before = losses.of_many(unet, probe_batch)
     with torch.no_grad():
         output_before = float(losses(unet, *output_batch).mean())
-    parameters = [p for p in unet.parameters() if p.requires_grad] or list(unet.parameters())
+    parameters = list(unet.parameters())  # every weight, a LoRA's base included: any contributor may be disputed
     for parameter in parameters:
         parameter.requires_grad_(True)
     optimizer = torch.optim.SGD(parameters, lr=config.learning_rate)
