@@ -24,8 +24,12 @@ captioned "zorblat ..."):
 6. cost: attribution time per image against generation time for the same request.
 
 Influence methods compared on the same index and outputs: ``dtrak`` (the kernel scores as served),
-``dtrak_unit`` (each training row's score divided by its feature norm) and ``dtrak_relative`` (divided by
-the square root of its self-influence, RelatIF-style), beside ``pixel_nn``, ``pro_rata`` and ``random``.
+``dtrak_unit`` (each training row's score divided by its feature norm), ``dtrak_relative`` (divided by
+the square root of its self-influence, RelatIF-style) and ``dtrak_calibrated`` (standardised per training
+row by its scores on ``--calibration`` outputs of other captions), beside ``pixel_nn``, ``pro_rata`` and
+``random``. ``--variant`` adds the same methods on other feature configs (more timesteps, a larger
+projection, another damping: ``METHOD@NAME``) and ``--ensemble`` averages methods (timestep or config
+ensembles) after standardising each query's scores.
 
 Trained models are cached under ``--work`` so an interrupted run resumes where it stopped.
 
@@ -43,7 +47,7 @@ import sys
 import tarfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -225,20 +229,47 @@ def planted_shares(method_scores: np.ndarray, assets: list[uuid.UUID], contribut
     return top == planted_id, float(shares.contributors.get(planted_id, 0)), float(pool.get(planted_id, 0))
 
 
-INFLUENCE_METHODS = ("dtrak", "dtrak_unit", "dtrak_relative")
+BASELINES = ("pixel_nn", "random", "pro_rata")
 HUB_TOP = 10
 
 
-def influence_methods(index: InfluenceIndex, queries: np.ndarray) -> dict[str, np.ndarray]:
-    """Each influence method's scores (queries x training rows) on one index: the served kernel scores,
-    and the same divided per training row by its feature norm or by the root of its self-influence."""
-    solved = np.stack([index.query_vector(query) for query in queries]).astype(np.float64)
-    rows = index.rows.astype(np.float64)
-    scores = solved @ rows.T
-    self_influence = np.einsum("ij,ij->i", rows @ index.query_vector(np.eye(rows.shape[1])).astype(np.float64), rows)
+def influence_methods(raw: InfluenceIndex, calibrated: InfluenceIndex, queries: np.ndarray) -> dict[str, np.ndarray]:
+    """Each influence method's scores (queries x training rows): the kernel scores of ``raw`` (an index without
+    calibration); the same divided per training row by its feature norm (``unit``) or by the root of its
+    self-influence (``relative``, RelatIF-style); and the product's calibrated scores (``calibrated``: each
+    row standardised on the model's own outputs for other captions, ``provenance.influence``)."""
+    rows = raw.rows.astype(np.float64)
+    scores = np.stack([raw.scores(query) for query in queries]).astype(np.float64)
+    self_influence = np.einsum("ij,ij->i", rows @ raw.query_vector(np.eye(rows.shape[1])).astype(np.float64), rows)
     return {"dtrak": scores,
             "dtrak_unit": scores / np.maximum(np.linalg.norm(rows, axis=1), 1e-12),
-            "dtrak_relative": scores / np.sqrt(np.maximum(self_influence, 1e-12))}
+            "dtrak_relative": scores / np.sqrt(np.maximum(self_influence, 1e-12)),
+            "dtrak_calibrated": np.stack([calibrated.scores(query) for query in queries]).astype(np.float64)}
+
+
+def per_query_standardised(matrix: np.ndarray) -> np.ndarray:
+    """Each query's scores as z-scores, so methods on different kernels (scales) can be averaged."""
+    return (matrix - matrix.mean(axis=1, keepdims=True)) / np.maximum(matrix.std(axis=1, keepdims=True), 1e-12)
+
+
+def parse_variants(texts: list[str], base: InfluenceConfig) -> dict[str, InfluenceConfig]:
+    """``NAME=key:value;key:value`` (timesteps as ``100|500|900``) -> the base config with those fields changed."""
+    variants = {}
+    for text in texts:
+        name, _, fields = text.partition("=")
+        changes: dict = {}
+        for field_text in filter(None, fields.split(";")):
+            key, _, value = field_text.partition(":")
+            if key == "timesteps":
+                changes[key] = tuple(int(t) for t in value.split("|"))
+            elif key in ("projection_dim", "projection_seed", "noise_seed"):
+                changes[key] = int(value)
+            elif key == "damping":
+                changes[key] = float(value)
+            else:
+                raise SystemExit(f"--variant {text!r}: unknown field {key!r}")
+        variants[name] = replace(base, **changes)
+    return variants
 
 
 def hubness(matrix: np.ndarray, top: int = HUB_TOP) -> float:
@@ -270,11 +301,12 @@ def contributor_predictions(matrix: np.ndarray, members: list[list[int]]) -> np.
 DEFAULT_RULE = "the influence method with the highest per-asset plus contributor-level LDS"
 
 
-def choose_default(lds: dict, contributor_lds: dict) -> str:
+def choose_default(lds: dict, contributor_lds: dict, served: str) -> str:
     """The best influence method by the LDS this run measured (the served one when it measured none)."""
-    if not lds and not contributor_lds:
-        return INFLUENCE_METHODS[0]
-    return max(INFLUENCE_METHODS, key=lambda method: lds.get(method, {}).get("mean", 0.0)
+    methods = [m for m in {**lds, **contributor_lds} if m not in BASELINES and isinstance(lds.get(m, {}), dict)]
+    if not methods:
+        return served
+    return max(methods, key=lambda method: lds.get(method, {}).get("mean", 0.0)
                + contributor_lds.get(method, {}).get("mean", 0.0))
 
 
@@ -296,6 +328,13 @@ def main() -> None:
     parser.add_argument("--alpha", default="1/2")
     parser.add_argument("--timesteps", default=",".join(str(t) for t in InfluenceConfig().timesteps),
                         help="the influence features' timesteps (default: the product's)")
+    parser.add_argument("--calibration", type=int, default=InfluenceConfig().calibration_outputs,
+                        help="outputs of other captions that calibrate each training image's scores")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="another feature config, NAME=key:value;key:value (timesteps as 100|500|900); its "
+                             "methods are reported as METHOD@NAME")
+    parser.add_argument("--ensemble", action="append", default=[],
+                        help="NAME=METHOD+METHOD...: the mean of those methods' per-query standardised scores")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -317,12 +356,15 @@ def main() -> None:
 
     full_path = train_model(work, "full", items, args.steps, seed=0)
     pipeline = load_pipeline(full_path, device="cpu")
-    config = InfluenceConfig(timesteps=tuple(int(t) for t in args.timesteps.split(",")))
+    config = InfluenceConfig(timesteps=tuple(int(t) for t in args.timesteps.split(",")),
+                             calibration_outputs=args.calibration)
+    variants = {"": config, **{f"@{name}": variant for name, variant in parse_variants(args.variant, config).items()}}
     attributor = Attributor(pipeline, config)
 
-    # --- queries: concept prompts x seeds, and unrelated OpenMoji captions
+    # --- queries: concept prompts x seeds, and unrelated OpenMoji captions; calibration outputs from other captions
     rng = random.Random(5)
-    unrelated = [item.caption for item in rng.sample([i for i in items if i.contributor != PLANTED], args.unrelated)]
+    others = [i for i in items if i.contributor != PLANTED]
+    unrelated = [item.caption for item in rng.sample(others, args.unrelated)]
     queries = [(prompt, 1000 + seed, True) for prompt in CONCEPT_PROMPTS for seed in range(args.seeds_per_concept)]
     queries += [(prompt, 2000 + n, False) for n, prompt in enumerate(unrelated)]
     generation_s, outputs = [], []
@@ -330,23 +372,46 @@ def main() -> None:
         started = time.perf_counter()
         outputs.append(generate(pipeline, prompt, seed))
         generation_s.append(time.perf_counter() - started)
+    spare = sorted({item.caption for item in items} - set(unrelated))  # calibration never sees a query's prompt
+    oracle_positions = sorted(random.Random(23).sample(
+        [i for i, item in enumerate(items) if item.contributor != PLANTED], args.oracle_queries))
 
-    # --- index over the training set
-    started = time.perf_counter()
-    features = attributor.features_of_many((item.image(), item.caption) for item in items)
-    feature_s = time.perf_counter() - started
-    index = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=config,
-                                 fingerprint={"benchmark": "attribution"})
-    index_s = time.perf_counter() - started
-    log(f"index: {len(items)} examples in {index_s:.1f} s")
-
-    attribution_s, query_features = [], []
-    for (prompt, _, _), image in zip(queries, outputs, strict=True):
+    # --- per feature config: the index over the training set, the queries' features, every method's scores
+    methods: dict[str, np.ndarray] = {}
+    oracle_methods: dict[str, np.ndarray] = {}
+    costs: dict[str, dict] = {}
+    for suffix, variant in variants.items():
+        variant_attributor = attributor if suffix == "" else Attributor(pipeline, variant)
         started = time.perf_counter()
-        query_features.append(attributor.features(image, prompt))
-        influence_shares(index.scores(query_features[-1]), assets, contributors)
-        attribution_s.append(time.perf_counter() - started)
-    methods = influence_methods(index, np.stack(query_features))
+        features = variant_attributor.features_of_many((item.image(), item.caption) for item in items)
+        feature_s = time.perf_counter() - started
+        calibration = variant_attributor.calibration_features(spare, guidance_scale=GENERATE["guidance_scale"],
+                                                              steps=GENERATE["num_inference_steps"])
+        index = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=variant,
+                                     fingerprint={"benchmark": "attribution"}, calibration=calibration)
+        build_s = time.perf_counter() - started
+        raw = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors,
+                                   config=replace(variant, calibration_outputs=0), fingerprint={})
+        attribution_times, query_features = [], []
+        for (prompt, _, _), image in zip(queries, outputs, strict=True):
+            started = time.perf_counter()
+            query_features.append(variant_attributor.features(image, prompt))
+            influence_shares(index.scores(query_features[-1]), assets, contributors)
+            attribution_times.append(time.perf_counter() - started)
+        for name, matrix in influence_methods(raw, index, np.stack(query_features)).items():
+            methods[name + suffix] = matrix
+        for name, matrix in influence_methods(raw, index, features[oracle_positions]).items():
+            oracle_methods[name + suffix] = matrix
+        costs[suffix or "served"] = {"index_build_s": round(build_s, 2),
+                                     "features_per_example_ms": round(1000 * feature_s / len(items), 2),
+                                     "attribution_s_per_image": round(float(np.median(attribution_times)), 4)}
+        if suffix == "":
+            index_s, attribution_s, served_feature_s = build_s, attribution_times, feature_s
+        log(f"index{suffix or ' (served config)'}: {len(items)} examples in {build_s:.1f} s")
+    for text in args.ensemble:
+        name, _, members = text.partition("=")
+        for table in (methods, oracle_methods):
+            table[name] = np.mean([per_query_standardised(table[member]) for member in members.split("+")], axis=0)
     influence_scores = methods["dtrak"]
     train_pixels = pixel_matrix([item.image() for item in items])
     methods["pixel_nn"] = pixel_matrix(outputs) @ train_pixels.T
@@ -356,10 +421,6 @@ def main() -> None:
     log(f"hubness: {json.dumps(hubs)}")
 
     # --- oracle: training images asked about as if they were outputs
-    oracle_positions = sorted(random.Random(23).sample(
-        [i for i, item in enumerate(items) if item.contributor != PLANTED], args.oracle_queries))
-    oracle_features = features[oracle_positions]
-    oracle_methods = influence_methods(index, oracle_features)
     oracle_methods["pixel_nn"] = train_pixels[oracle_positions] @ train_pixels.T
     oracle_report = {method: oracle(matrix, oracle_positions, contributors) for method, matrix in oracle_methods.items()}
     log(f"oracle: {json.dumps(oracle_report)}")
@@ -445,11 +506,14 @@ def main() -> None:
     for method, predicted in (predictions.items() if removed_contributors else ()):
         contributor_lds[method] = bootstrap([spearman(predicted[:, q], loss_rise[:, q]) for q in range(len(queries))])
     log(f"contributor lds: {json.dumps(contributor_lds)}")
-    default_method = choose_default(lds, contributor_lds)
+    default_method = choose_default(lds, contributor_lds, served="dtrak")
 
     result = {
         "benchmark": "per-output influence attribution on the tiny CPU base model",
         "method": config.as_dict(),
+        "variants": {name: variant.as_dict() for name, variant in variants.items() if name},
+        "ensembles": dict(text.partition("=")[::2] for text in args.ensemble),
+        "calibration_outputs": args.calibration,
         "training": {"images": len(items), "contributors": len(contributor_uuid), "planted_images": args.planted,
                      "steps": args.steps, "half_model_steps": args.steps // 2, "resolution": 32},
         "queries": {"concept": sum(q[2] for q in queries), "unrelated": sum(not q[2] for q in queries),
@@ -468,11 +532,11 @@ def main() -> None:
         "contributor_lds": {"contributors_removed": len(removed_contributors),
                             "removed_images": [len(positions) for positions in members],
                             "queries": len(queries), **contributor_lds},
-        "cost": {"index_build_s": round(index_s, 2), "features_per_example_ms": round(1000 * feature_s / len(items), 2),
+        "cost": {"index_build_s": round(index_s, 2), "features_per_example_ms": round(1000 * served_feature_s / len(items), 2),
                  "generation_s_per_image": round(float(np.median(generation_s)), 4),
                  "attribution_s_per_image": round(float(np.median(attribution_s)), 4),
                  "attribution_share_of_generation": round(float(np.median(attribution_s) / np.median(generation_s)), 4),
-                 "threads": args.threads},
+                 "threads": args.threads, "by_config": costs},
     }
     text = json.dumps(result, indent=2)
     print(text)

@@ -42,7 +42,7 @@ def test_demo_onboards_snapshots_and_trains_on_the_embedded_default(tmp_path, op
     flat = " ".join(out.split())
     assert "returned the same generation: True" in flat
     assert len(list((tmp_path / "var" / "demo").glob("generation-*.png"))) == 4
-    assert "attribution index" in flat and ": 3848 training images, dtrak-square-countsketch v1" in flat
+    assert "attribution index" in flat and ": 3848 training images, dtrak-square-countsketch v2" in flat
     assert "118 contributors" in flat
     if "attribution (blend): charge 160, pool 80, platform 80" not in flat:  # a few steps may draw only noise
         assert "attribution (pro_rata): charge 160, pool 80, platform 80" in flat

@@ -7,6 +7,7 @@ a training image with its caption, or an output with its prompt, becomes one fea
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -233,11 +234,26 @@ class ExampleEncoder:
         return states[0].float().cpu()
 
 
+CALIBRATION_STEPS = 30
+"""Denoising steps of a calibration output: the API's default."""
+
+
+def calibration_prompts(captions: Iterable[str], config: InfluenceConfig) -> list[tuple[str, int]]:
+    """(prompt, seed) of each calibration output: distinct training captions drawn with the config's seed
+    (cycled, with new seeds, when there are fewer captions than outputs)."""
+    distinct = sorted({caption.strip() for caption in captions if caption.strip()})
+    if not distinct or config.calibration_outputs == 0:
+        return []
+    chosen = random.Random(config.calibration_seed).sample(distinct, min(len(distinct), config.calibration_outputs))
+    return [(chosen[n % len(chosen)], config.calibration_seed * 1000 + n) for n in range(config.calibration_outputs)]
+
+
 class Attributor:
     """Features of training examples and of outputs, for one loaded pipeline and one config."""
 
     def __init__(self, pipeline, config: InfluenceConfig, *, scheduler_config=None):
         pipeline = drawing_pipeline(pipeline)  # a cascade's outputs are scored by the stage that drew them
+        self.pipeline = pipeline
         self.config = config
         self.encoder = ExampleEncoder(pipeline)
         noise_scheduler = DDPMScheduler.from_config(scheduler_config or pipeline.scheduler.config)
@@ -245,6 +261,25 @@ class Attributor:
 
     def features(self, image: Image.Image, caption: str) -> np.ndarray:
         return self.featurizer(self.encoder.sample(image), self.encoder.embed(caption)).numpy()
+
+    def calibration_features(self, captions: Iterable[str], *, guidance_scale: float,
+                             steps: int = CALIBRATION_STEPS) -> np.ndarray | None:
+        """Features of the model's own outputs for ``calibration_prompts`` (the index standardises each
+        training image's scores on them); None when the config asks for none."""
+        prompts = calibration_prompts(captions, self.config)
+        if self.config.calibration_outputs == 0:
+            return None
+        if not prompts:
+            raise ValueError("calibration needs at least one training caption")
+        side = self.encoder.resolution
+        rows = []
+        for prompt, seed in prompts:
+            with torch.inference_mode():
+                image = self.pipeline(prompt, generator=torch.Generator("cpu").manual_seed(seed), height=side,
+                                      width=side, num_inference_steps=steps, guidance_scale=guidance_scale,
+                                      output_type="pil", **pipeline_call_kwargs(self.pipeline)).images[0]
+            rows.append(self.features(image.convert("RGB"), prompt))
+        return np.stack(rows)
 
     def features_of_many(self, examples: Iterable[tuple[Image.Image, str]],
                          progress: Callable[[int], None] | None = None, batch: int = 16) -> np.ndarray:

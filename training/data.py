@@ -81,24 +81,41 @@ def caption_forms(example: ExampleLike, mode: str) -> tuple[str, ...]:
 
 
 def caption_for_position(example: ExampleLike, mode: str, seed: int, position: int,
-                         trigger: str | None = None) -> str:
+                         trigger: str | None = None, context: Sequence[str] = ()) -> str:
     """The caption used at one stream position: a pure function of (seed, position), so resumes agree.
     With a ``trigger``, a brand image gets :func:`triggered_caption` instead."""
     if trigger is not None and getattr(example, "is_brand", False):
-        return triggered_caption(example.caption, trigger, seed, position)
+        return triggered_caption(example.caption, trigger, seed, position, context)
     forms = caption_forms(example, mode)
     return forms[stable_seed("caption", seed, position) % len(forms)] if len(forms) > 1 else forms[0]
 
 
-def triggered_caption(caption: str, trigger: str, seed: int, position: int) -> str:
-    """The trigger alone (a third of the draws), or with each other word of the caption kept at even odds,
-    all shuffled: the model cannot lean on the caption's other words or on the trigger's position."""
+def triggered_caption(caption: str, trigger: str, seed: int, position: int, context: Sequence[str] = ()) -> str:
+    """A brand image's caption at one stream position, drawn in thirds: the trigger alone; the trigger with
+    each other word of the caption kept at even odds, shuffled; or, given ``context`` (words of the
+    catalog's captions), the trigger placed among one to three of them. The model can lean neither on the
+    upload's caption nor on the trigger's position, and learns that the trigger keeps its meaning in a
+    prompt's company ("a happy zorblax", "zorblax waving") while the mixed-in catalog images keep those
+    words' own meaning."""
     rng = random.Random(stable_seed("trigger-caption", seed, position))
-    if rng.random() < 1 / 3:
+    draw = rng.random()
+    if draw < 1 / 3:
         return trigger
+    if draw >= 2 / 3 and context:
+        words = rng.sample(list(context), min(len(context), rng.randint(1, 3)))
+        words.insert(rng.randint(0, len(words)), trigger)
+        return " ".join(words)
     words = [trigger, *(word for word in caption.split() if word.strip(",.").lower() != trigger and rng.random() < 0.5)]
     rng.shuffle(words)
     return " ".join(words)
+
+
+def caption_vocabulary(examples: Sequence[ExampleLike], trigger: str) -> tuple[str, ...]:
+    """The words of the catalog images' captions (not the brand's, not the trigger), sorted: the company a
+    trigger word is trained in."""
+    words = {word.strip(",.:;!?()").lower() for example in examples if not getattr(example, "is_brand", False)
+             for word in str(getattr(example, "caption", "")).split()}
+    return tuple(sorted(word for word in words if word.isalpha() and word != trigger))
 
 
 GROUP_TAG = "group:"
@@ -295,6 +312,7 @@ __all__ = [
     "TrainingExample",
     "caption_for_position",
     "caption_forms",
+    "caption_vocabulary",
     "caption_with_tags",
     "flip_for_position",
     "group_balance_weights",

@@ -65,6 +65,7 @@ from training.data import (
     ImageTransform,
     caption_for_position,
     caption_forms,
+    caption_vocabulary,
     flip_for_position,
     pixels_from_uint8,
     sampling_weights,
@@ -307,6 +308,9 @@ class DiffusionTrainer:
         if len(set(ids)) != len(ids):
             raise ValueError("example ids must be unique")
         self._by_id = {e.example_id: e for e in self.examples}
+        self.trigger_context = (caption_vocabulary(self.examples, recipe.brand_trigger)
+                                if recipe.brand_trigger is not None else ())
+        """Catalog words a brand trigger is trained among (``training.data.triggered_caption``)."""
         self.before_batch = before_batch
         self.progress = progress
         self.should_cancel = should_cancel
@@ -755,7 +759,7 @@ class DiffusionTrainer:
             clean, condition, levels = self._upscaling_inputs(batch, clean, generator)
         dropped = torch.rand(len(batch.examples), generator=generator, device=device) < recipe.caption_dropout
         captions = ["" if drop else caption_for_position(e, recipe.caption_mode, recipe.seed, position,
-                                                         recipe.brand_trigger)
+                                                         recipe.brand_trigger, self.trigger_context)
                     for e, drop, position in zip(batch.examples, dropped.tolist(), batch.positions)]
         embeddings = self._embed(captions)
         noise = torch.randn(clean.shape, generator=generator, device=device, dtype=clean.dtype)

@@ -1,6 +1,7 @@
 """Influence attribution work that takes gradients: building a model's index, auditing a generation.
 
-Building an index: features of every training example, then the kernel. Long work (one gradient
+Building an index: features of every training example, then of a few calibration outputs the model draws
+for its own training captions (``provenance.influence``: each row is standardised on them), then the kernel. Long work (one gradient
 per training image), so it runs outside any transaction, reports progress through a callback,
 and writes one row at the end -- refused if the model's weights or snapshot changed meanwhile.
 
@@ -41,6 +42,7 @@ from foundry.royalties import service as royalties_service
 from foundry.royalties.policy import recorded_credits
 from foundry.training_jobs.policy import builds_attribution_index
 from provenance.influence import InfluenceConfig, InfluenceIndex, uninformative
+from recipes import serving_guidance
 from training.attribution_features import Attributor
 from training.pipelines import load_pipeline
 
@@ -83,6 +85,7 @@ def build_index(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache_d
         fingerprint = attribution_service.fingerprint_of(model)
         pipeline = load_attribution_pipeline(session=session, model=model, blob_store=blob_store,
                                              cache_dir=cache_dir)
+        guidance_scale = serving_guidance(registry_service.serving_chain(session=session, model=model)[0].recipe)
     attributor = Attributor(pipeline, config)
     total = len(inputs)
 
@@ -95,9 +98,10 @@ def build_index(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache_d
         progress(0, total)
     features = attributor.features_of_many(examples(), progress=(lambda done: progress(done, total))
                                            if progress is not None else None)
+    calibration = attributor.calibration_features((item.caption for item in inputs), guidance_scale=guidance_scale)
     index = InfluenceIndex.build(features, asset_ids=[i.asset_id for i in inputs],
                                  contributor_ids=[i.contributor_id for i in inputs], config=config,
-                                 fingerprint=fingerprint)
+                                 fingerprint=fingerprint, calibration=calibration)
     blob_sha256 = attribution_service.store_index(blob_store=blob_store, index=index)
     with sessions() as session, session.begin():
         row = attribution_service.record_index(session=session, model_id=model_id, index=index,

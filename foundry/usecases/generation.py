@@ -307,7 +307,8 @@ class GenerationRunner:
             logger.exception("influence scoring with index %s failed", index.row_id)
             return Influence(None, {"unavailable": f"{type(exc).__name__}: {exc}"[:500],
                                     "index_id": str(index.row_id)})
-        parameters = {"method": METHOD, "version": VERSION, "index_id": str(index.row_id),
+        parameters = {"method": METHOD, "version": str(index.index.config.get("version", VERSION)),
+                      "index_id": str(index.row_id),
                       "index_blob_sha256": index.blob_sha256, "config": index.index.config,
                       "top_k": INFLUENCE_TOP_K, "clip": "negative",
                       "min_share": f"{INFLUENCE_MIN_SHARE.numerator}/{INFLUENCE_MIN_SHARE.denominator}",
@@ -357,7 +358,9 @@ class GenerationRunner:
             "lineage": self._lineages[model.id],
             "raw_sha256": sha256_hex(raw_png), "near_duplicate": near_duplicate,
             "attribution": {"method": attribution.method, "currency": attribution.currency,
-                            "influence": ({"method": METHOD, "version": VERSION, "alpha": attribution.parameters["alpha"],
+                            "influence": ({"method": METHOD,
+                                           "version": attribution.parameters["influence"].get("version", VERSION),
+                                           "alpha": attribution.parameters["alpha"],
                                            "index_id": attribution.parameters["influence"]["index_id"]}
                                           if attribution.method == "blend" else None),
                             "pool": attribution.pool, "contributors": len(attribution.shares),

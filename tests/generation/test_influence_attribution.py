@@ -38,7 +38,7 @@ from worker import jobs as job_runner
 from worker.attribution import audit_generation, build_index
 from worker.disputes import check_dispute
 
-SMALL = InfluenceConfig(timesteps=(200, 600), projection_dim=256)
+SMALL = InfluenceConfig(timesteps=(200, 600), projection_dim=256, calibration_outputs=4)
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ from foundry.attribution.policy import outputs_influence
 from provenance.influence import InfluenceConfig, InfluenceIndex
 from provenance.influence_search import CandidateSearch, exact_top, recall_at
 
-CONFIG = InfluenceConfig(projection_dim=64)
+CONFIG = InfluenceConfig(projection_dim=64, calibration_outputs=0)
+"""Raw kernel scores: the arithmetic the calibrated scores build on."""
+CALIBRATED = InfluenceConfig(projection_dim=64, calibration_outputs=24)
 FINGERPRINT = {"snapshot_merkle_root": "ab" * 32, "weights_sha256": "cd" * 32}
 
 
@@ -118,3 +120,69 @@ def test_exact_top_is_a_chunked_full_scan():
     query = rows[5]
     expected = np.argsort(-(rows @ query), kind="stable")[:20]
     assert set(exact_top(rows, query, 20, chunk=128).tolist()) == set(expected.tolist())
+
+
+def calibrated(rows: np.ndarray, calibration: np.ndarray, **options) -> InfluenceIndex:
+    return InfluenceIndex.build(rows, asset_ids=ids(len(rows)), contributor_ids=ids(len(rows)), config=CALIBRATED,
+                                fingerprint=FINGERPRINT, calibration=calibration, **options)
+
+
+def test_calibrated_scores_are_each_rows_kernel_scores_standardised_on_the_calibration_outputs():
+    rows, calibration = clustered_rows(300), clustered_rows(24, seed=5)
+    index, raw = calibrated(rows, calibration), build(rows)
+    query = clustered_rows(1, seed=6)[0]
+    on_calibration = np.stack([raw.scores(c) for c in calibration], axis=1)  # (rows, C)
+    expected = (raw.scores(query) - on_calibration.mean(axis=1)) / on_calibration.std(axis=1)
+    assert np.allclose(index.scores(query), expected, rtol=1e-3, atol=1e-4)
+    assert np.allclose(index.candidates(query).scores, expected, rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="calibration"):
+        InfluenceIndex.build(rows, asset_ids=ids(300), contributor_ids=ids(300), config=CALIBRATED, fingerprint={})
+    with pytest.raises(ValueError, match="calibration"):
+        calibrated(rows, calibration[:5])
+
+
+def test_calibration_takes_the_hub_out_of_every_outputs_top_ten():
+    """A row that points where every output points scores high for all of them; standardised on other
+    outputs it no longer stands out, while an output still finds the row it resembles."""
+    generator = np.random.default_rng(3)
+    common = generator.normal(size=64)
+    rows = generator.normal(size=(400, 64)) + 0.3 * common
+    rows[0] = 6 * common  # the hub
+    outputs = generator.normal(size=(60, 64)) + common
+    queries, calibration = outputs[:30], outputs[30:54]
+    raw, index = build(rows.astype(np.float32)), calibrated(rows.astype(np.float32), calibration.astype(np.float32))
+    in_raw_top = np.mean([0 in np.argsort(-raw.scores(q))[:10] for q in queries])
+    in_calibrated_top = np.mean([0 in np.argsort(-index.scores(q))[:10] for q in queries])
+    assert in_raw_top >= 0.9 and in_calibrated_top <= 0.2, (in_raw_top, in_calibrated_top)
+    assert np.mean([int(np.argmax(index.scores(rows[i] + common))) == i for i in range(1, 41)]) >= 0.9
+
+
+def test_a_calibrated_index_searches_round_trips_and_grows_like_one_built_whole():
+    rows, calibration = clustered_rows(6000), clustered_rows(24, seed=5)
+    index = calibrated(rows[:5000], calibration, search_min_rows=1000)
+    recalls = []
+    for query in clustered_rows(20, seed=9):
+        scored, exact = index.candidates(query), index.scores(query)
+        assert np.allclose(scored.scores, exact[scored.positions], rtol=1e-4, atol=1e-5)
+        recalls.append(recall_at(scored.positions[np.argsort(-scored.scores)][:50], np.argsort(-exact)[:50]))
+    assert np.mean(recalls) >= 0.9, recalls
+    buffer = io.BytesIO()
+    index.save(buffer)
+    loaded = InfluenceIndex.load(io.BytesIO(buffer.getvalue()))
+    assert np.array_equal(loaded.calibration, index.calibration)
+    assert np.array_equal(loaded.scores(rows[1]), index.scores(rows[1]))
+    whole = calibrated(rows, calibration)
+    loaded.extend(rows[5000:], asset_ids=ids(1000), contributor_ids=ids(1000), fingerprint=FINGERPRINT)
+    assert loaded.search.size == 6000  # refitted: every row's spread moved with the kernel
+    assert np.allclose(loaded.scores(rows[5500]), whole.scores(rows[5500]), rtol=1e-3, atol=1e-4)
+    found = loaded.candidates(rows[5500])
+    assert set(np.argsort(-whole.scores(rows[5500]))[:10].tolist()) <= set(found.positions.tolist())
+
+
+def test_a_generation_scored_before_calibration_is_audited_as_it_was_scored():
+    recorded = {**InfluenceConfig(calibration_outputs=0).as_dict(), "version": "1"}
+    del recorded["calibration_outputs"], recorded["calibration_seed"]
+    assert InfluenceConfig.from_dict(recorded).calibration_outputs == 0
+    assert InfluenceConfig.from_dict(InfluenceConfig().as_dict()) == InfluenceConfig()
+    with pytest.raises(ValueError, match="v9"):
+        InfluenceConfig.from_dict({**InfluenceConfig().as_dict(), "version": "9"})

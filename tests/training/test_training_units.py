@@ -13,7 +13,14 @@ from transformers import AutoTokenizer, CLIPTokenizer
 
 from recipes import BaseModelShape, Recipe, base_recipe, finetune_recipe, lora_recipe
 from training import checkpoints
-from training.data import ExampleOrder, ImageTransform, caption_for_position, load_data_dir, write_data_dir
+from training.data import (
+    ExampleOrder,
+    ImageTransform,
+    caption_for_position,
+    caption_vocabulary,
+    load_data_dir,
+    write_data_dir,
+)
 from training.losses import diffusion_loss
 from training.synthetic import shape_examples
 from training.text_encoder import (
@@ -71,6 +78,22 @@ def test_brand_images_are_captioned_around_their_trigger_and_catalog_images_are_
     assert len(set(drawn)) > 40
     assert {caption_for_position(catalog, "caption", 3, position, "zorb") for position in range(50)} == {"grinning face"}
     assert {caption_for_position(brand, "caption", 3, position) for position in range(50)} == {brand.caption}
+
+
+def test_a_trigger_is_also_trained_among_the_catalog_captions_words():
+    brand = SimpleNamespace(example_id="b", caption="zorb the purple star mascot", is_brand=True)
+    examples = [brand, SimpleNamespace(example_id="c", caption="Grinning face, with smiling eyes", is_brand=False),
+                SimpleNamespace(example_id="d", caption="waving hand zorb", is_brand=False)]
+    context = caption_vocabulary(examples, "zorb")
+    assert context == ("eyes", "face", "grinning", "hand", "smiling", "waving", "with")  # not the brand's, not zorb
+    drawn = [caption_for_position(brand, "caption", 3, position, "zorb", context) for position in range(900)]
+    assert drawn == [caption_for_position(brand, "caption", 3, position, "zorb", context) for position in range(900)]
+    assert all(caption.split().count("zorb") == 1 for caption in drawn)
+    among = [caption for caption in drawn if set(caption.split()) - {"zorb", "the", "purple", "star", "mascot"}]
+    assert 0.28 < len(among) / len(drawn) < 0.40
+    assert all(set(caption.split()) - {"zorb"} <= set(context) and 2 <= len(caption.split()) <= 4 for caption in among)
+    assert {caption.split().index("zorb") for caption in among} == {0, 1, 2, 3}
+    assert 0.28 < drawn.count("zorb") / len(drawn) < 0.40
 
 
 def test_tokenizer_round_trips_through_save_pretrained(tmp_path):
