@@ -23,7 +23,7 @@ captioned "zorblat ..."):
    oracle check (training images used as queries: does each rank itself, and its author, first);
 6. cost: attribution time per image against generation time for the same request.
 
-Influence methods compared on the same index and outputs: ``dtrak`` (the kernel scores as served),
+Influence methods compared on the same index and outputs: ``dtrak`` (the raw kernel scores),
 ``dtrak_unit`` (each training row's score divided by its feature norm), ``dtrak_relative`` (divided by
 the square root of its self-influence, RelatIF-style) and ``dtrak_calibrated`` (standardised per training
 row by its scores on ``--calibration`` outputs of other captions), beside ``pixel_nn``, ``pro_rata`` and
@@ -233,18 +233,20 @@ BASELINES = ("pixel_nn", "random", "pro_rata")
 HUB_TOP = 10
 
 
-def influence_methods(raw: InfluenceIndex, calibrated: InfluenceIndex, queries: np.ndarray) -> dict[str, np.ndarray]:
-    """Each influence method's scores (queries x training rows): the kernel scores of ``raw`` (an index without
-    calibration); the same divided per training row by its feature norm (``unit``) or by the root of its
-    self-influence (``relative``, RelatIF-style); and the product's calibrated scores (``calibrated``: each
-    row standardised on the model's own outputs for other captions, ``provenance.influence``)."""
-    rows = raw.rows.astype(np.float64)
-    scores = np.stack([raw.scores(query) for query in queries]).astype(np.float64)
-    self_influence = np.einsum("ij,ij->i", rows @ raw.query_vector(np.eye(rows.shape[1])).astype(np.float64), rows)
-    return {"dtrak": scores,
-            "dtrak_unit": scores / np.maximum(np.linalg.norm(rows, axis=1), 1e-12),
-            "dtrak_relative": scores / np.sqrt(np.maximum(self_influence, 1e-12)),
-            "dtrak_calibrated": np.stack([calibrated.scores(query) for query in queries]).astype(np.float64)}
+METHOD_OF_NORMALISATION = {"none": "dtrak", "self": "dtrak_relative", "calibrated": "dtrak_calibrated"}
+"""The benchmark's name of the kernel scores under each of the product's normalisations."""
+
+
+def influence_methods(indexes: dict[str, InfluenceIndex], queries: np.ndarray) -> dict[str, np.ndarray]:
+    """Each influence method's scores (queries x training rows), all from the product's indexes over one feature
+    config: the raw kernel scores (``dtrak``), and those normalised per training row by the root of its
+    self-influence (``dtrak_relative``, RelatIF) or standardised on the model's own outputs for other captions
+    (``dtrak_calibrated``); and, for comparison, the raw scores divided by the row's feature norm (``dtrak_unit``)."""
+    methods = {METHOD_OF_NORMALISATION[normalisation]: np.stack([index.scores(q) for q in queries]).astype(np.float64)
+               for normalisation, index in indexes.items()}
+    norms = np.linalg.norm(indexes["none"].rows.astype(np.float64), axis=1)
+    methods["dtrak_unit"] = methods["dtrak"] / np.maximum(norms, 1e-12)
+    return methods
 
 
 def per_query_standardised(matrix: np.ndarray) -> np.ndarray:
@@ -298,15 +300,26 @@ def contributor_predictions(matrix: np.ndarray, members: list[list[int]]) -> np.
     return np.stack([matrix[:, positions].sum(axis=1) for positions in members])
 
 
-DEFAULT_RULE = "the influence method with the highest per-asset plus contributor-level LDS"
+DEFAULT_RULE = ("among the methods the product can serve (kernel scores, raw, self- or calibration-normalised, "
+                "on any feature config), "
+                "those meeting the sanity targets (hubness <= 0.2, oracle self top-1 >= 0.9), the one with the "
+                "highest per-asset plus contributor-level LDS (without any that meets them: the highest of all)")
+HUBNESS_TARGET, ORACLE_TARGET = 0.2, 0.9
 
 
-def choose_default(lds: dict, contributor_lds: dict, served: str) -> str:
-    """The best influence method by the LDS this run measured (the served one when it measured none)."""
-    methods = [m for m in {**lds, **contributor_lds} if m not in BASELINES and isinstance(lds.get(m, {}), dict)]
+def servable(method: str) -> bool:
+    """Scores the product computes (``provenance.influence``): kernel scores under one of its normalisations."""
+    return method.split("@")[0] in METHOD_OF_NORMALISATION.values()
+
+
+def choose_default(lds: dict, contributor_lds: dict, hubs: dict, oracle_report: dict, served: str) -> str:
+    """The best servable influence method by the LDS this run measured (the served one when it measured none)."""
+    methods = [m for m in {**lds, **contributor_lds} if m not in BASELINES and servable(m)]
     if not methods:
         return served
-    return max(methods, key=lambda method: lds.get(method, {}).get("mean", 0.0)
+    sane = [m for m in methods if hubs.get(m, 1.0) <= HUBNESS_TARGET
+            and oracle_report.get(m, {}).get("self_top1", 0.0) >= ORACLE_TARGET]
+    return max(sane or methods, key=lambda method: lds.get(method, {}).get("mean", 0.0)
                + contributor_lds.get(method, {}).get("mean", 0.0))
 
 
@@ -329,7 +342,7 @@ def main() -> None:
     parser.add_argument("--timesteps", default=",".join(str(t) for t in InfluenceConfig().timesteps),
                         help="the influence features' timesteps (default: the product's)")
     parser.add_argument("--calibration", type=int, default=InfluenceConfig().calibration_outputs,
-                        help="outputs of other captions that calibrate each training image's scores")
+                        help="outputs of other captions that calibrate each training image's scores (dtrak_calibrated)")
     parser.add_argument("--variant", action="append", default=[],
                         help="another feature config, NAME=key:value;key:value (timesteps as 100|500|900); its "
                              "methods are reported as METHOD@NAME")
@@ -385,22 +398,26 @@ def main() -> None:
         started = time.perf_counter()
         features = variant_attributor.features_of_many((item.image(), item.caption) for item in items)
         feature_s = time.perf_counter() - started
-        calibration = variant_attributor.calibration_features(spare, guidance_scale=GENERATE["guidance_scale"],
-                                                              steps=GENERATE["num_inference_steps"])
-        index = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=variant,
-                                     fingerprint={"benchmark": "attribution"}, calibration=calibration)
-        build_s = time.perf_counter() - started
-        raw = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors,
-                                   config=replace(variant, calibration_outputs=0), fingerprint={})
+        indexes = {}
+        for normalisation in (variant.normalisation, *(n for n in METHOD_OF_NORMALISATION if n != variant.normalisation)):
+            config_n = replace(variant, normalisation=normalisation)
+            calibration = Attributor(pipeline, config_n).calibration_features(
+                spare, guidance_scale=GENERATE["guidance_scale"], steps=GENERATE["num_inference_steps"])
+            indexes[normalisation] = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors,
+                                                          config=config_n, fingerprint={"benchmark": "attribution"},
+                                                          calibration=calibration)
+            if normalisation == variant.normalisation:
+                build_s = time.perf_counter() - started  # the index as the product builds it
+        index = indexes[variant.normalisation]
         attribution_times, query_features = [], []
         for (prompt, _, _), image in zip(queries, outputs, strict=True):
             started = time.perf_counter()
             query_features.append(variant_attributor.features(image, prompt))
             influence_shares(index.scores(query_features[-1]), assets, contributors)
             attribution_times.append(time.perf_counter() - started)
-        for name, matrix in influence_methods(raw, index, np.stack(query_features)).items():
+        for name, matrix in influence_methods(indexes, np.stack(query_features)).items():
             methods[name + suffix] = matrix
-        for name, matrix in influence_methods(raw, index, features[oracle_positions]).items():
+        for name, matrix in influence_methods(indexes, features[oracle_positions]).items():
             oracle_methods[name + suffix] = matrix
         costs[suffix or "served"] = {"index_build_s": round(build_s, 2),
                                      "features_per_example_ms": round(1000 * feature_s / len(items), 2),
@@ -506,7 +523,8 @@ def main() -> None:
     for method, predicted in (predictions.items() if removed_contributors else ()):
         contributor_lds[method] = bootstrap([spearman(predicted[:, q], loss_rise[:, q]) for q in range(len(queries))])
     log(f"contributor lds: {json.dumps(contributor_lds)}")
-    default_method = choose_default(lds, contributor_lds, served="dtrak")
+    default_method = choose_default(lds, contributor_lds, hubs, oracle_report,
+                                    served=METHOD_OF_NORMALISATION[config.normalisation])
 
     result = {
         "benchmark": "per-output influence attribution on the tiny CPU base model",

@@ -38,6 +38,7 @@ from benchmarks.quality import prepare_snapshots
 from benchmarks.reporting import publish
 from provenance.influence import InfluenceConfig, InfluenceIndex
 from provenance.influence_search import CANDIDATES, COMPACT_DIM, GRAPH_DEGREE, exact_top, recall_at
+from recipes import PRESETS, serving_guidance
 from training.attribution_features import Attributor
 from training.pipelines import load_pipeline, pipeline_call_kwargs
 
@@ -55,7 +56,8 @@ def real_index(work: Path, catalog: Path | None, queries: int, config: Influence
     if cached.is_file():
         with np.load(cached) as data:
             features, outputs = data["features"], data["outputs"]
-    else:
+            calibration = data.get("calibration")
+    if not cached.is_file() or (calibration is None and config.calibrated):
         if not base.is_dir():
             raise SystemExit(f"no demo base under {base}: run benchmarks/custom_model.py first")
         snapshots = prepare_snapshots(work, catalog)
@@ -75,10 +77,13 @@ def real_index(work: Path, catalog: Path | None, queries: int, config: Influence
                              height=32, width=32, **pipeline_call_kwargs(pipeline)).images[0]
             rows.append(attributor.features(image, item["caption"]))
         outputs = np.stack(rows)
-        np.savez(cached, features=features, outputs=outputs)
+        calibration = attributor.calibration_features((i["caption"] for i in items),
+                                                      guidance_scale=serving_guidance(PRESETS["demo"]))
+        np.savez(cached, features=features, outputs=outputs,
+                 **({"calibration": calibration} if calibration is not None else {}))
     ids = [uuid.uuid4() for _ in range(len(features))]
     index = InfluenceIndex.build(features, asset_ids=ids, contributor_ids=ids, config=config, fingerprint={},
-                                 search_min_rows=0)
+                                 calibration=calibration, search_min_rows=0)
     return index, outputs
 
 
@@ -112,7 +117,7 @@ def exact_answers(index: InfluenceIndex, queries: np.ndarray) -> tuple[list[np.n
     answers, seconds = [], []
     for query in queries:
         started = time.perf_counter()
-        answers.append(exact_top(index.rows, index.query_vector(query), TOP_K))
+        answers.append(exact_top(index.scaled_rows(), index.query_vector(query), TOP_K))
         seconds.append(time.perf_counter() - started)
     return answers, seconds
 
@@ -167,7 +172,11 @@ def main(argv: list[str] | None = None) -> dict:
         synthetic = synthetic_rows(path, count, mean.astype(np.float32), spread, seed=count)
         gram = chunked_gram(synthetic)
         ids = [uuid.UUID(int=n) for n in range(count)]
-        big = InfluenceIndex(ids, ids, synthetic, config.as_dict(), {}, gram)
+        # calibration outputs drawn like the queries (the real index's outputs are like its rows)
+        calibration = (mean + np.random.default_rng(count + 2).standard_normal(
+            (config.calibration_outputs, spread.shape[0]), dtype=np.float32) @ spread).astype(np.float32)
+        big = InfluenceIndex(ids, ids, synthetic, config.as_dict(), {}, gram,
+                             calibration=calibration if config.calibrated else None)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         search_started = time.perf_counter()
         big.search = big.new_search()

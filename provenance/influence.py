@@ -8,17 +8,19 @@ the timesteps. Influence is then the kernel-regularised inner product
 
     score(train i, output q) = phi_i^T (Phi^T Phi + lambda I)^-1 phi_q
 
-over the whole training set Phi, standardised per training image by its scores on a few *calibration*
-outputs (the model's own images for other captions):
+over the whole training set Phi, then normalised per training image (``InfluenceConfig.normalisation``)
+so that no image is influential for everything -- raw scores have hubs, images that sit in the top 10 of
+most outputs and would collect royalties for all of them:
 
-    calibrated(i, q) = (score(i, q) - mean_c score(i, c)) / std_c score(i, c)
+- ``self``: divided by the root of the image's self-influence, score(i, i) (RelatIF, Barshan et al. 2020):
+  an image is credited for how much of *its own* influence goes to this output;
+- ``calibrated``: standardised by the image's mean and spread of scores over a few *calibration outputs*
+  (the model's own images for training captions), (score(i, q) - mean_c score(i, c)) / std_c score(i, c);
+- ``none``: raw scores (version 1).
 
-Without it a few training images score high for every output (hubs that collect royalties for
-everything; on the benchmark the same image sat in the top 10 of 55-90 % of unrelated outputs, 10-15 %
-after calibration). The mean is linear in the output, so the calibrated score is still an inner
-product: rows divided by their spread, the query shifted by the calibration's mean solution. A large
-index proposes candidates by approximate search and scores only those exactly
-(``provenance.influence_search``). Everything here is deterministic given the config (timesteps,
+Both keep the score an inner product (rows divided by a per-row scale; a calibrated query shifted by the
+calibration's mean solution), so a large index still proposes candidates by approximate search and
+scores only those exactly (``provenance.influence_search``). Everything here is deterministic given the config (timesteps,
 noise seed, projection seed), so an index built at the end of training and a query computed
 at generation time live in the same space, and a statement can be recomputed from the
 parameters recorded with the generation.
@@ -44,15 +46,17 @@ from provenance.influence_shares import AssetShare, InfluenceShares, blend, infl
 
 METHOD = "dtrak-square-countsketch"
 VERSION = "2"
-"""2: rows standardised on calibration outputs (``calibration_outputs``); 1: raw kernel scores."""
+"""2: scores normalised per training image (``normalisation``); 1: raw kernel scores."""
+NORMALISATIONS = ("none", "self", "calibrated")
 __all__ = ["AssetShare", "InfluenceConfig", "InfluenceIndex", "InfluenceShares", "Scored", "blend",
            "influence_shares"]
 
 
 @dataclass(frozen=True)
 class InfluenceConfig:
-    timesteps: tuple[int, ...] = (100, 500, 900)
-    """Three timesteps: on the benchmark as good as five (LDS 0.15 vs 0.13, same planted result) at 60 % of the cost."""
+    timesteps: tuple[int, ...] = (900,)
+    """One late timestep: on the benchmark its features predict retraining better than 3 or 10 timesteps
+    averaged, or than any single earlier one (``benchmarks/results/attribution_cpu*.json``), at a third of the cost."""
     noise_seed: int = 20240501
     projection_dim: int = 2048
     projection_seed: int = 7
@@ -60,10 +64,22 @@ class InfluenceConfig:
     """lambda, relative to the mean diagonal of Phi^T Phi (scale-free across models)."""
     parameters: str = "auto"
     """``lora`` (LoRA weights), ``tail`` (the last up-block and conv_out), or ``auto`` (LoRA if present)."""
+    normalisation: str = "self"
+    """How each training image's scores are made comparable: ``self``, ``calibrated`` or ``none`` (above)."""
     calibration_outputs: int = 32
-    """Outputs of the model, for captions drawn from its training data with fixed seeds, that standardise
-    each row's scores; 0: raw kernel scores (version 1)."""
+    """``calibrated``: outputs of the model, for captions drawn from its training data with fixed seeds,
+    that standardise each row's scores."""
     calibration_seed: int = 31
+
+    def __post_init__(self) -> None:
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(f"normalisation must be one of {NORMALISATIONS}, not {self.normalisation!r}")
+        if self.normalisation == "calibrated" and self.calibration_outputs < 2:
+            raise ValueError("calibrated scores need at least 2 calibration outputs")
+
+    @property
+    def calibrated(self) -> bool:
+        return self.normalisation == "calibrated"
 
     def as_dict(self) -> dict:
         return {"method": METHOD, "version": VERSION, **asdict(self), "timesteps": list(self.timesteps)}
@@ -75,8 +91,8 @@ class InfluenceConfig:
         if data.get("method") != METHOD or version not in ("1", VERSION):
             raise ValueError(f"recorded with {data.get('method')} v{data.get('version')}, not {METHOD} v{VERSION}")
         values = {k: v for k, v in data.items() if k not in ("method", "version")}
-        if version == "1":  # recorded before calibration: its generations stay auditable as they were scored
-            values["calibration_outputs"] = 0
+        if version == "1":  # recorded before normalisation: its generations stay auditable as they were scored
+            values["normalisation"] = "none"
         values["timesteps"] = tuple(values.get("timesteps", cls.timesteps))
         return cls(**values)
 
@@ -108,8 +124,8 @@ class ScaledRows:
 
 @dataclass
 class InfluenceIndex:
-    """Training features and their kernel: score(i, q) = phi_i^T (Phi^T Phi + lambda I)^-1 phi_q, standardised
-    per row on the calibration outputs' features when the index has them.
+    """Training features and their kernel: score(i, q) = phi_i^T (Phi^T Phi + lambda I)^-1 phi_q, normalised
+    per row as the config says.
 
     The query is solved against the kernel once (d x d) and the rows are plain features, so rows can be
     appended (``extend``) without touching the old ones, and searched by inner product (``candidates``).
@@ -126,7 +142,7 @@ class InfluenceIndex:
     """Phi^T Phi (float64, d x d); None for an index saved with pre-multiplied rows."""
     search: CandidateSearch | None = None
     calibration: np.ndarray | None = None
-    """(C, d) features of the calibration outputs; None: raw scores."""
+    """(C, d) features of the calibration outputs of a ``calibrated`` index; None otherwise."""
     _solver: np.ndarray | None = field(default=None, repr=False)
     _standardisation: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
@@ -137,8 +153,9 @@ class InfluenceIndex:
         phi = np.asarray(features, dtype=np.float32)
         if phi.ndim != 2 or phi.shape[0] != len(asset_ids) or len(asset_ids) != len(contributor_ids):
             raise ValueError("one feature row per asset, with its contributor")
-        if (calibration is None) != (config.calibration_outputs == 0):
-            raise ValueError(f"the config asks for {config.calibration_outputs} calibration outputs: "
+        if (calibration is None) == config.calibrated:
+            raise ValueError(f"calibration features are for a calibrated index: the config asks for "
+                             f"{config.calibration_outputs if config.calibrated else 0}, "
                              f"{'none' if calibration is None else len(calibration)} given")
         if calibration is not None:
             calibration = np.asarray(calibration, dtype=np.float32)
@@ -152,20 +169,24 @@ class InfluenceIndex:
         return index
 
     def new_search(self) -> CandidateSearch:
-        """A search over the rows (divided by their calibration spread) whitened by the current kernel
+        """A search over the rows (divided by their per-row scale) whitened by the current kernel
         (K^-1 = L L^T: rows by L, queries by L^-T)."""
         whitening = np.linalg.cholesky(self._inverse_kernel())
-        return CandidateSearch.build(self._search_rows(), transform=whitening,
+        return CandidateSearch.build(self.scaled_rows(), transform=whitening,
                                      seed=int(self.config.get("projection_seed", 0)))
 
-    def _search_rows(self):
-        return self.rows if self.calibration is None else ScaledRows(self.rows, self._standardised()[1])
+    def scaled_rows(self) -> np.ndarray | ScaledRows:
+        """The rows a query vector multiplies: divided by their per-row scale when scores are normalised."""
+        return self.rows if self._normalisation() == "none" else ScaledRows(self.rows, self._standardised()[1])
+
+    def _normalisation(self) -> str:
+        return "none" if self.gram is None else str(self.config.get("normalisation", "none"))
 
     def extend(self, features: np.ndarray, *, asset_ids: Sequence[uuid.UUID], contributor_ids: Sequence[uuid.UUID],
                fingerprint: Mapping[str, str], search_min_rows: int = SEARCH_MIN_ROWS) -> None:
         """Add rows (new training images of the same model space): the kernel gains their outer products and
         the search their compact rows; scores equal those of an index built from all rows at once. A
-        calibrated index's spreads depend on the kernel, so every row's changes: its search is refitted."""
+        normalised index's per-row scales depend on the kernel, so every row's changes: its search is refitted."""
         if self.gram is None:
             raise ValueError("an index saved with pre-multiplied rows cannot grow: rebuild it")
         phi = np.asarray(features, dtype=np.float32)
@@ -178,7 +199,7 @@ class InfluenceIndex:
         self.contributor_ids += list(contributor_ids)
         self.fingerprint = dict(fingerprint)
         self._solver = self._standardisation = None
-        if self.search is not None and self.calibration is None:
+        if self.search is not None and self._normalisation() == "none":
             self.search.add(phi)
         elif self.search is not None or len(self.rows) >= search_min_rows:
             self.search = self.new_search()
@@ -193,7 +214,7 @@ class InfluenceIndex:
         if self.gram is None:
             return query.astype(np.float32)
         solved = self._inverse_kernel() @ query
-        if self.calibration is not None:
+        if self._normalisation() == "calibrated":
             solved = solved - self._standardised()[0]
         return solved.astype(np.float32)
 
@@ -206,20 +227,29 @@ class InfluenceIndex:
             self._solver = (inverse + inverse.T) / 2  # symmetric to the last bit, so Cholesky accepts it
         return self._solver
 
-    def _standardised(self, chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
-        """(the calibration outputs' mean solution, each row's spread of scores over them)."""
+    def _standardised(self, chunk: int = 100_000) -> tuple[np.ndarray | None, np.ndarray]:
+        """(the shift of every solved query: the calibration outputs' mean solution, or None; each row's
+        scale: the root of its self-influence, or its spread of scores over the calibration outputs)."""
         if self._standardisation is None:
-            solved = self.calibration.astype(np.float64) @ self._inverse_kernel()  # (C, d); K^-1 is symmetric
-            spread = np.concatenate([(np.asarray(self.rows[start:start + chunk], dtype=np.float64) @ solved.T)
-                                     .std(axis=1) for start in range(0, len(self.rows), chunk)])
-            floor = max(float(np.median(spread)) * 1e-3, 1e-12)  # a row that never varies is not infinitely sure
-            self._standardisation = (solved.mean(axis=0), np.maximum(spread, floor).astype(np.float32))
+            inverse = self._inverse_kernel()
+            blocks = (np.asarray(self.rows[start:start + chunk], dtype=np.float64)
+                      for start in range(0, len(self.rows), chunk))
+            if self._normalisation() == "calibrated":
+                solved = self.calibration.astype(np.float64) @ inverse  # (C, d); K^-1 is symmetric
+                shift = solved.mean(axis=0)
+                scale = np.concatenate([(block @ solved.T).std(axis=1) for block in blocks])
+            else:
+                shift = None
+                scale = np.sqrt(np.maximum(np.concatenate([np.einsum("ij,ij->i", block @ inverse, block)
+                                                           for block in blocks]), 0.0))
+            floor = max(float(np.median(scale)) * 1e-3, 1e-12)  # a row that never varies is not infinitely sure
+            self._standardisation = (shift, np.maximum(scale, floor).astype(np.float32))
         return self._standardisation
 
     def scores(self, query: np.ndarray) -> np.ndarray:
         """Every row's exact score (a full scan)."""
         raw = self.rows @ self.query_vector(query)
-        return raw if self.calibration is None else raw / self._standardised()[1]
+        return raw if self._normalisation() == "none" else raw / self._standardised()[1]
 
     def candidates(self, query: np.ndarray) -> Scored:
         """Exact scores of the rows that can be an output's most influential: every row of a small index;
@@ -229,7 +259,7 @@ class InfluenceIndex:
         vector = self.query_vector(query)
         positions = np.sort(self.search.search(vector))
         raw = self.rows[positions] @ vector
-        return Scored(positions, raw if self.calibration is None else raw / self._standardised()[1][positions])
+        return Scored(positions, raw if self._normalisation() == "none" else raw / self._standardised()[1][positions])
 
     def save(self, path) -> None:
         arrays = {"rows": self.rows, "asset_ids": np.array([str(a) for a in self.asset_ids]),

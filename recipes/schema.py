@@ -182,6 +182,11 @@ class Recipe:
     trigger alone a third of the time), so the name carries the concept in any position and company, not
     only inside the exact caption it was uploaded with (kohya's caption shuffling and word dropout, keyed on
     a trigger like DreamBooth's identifier)."""
+    brand_trigger_context: bool = False
+    """With ``brand_trigger``: a third of the brand images' draws put the trigger among one to three words of
+    the mixed-in catalog images' captions, so the name keeps its concept in a prompt's company ("a happy
+    zorblax"). Not measured yet (``benchmarks/custom_model.py --custom-setting brand_trigger_context=true``),
+    hence off."""
     snr_gamma: float | None = None
     """Min-SNR loss weighting (Hang et al. 2023); ``None`` keeps the plain MSE."""
     learned_variance_weight: float = 1.0

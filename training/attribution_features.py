@@ -242,7 +242,7 @@ def calibration_prompts(captions: Iterable[str], config: InfluenceConfig) -> lis
     """(prompt, seed) of each calibration output: distinct training captions drawn with the config's seed
     (cycled, with new seeds, when there are fewer captions than outputs)."""
     distinct = sorted({caption.strip() for caption in captions if caption.strip()})
-    if not distinct or config.calibration_outputs == 0:
+    if not distinct or not config.calibrated:
         return []
     chosen = random.Random(config.calibration_seed).sample(distinct, min(len(distinct), config.calibration_outputs))
     return [(chosen[n % len(chosen)], config.calibration_seed * 1000 + n) for n in range(config.calibration_outputs)]
@@ -264,11 +264,11 @@ class Attributor:
 
     def calibration_features(self, captions: Iterable[str], *, guidance_scale: float,
                              steps: int = CALIBRATION_STEPS) -> np.ndarray | None:
-        """Features of the model's own outputs for ``calibration_prompts`` (the index standardises each
-        training image's scores on them); None when the config asks for none."""
-        prompts = calibration_prompts(captions, self.config)
-        if self.config.calibration_outputs == 0:
+        """Features of the model's own outputs for ``calibration_prompts`` (a calibrated index standardises
+        each training image's scores on them); None when the config's scores are not calibrated."""
+        if not self.config.calibrated:
             return None
+        prompts = calibration_prompts(captions, self.config)
         if not prompts:
             raise ValueError("calibration needs at least one training caption")
         side = self.encoder.resolution

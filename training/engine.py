@@ -309,7 +309,7 @@ class DiffusionTrainer:
             raise ValueError("example ids must be unique")
         self._by_id = {e.example_id: e for e in self.examples}
         self.trigger_context = (caption_vocabulary(self.examples, recipe.brand_trigger)
-                                if recipe.brand_trigger is not None else ())
+                                if recipe.brand_trigger is not None and recipe.brand_trigger_context else ())
         """Catalog words a brand trigger is trained among (``training.data.triggered_caption``)."""
         self.before_batch = before_batch
         self.progress = progress

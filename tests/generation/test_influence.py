@@ -88,7 +88,7 @@ def test_many_examples_at_once_give_each_examples_own_features(tiny):
 
 def test_an_index_ranks_a_training_example_first_for_itself_and_round_trips(tiny, tmp_path):
     pipeline, scheduler = tiny
-    config = InfluenceConfig(timesteps=(300, 700), projection_dim=512, calibration_outputs=0)
+    config = InfluenceConfig(timesteps=(300, 700), projection_dim=512, normalisation="none")
     featurize = Featurizer(pipeline.unet, scheduler, config, (3, 32, 32))
     captions = ["red blocks", "blue blocks", "green tiles", "yellow squares", "purple grid", "orange check"]
     features = np.stack([featurize(pixels(i), embed(pipeline, c)).numpy() for i, c in enumerate(captions)])

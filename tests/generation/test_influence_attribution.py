@@ -38,7 +38,8 @@ from worker import jobs as job_runner
 from worker.attribution import audit_generation, build_index
 from worker.disputes import check_dispute
 
-SMALL = InfluenceConfig(timesteps=(200, 600), projection_dim=256, calibration_outputs=4)
+SMALL = InfluenceConfig(timesteps=(200, 600), projection_dim=256, normalisation="calibrated", calibration_outputs=4)
+"""Calibrated here, so the API flow is tested with calibration; the training job builds the default (``self``)."""
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def generate(client, customer, model_id, **extra):
     return response.json()
 
 
-def test_a_training_job_builds_the_index_as_its_last_stage(migrated, sessions, base_snapshot):
+def test_a_training_job_builds_the_index_as_its_last_stage(migrated, sessions, base_snapshot, blob_store):
     job = create_tiny_job(sessions, base_snapshot, "indexed")
     assert job_runner.run_job(migrated, job.id, worker="test") == "succeeded"
     with sessions() as session:
@@ -68,6 +69,9 @@ def test_a_training_job_builds_the_index_as_its_last_stage(migrated, sessions, b
         assert index.fingerprint == {"snapshot_merkle_root": base_snapshot.merkle_root,
                                      "weights_sha256": model.weights_sha256}
         assert (index.method, index.version) == (METHOD, VERSION)
+        stored = attribution_service.load_index(blob_store=blob_store, row=index)
+        assert stored.config == InfluenceConfig().as_dict() and stored.calibration is None
+        assert InfluenceConfig().normalisation == "self"
 
 
 def test_a_job_whose_worker_died_after_registering_only_builds_the_index(migrated, sessions, base_snapshot,

@@ -37,7 +37,7 @@ def planted_model(tmp_path_factory):
                          lr_warmup_steps=0, checkpoint_every=0, validation_every=0, validation_prompts=())
     result = train(tmp_path_factory.mktemp("planted") / "run", recipe, examples)
     pipeline = load_pipeline(result.model_path, device="cpu")
-    attributor = Attributor(pipeline, InfluenceConfig())  # the product's method: calibrated on 32 own outputs
+    attributor = Attributor(pipeline, InfluenceConfig())  # the product's method and normalisation
     features = attributor.features_of_many((e.load_image(), e.caption) for e in examples)
     calibration = attributor.calibration_features((e.caption for e in examples), guidance_scale=4.0, steps=20)
     index = InfluenceIndex.build(features, asset_ids=[uuid.uuid4() for _ in examples], contributor_ids=owners,

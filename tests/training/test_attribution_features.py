@@ -13,7 +13,7 @@ from training.attribution_features import Attributor, select_parameters
 from training.engine import train
 from training.pipelines import load_pipeline
 
-CONFIG = InfluenceConfig(timesteps=(250, 750), projection_dim=128, calibration_outputs=0)
+CONFIG = InfluenceConfig(timesteps=(250, 750), projection_dim=128, normalisation="none")
 
 
 def test_latent_models_are_featurized_in_latent_space(tiny_sd_path, latent_examples):
@@ -31,13 +31,13 @@ def test_latent_models_are_featurized_in_latent_space(tiny_sd_path, latent_examp
                                  fingerprint={})
     assert [int(np.argmax(index.scores(row))) for row in features] == list(range(6))
     # calibration outputs are drawn by the latent pipeline itself and featurized like any output
-    calibrating = Attributor(pipeline, replace(CONFIG, calibration_outputs=3))
+    calibrating = Attributor(pipeline, replace(CONFIG, normalisation="calibrated", calibration_outputs=3))
     calibration = calibrating.calibration_features([e.caption for e in latent_examples], guidance_scale=3.0, steps=3)
     assert calibration.shape == (3, 128) and np.isfinite(calibration).all()
     assert np.array_equal(calibration, calibrating.calibration_features([e.caption for e in latent_examples],
                                                                         guidance_scale=3.0, steps=3))
     calibrated = InfluenceIndex.build(features, asset_ids=list(range(6)), contributor_ids=list(range(6)),
-                                      config=replace(CONFIG, calibration_outputs=3), fingerprint={},
+                                      config=replace(CONFIG, normalisation="calibrated", calibration_outputs=3), fingerprint={},
                                       calibration=calibration)
     assert np.isfinite(calibrated.scores(features[0])).all()
 
