@@ -18,7 +18,9 @@ captioned "zorblat ..."):
 4. contributor-level LDS: models retrained without each of ``--contributors`` contributors (the planted one
    and the largest others, same seed); Spearman, per query, between a method's predicted contributor
    influence (the sum of its assets' scores; pro rata: the image count) and the actual rise of the
-   query's loss when that contributor is removed, mean over queries with a bootstrap interval;
+   query's loss when that contributor is removed, mean over queries with a bootstrap interval; also for what
+   the product pays: ``paid:METHOD`` (each output's top-50 positive scores as contributor shares) and
+   ``pool:METHOD`` (those blended with pro rata by ``--alpha``, the contributor pool's split);
 5. hubness (the largest share of unrelated outputs whose top 10 holds the same training image) and the
    oracle check (training images used as queries: does each rank itself, and its author, first);
 6. cost: attribution time per image against generation time for the same request.
@@ -520,6 +522,16 @@ def main() -> None:
     contributor_lds = {}
     predictions = {method: contributor_predictions(matrix, members) for method, matrix in methods.items()}
     predictions["pro_rata"] = np.array([[len(positions)] * len(queries) for positions in members], dtype=float)
+    removed_ids = [contributor_uuid[name] for name in removed_contributors]
+    for method in [m for m in methods if servable(m)]:
+        # what the product pays: each output's top-k positive scores as contributor shares, and the pool
+        # that blends them with pro rata (alpha)
+        paid = [influence_shares(methods[method][q], assets, contributors).contributors for q in range(len(queries))]
+        predictions[f"paid:{method}"] = np.array([[float(paid[q].get(c, 0)) for q in range(len(queries))]
+                                                  for c in removed_ids])
+        pooled = [blend(pro_rata, paid[q], alpha) for q in range(len(queries))]
+        predictions[f"pool:{method}"] = np.array([[float(pooled[q].get(c, 0)) for q in range(len(queries))]
+                                                  for c in removed_ids])
     for method, predicted in (predictions.items() if removed_contributors else ()):
         contributor_lds[method] = bootstrap([spearman(predicted[:, q], loss_rise[:, q]) for q in range(len(queries))])
     log(f"contributor lds: {json.dumps(contributor_lds)}")
