@@ -13,10 +13,10 @@ from foundry.attribution.policy import outputs_influence
 from provenance.influence import InfluenceConfig, InfluenceIndex
 from provenance.influence_search import CandidateSearch, exact_top, recall_at
 
-CONFIG = InfluenceConfig(projection_dim=64, normalisation="none")
+CONFIG = InfluenceConfig(projection_dim=64, normalisation="none", damping=0.1)
 """Raw kernel scores: the arithmetic the calibrated scores build on."""
-CALIBRATED = InfluenceConfig(projection_dim=64, normalisation="calibrated", calibration_outputs=24)
-SELF = InfluenceConfig(projection_dim=64, normalisation="self")
+CALIBRATED = InfluenceConfig(projection_dim=64, normalisation="calibrated", calibration_outputs=24, damping=0.1)
+SELF = InfluenceConfig(projection_dim=64, normalisation="self", damping=0.1)
 FINGERPRINT = {"snapshot_merkle_root": "ab" * 32, "weights_sha256": "cd" * 32}
 
 
