@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np
 import torch
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from api.app import create_app
 from benchmarks.quality import examples_of, labelled_images, prepare_snapshots
@@ -52,7 +52,7 @@ from foundry.demo import MASCOT, mascot_png
 from foundry.models_registry import service as registry_service
 from foundry.pricing import service as pricing_service
 from provenance.c2pa_manifest import init_signing_ca
-from recipes import CUSTOM_MODEL_SETTINGS, Recipe, preset_recipe
+from recipes import CUSTOM_MODEL_SETTINGS, CUSTOM_TRIGGER_SETTINGS, Recipe, preset_recipe
 from training.engine import native_cpu_bf16
 from training.pipelines import load_pipeline
 from training.quality import EvaluatorConfig, SamplingSettings, measure_pipeline, round_floats
@@ -63,7 +63,9 @@ BRAND_TENANT = "Mascot Co"
 PROMPTS = (f"{MASCOT}", f"{MASCOT} waving", f"a happy {MASCOT}", f"{MASCOT} on a white background",
            f"{MASCOT}, the brand mascot")
 """Prompts that name the mascot and do not describe it: only a model that learnt the name can draw it."""
-IMAGES_PER_PROMPT = 4
+IMAGES_PER_PROMPT = 8
+"""Two requests of four images per prompt: one image moves a prompt's share by 1/8, the whole by 1/40."""
+REQUEST_IMAGES = 4
 SEED = 7
 
 
@@ -75,13 +77,14 @@ def generate(client: TestClient, headers: dict, model_id: str, prompts: tuple[st
     """Every prompt, IMAGES_PER_PROMPT images each, through the API: the raw outputs."""
     outputs = []
     for number, prompt in enumerate(prompts):
-        answer = client.post("/v1/generations", headers=headers, json={
-            "model_id": model_id, "prompt": prompt, "num_images": IMAGES_PER_PROMPT, "seed": SEED + 100 * number,
-            "steps": 25})
-        if answer.status_code != 200:
-            raise SystemExit(f"generation failed: {answer.status_code} {answer.text[:400]}")
-        for image in answer.json()["images"]:
-            outputs.append(pixels(client.get(f"{image['url']}?variant=raw", headers=headers).content))
+        for request in range(IMAGES_PER_PROMPT // REQUEST_IMAGES):
+            answer = client.post("/v1/generations", headers=headers, json={
+                "model_id": model_id, "prompt": prompt, "num_images": REQUEST_IMAGES,
+                "seed": SEED + 100 * number + 1000 * request, "steps": 25})
+            if answer.status_code != 200:
+                raise SystemExit(f"generation failed: {answer.status_code} {answer.text[:400]}")
+            for image in answer.json()["images"]:
+                outputs.append(pixels(client.get(f"{image['url']}?variant=raw", headers=headers).content))
     return outputs
 
 
@@ -96,6 +99,11 @@ def brand_share_in_pixels(outputs: list[np.ndarray], brand: np.ndarray, catalog:
     tell OpenMoji groups apart, not to recognise a shape it never saw)."""
     flat = lambda images: np.asarray(images, dtype=np.float32).reshape(len(images), -1) / 255.0
     return _nearest_is_brand(flat(outputs), np.concatenate([flat(brand), flat(catalog)]), len(brand))
+
+
+def softened(images: list[np.ndarray], radius: float = 0.7) -> list[np.ndarray]:
+    """A slight Gaussian blur: soft edges, the shape and colours kept."""
+    return [np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius))) for image in images]
 
 
 def _nearest_is_brand(queries: np.ndarray, reference: np.ndarray, brand_count: int) -> float:
@@ -136,10 +144,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--custom-setting", action="append", default=[], metavar="KEY=JSON",
                         help="override one of the custom LoRA's recipe settings (ablations), e.g. caption_dropout=0.3")
     parser.add_argument("--per-group", type=int, default=12, help="held-out captions per group for the quality ratio")
+    parser.add_argument("--evaluator-seeds", type=lambda text: [int(v) for v in text.split(",") if v],
+                        default=[1, 2, 3], help="also measure fidelity with evaluators trained from these seeds")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "custom_model.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    CUSTOM_MODEL_SETTINGS["lora"] = {**CUSTOM_MODEL_SETTINGS["lora"], **custom_settings(args.custom_setting)}
+    overrides = custom_settings(args.custom_setting)  # over the trigger's settings too: they apply last
+    CUSTOM_MODEL_SETTINGS["lora"] = {**CUSTOM_MODEL_SETTINGS["lora"], **overrides}
+    CUSTOM_TRIGGER_SETTINGS["lora"] = {**CUSTOM_TRIGGER_SETTINGS["lora"], **overrides}
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     # 1. the demo base, on the quality benchmark's training snapshot, measured on held-out captions
@@ -236,14 +248,25 @@ def main(argv: list[str] | None = None) -> dict:
     mascot_sheet.resize((mascot_sheet.width * 4, mascot_sheet.height * 4), Image.Resampling.NEAREST).save(
         args.out.parent / "custom_model_mascot.png")
     catalog = training.images
+    other_evaluators = {seed: evaluator_for(args.work, training, snapshots["training"]["merkle_root"],
+                                            EvaluatorConfig(seed=seed))[0] for seed in args.evaluator_seeds}
+    unseen = [pixels(mascot_png(n)) for n in range(BRAND_IMAGES, 2 * BRAND_IMAGES)]
     report = round_floats({
         "benchmark": "custom_model",
         "fidelity_before": brand_share(before, evaluator, brand, catalog),
         "fidelity_after": brand_share(after, evaluator, brand, catalog),
         "fidelity_after_by_prompt": per_prompt(after, evaluator, brand, catalog),
+        # The same test in the features of evaluators that differ only in their seed: how much of a figure
+        # is the evaluator's own training noise.
+        "fidelity_after_by_evaluator_seed": {str(seed): brand_share(after, other, brand, catalog)
+                                             for seed, other in other_evaluators.items()},
         "fidelity_after_training_caption": brand_share(described, evaluator, brand, catalog),
-        "fidelity_ceiling": brand_share([pixels(mascot_png(n)) for n in range(BRAND_IMAGES, 2 * BRAND_IMAGES)],
-                                        evaluator, brand, catalog),
+        "fidelity_ceiling": brand_share(unseen, evaluator, brand, catalog),
+        # The same unseen poses softened as a 32 px generator draws them: what the feature test credits
+        # when the shape is right and the edges are not crisp.
+        "fidelity_ceiling_blurred": brand_share(softened(unseen), evaluator, brand, catalog),
+        "fidelity_ceiling_pixels": brand_share_in_pixels(unseen, brand, catalog),
+        "fidelity_ceiling_blurred_pixels": brand_share_in_pixels(softened(unseen), brand, catalog),
         "fidelity_before_pixels": brand_share_in_pixels(before, brand, catalog),
         "fidelity_after_pixels": brand_share_in_pixels(after, brand, catalog),
         "train_minutes": train_minutes,
@@ -255,7 +278,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "custom_steps": args.steps, "kind": "lora", "base_preset": "demo",
                      "brand_images_in_snapshot": custom["brand_images"],
                      "catalog_images_in_snapshot": custom["catalog_images"],
-                     "custom_recipe": CUSTOM_MODEL_SETTINGS["lora"],
+                     "custom_recipe": {**CUSTOM_MODEL_SETTINGS["lora"], **CUSTOM_TRIGGER_SETTINGS["lora"]},
                      "base_train_minutes": base_run["train_minutes"], "heldout_prompts": len(heldout.full),
                      "guidance_scale": sampling.guidance_scale, "threads": args.threads, "cores": os.cpu_count(),
                      "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": native_cpu_bf16()},

@@ -8,6 +8,7 @@ importing ``training``. The code lives in :mod:`recipes.schema`.
 from recipes.schema import (
     CAPTION_MODES,
     CUSTOM_MODEL_SETTINGS,
+    CUSTOM_TRIGGER_SETTINGS,
     DEFAULT_GUIDANCE_SCALE,
     LR_SCHEDULERS,
     MAX_TRAIN_STEPS,
@@ -36,6 +37,7 @@ from recipes.schema import (
 __all__ = [
     "CAPTION_MODES",
     "CUSTOM_MODEL_SETTINGS",
+    "CUSTOM_TRIGGER_SETTINGS",
     "DEFAULT_GUIDANCE_SCALE",
     "LR_SCHEDULERS",
     "MAX_TRAIN_STEPS",

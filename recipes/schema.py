@@ -185,8 +185,11 @@ class Recipe:
     brand_trigger_context: bool = False
     """With ``brand_trigger``: a third of the brand images' draws put the trigger among one to three words of
     the mixed-in catalog images' captions, so the name keeps its concept in a prompt's company ("a happy
-    zorblax"). Not measured yet (``benchmarks/custom_model.py --custom-setting brand_trigger_context=true``),
-    hence off."""
+    zorblax"). A customer's triggered LoRA turns it on (``CUSTOM_TRIGGER_SETTINGS``)."""
+    trigger_embedding_lr: float = 0.0
+    """With ``brand_trigger``: the learning rate at which the trigger's own embedding row is learnt beside the
+    adapters (pivotal tuning: textual inversion and LoRA together). 0 keeps the fixed seeded row. The text
+    encoder stays frozen; only the one row moves, so every catalog word keeps its meaning."""
     snr_gamma: float | None = None
     """Min-SNR loss weighting (Hang et al. 2023); ``None`` keeps the plain MSE."""
     learned_variance_weight: float = 1.0
@@ -290,6 +293,10 @@ class Recipe:
             raise ValueError("brand_share must be in [0, 1)")
         if self.brand_trigger is not None and not TRIGGER_PATTERN.fullmatch(self.brand_trigger):
             raise ValueError("brand_trigger must be one lowercase word (letters, digits, '-'), 2-40 characters")
+        if self.trigger_embedding_lr < 0:
+            raise ValueError("trigger_embedding_lr must not be negative")
+        if self.trigger_embedding_lr and (self.brand_trigger is None or self.train_text_encoder):
+            raise ValueError("trigger_embedding_lr needs a brand_trigger and a frozen text encoder")
         if self.snr_gamma is not None and self.snr_gamma <= 0:
             raise ValueError("snr_gamma must be positive or None")
         if min(self.checkpoint_every, self.validation_every, self.lr_warmup_steps) < 0:
@@ -416,6 +423,14 @@ CUSTOM_MODEL_SETTINGS: dict[str, dict[str, Any]] = {
     "finetune": {"brand_share": 0.5},
 }
 """What a customer's self-served custom model trains with, beside its steps (``POST /v1/custom-models``)."""
+CUSTOM_TRIGGER_SETTINGS: dict[str, dict[str, Any]] = {
+    # The trigger's row learnt beside the adapters, among catalog words: every one of the benchmark's five
+    # mascot prompts drew the mascot ("a happy zorblax" included), against four of five with the fixed row
+    # (benchmarks/results/custom_model.json and custom_model_ablation.json).
+    "lora": {"brand_trigger_context": True, "trigger_embedding_lr": 2e-3},
+    "finetune": {},
+}
+"""Added to ``CUSTOM_MODEL_SETTINGS`` when the request names a ``trigger_word``."""
 
 
 RECIPE_FACTORIES = {"base": base_recipe, "finetune": finetune_recipe, "lora": lora_recipe,

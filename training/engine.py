@@ -74,6 +74,7 @@ from training.data import (
 from training.losses import diffusion_loss
 from training.pipelines import (
     CASCADE_FILE,
+    LearnedTriggerRow,
     PipelineParts,
     add_trigger_token,
     build_base_parts,
@@ -197,19 +198,22 @@ class TrainingResult:
         )
 
 
-def make_adamw(params: Sequence[torch.nn.Parameter], recipe: Recipe) -> torch.optim.AdamW:
-    """AdamW with the fused kernel on CUDA (one launch for all tensors) and foreach elsewhere."""
+def make_adamw(params: Sequence[torch.nn.Parameter], recipe: Recipe,
+               extra_groups: Sequence[dict[str, Any]] = ()) -> torch.optim.AdamW:
+    """AdamW with the fused kernel on CUDA (one launch for all tensors) and foreach elsewhere.
+    ``extra_groups`` are parameter groups with their own settings (a learnt trigger row)."""
     options: dict[str, Any] = {
         "lr": recipe.learning_rate,
         "betas": (recipe.adam_beta1, recipe.adam_beta2),
         "weight_decay": recipe.adam_weight_decay,
         "eps": recipe.adam_epsilon,
     }
-    if params and all(p.device.type == "cuda" for p in params):
+    everything = [*params, *(p for group in extra_groups for p in group["params"])]
+    if everything and all(p.device.type == "cuda" for p in everything):
         options["fused"] = True
     else:
         options["foreach"] = True
-    return torch.optim.AdamW(params, **options)
+    return torch.optim.AdamW([{"params": list(params)}, *extra_groups], **options)
 
 
 def configure_attention(unet: torch.nn.Module, backend: str) -> str:
@@ -324,9 +328,11 @@ class DiffusionTrainer:
         self.text_encoder_origin: dict[str, Any] = {}
         self.attention_backend = ""
         self.precision = recipe.mixed_precision
+        """The precision actually trained in (``effective_precision`` of the recipe's)."""
         self.trigger_row: torch.Tensor | None = None
         """The trigger word's token embedding (custom models with ``brand_trigger``), saved with the weights."""
-        """The precision actually trained in (``effective_precision`` of the recipe's)."""
+        self.learned_trigger: LearnedTriggerRow | None = None
+        """The trigger's row while it is learnt (``trigger_embedding_lr``)."""
         self._last_checkpoint_step: int | None = None
 
     # ------------------------------------------------------------------ setup
@@ -384,7 +390,14 @@ class DiffusionTrainer:
                 ema.to(self.device)
                 self.emas.append((ema, params))
 
-        optimizer = make_adamw(self._trained_params, recipe)
+        extra_groups = []
+        if recipe.trigger_embedding_lr and self.trigger_row is not None:
+            self.learned_trigger = LearnedTriggerRow(
+                self.trigger_row, parts.tokenizer.convert_tokens_to_ids(recipe.brand_trigger)).to(self.device)
+            self.learned_trigger.attach(self.text_encoder)
+            extra_groups.append({"params": [self.learned_trigger.row], "lr": recipe.trigger_embedding_lr,
+                                 "weight_decay": 0.0})
+        optimizer = make_adamw(self._trained_params, recipe, extra_groups)
         lr_scheduler = get_scheduler(
             recipe.lr_scheduler,
             optimizer=optimizer,
@@ -401,6 +414,8 @@ class DiffusionTrainer:
             self._trained_models = [self.unet]
         for ema, _ in self.emas:
             accelerator.register_for_checkpointing(ema)
+        if self.learned_trigger is not None:
+            accelerator.register_for_checkpointing(self.learned_trigger)
         if recipe.trains_lora:
             accelerator.register_save_state_pre_hook(self._save_lora_state)
             accelerator.register_load_state_pre_hook(self._load_lora_state)
@@ -427,7 +442,7 @@ class DiffusionTrainer:
                                 if recipe.upscale_from else None)
         self.text_cache = (
             TensorCache(self._encode_one_caption)
-            if not recipe.train_text_encoder and recipe.cache_text_embeddings
+            if not recipe.train_text_encoder and recipe.cache_text_embeddings and self.learned_trigger is None
             else None
         )
 
@@ -675,6 +690,8 @@ class DiffusionTrainer:
             with accelerator.accumulate(*self._trained_models):
                 loss = self._batch_loss(batch)
                 accelerator.backward(loss)
+                if self.learned_trigger is not None and accelerator.sync_gradients:
+                    self._share_trigger_gradient()
                 if accelerator.sync_gradients and recipe.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(self._trained_params, recipe.max_grad_norm)
                 self.optimizer.step()
@@ -747,6 +764,12 @@ class DiffusionTrainer:
             raise StoppedByPeer("another training process's before_batch hook stopped the job")
 
     # ------------------------------------------------------------ batch maths
+
+    def _share_trigger_gradient(self) -> None:
+        """The trigger's row sits outside the prepared (data-parallel) models: average its gradient by hand."""
+        row = self.learned_trigger.row
+        if self.accelerator.num_processes > 1 and row.grad is not None:
+            row.grad = self.accelerator.reduce(row.grad, reduction="mean")
 
     def _batch_loss(self, batch: _Batch) -> torch.Tensor:
         recipe, device = self.recipe, self.device
@@ -906,6 +929,9 @@ class DiffusionTrainer:
         accelerator = self.accelerator
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
+            if self.learned_trigger is not None:
+                self.trigger_row = self.learned_trigger.write_into(
+                    self.parts.tokenizer, self.accelerator.unwrap_model(self.text_encoder), self.recipe.brand_trigger)
             with self.ema_weights():
                 model_path, model_format = self._save_model()
             if self.recipe.validation_prompts:

@@ -327,6 +327,35 @@ def install_trigger_token(tokenizer: Any, text_encoder: Any, trigger: str, row: 
         weights[token_id] = row.to(weights.device, weights.dtype)
 
 
+class LearnedTriggerRow(torch.nn.Module):
+    """The trigger's embedding row as the one trainable parameter of a frozen text encoder (pivotal tuning).
+
+    A forward hook on the encoder's input embeddings puts the row wherever the trigger's token appears, so the
+    gradient reaches this row and nothing else: every catalog word keeps the embedding the base learnt."""
+
+    def __init__(self, row: torch.Tensor, token_id: int) -> None:
+        super().__init__()
+        self.row = torch.nn.Parameter(row.detach().float().clone())
+        self.token_id = token_id
+        self._hook: Any = None
+
+    def attach(self, text_encoder: Any) -> None:
+        def substitute(_module: Any, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+            at_trigger = (inputs[0] == self.token_id).unsqueeze(-1)
+            return torch.where(at_trigger, self.row.to(output.dtype), output)
+
+        self._hook = text_encoder.get_input_embeddings().register_forward_hook(substitute)
+
+    def write_into(self, tokenizer: Any, text_encoder: Any, trigger: str) -> torch.Tensor:
+        """Remove the hook and store the learnt row in the encoder's own table (what is saved and served)."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        row = self.row.detach().float().cpu()
+        install_trigger_token(tokenizer, text_encoder, trigger, row)
+        return row
+
+
 def save_trigger_token(folder: Path, trigger: str, row: torch.Tensor) -> None:
     save_file({"embedding": row.detach().float().contiguous()}, str(Path(folder) / TRIGGER_FILE),
               metadata={"token": trigger})

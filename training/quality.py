@@ -69,7 +69,11 @@ class EvaluatorConfig:
     epochs: int = 12
     """Passes over the training renditions."""
     batch_size: int = 128
-    """Images per AdamW step, augmented by shifts, flips and pixel noise."""
+    """Images per AdamW step, augmented by shifts, flips, blur and pixel noise."""
+    blur_sigma: float = 1.2
+    """Half of each batch is blurred by a Gaussian of a random width up to this (pixels; 0: never). Trained on
+    crisp renditions only, the evaluator read edges, not content: a 0.7 px blur of real held-out renditions
+    took its balanced accuracy from 0.51 to 0.20, and the 32 px generators it judges draw soft edges."""
     learning_rate: float = 3e-3
     """The peak of a one-cycle schedule (warm-up, then cosine annealing)."""
     weight_decay: float = 5e-4
@@ -170,7 +174,8 @@ class Evaluator:
     def load(cls, folder: str | Path) -> Evaluator:
         folder = Path(folder)
         described = json.loads((folder / EVALUATOR_CONFIG).read_text(encoding="utf-8"))
-        config = EvaluatorConfig(**described["config"])
+        # Evaluators saved before blur augmentation existed were trained without it.
+        config = EvaluatorConfig(**{"blur_sigma": 0.0, **described["config"]})
         net = EvaluatorNet(config, len(described["groups"]), len(described["subgroups"]))
         net.load_state_dict(load_file(folder / EVALUATOR_WEIGHTS))
         return cls(net, described["groups"], described["subgroups"], config, described.get("training"))
@@ -191,6 +196,23 @@ def _shifted(pixels: torch.Tensor, generator: torch.Generator, limit: int = 3) -
     return torch.roll(padded, (dy, dx), (2, 3))[:, :, limit:-limit, limit:-limit]
 
 
+def _blurred(pixels: torch.Tensor, generator: torch.Generator, max_sigma: float) -> torch.Tensor:
+    """A random half of the batch blurred by one Gaussian of width up to ``max_sigma`` (white beyond the edge)."""
+    sigma = max_sigma * torch.rand(1, generator=generator).item()
+    if sigma < 0.1:
+        return pixels
+    radius = max(1, math.ceil(2.5 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=pixels.dtype)
+    kernel = torch.exp(-offsets ** 2 / (2 * sigma ** 2))
+    kernel = kernel / kernel.sum()
+    channels = pixels.shape[1]
+    padded = F.pad(pixels, (radius, radius, radius, radius), value=1.0)
+    soft = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+    soft = F.conv2d(soft, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+    chosen = (torch.rand(len(pixels), generator=generator) < 0.5).view(-1, 1, 1, 1)
+    return torch.where(chosen, soft, pixels)
+
+
 def train_evaluator(
     images: np.ndarray,
     groups: Sequence[str],
@@ -202,8 +224,8 @@ def train_evaluator(
     """Train the evaluator on real training renditions (uint8 N x H x W x 3) and their labels.
 
     Class-weighted cross-entropy for the groups (balanced accuracy is what is reported), light
-    augmentation (shifts, flips, pixel noise) so generated images with small defects are still
-    read by their content. Deterministic for a given config and data order.
+    augmentation (shifts, flips, blur, pixel noise) so generated images with soft edges or small
+    defects are still read by their content. Deterministic for a given config and data order.
     """
     if not len(images) == len(groups) == len(subgroups):
         raise ValueError("images, groups and subgroups must have the same length")
@@ -232,6 +254,8 @@ def train_evaluator(
         for number in range(batches_per_epoch):
             chosen = order[number * batch_size:(number + 1) * batch_size]
             batch = _shifted(pixels[chosen], generator)
+            if config.blur_sigma > 0:
+                batch = _blurred(batch, generator, config.blur_sigma)
             if torch.rand(1, generator=generator).item() < 0.5:
                 batch = batch.flip(3)
             noise_level = 0.1 * torch.rand(1, generator=generator).item()

@@ -24,7 +24,7 @@ from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
 from foundry.usecases.queue import TaskQueue
 from foundry.usecases.training import build_recipe
-from recipes import CUSTOM_MODEL_SETTINGS, TRIGGER_PATTERN
+from recipes import CUSTOM_MODEL_SETTINGS, CUSTOM_TRIGGER_SETTINGS, TRIGGER_PATTERN
 
 CUSTOM_KINDS = ("lora", "finetune")
 MAX_CUSTOM_STEPS = 20_000
@@ -54,9 +54,10 @@ def create_custom_model(*, session: Session, queue: TaskQueue | None, tenant_id:
     if trigger_word is not None and not TRIGGER_PATTERN.fullmatch(trigger_word):
         raise InvalidInput("trigger_word: one lowercase word (letters, digits, '-'), 2-40 characters",
                            code="validation_error")
-    recipe = build_recipe(kind, {**CUSTOM_MODEL_SETTINGS[kind], "max_train_steps": steps, "brand_trigger": trigger_word,
+    settings = {**CUSTOM_MODEL_SETTINGS[kind], **(CUSTOM_TRIGGER_SETTINGS[kind] if trigger_word is not None else {})}
+    recipe = build_recipe(kind, {**settings, "max_train_steps": steps, "brand_trigger": trigger_word,
                                  "checkpoint_every": max(10, steps // 5),
-                                 "lr_warmup_steps": min(steps // 4, CUSTOM_MODEL_SETTINGS[kind].get("lr_warmup_steps", 0))})
+                                 "lr_warmup_steps": min(steps // 4, settings.get("lr_warmup_steps", 0))})
     try:
         with session.begin():
             existing = _by_idempotency_key(session, tenant_id, idempotency_key) if idempotency_key else None

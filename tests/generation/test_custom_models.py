@@ -37,7 +37,10 @@ def test_a_customer_trains_a_custom_model_from_its_brand_assets(client, customer
     custom = created.json()
     assert custom["trigger_word"] == "snekko"
     with sessions() as session:
-        assert session.get(TrainingJob, uuid.UUID(custom["id"])).recipe["brand_trigger"] == "snekko"
+        recipe = session.get(TrainingJob, uuid.UUID(custom["id"])).recipe
+        # a named trigger is learnt as its own embedding row, among catalog words (pivotal tuning)
+        assert recipe["brand_trigger"] == "snekko" and recipe["brand_trigger_context"] is True
+        assert recipe["trigger_embedding_lr"] > 0
     assert (custom["status"], custom["kind"], custom["progress"], custom["model_id"]) == ("queued", "lora", 0.0, None)
     with sessions() as session:
         entries = dataset_service.snapshot_entries(session=session, snapshot_id=uuid.UUID(custom["snapshot_id"]))

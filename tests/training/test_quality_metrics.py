@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import random
 from types import SimpleNamespace
 
@@ -10,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDPMScheduler
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from training.quality import (
     Evaluator,
     EvaluatorConfig,
     EvaluatorNet,
     LabelledImages,
+    _blurred,
     balanced_accuracy,
     contact_sheet,
     evaluator_sha256,
@@ -32,7 +35,9 @@ from training.quality import (
 from training.text_encoder import TextEncoderShape, build_text_encoder, train_caption_tokenizer
 
 SHAPE_GROUPS = ("circle", "square", "triangle")
-TINY_EVALUATOR = EvaluatorConfig(width=16, feature_size=32, epochs=10, batch_size=32, learning_rate=5e-3)
+TINY_EVALUATOR = EvaluatorConfig(width=16, feature_size=32, epochs=10, batch_size=32, learning_rate=5e-3,
+                                 blur_sigma=0.0)
+"""Crisp toy shapes: the metric tests below need an evaluator, not its blur robustness (tested on its own)."""
 
 
 def _shape_image(shape: str, rng: random.Random, size: int = 32) -> np.ndarray:
@@ -143,6 +148,45 @@ def test_training_the_evaluator_is_deterministic(shapes):
     second = train_evaluator(train.images, train.groups, train.subgroups, config)
     for (name, a), (_, b) in zip(first.net.state_dict().items(), second.net.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_blur_augmentation_softens_about_half_the_batch_and_keeps_white_white():
+    batch = torch.ones(256, 3, 32, 32)
+    batch[:, :, 12:20, 12:20] = -1.0  # a dark square on white
+    draws = [_blurred(batch, torch.Generator().manual_seed(seed), 1.5) for seed in range(8)]
+    shares = [float(((out - batch).abs().flatten(1).amax(1) > 1e-3).float().mean()) for out in draws]
+    assert sum(share > 0 for share in shares) >= 6  # widths under 0.1 px are skipped: rare
+    out = draws[shares.index(max(shares))]
+    changed = (out - batch).abs().flatten(1).amax(1) > 1e-3
+    assert all(share == 0 or 0.35 < share < 0.65 for share in shares)
+    assert torch.equal(out[~changed], batch[~changed])
+    assert torch.equal(out[:, :, :6, :6], batch[:, :, :6, :6])  # far from the square the background stays white
+    inside_edge = out[changed][:, :, 16, 12]
+    assert bool((inside_edge > -1.0).all())  # the square's edge went soft
+    assert out.min() >= -1.0 and out.max() <= 1.0
+    assert torch.equal(_blurred(batch, torch.Generator().manual_seed(3), 0.0), batch)
+
+
+def test_an_evaluator_trained_with_blur_reads_blurred_shapes_and_still_not_noise(shapes):
+    train, heldout, reference = shapes["train"], shapes["heldout"], shapes["reference"]
+    config = EvaluatorConfig(width=16, feature_size=32, epochs=10, batch_size=32, learning_rate=5e-3, blur_sigma=1.2)
+    robust = train_evaluator(train.images, train.groups, train.subgroups, config)
+    soft = np.stack([np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(1.0))) for image in heldout.images])
+    blurred = measure_images(robust, soft, heldout, reference, kid_subsets=20, kid_subset_size=30)
+    assert blurred["gen_balanced_acc"] > 0.9
+    noise = np.random.default_rng(0).integers(0, 256, heldout.images.shape, dtype=np.uint8)
+    assert measure_images(robust, noise, heldout, reference, kid_subsets=20, kid_subset_size=30)["gen_balanced_acc"] < 0.6
+
+
+def test_an_evaluator_saved_before_blur_augmentation_loads_as_trained_without_it(tmp_path, evaluator):
+    folder = tmp_path / "old"
+    blurred_config = dataclasses.replace(evaluator.config, blur_sigma=1.2)
+    Evaluator(evaluator.net, evaluator.groups, evaluator.subgroups, blurred_config, evaluator.training).save(folder)
+    described = json.loads((folder / "evaluator.json").read_text())
+    del described["config"]["blur_sigma"]
+    (folder / "evaluator.json").write_text(json.dumps(described))
+    assert Evaluator.load(folder).config.blur_sigma == 0.0
+    assert EvaluatorConfig().blur_sigma > 0  # today's default trains with it
 
 
 class _OracleUnet(torch.nn.Module):

@@ -290,3 +290,37 @@ def test_a_trigger_word_gets_its_own_token_saved_and_loaded_with_the_adapter(tmp
     assert abs(float(row.norm() - mean_norm)) < 1e-3 * float(mean_norm)
     # every other row is the base's own: the text encoder stays frozen
     assert torch.equal(embeddings[: len(plain.tokenizer)], plain.text_encoder.get_input_embeddings().weight)
+
+
+def _saved_trigger_row(result) -> torch.Tensor:
+    with safe_open(str(result.model_path / TRIGGER_FILE), framework="pt") as stored:
+        return stored.get_tensor("embedding")
+
+
+def test_a_learnt_trigger_row_moves_alone_and_resumes_to_the_same_row(tmp_path, recipes, latent_examples,
+                                                                       tiny_sd_path):
+    brand = [BrandExample(e.example_id, e.load_image, f"zorb {e.caption}") for e in latent_examples]
+    fixed = _saved_trigger_row(train(tmp_path / "fixed", recipes.lora(max_train_steps=4, brand_trigger="zorb"), brand))
+    recipe = recipes.lora(max_train_steps=4, brand_trigger="zorb", trigger_embedding_lr=5e-2, checkpoint_every=2)
+    learnt_result = train(tmp_path / "learnt", recipe, brand)
+    learnt = _saved_trigger_row(learnt_result)
+    assert not torch.allclose(learnt, fixed)  # the same seeded start, moved by its own gradient
+
+    custom = load_pipeline(Path(tiny_sd_path), adapters=(learnt_result.model_path,), device="cpu")
+    plain = load_pipeline(Path(tiny_sd_path), device="cpu")
+    embeddings = custom.text_encoder.get_input_embeddings().weight
+    assert torch.equal(embeddings[custom.tokenizer.convert_tokens_to_ids("zorb")], learnt)
+    assert torch.equal(embeddings[: len(plain.tokenizer)], plain.text_encoder.get_input_embeddings().weight)
+
+    steps = []
+    with pytest.raises(TrainingCancelled):
+        train(tmp_path / "resumed", recipe, brand, progress=lambda step, *_: steps.append(step),
+              should_cancel=lambda: len(steps) >= 2)
+    resumed = train(tmp_path / "resumed", recipe, brand, resume_from="latest")
+    assert resumed.resumed_from_step == 2
+    assert torch.allclose(_saved_trigger_row(resumed), learnt, atol=1e-6)
+
+
+def test_a_learnt_trigger_row_needs_a_trigger(recipes):
+    with pytest.raises(ValueError, match="trigger_embedding_lr"):
+        recipes.lora(max_train_steps=4, trigger_embedding_lr=1e-2)
