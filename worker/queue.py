@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 
 from celery import Celery
+from sqlalchemy.exc import IntegrityError
 
 from foundry.config import Settings
 from worker.app import GENERATION_QUEUE, TRAINING_QUEUE, create_app
@@ -29,22 +30,36 @@ def celery_for(settings: Settings) -> Celery:
     return _apps[url]
 
 
+def send(settings: Settings, task: str, args: list, queue: str, countdown: float | None = None) -> None:
+    """Send one task message, surviving the embedded broker's race on a queue's first use.
+
+    The SQLAlchemy (SQLite) broker creates a queue's row the first time a process touches it. When a worker
+    creates the same row in the same instant, this process's insert fails (a unique-name violation) and its
+    broker session is spoilt; the row exists by then, so a fresh client sends the message."""
+    try:
+        celery_for(settings).send_task(task, args=args, queue=queue, countdown=countdown)
+    except IntegrityError:
+        stale = _apps.pop(settings.resolved_broker_url, None)
+        if stale is not None:
+            stale.close()
+        celery_for(settings).send_task(task, args=args, queue=queue, countdown=countdown)
+
+
 def enqueue_training_job(job_id: uuid.UUID, settings: Settings, countdown: float | None = None) -> None:
     """Hand a committed job to the training queue: a turn for whichever job the fair rotation across
     tenants says is next (``countdown``: not before)."""
-    celery_for(settings).send_task(RUN_TRAINING_JOB, args=[str(job_id)], queue=TRAINING_QUEUE, countdown=countdown)
+    send(settings, RUN_TRAINING_JOB, [str(job_id)], TRAINING_QUEUE, countdown)
 
 
 def enqueue_generation(generation_id: uuid.UUID, settings: Settings, countdown: float | None = None) -> None:
     """Hand a committed generation to the generation queue: one message per queued generation, each a turn
     for whichever generation the fair rotation across tenants says is next (``countdown``: not before)."""
-    celery_for(settings).send_task(RUN_GENERATION, args=[str(generation_id)], queue=GENERATION_QUEUE,
-                                   countdown=countdown)
+    send(settings, RUN_GENERATION, [str(generation_id)], GENERATION_QUEUE, countdown)
 
 
 def enqueue_index_build(model_id: uuid.UUID, settings: Settings) -> None:
     """Ask a training worker to (re)build a model's attribution index."""
-    celery_for(settings).send_task(BUILD_INDEX, args=[str(model_id)], queue=TRAINING_QUEUE)
+    send(settings, BUILD_INDEX, [str(model_id)], TRAINING_QUEUE)
 
 
 class CeleryQueue:
