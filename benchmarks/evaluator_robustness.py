@@ -26,9 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
 
-from benchmarks.custom_model import BRAND_IMAGES, brand_share, pixels
+from benchmarks.custom_model import BRAND_IMAGES, brand_share, pixels, softened
 from benchmarks.quality import labelled_images, prepare_snapshots
 from benchmarks.quality_common import HeldoutSets, evaluator_for
 from benchmarks.reporting import publish
@@ -40,9 +39,7 @@ BLURS = (0.0, 0.7, 1.0)
 
 
 def blurred(images: np.ndarray, radius: float) -> np.ndarray:
-    if radius == 0:
-        return images
-    return np.stack([np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius))) for image in images])
+    return images if radius == 0 else np.stack(softened(list(images), radius))
 
 
 def main(argv: list[str] | None = None) -> dict:
