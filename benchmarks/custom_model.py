@@ -1,8 +1,9 @@
 """Custom-model benchmark: does a brand customer's LoRA learn its mascot without forgetting the catalog?
 
-1. The demo base: the ``demo`` preset trained on the quality benchmark's training snapshot (OpenMoji
+1. The base: the ``demo`` preset trained on the quality benchmark's training snapshot (OpenMoji
    without its held-out split; the onboarding and the frozen evaluator are shared with
-   ``benchmarks/quality.py`` under ``--work``), registered as a shared licensed-only model.
+   ``benchmarks/quality.py`` under ``--work``), or with ``--base-run`` a base that benchmark already
+   trained there (the ``quality`` preset's), registered as a shared licensed-only model.
 2. A brand customer (its own tenant and key) uploads 20 images of a mascot that is not in the catalog
    (drawn here: a purple seven-pointed star with eyes, in varied poses) through ``POST /v1/brand-assets``,
    then makes a LoRA custom model of the demo base through ``POST /v1/custom-models`` with licensed catalog
@@ -53,7 +54,7 @@ from foundry.models_registry import service as registry_service
 from foundry.pricing import service as pricing_service
 from provenance.c2pa_manifest import init_signing_ca
 from recipes import CUSTOM_MODEL_SETTINGS, CUSTOM_TRIGGER_SETTINGS, Recipe, preset_recipe
-from training.engine import native_cpu_bf16
+from training.engine import RESULT_FILE, native_cpu_bf16
 from training.pipelines import load_pipeline
 from training.quality import EvaluatorConfig, SamplingSettings, measure_pipeline, round_floats
 from worker import jobs as job_runner
@@ -73,14 +74,17 @@ def pixels(data: bytes, size: int = 32) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((size, size), Image.Resampling.BOX))
 
 
-def generate(client: TestClient, headers: dict, model_id: str, prompts: tuple[str, ...] = PROMPTS) -> list[np.ndarray]:
-    """Every prompt, IMAGES_PER_PROMPT images each, through the API: the raw outputs."""
+def generate(client: TestClient, headers: dict, model_id: str, prompts: tuple[str, ...] = PROMPTS,
+             guidance: float | None = None) -> list[np.ndarray]:
+    """Every prompt, IMAGES_PER_PROMPT images each, through the API (at the model's served guidance unless
+    ``guidance`` is given): the raw outputs."""
+    chosen = {} if guidance is None else {"guidance_scale": guidance}
     outputs = []
     for number, prompt in enumerate(prompts):
         for request in range(IMAGES_PER_PROMPT // REQUEST_IMAGES):
             answer = client.post("/v1/generations", headers=headers, json={
                 "model_id": model_id, "prompt": prompt, "num_images": REQUEST_IMAGES,
-                "seed": SEED + 100 * number + 1000 * request, "steps": 25})
+                "seed": SEED + 100 * number + 1000 * request, "steps": 25, **chosen})
             if answer.status_code != 200:
                 raise SystemExit(f"generation failed: {answer.status_code} {answer.text[:400]}")
             for image in answer.json()["images"]:
@@ -129,6 +133,20 @@ def custom_settings(assignments: list[str]) -> dict:
     return overrides
 
 
+def base_of(args: argparse.Namespace) -> tuple[Recipe, Path]:
+    """The base's recipe and pipeline folder: a run exported by another benchmark, else the demo preset's."""
+    if args.base_run is not None:
+        result = args.base_run / RESULT_FILE
+        if not result.is_file():
+            raise SystemExit(f"--base-run: {result} is missing (train and export the base first)")
+        trained = json.loads(result.read_text(encoding="utf-8"))
+        return Recipe.from_dict(trained["recipe"]), Path(trained["model_path"])
+    recipe = preset_recipe("demo")
+    if args.base_steps:
+        recipe = recipe.replace(max_train_steps=args.base_steps, checkpoint_every=0, lr_warmup_steps=1)
+    return recipe, args.work / "runs" / "custom-model-base" / "pipeline"
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench-quality",
@@ -139,6 +157,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--base-steps", type=int, default=None, help="override the demo preset's steps (smoke runs)")
     parser.add_argument("--reuse-base", action="store_true",
                         help="reuse the demo base a previous run exported under --work (measured again, not retrained)")
+    parser.add_argument("--base-run", type=Path, default=None,
+                        help="a base run folder another benchmark trained and exported on the same training snapshot "
+                             "(e.g. var/bench-quality/runs/quality from benchmarks/quality.py): its pipeline and recipe "
+                             "are the base instead of the demo preset (measured again, not retrained)")
     parser.add_argument("--catalog-mix", type=int, default=400,
                         help="licensed catalog images mixed into the custom model's snapshot (0: brand images only)")
     parser.add_argument("--custom-setting", action="append", default=[], metavar="KEY=JSON",
@@ -146,6 +168,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--per-group", type=int, default=12, help="held-out captions per group for the quality ratio")
     parser.add_argument("--evaluator-seeds", type=lambda text: [int(v) for v in text.split(",") if v],
                         default=[1, 2, 3], help="also measure fidelity with evaluators trained from these seeds")
+    parser.add_argument("--guidance-sweep", type=lambda text: [float(v) for v in text.split(",") if v], default=[],
+                        help="also measure the custom model's fidelity at these guidance scales, e.g. 3,5,7")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "custom_model.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -154,19 +178,16 @@ def main(argv: list[str] | None = None) -> dict:
     CUSTOM_TRIGGER_SETTINGS["lora"] = {**CUSTOM_TRIGGER_SETTINGS["lora"], **overrides}
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    # 1. the demo base, on the quality benchmark's training snapshot, measured on held-out captions
+    # 1. the base, on the quality benchmark's training snapshot, measured on held-out captions
     snapshots = prepare_snapshots(args.work, args.catalog)
     training = labelled_images(snapshots["training"]["items"])
     heldout_subset = labelled_images(snapshots["evaluation"]["items"]).per_group(args.per_group)
     heldout = HeldoutSets.of(training, heldout_subset, args.per_group)
     evaluator, digest, _ = evaluator_for(args.work, training, snapshots["training"]["merkle_root"], EvaluatorConfig())
-    recipe = preset_recipe("demo")
-    if args.base_steps:
-        recipe = recipe.replace(max_train_steps=args.base_steps, checkpoint_every=0, lr_warmup_steps=1)
+    recipe, base_folder = base_of(args)
     sampling = SamplingSettings().for_recipe(recipe.to_dict())
     (args.work / "sheets").mkdir(parents=True, exist_ok=True)
-    base_folder = args.work / "runs" / "custom-model-base" / "pipeline"
-    if args.reuse_base and base_folder.is_dir():
+    if args.base_run is not None or (args.reuse_base and base_folder.is_dir()):
         base_pipeline = load_pipeline(base_folder, device="cpu")
         base_metrics, _ = measure_pipeline(base_pipeline, evaluator, heldout.full, heldout.reference_full,
                                            resolution=32, sampling=sampling)
@@ -186,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
         init_signing_ca(settings.resolved_signing_dir)
     with sessions() as session, session.begin():
         base = registry_service.register_trained(
-            session=session, blob_store=blob_store, folder=base_folder, name=f"demo-base-{uuid.uuid4().hex[:6]}",
+            session=session, blob_store=blob_store, folder=base_folder, name=f"custom-model-base-{uuid.uuid4().hex[:6]}",
             kind="base", model_format="diffusers_pipeline", snapshot_id=uuid.UUID(snapshots["training"]["snapshot_id"]),
             snapshot_merkle_root=snapshots["training"]["merkle_root"], recipe=recipe.to_dict(),
             text_encoder_origin={"kind": "trained_from_scratch"}, parent=None, training_job_id=uuid.uuid4(),
@@ -228,6 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"the custom model's training {status}: {custom.get('error')}")
         after = generate(client, headers, custom["model_id"])
         described = generate(client, headers, custom["model_id"], (f"{MASCOT} the purple star mascot",))
+        swept = {scale: generate(client, headers, custom["model_id"], guidance=scale) for scale in args.guidance_sweep}
 
     # 3. fidelity, 4. what the custom model kept of the catalog
     brand = np.stack([pixels(data) for data in brand_pngs])
@@ -235,18 +257,20 @@ def main(argv: list[str] | None = None) -> dict:
         custom_model = registry_service.get_model(session=session, model_id=uuid.UUID(custom["model_id"]))
         adapter = registry_service.materialize(model=custom_model, blob_store=blob_store,
                                                cache_dir=settings.var_dir / "models")
+        # measured as it is served: at the adapter's own guidance where its recipe names one
+        custom_sampling = SamplingSettings().for_recipe(recipe.to_dict(), custom_model.recipe)
     custom_pipeline = load_pipeline(base_folder, adapters=(adapter,), device="cpu")
     custom_pipeline.set_progress_bar_config(disable=True)
     custom_metrics, sheet = measure_pipeline(custom_pipeline, evaluator, heldout.full, heldout.reference_full,
-                                             resolution=32, sampling=sampling)
-    sheet.save(args.out.parent / "custom_model_sheet.png")
+                                             resolution=32, sampling=custom_sampling)
+    sheet.save(args.out.parent / f"{args.out.stem}_sheet.png")
     mascot_sheet = Image.new("RGB", (32 * IMAGES_PER_PROMPT * 2, 32 * len(PROMPTS)), "white")
     for number, (old, new) in enumerate(zip(before, after, strict=True)):
         row, column = divmod(number, IMAGES_PER_PROMPT)
         mascot_sheet.paste(Image.fromarray(old), (32 * column, 32 * row))
         mascot_sheet.paste(Image.fromarray(new), (32 * (column + IMAGES_PER_PROMPT), 32 * row))
     mascot_sheet.resize((mascot_sheet.width * 4, mascot_sheet.height * 4), Image.Resampling.NEAREST).save(
-        args.out.parent / "custom_model_mascot.png")
+        args.out.parent / f"{args.out.stem}_mascot.png")
     catalog = training.images
     other_evaluators = {seed: evaluator_for(args.work, training, snapshots["training"]["merkle_root"],
                                             EvaluatorConfig(seed=seed))[0] for seed in args.evaluator_seeds}
@@ -261,6 +285,9 @@ def main(argv: list[str] | None = None) -> dict:
         "fidelity_after_by_evaluator_seed": {str(seed): brand_share(after, other, brand, catalog)
                                              for seed, other in other_evaluators.items()},
         "fidelity_after_training_caption": brand_share(described, evaluator, brand, catalog),
+        "fidelity_after_by_guidance": {str(scale): {"features": brand_share(images, evaluator, brand, catalog),
+                                                    "pixels": brand_share_in_pixels(images, brand, catalog)}
+                                       for scale, images in swept.items()},
         "fidelity_ceiling": brand_share(unseen, evaluator, brand, catalog),
         # The same unseen poses softened as a 32 px generator draws them: what the feature test credits
         # when the shape is right and the edges are not crisp.
@@ -275,17 +302,19 @@ def main(argv: list[str] | None = None) -> dict:
         "custom_gen_balanced_acc": custom_metrics["gen_balanced_acc"],
         "targets": {"fidelity_after": ">= 0.8", "fidelity_before": "<= 0.05", "base_quality_ratio": ">= 0.9"},
         "settings": {"brand_images": BRAND_IMAGES, "prompts": list(PROMPTS), "images_per_prompt": IMAGES_PER_PROMPT,
-                     "custom_steps": args.steps, "kind": "lora", "base_preset": "demo",
+                     "custom_steps": args.steps, "kind": "lora",
+                     "base": str(args.base_run) if args.base_run else "demo preset",
                      "brand_images_in_snapshot": custom["brand_images"],
                      "catalog_images_in_snapshot": custom["catalog_images"],
                      "custom_recipe": {**CUSTOM_MODEL_SETTINGS["lora"], **CUSTOM_TRIGGER_SETTINGS["lora"]},
                      "base_train_minutes": base_run["train_minutes"], "heldout_prompts": len(heldout.full),
-                     "guidance_scale": sampling.guidance_scale, "threads": args.threads, "cores": os.cpu_count(),
+                     "guidance_scale": sampling.guidance_scale,
+                     "custom_guidance_scale": custom_sampling.guidance_scale, "threads": args.threads, "cores": os.cpu_count(),
                      "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": native_cpu_bf16()},
         "classifier_sha256": digest,
         "custom_model": {"id": custom["model_id"], "job_id": str(job_id), "charge": custom.get("charge")},
-        "sheets": ["benchmarks/results/custom_model_mascot.png (left: base, right: custom model)",
-                   "benchmarks/results/custom_model_sheet.png (custom model, held-out catalog prompts)"],
+        "sheets": [f"{args.out.stem}_mascot.png (left: base, right: custom model)",
+                   f"{args.out.stem}_sheet.png (custom model, held-out catalog prompts)"],
     })
     return publish(report, args.out)
 

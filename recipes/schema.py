@@ -506,10 +506,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def serving_guidance(recipe: dict[str, Any]) -> float:
-    """The guidance a model is served and measured at when a request names none: its recipe's, else the default."""
-    scale = recipe.get("serving_guidance_scale")
-    return float(scale) if isinstance(scale, (int, float)) and not isinstance(scale, bool) else DEFAULT_GUIDANCE_SCALE
+def serving_guidance(*recipes: dict[str, Any]) -> float:
+    """The guidance a model is served and measured at when a request names none.
+
+    ``recipes``: what draws it, in order (a pipeline's, then its adapters'). The last that names a
+    ``serving_guidance_scale`` decides: a custom model's adapter may draw its concept best at another
+    scale than its base; none named gives the default.
+    """
+    for recipe in reversed(recipes):
+        scale = recipe.get("serving_guidance_scale")
+        if isinstance(scale, (int, float)) and not isinstance(scale, bool):
+            return float(scale)
+    return DEFAULT_GUIDANCE_SCALE
 
 
 def preset_recipe(preset: str, **overrides: Any) -> Recipe:

@@ -400,11 +400,12 @@ class SamplingSettings:
     seed: int = 0
     batch_size: int = 64
 
-    def for_recipe(self, recipe: dict[str, Any]) -> SamplingSettings:
-        """These settings with the guidance filled in from the model's recipe where none is set."""
+    def for_recipe(self, *recipes: dict[str, Any]) -> SamplingSettings:
+        """These settings with the guidance filled in where none is set, as the model is served: from its
+        recipes in drawing order (a pipeline's, then its adapters', :func:`recipes.serving_guidance`)."""
         if self.guidance_scale is not None:
             return self
-        return SamplingSettings(**{**asdict(self), "guidance_scale": serving_guidance(recipe)})
+        return SamplingSettings(**{**asdict(self), "guidance_scale": serving_guidance(*recipes)})
 
 
 GROUP_TAG, SUBGROUP_TAG = "group:", "subgroup:"

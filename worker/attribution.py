@@ -42,7 +42,6 @@ from foundry.royalties import service as royalties_service
 from foundry.royalties.policy import recorded_credits
 from foundry.training_jobs.policy import builds_attribution_index
 from provenance.influence import InfluenceConfig, InfluenceIndex, uninformative
-from recipes import serving_guidance
 from training.attribution_features import Attributor
 from training.pipelines import load_pipeline
 
@@ -85,7 +84,7 @@ def build_index(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache_d
         fingerprint = attribution_service.fingerprint_of(model)
         pipeline = load_attribution_pipeline(session=session, model=model, blob_store=blob_store,
                                              cache_dir=cache_dir)
-        guidance_scale = serving_guidance(registry_service.serving_chain(session=session, model=model)[0].recipe)
+        guidance_scale = registry_service.served_guidance(session=session, model=model)
     attributor = Attributor(pipeline, config)
     total = len(inputs)
 

@@ -12,7 +12,7 @@ import io
 import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from foundry.blobs import BlobStore
@@ -125,7 +125,8 @@ def measure_model(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache
         pipeline = load_attribution_pipeline(session=session, model=model, blob_store=blob_store,
                                              cache_dir=cache_dir / "models")
         resolution = int(model.recipe.get("resolution") or EVALUATED_RESOLUTION)
-        sampling = sampling.for_recipe(model.recipe)
+        if sampling.guidance_scale is None:
+            sampling = replace(sampling, guidance_scale=registry_service.served_guidance(session=session, model=model))
         session.expunge(record)
     evaluator = load_evaluator(record=record, blob_store=blob_store, cache_dir=cache_dir)
     if per_group is not None:

@@ -51,9 +51,15 @@ _capabilities_cache: dict[str, ModelCapabilities] = {}
 
 def model_capabilities(*, session: Session, model: RegisteredModel, blob_store: BlobStore) -> ModelCapabilities:
     """Read from the stored config files of the pipeline the model renders with (a LoRA: its parent's),
-    cached per weights digest."""
-    pipeline, _ = registry_service.serving_chain(session=session, model=model)
-    upscaler = registry_service.upscaling_stage(model)
+    cached per weights digest; the default guidance is the model's own (an adapter's may differ)."""
+    pipeline, adapters = registry_service.serving_chain(session=session, model=model)
+    guidance = serving_guidance(pipeline.recipe, *(adapter.recipe for adapter in adapters))
+    return replace(_pipeline_capabilities(pipeline, registry_service.upscaling_stage(model), blob_store),
+                   default_guidance_scale=guidance)
+
+
+def _pipeline_capabilities(pipeline: RegisteredModel, upscaler: RegisteredModel | None,
+                           blob_store: BlobStore) -> ModelCapabilities:
     key = pipeline.weights_sha256 + (f"+{upscaler.weights_sha256}" if upscaler is not None else "")
     cached = _capabilities_cache.get(key)
     if cached is not None:
@@ -70,7 +76,7 @@ def model_capabilities(*, session: Session, model: RegisteredModel, blob_store: 
                 raise InvalidInput(f"the model's {relative} is not valid JSON", code="model_not_servable") from None
         return read_json
 
-    capabilities = replace(capabilities_of(reader(pipeline)), default_guidance_scale=serving_guidance(pipeline.recipe))
+    capabilities = capabilities_of(reader(pipeline))
     if upscaler is not None:
         capabilities = cascade_capabilities(capabilities, reader(upscaler))
     _capabilities_cache[key] = capabilities

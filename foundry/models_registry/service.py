@@ -21,6 +21,7 @@ from foundry.errors import InvalidInput
 from foundry.models_registry.models import RegisteredModel
 from foundry.models_registry.policy import REVOCATION_POLICIES, is_licensed_only
 from provenance.hashing import combined_weights_digest
+from recipes import serving_guidance
 
 _MAX_MODEL_FILE = 20 * 1024 ** 3
 ADAPTER_FORMAT = "diffusers_lora"
@@ -96,6 +97,13 @@ def serving_chain(*, session: Session, model: RegisteredModel) -> tuple[Register
         if len(adapters) > 64:
             raise InvalidInput("model lineage is cyclic or absurdly deep", code="lineage_invalid")
     return current, adapters
+
+
+def served_guidance(*, session: Session, model: RegisteredModel) -> float:
+    """The guidance ``model`` is served and measured at when a request names none: its adapters' (newest
+    first), else its pipeline's recipe's, else the default (:func:`recipes.serving_guidance`)."""
+    pipeline, adapters = serving_chain(session=session, model=model)
+    return serving_guidance(pipeline.recipe, *(adapter.recipe for adapter in adapters))
 
 
 def drawing_stage(*, session: Session, model: RegisteredModel) -> RegisteredModel:

@@ -81,6 +81,9 @@ def test_a_request_without_guidance_gets_the_guidance_its_model_draws_best_at():
     assert (serving_guidance(quality), serving_guidance(demo)) == (5.0, 9.0)
     assert serving_guidance({}) == serving_guidance({"serving_guidance_scale": None}) == DEFAULT_GUIDANCE_SCALE
     assert serving_guidance({"serving_guidance_scale": True}) == DEFAULT_GUIDANCE_SCALE  # not a number
+    # a chain (pipeline, then adapters): the last recipe that names a scale decides
+    assert serving_guidance(quality, {}) == 5.0 and serving_guidance(quality, {"serving_guidance_scale": 7}) == 7.0
+    assert serving_guidance({"serving_guidance_scale": 7}, quality) == 5.0 and serving_guidance() == DEFAULT_GUIDANCE_SCALE
     tuned = replace(PIXEL, default_guidance_scale=serving_guidance(quality))
     assert resolve(tuned, guidance_scale=None).guidance_scale == 5.0
     assert resolve(tuned, guidance_scale=12.0).guidance_scale == 12.0  # a caller's scale always wins

@@ -38,7 +38,7 @@ def test_a_tenant_lora_trained_over_http_generates_for_its_tenant_only(client, c
                                         url="https://hooks.example.com/models", created_by="test", allow_private=False)
     created = client.post("/v1/training-jobs", headers=ADMIN, json={
         "name": "acme-lora", "recipe": "lora", "snapshot_id": snapshot_id, "base_model_id": str(served_model),
-        "tenant_id": str(customer.tenant_id), "settings": tiny_lora_settings()})
+        "tenant_id": str(customer.tenant_id), "settings": {**tiny_lora_settings(), "serving_guidance_scale": 6.5}})
     assert created.status_code == 202, created.text
     assert created.json()["owner_tenant_id"] == str(customer.tenant_id)
     job_id = uuid.UUID(created.json()["id"])
@@ -61,6 +61,8 @@ def test_a_tenant_lora_trained_over_http_generates_for_its_tenant_only(client, c
     base = client.post("/v1/generations", headers=customer.headers,
                        json={"model_id": str(served_model), **request}).json()
     assert body["images"][0]["raw_sha256"] != base["images"][0]["raw_sha256"]  # the adapter changed the pixels
+    # a request without guidance gets the adapter's own; its base keeps its pipeline's
+    assert body["request"]["guidance_scale"] == 6.5 and base["request"]["guidance_scale"] != 6.5
     assert sum(line["amount"] for line in body["attribution"]["contributors"]) == body["attribution"]["pool"]
     image = client.get(body["images"][0]["url"], headers=customer.headers)
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"

@@ -279,6 +279,8 @@ def test_measured_images_use_the_guidance_the_model_is_served_at():
     assert unset.for_recipe({"serving_guidance_scale": 5.0}) == SamplingSettings(num_inference_steps=7,
                                                                                    guidance_scale=5.0)
     assert unset.for_recipe({}).guidance_scale == 9.0
+    # a custom model is measured as served: its adapter's own scale over its base's
+    assert unset.for_recipe({"serving_guidance_scale": 5.0}, {"serving_guidance_scale": 6.5}).guidance_scale == 6.5
     chosen = SamplingSettings(guidance_scale=3.0)
     assert chosen.for_recipe({"serving_guidance_scale": 5.0}) is chosen  # an explicit scale is kept
     with pytest.raises(ValueError, match="for_recipe"):
