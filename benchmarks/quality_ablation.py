@@ -81,10 +81,11 @@ VARIANTS: dict[str, Variant] = {
     "quality+balance0.5": Variant("quality", "+ groups evened out halfway", recipe={"group_balance": 0.5}),
     "quality+balance1": Variant("quality", "+ every group drawn equally often", recipe={"group_balance": 1.0}),
     # The text side is not what limits prompt-following: a nearest-neighbour vote among the training captions'
-    # pre-trained embeddings finds a held-out caption's group at balanced accuracy 0.45, near the evaluator's
-    # 0.49 on real images, while the quality preset's drawings score 0.27. The prompt reaches the UNet only at
-    # 8x8; here it also reaches the 16x16 level (1.8x the cost of a step: 2,200 steps in the same minutes) and,
-    # pooled, every ResNet block.
+    # embeddings in the quality preset's frozen text encoder finds a held-out caption's group at balanced
+    # accuracy 0.46 (benchmarks/results/text_probe.json), near the evaluator's 0.50 on real images, while the
+    # preset's drawings score 0.30. The prompt reaches the UNet only at 8x8; here it also reaches the 16x16
+    # level (1.8x the cost of a step: 2,200 steps in the same minutes) and, pooled, every ResNet block.
+    # Measured: 0.310 against 0.304 in 25 minutes, KID 0.35 against 0.19: not adopted.
     "quality+attn16+pooled": Variant("quality", "+ cross-attention at 16x16 and the pooled prompt in every block, "
                                                 "2,200 steps (the same minutes)",
                                      recipe={"max_train_steps": 2200, "checkpoint_every": 220},
