@@ -100,8 +100,8 @@ def serving_chain(*, session: Session, model: RegisteredModel) -> tuple[Register
 
 
 def served_guidance(*, session: Session, model: RegisteredModel) -> float:
-    """The guidance ``model`` is served and measured at when a request names none: its adapters' (newest
-    first), else its pipeline's recipe's, else the default (:func:`recipes.serving_guidance`)."""
+    """The guidance ``model`` is served and measured at when a request names none: the last adapter's of its
+    chain that names one, else its pipeline's recipe's, else the default (:func:`recipes.serving_guidance`)."""
     pipeline, adapters = serving_chain(session=session, model=model)
     return serving_guidance(pipeline.recipe, *(adapter.recipe for adapter in adapters))
 
