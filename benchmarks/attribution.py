@@ -21,6 +21,9 @@ captioned "zorblat ..."):
    query's loss when that contributor is removed, mean over queries with a bootstrap interval; also for what
    the product pays: ``paid:METHOD`` (each output's top-50 positive scores as contributor shares) and
    ``pool:METHOD`` (those blended with pro rata by ``--alpha``, the contributor pool's split);
+   with ``--ground-truth-seeds 2`` or more every counterfactual is also retrained with other seeds: the
+   ground truth is the mean rise, and ``ground_truth.seed_agreement`` (two seeds' rises against each
+   other) is the ceiling that retraining noise leaves to any method;
 5. hubness (the largest share of unrelated outputs whose top 10 holds the same training image) and the
    oracle check (training images used as queries: does each rank itself, and its author, first);
 6. cost: attribution time per image against generation time for the same request.
@@ -186,6 +189,26 @@ def query_loss(pipeline, attributor: Attributor, image: Image.Image, prompt: str
     return float((output[:, : target.shape[1]] - target).pow(2).mean())
 
 
+def contributor_loss_rise(work: Path, items: list[Item], removed: list[str], outputs: list[Image.Image],
+                          queries: list[tuple], steps: int, seed: int, config: InfluenceConfig) -> np.ndarray:
+    """(contributors x queries): how much each query's loss rises when the model is retrained, with training
+    seed ``seed``, without each contributor in ``removed`` (against the full model of the same seed)."""
+    suffix = "" if seed == 0 else f"-seed{seed}"
+
+    def losses(path: Path) -> np.ndarray:
+        model = load_pipeline(path, device="cpu")
+        model_attributor = Attributor(model, config)
+        return np.array([query_loss(model, model_attributor, outputs[q], queries[q][0]) for q in range(len(queries))])
+
+    full = losses(train_model(work, f"full{suffix}", items, steps, seed=seed))
+    rise = np.zeros((len(removed), len(queries)))
+    for c, name in enumerate(removed):
+        kept = [item for item in items if item.contributor != name]
+        slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower())
+        rise[c] = losses(train_model(work, f"without-{slug}{suffix}", kept, steps, seed=seed)) - full
+    return rise
+
+
 def ranks(values: np.ndarray) -> np.ndarray:
     """Ranks with ties sharing their average rank (a constant prediction has no order, hence no correlation)."""
     values = np.asarray(values, dtype=float)
@@ -339,6 +362,9 @@ def main() -> None:
     parser.add_argument("--seeds-per-concept", type=int, default=4)
     parser.add_argument("--unrelated", type=int, default=40)
     parser.add_argument("--contributors", type=int, default=12, help="contributors retrained without (>= 12)")
+    parser.add_argument("--ground-truth-seeds", type=int, default=1,
+                        help="train the contributor counterfactuals (and the full model) with this many seeds: the "
+                             "ground truth is their mean rise, and two seeds' agreement bounds any method's score")
     parser.add_argument("--oracle-queries", type=int, default=40, help="training images asked about as outputs")
     parser.add_argument("--alpha", default="1/2")
     parser.add_argument("--timesteps", default=",".join(str(t) for t in InfluenceConfig().timesteps),
@@ -510,15 +536,16 @@ def main() -> None:
                      key=lambda name: (-sum(item.contributor == name for item in items), name))
     removed_contributors = [PLANTED, *by_size[: args.contributors - 1]] if args.contributors > 0 else []
     members = [[i for i, item in enumerate(items) if item.contributor == name] for name in removed_contributors]
-    full_losses = np.array([query_loss(pipeline, attributor, outputs[q], queries[q][0]) for q in range(len(queries))])
-    loss_rise = np.zeros((len(removed_contributors), len(queries)))
-    for c, name in enumerate(removed_contributors):
-        kept = [item for item in items if item.contributor != name]
-        slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower())
-        without = load_pipeline(train_model(work, f"without-{slug}", kept, args.steps, seed=0), device="cpu")
-        without_attributor = Attributor(without, config)
-        loss_rise[c] = [query_loss(without, without_attributor, outputs[q], queries[q][0]) for q in range(len(queries))]
-        loss_rise[c] -= full_losses
+    rises = [contributor_loss_rise(work, items, removed_contributors, outputs, queries, args.steps, seed, config)
+             for seed in range(args.ground_truth_seeds)]
+    loss_rise = np.mean(rises, axis=0)  # over training seeds: less of one training run's noise
+    ground_truth = {"seeds": args.ground_truth_seeds}
+    if len(rises) > 1:
+        # how far two retrainings (seeds 0 and 1) agree on each query's contributor order: the contributor
+        # LDS a perfect method could reach against one seed's ground truth
+        ground_truth["seed_agreement"] = bootstrap([spearman(rises[0][:, q], rises[1][:, q])
+                                                    for q in range(len(queries))])
+        log(f"contributor ground truth, seed agreement: {json.dumps(ground_truth['seed_agreement'])}")
     contributor_lds = {}
     predictions = {method: contributor_predictions(matrix, members) for method, matrix in methods.items()}
     predictions["pro_rata"] = np.array([[len(positions)] * len(queries) for positions in members], dtype=float)
@@ -559,7 +586,7 @@ def main() -> None:
         "planted": planted,
         "counterfactual": counterfactual,
         "lds": {"half_models": args.half_models, "queries": len(queries), **lds},
-        "contributor_lds": {"contributors_removed": len(removed_contributors),
+        "contributor_lds": {"contributors_removed": len(removed_contributors), "ground_truth": ground_truth,
                             "removed_images": [len(positions) for positions in members],
                             "queries": len(queries), **contributor_lds},
         "cost": {"index_build_s": round(index_s, 2), "features_per_example_ms": round(1000 * served_feature_s / len(items), 2),

@@ -75,7 +75,7 @@ def pixels(data: bytes, size: int = 32) -> np.ndarray:
 
 
 def generate(client: TestClient, headers: dict, model_id: str, prompts: tuple[str, ...] = PROMPTS,
-             guidance: float | None = None) -> list[np.ndarray]:
+             guidance: float | None = None, seed: int = SEED) -> list[np.ndarray]:
     """Every prompt, IMAGES_PER_PROMPT images each, through the API (at the model's served guidance unless
     ``guidance`` is given): the raw outputs."""
     chosen = {} if guidance is None else {"guidance_scale": guidance}
@@ -84,7 +84,7 @@ def generate(client: TestClient, headers: dict, model_id: str, prompts: tuple[st
         for request in range(IMAGES_PER_PROMPT // REQUEST_IMAGES):
             answer = client.post("/v1/generations", headers=headers, json={
                 "model_id": model_id, "prompt": prompt, "num_images": REQUEST_IMAGES,
-                "seed": SEED + 100 * number + 1000 * request, "steps": 25, **chosen})
+                "seed": seed + 100 * number + 1000 * request, "steps": 25, **chosen})
             if answer.status_code != 200:
                 raise SystemExit(f"generation failed: {answer.status_code} {answer.text[:400]}")
             for image in answer.json()["images"]:
@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> dict:
                         default=[1, 2, 3], help="also measure fidelity with evaluators trained from these seeds")
     parser.add_argument("--guidance-sweep", type=lambda text: [float(v) for v in text.split(",") if v], default=[],
                         help="also measure the custom model's fidelity at these guidance scales, e.g. 3,5,7")
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help="first generation seed of the fidelity outputs (another seed: outputs no setting was "
+                             "chosen on)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "custom_model.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -233,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
         rejected = {r["code"] for r in uploaded.json()["report"]["rejections"]}
         if rejected - {"duplicate_of_existing_asset"}:
             raise SystemExit(f"brand images rejected: {rejected}")
-        before = generate(client, headers, base_id)
+        before = generate(client, headers, base_id, seed=args.seed)
         mix = {"catalog": {"limit": args.catalog_mix, "heldout": "exclude"}} if args.catalog_mix else {}
         created = client.post("/v1/custom-models", headers=headers, json={
             "name": f"{MASCOT}-lora", "kind": "lora", "base_model_id": base_id, "brand_assets": {"tags": ["mascot"]},
@@ -247,9 +250,10 @@ def main(argv: list[str] | None = None) -> dict:
         custom = client.get(f"/v1/custom-models/{job_id}", headers=headers).json()
         if status != "succeeded":
             raise SystemExit(f"the custom model's training {status}: {custom.get('error')}")
-        after = generate(client, headers, custom["model_id"])
-        described = generate(client, headers, custom["model_id"], (f"{MASCOT} the purple star mascot",))
-        swept = {scale: generate(client, headers, custom["model_id"], guidance=scale) for scale in args.guidance_sweep}
+        after = generate(client, headers, custom["model_id"], seed=args.seed)
+        described = generate(client, headers, custom["model_id"], (f"{MASCOT} the purple star mascot",), seed=args.seed)
+        swept = {scale: generate(client, headers, custom["model_id"], guidance=scale, seed=args.seed)
+                 for scale in args.guidance_sweep}
 
     # 3. fidelity, 4. what the custom model kept of the catalog
     brand = np.stack([pixels(data) for data in brand_pngs])
@@ -302,7 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
         "custom_gen_balanced_acc": custom_metrics["gen_balanced_acc"],
         "targets": {"fidelity_after": ">= 0.8", "fidelity_before": "<= 0.05", "base_quality_ratio": ">= 0.9"},
         "settings": {"brand_images": BRAND_IMAGES, "prompts": list(PROMPTS), "images_per_prompt": IMAGES_PER_PROMPT,
-                     "custom_steps": args.steps, "kind": "lora",
+                     "custom_steps": args.steps, "kind": "lora", "seed": args.seed,
                      "base": str(args.base_run) if args.base_run else "demo preset",
                      "brand_images_in_snapshot": custom["brand_images"],
                      "catalog_images_in_snapshot": custom["catalog_images"],

@@ -31,6 +31,7 @@ import torch
 
 from benchmarks.quality import examples_of, labelled_images, prepare_snapshots
 from benchmarks.quality_common import HeldoutSets, evaluator_for, run_recipe
+from benchmarks.reporting import chosen_names
 from recipes import PRESETS, Recipe, TextPretraining, preset_recipe
 from training.quality import EvaluatorConfig, SamplingSettings, round_floats
 
@@ -91,6 +92,12 @@ VARIANTS: dict[str, Variant] = {
                                      recipe={"max_train_steps": 2200, "checkpoint_every": 220},
                                      shape={"unet_down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D",
                                                                       "CrossAttnDownBlock2D"), **POOLED}),
+    # More UNet where the images are drawn: two ResNet (and, at 8x8, two cross-attention) layers per level
+    # instead of one. 1.57x the cost of a step (benchmarks/results/step_cost.json), so 2,800 steps fill
+    # the preset's minutes.
+    "quality+deep": Variant("quality", "+ two layers per UNet level, 2,800 steps (the same minutes)",
+                            recipe={"max_train_steps": 2800, "checkpoint_every": 280},
+                            shape={"unet_layers_per_block": 2}),
 }
 
 
@@ -115,10 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
                              "benchmarks/custom_model.py --base-run)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality_ablation.json")
     args = parser.parse_args(argv)
-    names = [n for n in args.variants.split(",") if n]
-    unknown = sorted(set(names) - set(VARIANTS))
-    if unknown:
-        raise SystemExit(f"unknown variants {unknown}; known: {sorted(VARIANTS)}")
+    names = chosen_names(args.variants, VARIANTS, "variants")
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sheets = args.out.parent / "ablation_sheets"

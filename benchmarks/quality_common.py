@@ -49,11 +49,29 @@ class HeldoutSets:
         return cls(heldout, curve, reference_sample(training, heldout), reference_sample(training, curve))
 
 
-def evaluator_for(work: Path, training: LabelledImages, training_root: str, config: EvaluatorConfig) -> tuple:
-    """The frozen evaluator of this training snapshot and config, trained once and kept under ``work``:
-    (evaluator, its sha256, seconds spent training it now)."""
+FROZEN_EVALUATORS = ROOT / "benchmarks" / "evaluators"
+"""Evaluators kept in the repository, one per training snapshot and config.
+
+Trained on another CPU, the same evaluator comes out as other weights (the float sums differ), and
+its figures move by a few hundredths: so a recipe measured in one session could not be compared
+with one measured in another. A committed evaluator is the same file everywhere; it is learnt from
+the licensed training split only, like every model here."""
+
+
+def evaluator_folder_name(training_root: str, config: EvaluatorConfig) -> str:
     settings_digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
-    folder = work / "evaluators" / f"{training_root[:16]}-{settings_digest}"
+    return f"{training_root[:16]}-{settings_digest}"
+
+
+def evaluator_for(work: Path, training: LabelledImages, training_root: str, config: EvaluatorConfig,
+                  frozen: Path = FROZEN_EVALUATORS) -> tuple:
+    """The frozen evaluator of this training snapshot and config: the committed one under ``frozen`` if
+    there is one, else trained once and kept under ``work``: (evaluator, its sha256, seconds spent
+    training it now)."""
+    name = evaluator_folder_name(training_root, config)
+    folder = work / "evaluators" / name
+    if (frozen / name / "evaluator.json").is_file():
+        return Evaluator.load(frozen / name), evaluator_sha256(frozen / name), 0.0
     if (folder / "evaluator.json").is_file():
         return Evaluator.load(folder), evaluator_sha256(folder), 0.0
     started = time.perf_counter()

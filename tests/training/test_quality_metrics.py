@@ -285,3 +285,24 @@ def test_measured_images_use_the_guidance_the_model_is_served_at():
     assert chosen.for_recipe({"serving_guidance_scale": 5.0}) is chosen  # an explicit scale is kept
     with pytest.raises(ValueError, match="for_recipe"):
         generate_images(object(), ["a prompt"], unset, resolution=8)
+
+
+def test_benchmarks_use_the_committed_evaluator_of_a_split_before_training_one(tmp_path, shapes, evaluator):
+    """Sessions run on different CPUs: a committed evaluator keeps their figures comparable."""
+    from benchmarks.quality_common import evaluator_folder_name, evaluator_for
+
+    train = shapes["train"]
+    root = "ab" * 32
+    frozen = tmp_path / "frozen"
+    digest = evaluator.save(frozen / evaluator_folder_name(root, TINY_EVALUATOR))
+    used, used_digest, seconds = evaluator_for(tmp_path / "work", train, root, TINY_EVALUATOR, frozen=frozen)
+    assert (used_digest, seconds) == (digest, 0.0)
+    assert not (tmp_path / "work").exists()
+    assert np.array_equal(used.predict(shapes["heldout"].images).groups, evaluator.predict(shapes["heldout"].images).groups)
+
+    other_split = "cd" * 32  # no committed evaluator: trained once under the work folder, then reused
+    _, trained_digest, trained_seconds = evaluator_for(tmp_path / "work", train, other_split, TINY_EVALUATOR,
+                                                       frozen=frozen)
+    _, reused_digest, reused_seconds = evaluator_for(tmp_path / "work", train, other_split, TINY_EVALUATOR,
+                                                     frozen=frozen)
+    assert trained_seconds > 0 and reused_seconds == 0.0 and reused_digest == trained_digest

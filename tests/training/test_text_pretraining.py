@@ -110,6 +110,9 @@ def test_dpm_solver_default_sampler_renders_clean_pixels(tmp_path, recipes, pixe
     pipeline = DiffusionPipeline.from_pretrained(str(result.model_path))
     assert isinstance(pipeline.scheduler, DPMSolverMultistepScheduler)
     assert pipeline.scheduler.config.thresholding and pipeline.scheduler.config.variance_type is None
+    # sampling starts from pure noise at the last training timestep, not at t=950 where the image still shows
+    pipeline.scheduler.set_timesteps(25)
+    assert int(pipeline.scheduler.timesteps[0]) == pipeline.scheduler.config.num_train_timesteps - 1
     output = pipeline(["a red circle"], height=32, width=32, num_inference_steps=4, guidance_scale=3.0,
                       output_type="np", clean_caption=False, generator=torch.Generator().manual_seed(0))
     assert output.images.shape == (1, 32, 32, 3) and 0.0 <= output.images.min() <= output.images.max() <= 1.0

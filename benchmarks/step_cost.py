@@ -1,0 +1,93 @@
+"""What does one training step of a base UNet shape cost on this machine? Prints JSON.
+
+Before a 30-minute ablation, a minute here says how many steps a wider or deeper UNet gets in the
+same budget. Each shape runs the preset's step: batch 16 at 32 px, bfloat16 autocast where the CPU
+has it, forward and backward through the UNet (prediction and learned variance) and an AdamW update,
+with random pixels and prompt states (the cost does not depend on the values).
+
+    python benchmarks/step_cost.py --shapes preset,wide,deep --steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch
+
+from benchmarks.reporting import chosen_names, publish
+from recipes import PRESETS, BaseModelShape
+from training.engine import native_cpu_bf16
+from training.pipelines import build_base_unet
+
+PRESET_SHAPE: BaseModelShape = PRESETS["quality"]["model_shape"]
+SHAPES: dict[str, BaseModelShape] = {
+    "preset": PRESET_SHAPE,
+    "wide": dataclasses.replace(PRESET_SHAPE, unet_block_out_channels=(64, 128, 192)),
+    "wide-deep-end": dataclasses.replace(PRESET_SHAPE, unet_block_out_channels=(32, 64, 256)),
+    "mid": dataclasses.replace(PRESET_SHAPE, unet_block_out_channels=(32, 96, 192)),
+    "deep": dataclasses.replace(PRESET_SHAPE, unet_layers_per_block=2),
+    "attn16": dataclasses.replace(PRESET_SHAPE, unet_down_block_types=("DownBlock2D", "CrossAttnDownBlock2D",
+                                                                       "CrossAttnDownBlock2D")),
+}
+"""The preset's UNet and the candidates an ablation may try instead."""
+
+
+def seconds_per_step(shape: BaseModelShape, steps: int, batch: int, resolution: int, bf16: bool) -> dict:
+    torch.manual_seed(0)
+    unet = build_base_unet(shape, resolution, cross_attention_dim=shape.text_hidden_size)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4)
+    pixels = torch.randn(batch, 3, resolution, resolution)
+    states = torch.randn(batch, 16, shape.text_hidden_size)
+    timesteps = torch.randint(0, 1000, (batch,))
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            output = unet(pixels, timesteps, encoder_hidden_states=states, return_dict=False)[0]
+        loss = output.float().pow(2).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(3):  # warm-up: allocator and kernel choice
+        step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    elapsed = (time.perf_counter() - started) / steps
+    return {"seconds_per_step": round(elapsed, 4), "parameters_m": round(sum(p.numel() for p in unet.parameters()) / 1e6, 3)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated, of {sorted(SHAPES)}")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "step_cost.json")
+    args = parser.parse_args(argv)
+    names = chosen_names(args.shapes, SHAPES, "shapes")
+    torch.set_num_threads(args.threads)
+    bf16 = native_cpu_bf16()
+    shapes = {}
+    for name in names:
+        shapes[name] = seconds_per_step(SHAPES[name], args.steps, args.batch, 32, bf16)
+        print(f"{name}: {shapes[name]}", file=sys.stderr)
+    baseline = shapes.get("preset", {}).get("seconds_per_step")
+    for cost in shapes.values():
+        if baseline:
+            cost["relative_to_preset"] = round(cost["seconds_per_step"] / baseline, 3)
+    return publish({"benchmark": "step_cost", "batch": args.batch, "resolution": 32, "bf16": bf16,
+                    "threads": args.threads, "machine": platform.processor() or platform.machine(),
+                    "shapes": shapes}, args.out)
+
+
+if __name__ == "__main__":
+    main()
