@@ -70,10 +70,9 @@ def evaluator_for(work: Path, training: LabelledImages, training_root: str, conf
     training it now)."""
     name = evaluator_folder_name(training_root, config)
     folder = work / "evaluators" / name
-    if (frozen / name / "evaluator.json").is_file():
-        return Evaluator.load(frozen / name), evaluator_sha256(frozen / name), 0.0
-    if (folder / "evaluator.json").is_file():
-        return Evaluator.load(folder), evaluator_sha256(folder), 0.0
+    for kept in (frozen / name, folder):
+        if (kept / "evaluator.json").is_file():
+            return Evaluator.load(kept), evaluator_sha256(kept), 0.0
     started = time.perf_counter()
     evaluator = train_evaluator(training.images, training.groups, training.subgroups, config)
     seconds = time.perf_counter() - started
