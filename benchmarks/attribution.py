@@ -32,9 +32,12 @@ Influence methods compared on the same index and outputs: ``dtrak`` (the raw ker
 ``dtrak_unit`` (each training row's score divided by its feature norm), ``dtrak_relative`` (divided by
 the square root of its self-influence, RelatIF-style) and ``dtrak_calibrated`` (standardised per training
 row by its scores on ``--calibration`` outputs of other captions), beside ``pixel_nn``, ``pro_rata`` and
-``random``. ``--variant`` adds the same methods on other feature configs (more timesteps, a larger
-projection, another damping: ``METHOD@NAME``) and ``--ensemble`` averages methods (timestep or config
-ensembles) after standardising each query's scores.
+``random``; with ``--unlearning``, also attribution by unlearning (``unlearning``: each output forgotten by
+gradient ascent on a copy of the UNet, every training image scored by the rise of its own loss; Wang et al.,
+NeurIPS 2024 -- the method of the product's dispute check, ``training.unlearning``). ``--variant`` adds the
+same methods on other feature configs (more timesteps, a larger projection, another damping: ``METHOD@NAME``)
+and ``--ensemble`` averages methods (timestep or config ensembles, or kernel scores with unlearning) after
+standardising each query's scores.
 
 Trained models are cached under ``--work`` so an interrupted run resumes where it stopped.
 
@@ -69,6 +72,7 @@ from training.attribution_features import Attributor
 from training.data import TrainingExample
 from training.engine import train
 from training.pipelines import load_pipeline
+from training.unlearning import Unlearner, UnlearningConfig
 
 PLANTED = "Planted Artist"
 PLANTED_CAPTIONS = ["zorblat rings", "zorblat rings pattern", "small zorblat rings", "large zorblat rings",
@@ -170,19 +174,20 @@ def generate(pipeline, prompt: str, seed: int) -> Image.Image:
     return output.images[0].convert("RGB")
 
 
-def query_loss(pipeline, attributor: Attributor, image: Image.Image, prompt: str) -> float:
-    """The model's denoising loss on one (image, prompt) at fixed timesteps and noise."""
+def query_loss(pipeline, attributor: Attributor, image: Image.Image, prompt: str, draws: int = 1) -> float:
+    """The model's denoising loss on one (image, prompt) at fixed timesteps, each with ``draws`` fixed noises
+    (the same for every model: a difference of two models' losses is paired)."""
     from diffusers import DDPMScheduler
 
     from training.losses import regression_target
 
     scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
     sample = attributor.encoder.sample(image)
-    states = attributor.encoder.embed(prompt)[None].expand(len(LOSS_TIMESTEPS), -1, -1)
+    t = torch.tensor(LOSS_TIMESTEPS * draws)
+    states = attributor.encoder.embed(prompt)[None].expand(len(t), -1, -1)
     generator = torch.Generator().manual_seed(12345)
-    noise = torch.randn((len(LOSS_TIMESTEPS), *sample.shape), generator=generator)
-    t = torch.tensor(LOSS_TIMESTEPS)
-    clean = sample[None].expand(len(LOSS_TIMESTEPS), -1, -1, -1)
+    noise = torch.randn((len(t), *sample.shape), generator=generator)
+    clean = sample[None].expand(len(t), -1, -1, -1)
     with torch.no_grad():
         output = pipeline.unet(scheduler.add_noise(clean, noise, t), t, encoder_hidden_states=states).sample
     target = regression_target(scheduler, clean, noise, t)
@@ -190,7 +195,8 @@ def query_loss(pipeline, attributor: Attributor, image: Image.Image, prompt: str
 
 
 def contributor_loss_rise(work: Path, items: list[Item], removed: list[str], outputs: list[Image.Image],
-                          queries: list[tuple], steps: int, seed: int, config: InfluenceConfig) -> np.ndarray:
+                          queries: list[tuple], steps: int, seed: int, config: InfluenceConfig,
+                          draws: int) -> np.ndarray:
     """(contributors x queries): how much each query's loss rises when the model is retrained, with training
     seed ``seed``, without each contributor in ``removed`` (against the full model of the same seed)."""
     suffix = "" if seed == 0 else f"-seed{seed}"
@@ -198,7 +204,8 @@ def contributor_loss_rise(work: Path, items: list[Item], removed: list[str], out
     def losses(path: Path) -> np.ndarray:
         model = load_pipeline(path, device="cpu")
         model_attributor = Attributor(model, config)
-        return np.array([query_loss(model, model_attributor, outputs[q], queries[q][0]) for q in range(len(queries))])
+        return np.array([query_loss(model, model_attributor, outputs[q], queries[q][0], draws)
+                         for q in range(len(queries))])
 
     full = losses(train_model(work, f"full{suffix}", items, steps, seed=seed))
     rise = np.zeros((len(removed), len(queries)))
@@ -376,6 +383,10 @@ def main() -> None:
                              "methods are reported as METHOD@NAME")
     parser.add_argument("--ensemble", action="append", default=[],
                         help="NAME=METHOD+METHOD...: the mean of those methods' per-query standardised scores")
+    parser.add_argument("--loss-draws", type=int, default=4,
+                        help="fixed noises per timestep in a query's loss (the counterfactual ground truth)")
+    parser.add_argument("--unlearning", action="store_true",
+                        help="also score every query by unlearning it (slower: a few seconds per query)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -453,10 +464,21 @@ def main() -> None:
         if suffix == "":
             index_s, attribution_s, served_feature_s = build_s, attribution_times, feature_s
         log(f"index{suffix or ' (served config)'}: {len(items)} examples in {build_s:.1f} s")
+    unlearning_config = UnlearningConfig()
+    if args.unlearning:
+        probes = [(item.image(), item.caption) for item in items]
+        unlearner = Unlearner(pipeline, probes, unlearning_config)  # the probes' losses before, once
+        started = time.perf_counter()
+        methods["unlearning"] = np.stack([unlearner([(image, prompt)]).probe_rise.astype(np.float64)
+                                          for (prompt, _, _), image in zip(queries, outputs, strict=True)])
+        unlearning_s = (time.perf_counter() - started) / len(queries)  # no oracle: it is not a served method
+        log(f"unlearning: {unlearning_s:.1f} s per query")
     for text in args.ensemble:
         name, _, members = text.partition("=")
         for table in (methods, oracle_methods):
-            table[name] = np.mean([per_query_standardised(table[member]) for member in members.split("+")], axis=0)
+            if all(member in table for member in members.split("+")):  # unlearning has no oracle scores
+                table[name] = np.mean([per_query_standardised(table[member]) for member in members.split("+")],
+                                      axis=0)
     influence_scores = methods["dtrak"]
     train_pixels = pixel_matrix([item.image() for item in items])
     methods["pixel_nn"] = pixel_matrix(outputs) @ train_pixels.T
@@ -496,7 +518,7 @@ def main() -> None:
     counterfactual = []
     chosen = ([0] + [q for q in range(len(queries)) if not queries[q][2]][: args.counterfactual_queries - 1]
               if args.counterfactual_queries > 0 else [])
-    base_losses = {q: query_loss(pipeline, attributor, outputs[q], queries[q][0]) for q in chosen}
+    base_losses = {q: query_loss(pipeline, attributor, outputs[q], queries[q][0], args.loss_draws) for q in chosen}
     for q in chosen:
         prompt, seed, is_concept = queries[q]
         top = set(np.argsort(-influence_scores[q])[: args.remove].tolist())
@@ -509,7 +531,7 @@ def main() -> None:
                                                   seed=0), device="cpu")
             image = generate(retrained, prompt, seed)
             change = np.abs(np.asarray(image, dtype=np.float32) - np.asarray(outputs[q], dtype=np.float32)).mean()
-            loss = query_loss(retrained, Attributor(retrained, config), outputs[q], prompt)
+            loss = query_loss(retrained, Attributor(retrained, config), outputs[q], prompt, args.loss_draws)
             row[label] = {"pixel_change": round(float(change), 3), "loss_change": round(loss - base_losses[q], 5)}
         counterfactual.append(row)
         log(f"counterfactual {q}: {json.dumps(row)}")
@@ -522,7 +544,8 @@ def main() -> None:
         subset = [item for item, keep in zip(items, mask, strict=True) if keep]
         half = load_pipeline(train_model(work, f"half-{m}", subset, args.steps // 2, seed=100 + m), device="cpu")
         half_attributor = Attributor(half, config)
-        actual[m] = [query_loss(half, half_attributor, outputs[q], queries[q][0]) for q in range(len(queries))]
+        actual[m] = [query_loss(half, half_attributor, outputs[q], queries[q][0], args.loss_draws)
+                     for q in range(len(queries))]
     lds = {}
     for method, matrix in ({**methods, "pro_rata": np.ones((len(queries), len(items)))} if masks else {}).items():
         # more influence from the included examples -> lower loss: correlate the prediction with -loss
@@ -536,7 +559,8 @@ def main() -> None:
                      key=lambda name: (-sum(item.contributor == name for item in items), name))
     removed_contributors = [PLANTED, *by_size[: args.contributors - 1]] if args.contributors > 0 else []
     members = [[i for i, item in enumerate(items) if item.contributor == name] for name in removed_contributors]
-    rises = [contributor_loss_rise(work, items, removed_contributors, outputs, queries, args.steps, seed, config)
+    rises = [contributor_loss_rise(work, items, removed_contributors, outputs, queries, args.steps, seed, config,
+                                   args.loss_draws)
              for seed in range(args.ground_truth_seeds)]
     loss_rise = np.mean(rises, axis=0)  # over training seeds: less of one training run's noise
     ground_truth = {"seeds": args.ground_truth_seeds}
@@ -570,11 +594,13 @@ def main() -> None:
         "method": config.as_dict(),
         "variants": {name: variant.as_dict() for name, variant in variants.items() if name},
         "ensembles": dict(text.partition("=")[::2] for text in args.ensemble),
+        **({"unlearning": unlearning_config.as_dict()} if args.unlearning else {}),
         "calibration_outputs": args.calibration,
         "training": {"images": len(items), "contributors": len(contributor_uuid), "planted_images": args.planted,
                      "steps": args.steps, "half_model_steps": args.steps // 2, "resolution": 32},
         "queries": {"concept": sum(q[2] for q in queries), "unrelated": sum(not q[2] for q in queries),
-                    "generation": GENERATE},
+                    "generation": GENERATE,
+                    "loss": {"timesteps": list(LOSS_TIMESTEPS), "noise_draws": args.loss_draws}},
         "alpha": f"{alpha.numerator}/{alpha.denominator}",
         "default_method": default_method,
         "default_method_rule": DEFAULT_RULE if lds or contributor_lds else "no LDS in this run: the served method",
@@ -593,7 +619,8 @@ def main() -> None:
                  "generation_s_per_image": round(float(np.median(generation_s)), 4),
                  "attribution_s_per_image": round(float(np.median(attribution_s)), 4),
                  "attribution_share_of_generation": round(float(np.median(attribution_s) / np.median(generation_s)), 4),
-                 "threads": args.threads, "by_config": costs},
+                 "threads": args.threads, "by_config": costs,
+                 **({"unlearning_s_per_query": round(unlearning_s, 2)} if args.unlearning else {})},
     }
     text = json.dumps(result, indent=2)
     print(text)

@@ -88,31 +88,43 @@ class _Losses:
         return torch.cat(parts).numpy() if parts else np.zeros(0, dtype=np.float32)
 
 
+class Unlearner:
+    """Unlearning against one fixed set of probes: they are encoded, and their losses on the unchanged model
+    computed, once; each call then forgets other outputs on a fresh copy of the UNet."""
+
+    def __init__(self, pipeline, probes: Sequence[tuple[Image.Image, str]], config: UnlearningConfig | None = None):
+        self.config = config or UnlearningConfig()
+        self.losses = _Losses(pipeline, self.config)
+        self.source = drawing_pipeline(pipeline).unet
+        self.probe_batch = self.losses.encode(probes)
+        self.before = self.losses.of_many(copy.deepcopy(self.source).float().eval(), self.probe_batch)
+
+    def __call__(self, outputs: Sequence[tuple[Image.Image, str]]) -> UnlearningResult:
+        """Forget ``outputs`` (images with their prompt) on a copy of the UNet; the rise of each probe's loss."""
+        config, losses = self.config, self.losses
+        unet = copy.deepcopy(self.source).float().eval()
+        output_batch = losses.encode(outputs)
+        with torch.no_grad():
+            output_before = float(losses(unet, *output_batch).mean())
+        parameters = list(unet.parameters())  # every weight, a LoRA's base included: any contributor may be disputed
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+        optimizer = torch.optim.SGD(parameters, lr=config.learning_rate)
+        steps, output_now = 0, output_before
+        while steps < config.max_steps and output_now < output_before * (1 + config.target_rise):
+            optimizer.zero_grad(set_to_none=True)
+            loss = losses(unet, *output_batch).mean()
+            (-loss).backward()  # ascent: make the outputs harder to draw
+            optimizer.step()
+            steps += 1
+            with torch.no_grad():
+                output_now = float(losses(unet, *output_batch).mean())
+        after = losses.of_many(unet, self.probe_batch)
+        return UnlearningResult(probe_rise=after - self.before, output_loss_before=output_before,
+                                output_loss_after=output_now, steps=steps)
+
+
 def unlearn_outputs(pipeline, outputs: Sequence[tuple[Image.Image, str]], probes: Sequence[tuple[Image.Image, str]],
                     config: UnlearningConfig | None = None) -> UnlearningResult:
     """Forget ``outputs`` (images with their prompt) on a copy of the UNet; the rise of each probe's loss."""
-    config = config or UnlearningConfig()
-    losses = _Losses(pipeline, config)
-    source = drawing_pipeline(pipeline).unet
-    unet = copy.deepcopy(source).float().eval()
-    output_batch = losses.encode(outputs)
-    probe_batch = losses.encode(probes)
-    before = losses.of_many(unet, probe_batch)
-    with torch.no_grad():
-        output_before = float(losses(unet, *output_batch).mean())
-    parameters = list(unet.parameters())  # every weight, a LoRA's base included: any contributor may be disputed
-    for parameter in parameters:
-        parameter.requires_grad_(True)
-    optimizer = torch.optim.SGD(parameters, lr=config.learning_rate)
-    steps, output_now = 0, output_before
-    while steps < config.max_steps and output_now < output_before * (1 + config.target_rise):
-        optimizer.zero_grad(set_to_none=True)
-        loss = losses(unet, *output_batch).mean()
-        (-loss).backward()  # ascent: make the outputs harder to draw
-        optimizer.step()
-        steps += 1
-        with torch.no_grad():
-            output_now = float(losses(unet, *output_batch).mean())
-    after = losses.of_many(unet, probe_batch)
-    return UnlearningResult(probe_rise=after - before, output_loss_before=output_before,
-                            output_loss_after=output_now, steps=steps)
+    return Unlearner(pipeline, probes, config)(outputs)

@@ -45,6 +45,7 @@ _FAILURE_STATUS = {"provenance_not_configured": 503, "model_not_found": 409, "mo
 
 
 def generation_read(session, generation: Generation) -> GenerationRead:
+    position = generation_service.queue_position(session=session, generation=generation)  # first: it may re-read
     images = generation_service.images_of(session=session, generation_id=generation.id)
     attribution = None
     if generation.status == "succeeded":
@@ -61,7 +62,7 @@ def generation_read(session, generation: Generation) -> GenerationRead:
         id=generation.id, status=generation.status, mode=generation.mode, model_id=generation.model_id,
         tenant_id=generation.tenant_id, prompt=generation.prompt, seed=generation.seed,
         num_images=generation.num_images, request=generation.request,
-        queue_position=generation_service.queue_position(session=session, generation=generation),
+        queue_position=position,
         created_at=generation.created_at, started_at=generation.started_at, finished_at=generation.finished_at,
         error={"code": generation.error_code, "message": generation.error_message} if generation.error_code else None,
         price={"unit_price": generation.unit_price, "currency": generation.currency,

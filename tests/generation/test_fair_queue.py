@@ -61,3 +61,20 @@ def test_workers_take_turns_across_tenants_and_positions_follow(client, sessions
     with sessions() as session, session.begin():  # five of busy's are running: its limit holds the rest back
         assert generation_service.claim_next(session=session, concurrency=5) is None
         assert generation_service.claim_next(session=session, concurrency=6) == uuid.UUID(more[0]["id"])
+
+
+def test_a_generation_claimed_while_it_is_read_is_not_answered_as_queued_without_a_place(client, sessions,
+                                                                                         served_model):
+    """The race CI once met: the API read a generation as queued, a worker claimed it, then the position was
+    counted from the fresh queue (none): the answer must give the status the position was counted for."""
+    customer = make_customer(sessions, "Racing Brands")
+    queued = client.post("/v1/generations", headers=customer.headers, json={
+        "model_id": str(served_model), "prompt": "red blocks", "steps": 2, "mode": "async"}).json()
+    generation_id = uuid.UUID(queued["id"])
+    with sessions() as reader:
+        generation = reader.get(generation_service.Generation, generation_id)
+        assert generation.status == "queued"
+        with sessions() as worker, worker.begin():
+            assert generation_service.claim_next(session=worker, concurrency=10) == generation_id
+        assert generation_service.queue_position(session=reader, generation=generation) is None
+        assert generation.status == "running"
