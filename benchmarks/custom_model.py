@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     training = labelled_images(snapshots["training"]["items"])
     heldout_subset = labelled_images(snapshots["evaluation"]["items"]).per_group(args.per_group)
     heldout = HeldoutSets.of(training, heldout_subset, args.per_group)
-    evaluator, digest, _ = evaluator_for(args.work, training, snapshots["training"]["merkle_root"], EvaluatorConfig())
+    evaluator, digest, _ = evaluator_for(args.work, training, snapshots["training"]["content_sha256"], EvaluatorConfig())
     recipe, base_folder = base_of(args)
     sampling = SamplingSettings().for_recipe(recipe.to_dict())
     (args.work / "sheets").mkdir(parents=True, exist_ok=True)
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> dict:
     mascot_sheet.resize((mascot_sheet.width * 4, mascot_sheet.height * 4), Image.Resampling.NEAREST).save(
         args.out.parent / f"{args.out.stem}_mascot.png")
     catalog = training.images
-    other_evaluators = {seed: evaluator_for(args.work, training, snapshots["training"]["merkle_root"],
+    other_evaluators = {seed: evaluator_for(args.work, training, snapshots["training"]["content_sha256"],
                                             EvaluatorConfig(seed=seed))[0] for seed in args.evaluator_seeds}
     unseen = [pixels(mascot_png(n)) for n in range(BRAND_IMAGES, 2 * BRAND_IMAGES)]
     report = round_floats({

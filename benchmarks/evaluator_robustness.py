@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     evaluators = []
     for sigma in (float(value) for value in args.blur_sigmas.split(",")):
-        evaluator, digest, _ = evaluator_for(args.work, training, snapshots["training"]["merkle_root"],
+        evaluator, digest, _ = evaluator_for(args.work, training, snapshots["training"]["content_sha256"],
                                              EvaluatorConfig(blur_sigma=sigma))
         real = {}
         for radius in BLURS:

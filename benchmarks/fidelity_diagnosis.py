@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(2)
     snapshots = prepare_snapshots(args.work, args.catalog)
     training = labelled_images(snapshots["training"]["items"])
-    evaluator, digest, _ = evaluator_for(args.work, training, snapshots["training"]["merkle_root"], EvaluatorConfig())
+    evaluator, digest, _ = evaluator_for(args.work, training, snapshots["training"]["content_sha256"], EvaluatorConfig())
     brand = np.stack([pixels(mascot_png(number)) for number in range(BRAND_IMAGES)])
     unseen = [pixels(mascot_png(number)) for number in range(BRAND_IMAGES, 2 * BRAND_IMAGES)]
     outputs = custom_outputs(args.sheet)

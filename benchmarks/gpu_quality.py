@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     training, heldout = labelled(snapshots["training"]), labelled(snapshots["evaluation"])
     sets = HeldoutSets.of(training, heldout.per_group(1) if args.smoke else heldout, args.curve_per_group)
     config = EvaluatorConfig(epochs=1) if args.smoke else EvaluatorConfig()
-    evaluator, digest, evaluator_seconds = evaluator_for(args.work, training, snapshots["training"]["merkle_root"],
+    evaluator, digest, evaluator_seconds = evaluator_for(args.work, training, snapshots["training"]["content_sha256"],
                                                          config)
     recipe = preset_recipe(args.preset)
     if args.smoke:

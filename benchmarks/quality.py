@@ -41,7 +41,14 @@ from PIL import Image
 from rich.console import Console
 from sqlalchemy import select
 
-from benchmarks.quality_common import REPORT_KEYS, HeldoutSets, evaluator_for, run_recipe
+from benchmarks.quality_common import (
+    REPORT_KEYS,
+    HeldoutSets,
+    evaluator_for,
+    in_content_order,
+    run_recipe,
+    split_content_sha256,
+)
 from foundry import migrate
 from foundry.blobs import open_blob_store
 from foundry.catalog import service as catalog_service
@@ -98,9 +105,12 @@ def prepare_snapshots(work: Path, catalog: Path | None) -> dict:
             dataset_service.enforce_license_gate(session=session, snapshot_id=snapshot.id)
             entries = dataset_service.snapshot_entries(session=session, snapshot_id=snapshot.id)
             assets = {a.id: a for a in session.scalars(select(Asset).where(Asset.id.in_([e.asset_id for e in entries])))}
-            items = [{"id": str(e.asset_id), "caption": e.caption, "tags": tuple(assets[e.asset_id].tags or ()),
-                      "png": dataset_service.load_rendition(blob_store=store, entry=e)} for e in entries]
+            items = in_content_order([
+                {"id": str(e.asset_id), "sha256": e.asset_sha256, "caption": e.caption,
+                 "tags": tuple(assets[e.asset_id].tags or ()),
+                 "png": dataset_service.load_rendition(blob_store=store, entry=e)} for e in entries])
             snapshots[role] = {"snapshot_id": str(snapshot.id), "merkle_root": snapshot.merkle_root,
+                               "content_sha256": split_content_sha256(items),
                                "entries": snapshot.entry_count, "contributors": snapshot.contributor_count,
                                "items": items}
     overlap = {i["id"] for i in snapshots["training"]["items"]} & {i["id"] for i in snapshots["evaluation"]["items"]}
@@ -174,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
                              args.curve_per_group)
     config = EvaluatorConfig(epochs=args.evaluator_epochs)
     evaluator, evaluator_digest, evaluator_seconds = evaluator_for(
-        args.work, training, snapshots["training"]["merkle_root"], config)
+        args.work, training, snapshots["training"]["content_sha256"], config)
     sampling = SamplingSettings(num_inference_steps=args.steps)
 
     recipes = [] if args.no_reference else [(REFERENCE, reference_recipe())]

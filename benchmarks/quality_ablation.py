@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     heldout = HeldoutSets.of(training, labelled_images(snapshots["evaluation"]["items"]).per_group(args.per_group),
                              args.curve_per_group)
     config = EvaluatorConfig()
-    evaluator, digest, _ = evaluator_for(args.work, training, snapshots["training"]["merkle_root"], config)
+    evaluator, digest, _ = evaluator_for(args.work, training, snapshots["training"]["content_sha256"], config)
     sampling = SamplingSettings(num_inference_steps=args.steps, guidance_scale=args.guidance)
     examples = examples_of(snapshots["training"]["items"])
 

@@ -58,17 +58,34 @@ with one measured in another. A committed evaluator is the same file everywhere;
 the licensed training split only, like every model here."""
 
 
-def evaluator_folder_name(training_root: str, config: EvaluatorConfig) -> str:
+def in_content_order(items: list[dict]) -> list[dict]:
+    """Snapshot items (``sha256`` of the licensed source file, ``caption``, ``tags``) sorted by their content.
+
+    A snapshot lists its entries by asset id, and asset ids are random per database: in that order two
+    machines would train the same images in different orders and get other weights. By content the order
+    is the same wherever the catalog is onboarded."""
+    return sorted(items, key=lambda item: (item["sha256"], item["caption"], tuple(item["tags"])))
+
+
+def split_content_sha256(items: list[dict]) -> str:
+    """The identity of a split by what it holds (source files, captions, tags), not by database ids: the
+    same on every machine that onboards the same catalog (a snapshot's Merkle root also covers its
+    random asset and grant ids)."""
+    lines = sorted(f"{item['sha256']}\t{item['caption']}\t{json.dumps(list(item['tags']))}" for item in items)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def evaluator_folder_name(training_content: str, config: EvaluatorConfig) -> str:
     settings_digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
-    return f"{training_root[:16]}-{settings_digest}"
+    return f"{training_content[:16]}-{settings_digest}"
 
 
-def evaluator_for(work: Path, training: LabelledImages, training_root: str, config: EvaluatorConfig,
+def evaluator_for(work: Path, training: LabelledImages, training_content: str, config: EvaluatorConfig,
                   frozen: Path = FROZEN_EVALUATORS) -> tuple:
-    """The frozen evaluator of this training snapshot and config: the committed one under ``frozen`` if
-    there is one, else trained once and kept under ``work``: (evaluator, its sha256, seconds spent
-    training it now)."""
-    name = evaluator_folder_name(training_root, config)
+    """The frozen evaluator of this training split (by ``split_content_sha256``) and config: the committed one
+    under ``frozen`` if there is one, else trained once and kept under ``work``: (evaluator, its sha256,
+    seconds spent training it now)."""
+    name = evaluator_folder_name(training_content, config)
     folder = work / "evaluators" / name
     for kept in (frozen / name, folder):
         if (kept / "evaluator.json").is_file():

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     snapshots = prepare_snapshots(args.work, args.catalog)
     training = labelled_images(snapshots["training"]["items"])
     heldout = HeldoutSets.of(training, labelled_images(snapshots["evaluation"]["items"]), None)
-    root = snapshots["training"]["merkle_root"]
+    root = snapshots["training"]["content_sha256"]
     evaluators = {seed: evaluator_for(args.work, training, root, replace(EvaluatorConfig(), seed=seed))[:2]
                   for seed in sorted({0, *args.evaluator_seeds})}
     pipeline = load_pipeline(Path(trained["model_path"]), device="cpu")

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     training = labelled_images(snapshots["training"]["items"])
     heldout = HeldoutSets.of(training, labelled_images(snapshots["evaluation"]["items"]).per_group(args.per_group),
                              args.per_group)
-    evaluator, digest, _ = evaluator_for(args.work, training, snapshots["training"]["merkle_root"], EvaluatorConfig())
+    evaluator, digest, _ = evaluator_for(args.work, training, snapshots["training"]["content_sha256"], EvaluatorConfig())
     pipeline = load_pipeline(args.pipeline, device="cpu")
     saved = dict(pipeline.scheduler.config)
     wrapper = GuidanceInterval(pipeline.unet, pipeline.scheduler.alphas_cumprod, GUIDANCE_INTERVAL)

@@ -246,9 +246,10 @@ def queue_position(*, session: Session, generation: Generation) -> int | None:
             and_(Generation.created_at == generation.created_at, Generation.id < generation.id))))
     tenants = tenant_queues(session=session)
     if generation.tenant_id not in {t.tenant_id for t in tenants}:
-        # a worker took it since it was read (its status is read again, so no answer says "queued" without a
-        # place), or it is a small request being answered at once
-        session.refresh(generation)
+        # An async one was taken by a worker since it was read: its status is read again, so that no answer
+        # says "queued" without a place. (A small request queued only to be answered at once has none either.)
+        if generation.mode == "async":
+            session.refresh(generation, attribute_names=["status"])
         return None
     return fair_position(generation.tenant_id, int(rank), tenants)
 

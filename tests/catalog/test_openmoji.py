@@ -12,11 +12,14 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
+from benchmarks.quality_common import FROZEN_EVALUATORS, evaluator_folder_name, split_content_sha256
 from foundry.catalog import service as catalog_service
 from foundry.catalog.models import Asset, CatalogImport, Contributor
 from foundry.catalog.sources import OpenMojiSource, open_source
 from foundry.datasets import service as dataset_service
+from foundry.datasets.schemas import SnapshotFilters
 from foundry.licensing.models import LicenseGrant
+from training.quality import EvaluatorConfig
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +62,16 @@ def test_full_openmoji_import(migrated, sessions, blob_store, openmoji_tgz):
         first = int(item["message"].rsplit(" ", 1)[-1])
         assert source_rows[item["row"]].data == source_rows[first].data
     assert blob_store.stage_ids() == []
+
+    # the quality benchmarks find the committed evaluator of this training split on a fresh database
+    with sessions() as session, session.begin():
+        snapshot = dataset_service.create_snapshot(session=session, name="quality-training", use="base_training",
+                                                   filters=SnapshotFilters(heldout="exclude"), created_by="test")
+        entries = dataset_service.snapshot_entries(session=session, snapshot_id=snapshot.id)
+        tags = dict(session.execute(select(Asset.id, Asset.tags)).all())
+        content = split_content_sha256([{"sha256": e.asset_sha256, "caption": e.caption,
+                                         "tags": tuple(tags[e.asset_id] or ())} for e in entries])
+    assert (FROZEN_EVALUATORS / evaluator_folder_name(content, EvaluatorConfig()) / "evaluator.json").is_file()
 
 
 def _env(settings) -> dict[str, str]:

@@ -306,3 +306,21 @@ def test_benchmarks_use_the_committed_evaluator_of_a_split_before_training_one(t
     _, reused_digest, reused_seconds = evaluator_for(tmp_path / "work", train, other_split, TINY_EVALUATOR,
                                                      frozen=frozen)
     assert trained_seconds > 0 and reused_seconds == 0.0 and reused_digest == trained_digest
+
+
+def test_a_split_is_named_and_ordered_by_its_content_not_by_its_database_ids():
+    """Asset ids are random per database: the committed evaluator must be found, and the images trained in
+    the same order, on every machine that onboards the same catalog."""
+    from benchmarks.quality_common import in_content_order, split_content_sha256
+
+    def items(ids):
+        return [{"id": asset_id, "sha256": sha, "caption": caption, "tags": ("group:flags",)}
+                for asset_id, (sha, caption) in zip(ids, [("c" * 64, "flag: Chad"), ("a" * 64, "grinning face"),
+                                                           ("b" * 64, "red heart")], strict=True)]
+
+    here, there = items(["3", "1", "2"]), items(["9", "8", "7"])
+    assert split_content_sha256(here) == split_content_sha256(list(reversed(there)))
+    assert [i["sha256"] for i in in_content_order(here)] == [i["sha256"] for i in in_content_order(there)] == [
+        "a" * 64, "b" * 64, "c" * 64]
+    recaptioned = [dict(item, caption="a heart") if item["caption"] == "red heart" else item for item in here]
+    assert split_content_sha256(recaptioned) != split_content_sha256(here)
