@@ -263,6 +263,7 @@ def planted_shares(method_scores: np.ndarray, assets: list[uuid.UUID], contribut
 
 BASELINES = ("pixel_nn", "random", "pro_rata")
 HUB_TOP = 10
+DEFAULT_TGZ = os.environ.get("FOUNDRY_OPENMOJI_TGZ", str(ROOT.parent / "shared" / "datasets" / "openmoji-17.0.0.tgz"))
 
 
 METHOD_OF_NORMALISATION = {"none": "dtrak", "self": "dtrak_relative", "calibrated": "dtrak_calibrated"}
@@ -357,8 +358,7 @@ def choose_default(lds: dict, contributor_lds: dict, hubs: dict, oracle_report: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tgz", default=os.environ.get("FOUNDRY_OPENMOJI_TGZ",
-                                                      str(ROOT.parent / "shared" / "datasets" / "openmoji-17.0.0.tgz")))
+    parser.add_argument("--tgz", default=DEFAULT_TGZ)
     parser.add_argument("--work", default=str(ROOT / "var" / "bench-attribution"))
     parser.add_argument("--subset", type=int, default=1000)
     parser.add_argument("--planted", type=int, default=20)
