@@ -21,6 +21,10 @@ captioned "zorblat ..."):
    query's loss when that contributor is removed, mean over queries with a bootstrap interval; also for what
    the product pays: ``paid:METHOD`` (each output's top-50 positive scores as contributor shares) and
    ``pool:METHOD`` (those blended with pro rata by ``--alpha``, the contributor pool's split);
+   by default the counterfactuals are *paired* (``--ground-truth paired``: the contributor's images are
+   withheld in place, so every other image meets the same batches, noise and timesteps as in the full model
+   and the rise is what the contributor did, not the noise of a new data order; ``reshuffled`` retrains on
+   the rest in a new order, as before);
    with ``--ground-truth-seeds 2`` or more every counterfactual is also retrained with other seeds: the
    ground truth is the mean rise, and ``ground_truth.seed_agreement`` (two seeds' rises against each
    other) is the ceiling that retraining noise leaves to any method;
@@ -67,7 +71,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from provenance.influence import InfluenceConfig, InfluenceIndex, blend, influence_shares
-from recipes import base_recipe
+from recipes import PRESETS, base_recipe
 from training.attribution_features import Attributor
 from training.data import TrainingExample
 from training.engine import train
@@ -135,21 +139,29 @@ def load_items(tgz: Path, subset: int, planted: int, seed: int) -> list[Item]:
     return items
 
 
-def train_model(work: Path, name: str, items: list[Item], steps: int, seed: int) -> Path:
+def train_model(work: Path, name: str, items: list[Item], steps: int, seed: int,
+                withheld: frozenset[str] = frozenset(), preset: str | None = None) -> Path:
+    """``withheld``: example ids kept in the data order but never learnt from (a paired counterfactual);
+    ``preset``: train a product preset's recipe (``quality``...) instead of the tiny base recipe."""
     done = work / name / "model.json"
-    examples = sorted(item.example_id for item in items)
+    examples = sorted(item.example_id for item in items if item.example_id not in withheld)
+    recipe = base_recipe(**{**(PRESETS[preset] if preset else {}), "max_train_steps": steps, "seed": seed,
+                            "checkpoint_every": 0, "validation_every": 0, "validation_prompts": ()})
     if done.is_file():
         cached = json.loads(done.read_text())
-        if cached.get("examples", examples) != examples:
+        if cached.get("examples", examples) != examples or cached.get("withheld", []) != sorted(withheld):
             raise SystemExit(f"{done} was trained on other images (the method config changed?): use a new --work")
+        if cached.get("recipe", recipe.to_dict()) != recipe.to_dict():
+            raise SystemExit(f"{done} was trained by another recipe: use a new --work")
         return Path(cached["path"])
     started = time.perf_counter()
-    recipe = base_recipe(max_train_steps=steps, seed=seed, checkpoint_every=0, validation_every=0,
-                         validation_prompts=())
-    result = train(work / name / "run", recipe, [item.example() for item in items], resume_from="latest")
+    result = train(work / name / "run", recipe, [item.example() for item in items], resume_from="latest",
+                   withheld=withheld)
     done.write_text(json.dumps({"path": str(result.model_path), "loss": result.final_loss, "examples": examples,
+                                "withheld": sorted(withheld), "recipe": recipe.to_dict(),
                                 "seconds": time.perf_counter() - started}))
-    log(f"trained {name}: {len(items)} images, {steps} steps, {time.perf_counter() - started:.0f} s")
+    log(f"trained {name}: {len(examples)} images learnt ({len(withheld)} withheld), {steps} steps, "
+        f"{time.perf_counter() - started:.0f} s")
     return Path(result.model_path)
 
 
@@ -196,9 +208,12 @@ def query_loss(pipeline, attributor: Attributor, image: Image.Image, prompt: str
 
 def contributor_loss_rise(work: Path, items: list[Item], removed: list[str], outputs: list[Image.Image],
                           queries: list[tuple], steps: int, seed: int, config: InfluenceConfig,
-                          draws: int) -> np.ndarray:
+                          draws: int, paired: bool, preset: str | None) -> np.ndarray:
     """(contributors x queries): how much each query's loss rises when the model is retrained, with training
-    seed ``seed``, without each contributor in ``removed`` (against the full model of the same seed)."""
+    seed ``seed``, without each contributor in ``removed`` (against the full model of the same seed).
+
+    ``paired``: the contributor's images are withheld in place (every other image meets the same batches,
+    noise and timesteps as in the full run); otherwise the retrain draws a new data order from the rest."""
     suffix = "" if seed == 0 else f"-seed{seed}"
 
     def losses(path: Path) -> np.ndarray:
@@ -207,12 +222,18 @@ def contributor_loss_rise(work: Path, items: list[Item], removed: list[str], out
         return np.array([query_loss(model, model_attributor, outputs[q], queries[q][0], draws)
                          for q in range(len(queries))])
 
-    full = losses(train_model(work, f"full{suffix}", items, steps, seed=seed))
+    full = losses(train_model(work, f"full{suffix}", items, steps, seed=seed, preset=preset))
     rise = np.zeros((len(removed), len(queries)))
     for c, name in enumerate(removed):
-        kept = [item for item in items if item.contributor != name]
         slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower())
-        rise[c] = losses(train_model(work, f"without-{slug}{suffix}", kept, steps, seed=seed)) - full
+        if paired:
+            withheld = frozenset(item.example_id for item in items if item.contributor == name)
+            model = train_model(work, f"withheld-{slug}{suffix}", items, steps, seed=seed, withheld=withheld,
+                                preset=preset)
+        else:
+            kept = [item for item in items if item.contributor != name]
+            model = train_model(work, f"without-{slug}{suffix}", kept, steps, seed=seed, preset=preset)
+        rise[c] = losses(model) - full
     return rise
 
 
@@ -362,13 +383,21 @@ def main() -> None:
     parser.add_argument("--work", default=str(ROOT / "var" / "bench-attribution"))
     parser.add_argument("--subset", type=int, default=1000)
     parser.add_argument("--planted", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="train every model by this product preset's recipe (e.g. quality: the better-trained "
+                             "model the product serves) instead of the tiny base recipe")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="optimizer steps of the full model (default: the preset's, or 400)")
     parser.add_argument("--half-models", type=int, default=16)
     parser.add_argument("--counterfactual-queries", type=int, default=3)
     parser.add_argument("--remove", type=int, default=10, help="training images removed per counterfactual")
     parser.add_argument("--seeds-per-concept", type=int, default=4)
     parser.add_argument("--unrelated", type=int, default=40)
     parser.add_argument("--contributors", type=int, default=12, help="contributors retrained without (>= 12)")
+    parser.add_argument("--ground-truth", choices=("paired", "reshuffled"), default="paired",
+                        help="paired: each contributor's images withheld in place, every other image trained with "
+                             "the full model's batches and noise (the difference is what the contributor did); "
+                             "reshuffled: retrained on the rest in a new data order (that order's noise included)")
     parser.add_argument("--ground-truth-seeds", type=int, default=1,
                         help="train the contributor counterfactuals (and the full model) with this many seeds: the "
                              "ground truth is their mean rise, and two seeds' agreement bounds any method's score")
@@ -390,6 +419,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.steps is None:
+        args.steps = PRESETS[args.preset]["max_train_steps"] if args.preset else 400
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -406,7 +437,7 @@ def main() -> None:
         pro_rata[contributor] = pro_rata.get(contributor, Fraction(0)) + 1
     log(f"{len(items)} training images from {len(contributor_uuid)} contributors")
 
-    full_path = train_model(work, "full", items, args.steps, seed=0)
+    full_path = train_model(work, "full", items, args.steps, seed=0, preset=args.preset)
     pipeline = load_pipeline(full_path, device="cpu")
     config = InfluenceConfig(timesteps=tuple(int(t) for t in args.timesteps.split(",")),
                              calibration_outputs=args.calibration)
@@ -528,7 +559,7 @@ def main() -> None:
         for label, removed in (("top", top), ("random", random_removed)):
             kept = [item for i, item in enumerate(items) if i not in removed]
             retrained = load_pipeline(train_model(work, counterfactual_name(work, q, label, kept), kept, args.steps,
-                                                  seed=0), device="cpu")
+                                                  seed=0, preset=args.preset), device="cpu")
             image = generate(retrained, prompt, seed)
             change = np.abs(np.asarray(image, dtype=np.float32) - np.asarray(outputs[q], dtype=np.float32)).mean()
             loss = query_loss(retrained, Attributor(retrained, config), outputs[q], prompt, args.loss_draws)
@@ -542,7 +573,8 @@ def main() -> None:
     actual = np.zeros((args.half_models, len(queries)))
     for m, mask in enumerate(masks):
         subset = [item for item, keep in zip(items, mask, strict=True) if keep]
-        half = load_pipeline(train_model(work, f"half-{m}", subset, args.steps // 2, seed=100 + m), device="cpu")
+        half = load_pipeline(train_model(work, f"half-{m}", subset, args.steps // 2, seed=100 + m,
+                                         preset=args.preset), device="cpu")
         half_attributor = Attributor(half, config)
         actual[m] = [query_loss(half, half_attributor, outputs[q], queries[q][0], args.loss_draws)
                      for q in range(len(queries))]
@@ -560,10 +592,10 @@ def main() -> None:
     removed_contributors = [PLANTED, *by_size[: args.contributors - 1]] if args.contributors > 0 else []
     members = [[i for i, item in enumerate(items) if item.contributor == name] for name in removed_contributors]
     rises = [contributor_loss_rise(work, items, removed_contributors, outputs, queries, args.steps, seed, config,
-                                   args.loss_draws)
+                                   args.loss_draws, paired=args.ground_truth == "paired", preset=args.preset)
              for seed in range(args.ground_truth_seeds)]
     loss_rise = np.mean(rises, axis=0)  # over training seeds: less of one training run's noise
-    ground_truth = {"seeds": args.ground_truth_seeds}
+    ground_truth = {"retraining": args.ground_truth, "seeds": args.ground_truth_seeds}
     if len(rises) > 1:
         # how far two retrainings (seeds 0 and 1) agree on each query's contributor order: the contributor
         # LDS a perfect method could reach against one seed's ground truth
@@ -597,7 +629,9 @@ def main() -> None:
         **({"unlearning": unlearning_config.as_dict()} if args.unlearning else {}),
         "calibration_outputs": args.calibration,
         "training": {"images": len(items), "contributors": len(contributor_uuid), "planted_images": args.planted,
-                     "steps": args.steps, "half_model_steps": args.steps // 2, "resolution": 32},
+                     "preset": args.preset or "tiny base recipe", "steps": args.steps,
+                     "half_model_steps": args.steps // 2,
+                     "resolution": PRESETS[args.preset]["resolution"] if args.preset else 32},
         "queries": {"concept": sum(q[2] for q in queries), "unrelated": sum(not q[2] for q in queries),
                     "generation": GENERATE,
                     "loss": {"timesteps": list(LOSS_TIMESTEPS), "noise_draws": args.loss_draws}},

@@ -95,6 +95,15 @@ VARIANTS: dict[str, Variant] = {
     # More UNet where the images are drawn: two ResNet (and, at 8x8, two cross-attention) layers per level
     # instead of one. 1.57x the cost of a step (benchmarks/results/step_cost.json), so 2,800 steps fill
     # the preset's minutes.
+    # The prompt only reaches the UNet through cross-attention at 8x8. Pooled, it also shifts every ResNet
+    # block through the timestep embedding (as a class label does in a class-conditional model), for a few
+    # hundred parameters' cost per step: the same 4,000 steps were expected to fit the preset's minutes.
+    # Measured (stop 28, an Intel Xeon with AMX, not the earlier AMD EPYC): 0.55 s a step, 21.6 minutes to
+    # step 2,000 with 0.296 on 130 held-out prompts (the preset: 0.329 at step 2,000 in 14.2 minutes on the AMD);
+    # stopped at step 2,400 as it could not finish inside 30 minutes. Not adopted; the machine's share of the
+    # slowdown is not measured (benchmarks/step_cost.py on both shapes on one machine would tell).
+    "quality+pooled": Variant("quality", "+ the pooled prompt added to the timestep embedding (every ResNet block)",
+                              shape=POOLED),
     "quality+deep": Variant("quality", "+ two layers per UNet level, 2,800 steps (the same minutes)",
                             recipe={"max_train_steps": 2800, "checkpoint_every": 280},
                             shape={"unet_layers_per_block": 2}),
@@ -149,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
         rows[(name, digest)] = round_floats({
             "variant": name, "preset": variant.preset, "change": variant.change,
             "train_minutes": run["train_minutes"], "steps": recipe.max_train_steps,
-            "images_seen": recipe.max_train_steps * recipe.train_batch_size,
+            "images_seen": recipe.max_train_steps * recipe.train_batch_size, "heldout_prompts": len(heldout.full),
             **{k: run.get(k) for k in ("gen_balanced_acc", "real_balanced_acc", "chance_balanced", "kid", "kid_ci95",
                                        "kid_real_floor", "precision", "recall", "heldout_loss",
                                        "gen_subgroup_balanced_acc", "guidance_sweep",

@@ -23,6 +23,12 @@ Hooks: ``before_batch(ids: list[str])`` (every process, its own share of the bat
 checkpoint when checkpoints are enabled, and raises :class:`TrainingCancelled`),
 ``stage_progress(stage, done, total)`` (main process, during stages before the loop, e.g. the
 ``base`` recipe's text pre-training, whose images also pass ``before_batch`` first).
+
+**Paired counterfactuals.** ``withheld`` names examples that keep their places in the data order but
+are never read, gated or learnt from (their rows of each batch are zeros with loss weight 0; the
+tokenizer and text pre-training never see them). Every other example meets the same batches, noise
+and timesteps as in the run without ``withheld``, so the difference of the two models is what the
+withheld examples did, not the noise of another data order: the ground truth of attribution benchmarks.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import logging
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +114,7 @@ RECIPE_FILE = "recipe.json"
 RESULT_FILE = "training_result.json"
 STATE_DIR = "state"
 SAMPLES_DIR = "samples"
+WITHHELD_FILE = "withheld.json"
 PIPELINE_DIR = "pipeline"
 LORA_DIR = "lora"
 LORA_CHECKPOINT_FILE = "unet_lora.safetensors"
@@ -258,10 +265,21 @@ class _Batch:
     positions: list[int]
     examples: list[ExampleLike]
     flips: list[bool]
+    learnt: list[bool]
+    """False for a ``withheld`` example: its slot stays (the others' noise is unchanged), its image is not read."""
 
     @property
     def example_ids(self) -> list[str]:
         return [e.example_id for e in self.examples]
+
+
+def _with_withheld_rows(learnt_rows: torch.Tensor, learnt: list[bool]) -> torch.Tensor:
+    """The batch with a zero row in each withheld example's slot (same shape, hence the same noise draws)."""
+    if all(learnt):
+        return learnt_rows
+    rows = learnt_rows.new_zeros((len(learnt), *learnt_rows.shape[1:]))
+    rows[torch.tensor(learnt, device=rows.device)] = learnt_rows
+    return rows
 
 
 @dataclass
@@ -302,6 +320,7 @@ class DiffusionTrainer:
         should_cancel: ShouldCancel | None = None,
         stage_progress: StageProgress | None = None,
         parts: PipelineParts | None = None,
+        withheld: Collection[str] = (),
     ) -> None:
         self.output_dir = Path(output_dir)
         self.recipe = recipe
@@ -312,7 +331,17 @@ class DiffusionTrainer:
         if len(set(ids)) != len(ids):
             raise ValueError("example ids must be unique")
         self._by_id = {e.example_id: e for e in self.examples}
-        self.trigger_context = (caption_vocabulary(self.examples, recipe.brand_trigger)
+        self.withheld = frozenset(withheld)
+        """Examples that keep their places in the data order but are never read or learnt from."""
+        if self.withheld - set(ids):
+            raise ValueError("withheld examples must be among the training examples")
+        if self.withheld and recipe.kind == "upscaler":
+            raise ValueError("withheld examples apply to the base, finetune and lora recipes")
+        self.learnt = [e for e in self.examples if e.example_id not in self.withheld]
+        """The examples that shape the model: all of them unless some are ``withheld``."""
+        if not self.learnt:
+            raise ValueError("every training example is withheld")
+        self.trigger_context = (caption_vocabulary(self.learnt, recipe.brand_trigger)
                                 if recipe.brand_trigger is not None and recipe.brand_trigger_context else ())
         """Catalog words a brand trigger is trained among (``training.data.triggered_caption``)."""
         self.before_batch = before_batch
@@ -453,6 +482,13 @@ class DiffusionTrainer:
             if saved != self.recipe.to_dict():
                 raise ValueError(f"cannot resume: {path} differs from the recipe given")
         path.write_text(self.recipe.to_json(), encoding="utf-8")
+        withheld_path = self.output_dir / WITHHELD_FILE
+        withheld = sorted(self.withheld)
+        if resuming and withheld != (json.loads(withheld_path.read_text(encoding="utf-8"))
+                                     if withheld_path.is_file() else []):
+            raise ValueError("cannot resume: the run withheld other examples")
+        if withheld:
+            withheld_path.write_text(json.dumps(withheld), encoding="utf-8")
 
     def _load_or_build_parts(self, resuming: bool) -> PipelineParts:
         recipe = self.recipe
@@ -492,7 +528,7 @@ class DiffusionTrainer:
             self.stage_progress(TEXT_PRETRAINING_STAGE, done, total)
 
     def _all_caption_forms(self) -> list[str]:
-        return [form for e in self.examples for form in caption_forms(e, self.recipe.caption_mode)]
+        return [form for e in self.learnt for form in caption_forms(e, self.recipe.caption_mode)]
 
     def _pretrained_text_encoder(self, parts: PipelineParts, resuming: bool) -> None:
         """Pre-train the text encoder once (main process), keep it in the state folder, load it everywhere.
@@ -505,14 +541,14 @@ class DiffusionTrainer:
         pretrain_now = not (resuming and saved.is_file())
         if pretrain_now:
             # Pre-training reads every image: each passes the license gate first, batch by batch.
-            ids = [e.example_id for e in self.examples]
+            ids = [e.example_id for e in self.learnt]
             for start in range(0, len(ids), recipe.text_pretraining.batch_size):
                 self._gate(ids[start:start + recipe.text_pretraining.batch_size])
         if pretrain_now and self.accelerator.is_main_process:
             settings = recipe.text_pretraining
             transform = ImageTransform(settings.resolution, recipe.center_crop)
-            pixels = torch.stack([transform(e.load_image()) for e in self.examples])
-            forms = [caption_forms(e, recipe.caption_mode) for e in self.examples]
+            pixels = torch.stack([transform(e.load_image()) for e in self.learnt])
+            forms = [caption_forms(e, recipe.caption_mode) for e in self.learnt]
             report = pretrain_text_encoder(parts.text_encoder, parts.tokenizer, pixels, forms, settings,
                                            seed=recipe.seed, progress=self._text_pretraining_progress)
             staging = saved.with_suffix(".partial")
@@ -747,8 +783,9 @@ class DiffusionTrainer:
         )
         examples = [self.examples[self.order.index_at(p)] for p in positions]
         flips = [recipe.random_flip and flip_for_position(recipe.seed, p) for p in positions]
-        batch = _Batch(micro_batch, positions, examples, flips)
-        self._gate(batch.example_ids)
+        batch = _Batch(micro_batch, positions, examples, flips,
+                       [e.example_id not in self.withheld for e in examples])
+        self._gate([e.example_id for e, learnt in zip(examples, batch.learnt) if learnt])
         return batch
 
     def _gate(self, example_ids: list[str]) -> None:
@@ -795,10 +832,11 @@ class DiffusionTrainer:
         model_input = noisy if condition is None else torch.cat([noisy, condition], dim=1)
         model_output = self.unet(model_input, timesteps, encoder_hidden_states=embeddings, class_labels=levels,
                                  return_dict=False)[0]
+        weights = None if all(batch.learnt) else torch.tensor(batch.learnt, dtype=torch.float32, device=device)
         return diffusion_loss(model_output, scheduler=self.noise_scheduler, clean=clean, noise=noise, noisy=noisy,
                               timesteps=timesteps, snr_gamma=recipe.snr_gamma,
                               learned_variance_weight=recipe.learned_variance_weight,
-                              pixel_space=self.parts.pixel_space)
+                              pixel_space=self.parts.pixel_space, sample_weights=weights)
 
     def _pixels(self, example: ExampleLike, flip: bool) -> torch.Tensor:
         return self.transform(example.load_image(), flip=flip)
@@ -806,16 +844,22 @@ class DiffusionTrainer:
     def _clean_inputs(self, batch: _Batch, generator: torch.Generator) -> torch.Tensor:
         """Pixels in [-1, 1], or VAE latents sampled from the (cached) latent distribution."""
         device = self.device
-        if self.vae is None:
-            stored = self.pixel_cache.get_batch([(e.example_id, f) for e, f in zip(batch.examples, batch.flips)], device)
-            return pixels_from_uint8(stored)
-        if self.latent_cache is not None:
-            moments = self.latent_cache.get_batch(
-                [(e.example_id, f) for e, f in zip(batch.examples, batch.flips)], device
-            )
+        keys = [(e.example_id, f) for e, f, learnt in zip(batch.examples, batch.flips, batch.learnt) if learnt]
+        if not keys:  # every slot withheld: zeros of the batch's shape, nothing read
+            size = self.resolution // self.parts.vae_scale_factor
+            channels = 3 if self.vae is None else 2 * self.vae.config.latent_channels
+            moments = torch.zeros((len(batch.learnt), channels, size, size), device=device)
+            if self.vae is None:
+                return moments
+        elif self.vae is None:
+            return _with_withheld_rows(pixels_from_uint8(self.pixel_cache.get_batch(keys, device)), batch.learnt)
+        elif self.latent_cache is not None:
+            moments = self.latent_cache.get_batch(keys, device)
         else:
-            pixels = torch.stack([self._pixels(e, f) for e, f in zip(batch.examples, batch.flips)])
+            pixels = torch.stack([self._pixels(self._by_id[example_id], flip) for example_id, flip in keys])
             moments = self._latent_moments(pixels.to(device))
+        if keys:
+            moments = _with_withheld_rows(moments, batch.learnt)
         mean, std = moments.float().chunk(2, dim=1)
         latents = mean + std * torch.randn(mean.shape, generator=generator, device=device, dtype=mean.dtype)
         config = self.vae.config

@@ -60,8 +60,12 @@ def diffusion_loss(
     snr_gamma: float | None = None,
     learned_variance_weight: float = 1.0,
     pixel_space: bool = False,
+    sample_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Scalar training loss for one batch; computed in float32 whatever the autocast dtype."""
+    """Scalar training loss for one batch; computed in float32 whatever the autocast dtype.
+
+    ``sample_weights`` (B,): 0 takes an example out of the step without changing the others' share
+    (the mean stays over the whole batch), as a paired counterfactual run needs."""
     model_output = model_output.float()
     clean, noise, noisy = clean.float(), noise.float(), noisy.float()
     channels = clean.shape[1]
@@ -75,6 +79,8 @@ def diffusion_loss(
     per_sample = F.mse_loss(prediction, target, reduction="none").mean(dim=tuple(range(1, prediction.ndim)))
     if snr_gamma is not None:
         per_sample = per_sample * min_snr_weights(scheduler, timesteps, snr_gamma)
+    if sample_weights is not None:
+        per_sample = per_sample * sample_weights
     loss = per_sample.mean()
 
     if variance_values is not None and learned_variance_weight > 0:
@@ -87,6 +93,8 @@ def diffusion_loss(
             timesteps=timesteps,
             pixel_space=pixel_space,
         )
+        if sample_weights is not None:
+            bound = bound * sample_weights.reshape(-1, *([1] * (bound.ndim - 1)))
         # Nichol & Dhariwal rescale the bound by T/1000 so its size does not depend on T.
         loss = loss + learned_variance_weight * bound.mean() * (scheduler.config.num_train_timesteps / 1000.0)
     return loss

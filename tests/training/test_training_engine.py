@@ -324,3 +324,48 @@ def test_a_learnt_trigger_row_moves_alone_and_resumes_to_the_same_row(tmp_path, 
 def test_a_learnt_trigger_row_needs_a_trigger(recipes):
     with pytest.raises(ValueError, match="trigger_embedding_lr"):
         recipes.lora(max_train_steps=4, trigger_embedding_lr=1e-2)
+
+
+class Unreadable(Exception):
+    pass
+
+
+def _unreadable(example_id: str):
+    def load():
+        raise Unreadable(example_id)
+
+    return load
+
+
+@pytest.mark.parametrize("kind", ["base", "finetune"])
+def test_withheld_examples_keep_their_slots_but_are_never_read_gated_or_learnt_from(
+        tmp_path, recipes, pixel_examples, latent_examples, kind):
+    examples = pixel_examples if kind == "base" else latent_examples
+    recipe = recipes.base(max_train_steps=6) if kind == "base" else recipes.finetune(max_train_steps=6)
+    withheld = {examples[1].example_id, examples[4].example_id}
+    full = train(tmp_path / "full", recipe, examples)
+    paired = train(tmp_path / "paired", recipe, examples, withheld=withheld)
+    # The same run with the withheld examples' images unreadable and their captions replaced: were any of
+    # their pixels or words used (a batch, the tokenizer, a cache), it would fail or end at other weights.
+    recorder = Recorder([e if e.example_id not in withheld
+                         else TrainingExample(e.example_id, _unreadable(e.example_id), "zebra violin on mars")
+                         for e in examples])
+    blind = train(tmp_path / "blind", recipe, recorder.examples, withheld=withheld,
+                  before_batch=recorder.before_batch)
+    assert blind.weights_sha256 == paired.weights_sha256
+    assert paired.weights_sha256 != full.weights_sha256
+    gated = {i for ids in recorder.gated for i in ids}
+    assert gated == {e.example_id for e in examples} - withheld
+    assert not withheld & set(recorder.loaded)
+
+
+def test_withheld_examples_are_checked_and_a_resume_keeps_them(tmp_path, recipes, pixel_examples):
+    ids = [e.example_id for e in pixel_examples]
+    with pytest.raises(ValueError, match="among the training examples"):
+        train(tmp_path / "unknown", recipes.base(), pixel_examples, withheld={"not-an-example"})
+    with pytest.raises(ValueError, match="every training example"):
+        train(tmp_path / "all", recipes.base(), pixel_examples, withheld=set(ids))
+    train(tmp_path / "run", recipes.base(max_train_steps=4, checkpoint_every=2), pixel_examples, withheld={ids[0]})
+    with pytest.raises(ValueError, match="withheld other examples"):
+        train(tmp_path / "run", recipes.base(max_train_steps=4, checkpoint_every=2), pixel_examples,
+              resume_from="latest", withheld={ids[1]})
