@@ -351,7 +351,7 @@ def oracle(matrix: np.ndarray, positions: list[int], contributors: list[uuid.UUI
 
 def contributor_predictions(matrix: np.ndarray, members: list[list[int]]) -> np.ndarray:
     """(contributors x queries): each contributor's summed per-asset scores."""
-    return np.stack([matrix[:, positions].sum(axis=1) for positions in members])
+    return np.array([matrix[:, positions].sum(axis=1) for positions in members]).reshape(len(members), len(matrix))
 
 
 DEFAULT_RULE = ("among the methods the product can serve (kernel scores, raw, self- or calibration-normalised, "
@@ -417,6 +417,8 @@ def main() -> None:
     parser.add_argument("--unlearning", action="store_true",
                         help="also score every query by unlearning it (slower: a few seconds per query)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dump", help="also write every method's score matrices, the oracle's and the contributor "
+                                       "ground truth to this .npz, to study other predictions without retraining")
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.steps is None:
@@ -618,6 +620,17 @@ def main() -> None:
     for method, predicted in (predictions.items() if removed_contributors else ()):
         contributor_lds[method] = bootstrap([spearman(predicted[:, q], loss_rise[:, q]) for q in range(len(queries))])
     log(f"contributor lds: {json.dumps(contributor_lds)}")
+    if args.dump:
+        contributor_index = {c: n for n, c in enumerate(contributor_uuid.values())}
+        np.savez_compressed(
+            args.dump, loss_rise=loss_rise, rises=np.array(rises), unrelated_rows=np.array(unrelated_rows),
+            oracle_positions=np.array(oracle_positions), concept=np.array([q[2] for q in queries]),
+            contributors=np.array([contributor_index[c] for c in contributors]),
+            removed=np.array([contributor_index[contributor_uuid[name]] for name in removed_contributors], dtype=int),
+            alpha=np.array(float(alpha)), method_names=np.array(list(methods)),
+            oracle_names=np.array(list(oracle_methods)),
+            **{f"scores_{n}": matrix for n, matrix in enumerate(methods.values())},
+            **{f"oracle_{n}": matrix for n, matrix in enumerate(oracle_methods.values())})
     default_method = choose_default(lds, contributor_lds, hubs, oracle_report,
                                     served=METHOD_OF_NORMALISATION[config.normalisation])
 

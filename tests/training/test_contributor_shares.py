@@ -1,0 +1,46 @@
+"""benchmarks/contributor_shares.py: split rules read back from an attribution dump."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.contributor_shares import main, paid_scores, partial_normalisation
+
+
+def test_the_chosen_images_are_paid_by_the_other_method_and_nothing_else_is():
+    select = np.array([[5.0, 4.0, -1.0, 3.0, 0.0]])
+    weigh = np.array([[1.0, -2.0, 9.0, 3.0, 7.0]])
+    paid = paid_scores(select, weigh, top_k=3)
+    # chosen: 0, 1, 3 (the third-ranked positive); image 1 is paid nothing, its weight being negative;
+    # images 2 and 4 are not chosen, however large their weight
+    assert paid.tolist() == [[1.0, 0.0, 0.0, 3.0, 0.0]]
+
+
+def test_partial_normalisation_runs_from_raw_to_self_normalised_scores():
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=(6, 8))
+    root = rng.uniform(0.5, 4.0, size=8)
+    relative = raw / root
+    assert np.allclose(partial_normalisation(raw, relative, 0.0), raw)
+    assert np.allclose(partial_normalisation(raw, relative, 1.0), relative)
+    assert np.allclose(partial_normalisation(raw, relative, 0.5), raw / np.sqrt(root))
+
+
+def test_a_rule_paid_by_the_true_influence_predicts_the_ground_truth_and_noise_does_not(tmp_path):
+    rng = np.random.default_rng(1)
+    images, queries, contributors = 60, 30, 12
+    owner = np.arange(images) % contributors
+    influence = rng.gamma(0.5, size=(queries, images))  # what each image did to each query's loss
+    loss_rise = np.stack([influence[:, owner == c].sum(axis=1) for c in range(contributors)])
+    noise = rng.normal(size=(queries, images))
+    dump = tmp_path / "dump.npz"
+    np.savez(dump, loss_rise=loss_rise, rises=loss_rise[None], unrelated_rows=np.arange(10, queries),
+             oracle_positions=np.arange(5), concept=np.arange(queries) < 10, contributors=owner,
+             removed=np.arange(contributors), alpha=np.array(0.5), method_names=np.array(["dtrak", "pixel_nn"]),
+             oracle_names=np.array([]), scores_0=influence, scores_1=noise)
+    report = main(["--dump", str(dump), "--select", "dtrak", "--weigh", "dtrak", "--out", str(tmp_path / "r.json")])
+    by_rule = {row["rule"]: row for row in report["rows"]}
+    assert by_rule["dtrak"]["paid_lds"]["mean"] > 0.8
+    assert by_rule["select:dtrak/weigh:dtrak"]["paid_lds"]["mean"] == by_rule["dtrak"]["paid_lds"]["mean"]
+    assert abs(by_rule["pixel_nn"]["paid_lds"]["mean"]) < 0.3
+    assert (tmp_path / "r.json").is_file()
