@@ -36,6 +36,7 @@ SHAPES: dict[str, BaseModelShape] = {
     "deep": dataclasses.replace(PRESET_SHAPE, unet_layers_per_block=2),
     "attn16": dataclasses.replace(PRESET_SHAPE, unet_down_block_types=("DownBlock2D", "CrossAttnDownBlock2D",
                                                                        "CrossAttnDownBlock2D")),
+    "pooled": dataclasses.replace(PRESET_SHAPE, unet_pooled_text=True),
 }
 """The preset's UNet and the candidates an ablation may try instead."""
 
