@@ -100,9 +100,9 @@ VARIANTS: dict[str, Variant] = {
     # hundred parameters' cost per step: the same 4,000 steps were expected to fit the preset's minutes.
     # Measured (stop 28, an Intel Xeon with AMX, not the earlier AMD EPYC): 0.55 s a step, 21.6 minutes to
     # step 2,000 with 0.296 on 130 held-out prompts (the preset: 0.329 at step 2,000 in 14.2 minutes on the AMD);
-    # stopped at step 2,400 as it could not finish inside 30 minutes. Not adopted. The UNet step itself is not
-    # the cause: 0.28 s pooled against 0.30 s for the preset on that Intel machine
-    # (benchmarks/results/step_cost_intel.json), as on the AMD; what else in the loop took the time is open.
+    # stopped at step 2,400 as it could not finish inside 30 minutes. Not judged: neither the UNet step nor
+    # the training loop is slower pooled on that machine (0.35 s against 0.33 s a loop step,
+    # benchmarks/results/step_cost_intel.json), so the run's 0.55 s a step had another cause; re-run it alone.
     "quality+pooled": Variant("quality", "+ the pooled prompt added to the timestep embedding (every ResNet block)",
                               shape=POOLED),
     "quality+deep": Variant("quality", "+ two layers per UNet level, 2,800 steps (the same minutes)",

@@ -6,6 +6,9 @@ has it, forward and backward through the UNet (prediction and learned variance) 
 with random pixels and prompt states (the cost does not depend on the values).
 
     python benchmarks/step_cost.py --shapes preset,wide,deep --steps 20
+
+``--loop`` also times each shape inside the real training loop (the ``quality`` preset's recipe on synthetic
+images: batches, cached pixels and prompts, loss with learned variances, EMA), which the bare step leaves out.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import dataclasses
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,12 +70,29 @@ def seconds_per_step(shape: BaseModelShape, steps: int, batch: int, resolution: 
     return {"seconds_per_step": round(elapsed, 4), "parameters_m": round(sum(p.numel() for p in unet.parameters()) / 1e6, 3)}
 
 
+def seconds_per_loop_step(shape: BaseModelShape, steps: int, work: Path) -> float:
+    """Seconds per optimizer step of ``train`` with the quality preset's recipe, after a few warm-up steps."""
+    from recipes import TextPretraining, preset_recipe
+    from training.engine import train
+    from training.synthetic import shape_examples
+
+    recipe = preset_recipe("quality", model_shape=shape, max_train_steps=steps, checkpoint_every=0,
+                           text_pretraining=TextPretraining(epochs=1))
+    times: dict[int, float] = {}
+    train(work, recipe, shape_examples(256, size=32, seed=0),
+          progress=lambda step, *_: times.setdefault(step, time.perf_counter()))
+    warm = min(10, steps // 4)
+    return (times[steps] - times[warm]) / (steps - warm)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated, of {sorted(SHAPES)}")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--loop", type=int, default=0, metavar="STEPS",
+                        help="also time this many steps of the real training loop per shape")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "step_cost.json")
     args = parser.parse_args(argv)
     names = chosen_names(args.shapes, SHAPES, "shapes")
@@ -80,6 +101,10 @@ def main(argv: list[str] | None = None) -> dict:
     shapes = {}
     for name in names:
         shapes[name] = seconds_per_step(SHAPES[name], args.steps, args.batch, 32, bf16)
+        if args.loop:
+            with tempfile.TemporaryDirectory() as work:
+                shapes[name]["loop_seconds_per_step"] = round(seconds_per_loop_step(SHAPES[name], args.loop,
+                                                                                    Path(work)), 4)
         print(f"{name}: {shapes[name]}", file=sys.stderr)
     baseline = shapes.get("preset", {}).get("seconds_per_step")
     for cost in shapes.values():
