@@ -269,8 +269,9 @@ class _Batch:
     """False for a ``withheld`` example: its slot stays (the others' noise is unchanged), its image is not read."""
 
     @property
-    def example_ids(self) -> list[str]:
-        return [e.example_id for e in self.examples]
+    def learnt_ids(self) -> list[str]:
+        """The ids whose images this batch reads: what the license gate must clear."""
+        return [e.example_id for e, learnt in zip(self.examples, self.learnt) if learnt]
 
 
 def _with_withheld_rows(learnt_rows: torch.Tensor, learnt: list[bool]) -> torch.Tensor:
@@ -785,7 +786,7 @@ class DiffusionTrainer:
         flips = [recipe.random_flip and flip_for_position(recipe.seed, p) for p in positions]
         batch = _Batch(micro_batch, positions, examples, flips,
                        [e.example_id not in self.withheld for e in examples])
-        self._gate([e.example_id for e, learnt in zip(examples, batch.learnt) if learnt])
+        self._gate(batch.learnt_ids)
         return batch
 
     def _gate(self, example_ids: list[str]) -> None:
