@@ -295,11 +295,15 @@ def influence_methods(indexes: dict[str, InfluenceIndex], queries: np.ndarray) -
     """Each influence method's scores (queries x training rows), all from the product's indexes over one feature
     config: the raw kernel scores (``dtrak``), and those normalised per training row by the root of its
     self-influence (``dtrak_relative``, RelatIF) or standardised on the model's own outputs for other captions
-    (``dtrak_calibrated``); and, for comparison, the raw scores divided by the row's feature norm (``dtrak_unit``)."""
+    (``dtrak_calibrated``); and, for comparison, the raw scores divided by the row's feature norm (``dtrak_unit``)
+    or less the row's mean on the calibration outputs (``dtrak_centered``)."""
     methods = {METHOD_OF_NORMALISATION[normalisation]: np.stack([index.scores(q) for q in queries]).astype(np.float64)
                for normalisation, index in indexes.items()}
     norms = np.linalg.norm(indexes["none"].rows.astype(np.float64), axis=1)
     methods["dtrak_unit"] = methods["dtrak"] / np.maximum(norms, 1e-12)
+    if "calibrated" in indexes:  # the raw scores less each row's mean over the calibration outputs, not rescaled
+        usual = np.mean([indexes["none"].scores(c) for c in indexes["calibrated"].calibration], axis=0)
+        methods["dtrak_centered"] = methods["dtrak"] - usual.astype(np.float64)
     return methods
 
 
@@ -465,6 +469,7 @@ def main() -> None:
     methods: dict[str, np.ndarray] = {}
     oracle_methods: dict[str, np.ndarray] = {}
     costs: dict[str, dict] = {}
+    feature_dump: dict[str, dict[str, np.ndarray]] = {}  # per feature config, for --dump
     for suffix, variant in variants.items():
         variant_attributor = attributor if suffix == "" else Attributor(pipeline, variant)
         started = time.perf_counter()
@@ -481,12 +486,14 @@ def main() -> None:
             if normalisation == variant.normalisation:
                 build_s = time.perf_counter() - started  # the index as the product builds it
         index = indexes[variant.normalisation]
+        feature_dump[suffix or "@served"] = {"features": features, "calibration": indexes["calibrated"].calibration}
         attribution_times, query_features = [], []
         for (prompt, _, _), image in zip(queries, outputs, strict=True):
             started = time.perf_counter()
             query_features.append(variant_attributor.features(image, prompt))
             influence_shares(index.scores(query_features[-1]), assets, contributors)
             attribution_times.append(time.perf_counter() - started)
+        feature_dump[suffix or "@served"]["queries"] = np.stack(query_features)
         for name, matrix in influence_methods(indexes, np.stack(query_features)).items():
             methods[name + suffix] = matrix
         for name, matrix in influence_methods(indexes, features[oracle_positions]).items():
@@ -628,7 +635,9 @@ def main() -> None:
             contributors=np.array([contributor_index[c] for c in contributors]),
             removed=np.array([contributor_index[contributor_uuid[name]] for name in removed_contributors], dtype=int),
             alpha=np.array(float(alpha)), method_names=np.array(list(methods)),
-            oracle_names=np.array(list(oracle_methods)),
+            oracle_names=np.array(list(oracle_methods)), feature_configs=np.array(list(feature_dump)),
+            damping=np.array([variants[name if name != "@served" else ""].damping for name in feature_dump]),
+            **{f"{kind}_{n}": array for n, arrays in enumerate(feature_dump.values()) for kind, array in arrays.items()},
             **{f"scores_{n}": matrix for n, matrix in enumerate(methods.values())},
             **{f"oracle_{n}": matrix for n, matrix in enumerate(oracle_methods.values())})
     default_method = choose_default(lds, contributor_lds, hubs, oracle_report,

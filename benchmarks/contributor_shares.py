@@ -9,7 +9,17 @@ wrote (no model is trained or loaded), and compares split rules on the same quer
   hubs), each paid by method B's score (e.g. raw kernel scores, whose size says how much an image moved
   the loss); images B scores at or below zero are not paid;
 * ``partial:G@CONFIG``: raw scores divided by the image's self-influence to the power G/2 (G = 0: raw,
-  G = 1: the self-normalised method), between the two extremes.
+  G = 1: the self-normalised method), between the two extremes;
+* ``base:WEIGHT@CONFIG/METHOD``: the pool's non-influence part split by a per-contributor weight measured
+  once per index instead of by image count, the influence part by METHOD as served. WEIGHT ``usual``: the
+  contributor's summed raw kernel score on the calibration outputs (what their images typically do to the
+  model's outputs); ``self``: their summed self-influence (how far the model bends to their images);
+* ``group:G@CONFIG``: a score per contributor, not per image: the contributor's summed raw scores divided by
+  the self-influence of their summed features to the power G/2 (a contributor-level RelatIF), shares by
+  its positive part.
+
+Also the ground truth's own ``query_independent_ceiling``: each query's contributors ranked by their mean loss
+rise over the *other* queries. A rule that reaches it predicts contributors, not outputs.
 
 For each: contributor-level LDS of what is paid (influence alone and the pool blended with pro rata),
 with bootstrap intervals, hubness and the oracle check on the paid ranking, and the planted contributor's
@@ -34,8 +44,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.attribution import HUB_TOP, bootstrap, hubness, oracle, planted_shares, spearman
-from provenance.influence import blend, influence_shares
+from benchmarks.attribution import HUB_TOP, bootstrap, hubness, oracle, spearman
+from provenance.influence import InfluenceConfig, InfluenceIndex, blend, influence_shares
 
 TOP_K = 50
 GAMMAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -61,28 +71,117 @@ def partial_normalisation(raw: np.ndarray, relative: np.ndarray, gamma: float) -
     return raw / root ** gamma
 
 
-def evaluate(name: str, scores: np.ndarray, oracle_scores: np.ndarray | None, data: dict) -> dict:
-    assets, contributors, pro_rata, alpha = data["assets"], data["contributors"], data["pro_rata"], data["alpha"]
-    removed, loss_rise, queries = data["removed"], data["loss_rise"], scores.shape[0]
-    paid, pooled = [], []
-    for q in range(queries):
-        shares = influence_shares(scores[q], assets, contributors, top_k=TOP_K).contributors
-        paid.append([float(shares.get(c, 0)) for c in removed])
-        pool = blend(pro_rata, shares, alpha)
-        pooled.append([float(pool.get(c, 0)) for c in removed])
-    paid_matrix, pool_matrix = np.array(paid).T, np.array(pooled).T
-    planted = [planted_shares(scores[q], assets, contributors, removed[0], pro_rata, alpha) for q in range(queries)]
-    concept = data["concept"]
-    report = {
-        "paid_lds": bootstrap([spearman(paid_matrix[:, q], loss_rise[:, q]) for q in range(queries)]),
-        "pool_lds": bootstrap([spearman(pool_matrix[:, q], loss_rise[:, q]) for q in range(queries)]),
-        "hubness": round(hubness(scores[data["unrelated_rows"]]), 4),
-        "planted_concept_top_rate": round(float(np.mean([p[0] for p, c in zip(planted, concept) if c])), 4),
-        "planted_unrelated_mean_pool_share": round(float(np.mean([p[2] for p, c in zip(planted, concept) if not c])), 4),
-    }
+def contributor_lds(shares: list[dict], data: dict) -> dict:
+    """Per query, Spearman between the withheld contributors' shares and their removal's loss rise."""
+    removed, loss_rise = data["removed"], data["loss_rise"]
+    predicted = np.array([[float(row.get(c, 0)) for row in shares] for c in removed])
+    return bootstrap([spearman(predicted[:, q], loss_rise[:, q]) for q in range(loss_rise.shape[1])])
+
+
+def planted_report(paid: list[dict], pooled: list[dict], data: dict) -> dict:
+    planted, concept = data["removed"][0], data["concept"]
+    top = [bool(row) and max(row.items(), key=lambda item: (item[1], str(item[0])))[0] == planted for row in paid]
+    return {"planted_concept_top_rate": round(float(np.mean([t for t, c in zip(top, concept) if c])), 4),
+            "planted_unrelated_mean_pool_share": round(float(np.mean(
+                [float(row.get(planted, 0)) for row, c in zip(pooled, concept) if not c])), 4)}
+
+
+def evaluate(name: str, scores: np.ndarray, oracle_scores: np.ndarray | None, data: dict,
+             base: dict | None = None) -> dict:
+    """The product's split of one method's scores; ``base`` replaces the image counts in the pool's
+    non-influence part."""
+    assets, contributors, alpha = data["assets"], data["contributors"], data["alpha"]
+    base = data["pro_rata"] if base is None else base
+    paid = [influence_shares(row, assets, contributors, top_k=TOP_K).contributors for row in scores]
+    pooled = [blend(base, shares, alpha) for shares in paid]
+    report = {"paid_lds": contributor_lds(paid, data), "pool_lds": contributor_lds(pooled, data),
+              "hubness": round(hubness(scores[data["unrelated_rows"]]), 4), **planted_report(paid, pooled, data)}
     if oracle_scores is not None:
         report["oracle"] = oracle(oracle_scores, list(data["oracle_positions"]), contributors)
     return {"rule": name, **report}
+
+
+def evaluate_contributor_scores(name: str, scores: np.ndarray, owners: list[uuid.UUID], data: dict) -> dict:
+    """Shares from one score per contributor (queries x contributors): their positive parts, normalised."""
+    paid = []
+    for row in scores:
+        positive = {c: Fraction(float(s)) for c, s in zip(owners, row, strict=True) if s > 0}
+        total = sum(positive.values())
+        paid.append({c: v / total for c, v in positive.items()} if total else {})
+    pooled = [blend(data["pro_rata"], shares, data["alpha"]) for shares in paid]
+    return {"rule": name, "paid_lds": contributor_lds(paid, data), "pool_lds": contributor_lds(pooled, data),
+            **planted_report(paid, pooled, data)}
+
+
+class Kernel:
+    """One feature config's index, rebuilt from the dumped features: raw kernel scores of anything."""
+
+    def __init__(self, features: np.ndarray, damping: float, contributors: list[uuid.UUID]):
+        self.index = InfluenceIndex.build(features, asset_ids=[uuid.UUID(int=i) for i in range(len(features))],
+                                          contributor_ids=contributors,
+                                          config=InfluenceConfig(normalisation="none", damping=damping),
+                                          fingerprint={}, search_min_rows=len(features) + 1)
+        self.features = np.asarray(features, dtype=np.float64)
+
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        return self.index.scores(query).astype(np.float64)
+
+    def self_influence(self, vector: np.ndarray) -> float:
+        return float(self.index.query_vector(vector).astype(np.float64) @ np.asarray(vector, dtype=np.float64))
+
+
+def contributor_sums(kernel: Kernel, queries: np.ndarray, members: dict, owners: list) -> np.ndarray:
+    """(queries x contributors): each contributor's summed raw kernel scores."""
+    raw = np.stack([kernel.scores(q) for q in queries])
+    return np.stack([raw[:, members[c]].sum(axis=1) for c in owners], axis=1)
+
+
+def contributor_weights(values: np.ndarray, owners_of_rows: list[uuid.UUID]) -> dict[uuid.UUID, Fraction]:
+    """Each contributor's summed per-image value, clipped at zero, as exact weights."""
+    totals: dict[uuid.UUID, float] = {}
+    for value, owner in zip(values, owners_of_rows, strict=True):
+        totals[owner] = totals.get(owner, 0.0) + float(value)
+    return {c: Fraction(max(v, 0.0)) for c, v in totals.items()}
+
+
+def query_independent_ceiling(data: dict) -> dict:
+    """Each query's contributors ranked by their mean loss rise over the other queries."""
+    loss_rise = data["loss_rise"]
+    queries = loss_rise.shape[1]
+    others = (loss_rise.sum(axis=1, keepdims=True) - loss_rise) / max(queries - 1, 1)
+    return bootstrap([spearman(others[:, q], loss_rise[:, q]) for q in range(queries)])
+
+
+def feature_rules(dump, methods: dict, oracles: dict, data: dict, served: str) -> list[dict]:
+    """The rules that need the dumped features: ``base:WEIGHT`` and ``group:G`` per feature config."""
+    if "feature_configs" not in dump.files:  # a dump from before the features were written
+        return []
+    rows = []
+    contributors = data["contributors"]
+    owners = sorted(set(contributors), key=str)
+    members = {c: [i for i, owner in enumerate(contributors) if owner == c] for c in owners}
+    for n, config in enumerate(str(c) for c in dump["feature_configs"]):
+        if f"features_{n}" not in dump.files:
+            continue
+        at = "" if config == "@served" else config
+        kernel = Kernel(dump[f"features_{n}"], float(dump["damping"][n]), contributors)
+        usual = kernel.scores(dump[f"calibration_{n}"].astype(np.float64).mean(axis=0))
+        self_influence = np.array([kernel.self_influence(row) for row in kernel.features])
+        for weight, values in (("usual", usual), ("self", self_influence)):
+            base = contributor_weights(values, contributors)
+            rows.append(evaluate(f"base:{weight}{at}/{served}", methods[served], oracles.get(served), data, base=base))
+        group_self = np.array([max(kernel.self_influence(kernel.features[members[c]].sum(axis=0)), 1e-12)
+                               for c in owners])
+        outputs = contributor_sums(kernel, dump[f"queries_{n}"], members, owners)
+        training_images = contributor_sums(kernel, kernel.features[data["oracle_positions"]], members, owners)
+        authors = [contributors[i] for i in data["oracle_positions"]]
+        for gamma in GAMMAS:
+            row = evaluate_contributor_scores(f"group:{gamma}{at}", outputs / group_self ** (gamma / 2), owners, data)
+            ranked = training_images / group_self ** (gamma / 2)
+            row["oracle"] = {"author_top1": round(float(np.mean(
+                [owners[int(np.argmax(scores))] == author for scores, author in zip(ranked, authors)])), 4)}
+            rows.append(row)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -127,6 +226,9 @@ def main(argv: list[str] | None = None) -> dict:
         for gamma in GAMMAS[1:-1]:
             rows.append(evaluate(f"partial:{gamma}{at}", partial_normalisation(methods[raw], methods[relative], gamma),
                                  partial_normalisation(oracles[raw], oracles[relative], gamma), data))
+    for name in (n for n in methods if n.startswith("dtrak_centered")):
+        rows.append(evaluate(name, methods[name], oracles.get(name), data))
+    rows += feature_rules(dump, methods, oracles, data, served=args.select)
     report = {
         "benchmark": "contributor shares from kernel scores, against the paired contributor ground truth",
         "dump": str(args.dump.resolve().relative_to(ROOT)) if args.dump.resolve().is_relative_to(ROOT) else str(args.dump),
@@ -134,6 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
         "contributors_removed": len(data["removed"]), "queries": int(data["loss_rise"].shape[1]),
         "pro_rata_lds": bootstrap([spearman(np.array([float(pro_rata[c]) for c in data["removed"]]),
                                             data["loss_rise"][:, q]) for q in range(data["loss_rise"].shape[1])]),
+        "query_independent_ceiling": query_independent_ceiling(data),
         "rows": rows,
     }
     text = json.dumps(report, indent=2)

@@ -27,7 +27,8 @@ from training.quality import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-REPORT_KEYS = ("preset", "train_minutes", "real_balanced_acc", "gen_balanced_acc", "chance_balanced", "kid",
+REPORT_KEYS = ("preset", "train_minutes", "real_balanced_acc", "real_balanced_acc_ci95", "gen_balanced_acc",
+               "gen_balanced_acc_ci95", "chance_balanced", "kid",
                "kid_ci95", "kid_real_floor", "precision", "recall", "heldout_loss", "gen_subgroup_balanced_acc",
                "real_subgroup_balanced_acc", "chance_subgroup_balanced", "steps", "images_seen", "guidance_scale", "sheet",
                "guidance_sweep", "gen_group_recall", "real_group_recall")
@@ -104,7 +105,7 @@ def sweep_point(trainer, evaluator, heldout, reference, resolution: int, samplin
         metrics, _ = measure_pipeline(pipeline, evaluator, heldout, reference, resolution=resolution,
                                       sampling=replace(sampling, guidance_scale=guidance))
     return round_floats({"guidance_scale": guidance, **{k: metrics[k] for k in (
-        "gen_balanced_acc", "kid", "precision", "recall", "gen_group_recall")}})
+        "gen_balanced_acc", "gen_balanced_acc_ci95", "kid", "precision", "recall", "gen_group_recall")}})
 
 
 def run_recipe(name: str, recipe, examples, evaluator, heldout: HeldoutSets, *, work: Path, curve_points: int,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from fractions import Fraction
+
 import numpy as np
 
-from benchmarks.contributor_shares import main, paid_scores, partial_normalisation
+from benchmarks.contributor_shares import Kernel, contributor_weights, main, paid_scores, partial_normalisation
 
 
 def test_the_chosen_images_are_paid_by_the_other_method_and_nothing_else_is():
@@ -44,3 +47,50 @@ def test_a_rule_paid_by_the_true_influence_predicts_the_ground_truth_and_noise_d
     assert by_rule["select:dtrak/weigh:dtrak"]["paid_lds"]["mean"] == by_rule["dtrak"]["paid_lds"]["mean"]
     assert abs(by_rule["pixel_nn"]["paid_lds"]["mean"]) < 0.3
     assert (tmp_path / "r.json").is_file()
+
+
+def kernel_dump(tmp_path, loss_rise_of, images=48, contributors=8, queries=20, dim=16):
+    """A dump with features; ``loss_rise_of(raw scores, owners, contributors)`` sets the ground truth."""
+    rng = np.random.default_rng(3)
+    owner = np.arange(images) % contributors
+    shared = rng.normal(size=dim)  # one direction every vector shares: most raw scores are positive
+    features = rng.normal(size=(images, dim)) + 3 * shared
+    query_features = rng.normal(size=(queries, dim)) + 3 * shared
+    kernel = Kernel(features, 1.0, [uuid.UUID(int=10 ** 6 + int(c)) for c in owner])
+    raw = np.stack([kernel.scores(q) for q in query_features])
+    dump = tmp_path / "dump.npz"
+    np.savez(dump, loss_rise=loss_rise_of(raw, owner, contributors), unrelated_rows=np.arange(5, queries),
+             oracle_positions=np.arange(4), concept=np.arange(queries) < 5, contributors=owner,
+             removed=np.arange(contributors), alpha=np.array(0.5),
+             method_names=np.array(["dtrak_relative", "pixel_nn"]), oracle_names=np.array([]),
+             scores_0=raw, scores_1=rng.normal(size=raw.shape), feature_configs=np.array(["@served"]),
+             damping=np.array([1.0]), features_0=features, calibration_0=features[:6] + 0.5,
+             queries_0=query_features)
+    return dump
+
+
+def test_a_contributor_scored_as_one_group_predicts_its_removal_and_the_ceiling_reads_the_ground_truth(tmp_path):
+    def summed_raw(raw, owner, contributors):  # removing a contributor costs what its images' raw scores add up to
+        return np.stack([raw[:, owner == c].sum(axis=1) for c in range(contributors)])
+
+    dump = kernel_dump(tmp_path, summed_raw)
+    report = main(["--dump", str(dump), "--select", "dtrak_relative", "--weigh", "", "--out", str(tmp_path / "r.json")])
+    by_rule = {row["rule"]: row for row in report["rows"]}
+    assert by_rule["group:0.0"]["paid_lds"]["mean"] > 0.9
+    assert by_rule["pixel_nn"]["paid_lds"]["mean"] < 0.5
+    assert {"base:usual/dtrak_relative", "base:self/dtrak_relative", "group:1.0"} <= set(by_rule)
+
+
+def test_the_query_independent_ceiling_is_one_when_every_query_orders_contributors_alike(tmp_path):
+    def constant(raw, owner, contributors):
+        return np.outer(np.arange(1, contributors + 1), np.linspace(1, 2, len(raw)))
+
+    report = main(["--dump", str(kernel_dump(tmp_path, constant)), "--select", "dtrak_relative", "--weigh", "",
+                   "--out", str(tmp_path / "r.json")])
+    assert report["query_independent_ceiling"]["mean"] == 1.0
+
+
+def test_contributor_weights_sum_each_contributors_values_and_clip_at_zero():
+    a, b = uuid.UUID(int=1), uuid.UUID(int=2)
+    weights = contributor_weights(np.array([1.5, -0.5, -3.0, 1.0]), [a, a, b, b])
+    assert weights == {a: Fraction(1), b: Fraction(0)}

@@ -21,6 +21,7 @@ from training.quality import (
     LabelledImages,
     _blurred,
     balanced_accuracy,
+    balanced_accuracy_interval,
     contact_sheet,
     evaluator_sha256,
     heldout_diffusion_loss,
@@ -324,3 +325,21 @@ def test_a_split_is_named_and_ordered_by_its_content_not_by_its_database_ids():
         "a" * 64, "b" * 64, "c" * 64]
     recaptioned = [dict(item, caption="a heart") if item["caption"] == "red heart" else item for item in here]
     assert split_content_sha256(recaptioned) != split_content_sha256(here)
+
+
+def test_the_balanced_accuracy_interval_holds_the_estimate_and_narrows_with_more_images():
+    rng = np.random.default_rng(0)
+    assert balanced_accuracy_interval(np.arange(3), np.arange(3)) == (1.0, 1.0)  # nothing to resample differently
+
+    def interval(per_class: int) -> tuple[float, float]:
+        truth = np.repeat(np.arange(4), per_class)
+        predicted = np.where(rng.random(truth.size) < 0.5, truth, (truth + 1) % 4)  # about half right
+        low, high = balanced_accuracy_interval(predicted, truth)
+        assert low <= balanced_accuracy(predicted, truth) <= high
+        return low, high
+
+    few, many = interval(8), interval(400)
+    assert few[1] - few[0] > 2 * (many[1] - many[0])
+    assert 0.4 < many[0] < many[1] < 0.6
+    with pytest.raises(ValueError):
+        balanced_accuracy_interval(np.arange(2), np.arange(3))
