@@ -14,12 +14,14 @@ wrote (no model is trained or loaded), and compares split rules on the same quer
   once per index instead of by image count, the influence part by METHOD as served. WEIGHT ``usual``: the
   contributor's summed raw kernel score on the calibration outputs (what their images typically do to the
   model's outputs); ``self``: their summed self-influence (how far the model bends to their images);
+* ``METHOD top:K``: the product's rule paying an output's top K images instead of 50;
 * ``group:G@CONFIG``: a score per contributor, not per image: the contributor's summed raw scores divided by
   the self-influence of their summed features to the power G/2 (a contributor-level RelatIF), shares by
   its positive part.
 
-Also the ground truth's own ``query_independent_ceiling``: each query's contributors ranked by their mean loss
-rise over the *other* queries. A rule that reaches it predicts contributors, not outputs.
+Also the ground truth's own ``query_independent_ceiling`` (each query's contributors ranked by their mean loss
+rise over the *other* queries: a rule that reaches it predicts contributors, not outputs) and its
+``ground_truth_hub`` (how often one withheld contributor's removal raised an unrelated output's loss most).
 
 For each: contributor-level LDS of what is paid (influence alone and the pool blended with pro rata),
 with bootstrap intervals, hubness and the oracle check on the paid ranking, and the planted contributor's
@@ -48,6 +50,7 @@ from benchmarks.attribution import HUB_TOP, bootstrap, hubness, oracle, spearman
 from provenance.influence import InfluenceConfig, InfluenceIndex, blend, influence_shares
 
 TOP_K = 50
+ALL_POSITIVE = 1000  # the benchmark's index holds 1,020 images: about every positive score is paid
 GAMMAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
@@ -87,12 +90,12 @@ def planted_report(paid: list[dict], pooled: list[dict], data: dict) -> dict:
 
 
 def evaluate(name: str, scores: np.ndarray, oracle_scores: np.ndarray | None, data: dict,
-             base: dict | None = None) -> dict:
+             base: dict | None = None, top_k: int = TOP_K) -> dict:
     """The product's split of one method's scores; ``base`` replaces the image counts in the pool's
-    non-influence part."""
+    non-influence part, ``top_k`` the number of images an output pays."""
     assets, contributors, alpha = data["assets"], data["contributors"], data["alpha"]
     base = data["pro_rata"] if base is None else base
-    paid = [influence_shares(row, assets, contributors, top_k=TOP_K).contributors for row in scores]
+    paid = [influence_shares(row, assets, contributors, top_k=top_k).contributors for row in scores]
     pooled = [blend(base, shares, alpha) for shares in paid]
     report = {"paid_lds": contributor_lds(paid, data), "pool_lds": contributor_lds(pooled, data),
               "hubness": round(hubness(scores[data["unrelated_rows"]]), 4), **planted_report(paid, pooled, data)}
@@ -152,6 +155,16 @@ def query_independent_ceiling(data: dict) -> dict:
     return bootstrap([spearman(others[:, q], loss_rise[:, q]) for q in range(queries)])
 
 
+def ground_truth_hub(data: dict) -> dict:
+    """Among the unrelated outputs, how often the same withheld contributor's removal raised the loss most:
+    a counterfactual "hub" that a rule matching the ground truth would have to reproduce."""
+    loss_rise, unrelated = data["loss_rise"], list(data["unrelated_rows"])
+    tops = [int(np.argmax(loss_rise[:, q])) for q in unrelated]
+    most = max(set(tops), key=tops.count)
+    return {"share_of_unrelated_outputs": round(tops.count(most) / len(tops), 4),
+            "contributor_images": int(data["removed_sizes"][most])}
+
+
 def feature_rules(dump, methods: dict, oracles: dict, data: dict, served: str) -> list[dict]:
     """The rules that need the dumped features: ``base:WEIGHT`` and ``group:G`` per feature config."""
     if "feature_configs" not in dump.files:  # a dump from before the features were written
@@ -169,7 +182,9 @@ def feature_rules(dump, methods: dict, oracles: dict, data: dict, served: str) -
         self_influence = np.array([kernel.self_influence(row) for row in kernel.features])
         for weight, values in (("usual", usual), ("self", self_influence)):
             base = contributor_weights(values, contributors)
-            rows.append(evaluate(f"base:{weight}{at}/{served}", methods[served], oracles.get(served), data, base=base))
+            for top_k in (TOP_K, ALL_POSITIVE):
+                rows.append(evaluate(f"base:{weight}{at}/{served}" + (f" top:{top_k}" if top_k != TOP_K else ""),
+                                     methods[served], oracles.get(served), data, base=base, top_k=top_k))
         group_self = np.array([max(kernel.self_influence(kernel.features[members[c]].sum(axis=0)), 1e-12)
                                for c in owners])
         outputs = contributor_sums(kernel, dump[f"queries_{n}"], members, owners)
@@ -189,6 +204,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dump", type=Path, default=ROOT / "var" / "bench-attribution" / "paired.npz")
     parser.add_argument("--select", default="dtrak_relative", help="the hub-free method that chooses the images")
     parser.add_argument("--weigh", default="dtrak@t3,dtrak", help="comma-separated methods that pay the chosen images")
+    parser.add_argument("--top-k", default="10,25,100,200,1000",
+                        help="comma-separated numbers of images an output pays, tried on the --select method "
+                             f"(the product pays {TOP_K})")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "contributor_shares.json")
     args = parser.parse_args(argv)
     if not args.dump.is_file():
@@ -210,6 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
         "loss_rise": dump["loss_rise"], "unrelated_rows": dump["unrelated_rows"],
         "oracle_positions": dump["oracle_positions"], "concept": [bool(c) for c in dump["concept"]],
     }
+    data["removed_sizes"] = [contributor_numbers.count(int(c)) for c in dump["removed"]]
 
     rows = [evaluate(name, methods[name], oracles.get(name), data)
             for name in [args.select, *args.weigh.split(","), "pixel_nn"] if name in methods]
@@ -228,6 +247,9 @@ def main(argv: list[str] | None = None) -> dict:
                                  partial_normalisation(oracles[raw], oracles[relative], gamma), data))
     for name in (n for n in methods if n.startswith("dtrak_centered")):
         rows.append(evaluate(name, methods[name], oracles.get(name), data))
+    for top_k in (int(k) for k in args.top_k.split(",") if k):
+        rows.append(evaluate(f"{args.select} top:{top_k}", methods[args.select], oracles.get(args.select), data,
+                             top_k=top_k))
     rows += feature_rules(dump, methods, oracles, data, served=args.select)
     report = {
         "benchmark": "contributor shares from kernel scores, against the paired contributor ground truth",
@@ -237,6 +259,7 @@ def main(argv: list[str] | None = None) -> dict:
         "pro_rata_lds": bootstrap([spearman(np.array([float(pro_rata[c]) for c in data["removed"]]),
                                             data["loss_rise"][:, q]) for q in range(data["loss_rise"].shape[1])]),
         "query_independent_ceiling": query_independent_ceiling(data),
+        "ground_truth_hub": ground_truth_hub(data),
         "rows": rows,
     }
     text = json.dumps(report, indent=2)

@@ -32,11 +32,11 @@ def test_demo_onboards_snapshots_and_trains_on_the_embedded_default(tmp_path, op
     assert "licensed_only=True" in out and "after 4 steps" in out
     grid = tmp_path / "var" / "demo" / "sample_grid.png"
     assert grid.read_bytes().startswith(b"\x89PNG")
-    measured = re.search(r"quality on (\d+) held-out prompts: balanced accuracy ([0-9.]+) \(chance ([0-9.]+), "
-                         r"real ceiling ([0-9.]+)", " ".join(out.split()))
+    measured = re.search(r"quality on (\d+) held-out prompts: balanced accuracy ([0-9.]+) \[([0-9.]+), ([0-9.]+)\] "
+                         r"\(chance ([0-9.]+), real ceiling ([0-9.]+)", " ".join(out.split()))
     assert measured, out[-3000:]
-    prompts, accuracy, chance, ceiling = (float(value) for value in measured.groups())
-    assert prompts >= 12 and 0 <= accuracy <= 1 and 0 < chance < ceiling <= 1
+    prompts, accuracy, low, high, chance, ceiling = (float(value) for value in measured.groups())
+    assert prompts >= 12 and 0 <= low <= accuracy <= high <= 1 and 0 < chance < ceiling <= 1
     assert (tmp_path / "var" / "demo" / "quality_sheet.png").read_bytes().startswith(b"\x89PNG")
     # served through the real API: attribution, ledger, provenance
     flat = " ".join(out.split())

@@ -18,7 +18,10 @@ def summary_line(metrics: dict[str, Any]) -> str:
     """One line a person can read: prompt-following against chance and ceiling, KID against its floor."""
     relative = relative_figures(metrics)
     nan = float("nan")
-    accuracy = (f"balanced accuracy {metrics.get('gen_balanced_acc', nan):.3f} "
+    interval = metrics.get("gen_balanced_acc_ci95")
+    shown = (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if isinstance(interval, list | tuple) and len(interval) == 2
+             else "")
+    accuracy = (f"balanced accuracy {metrics.get('gen_balanced_acc', nan):.3f}{shown} "
                 f"(chance {metrics.get('chance_balanced', nan):.3f}, "
                 f"real ceiling {metrics.get('real_balanced_acc', nan):.3f}")
     parts = [accuracy]

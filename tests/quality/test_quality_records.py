@@ -14,7 +14,7 @@ from foundry.errors import Conflict, InvalidInput, NotFound
 from foundry.models_registry import service as registry_service
 from foundry.models_registry.models import RegisteredModel
 from foundry.quality import service as quality_service
-from foundry.quality.policy import REQUIRED_METRICS, relative_figures
+from foundry.quality.policy import REQUIRED_METRICS, relative_figures, summary_line
 from tests.catalog.test_import import import_grouped_catalog
 
 METRICS = {"gen_balanced_acc": 0.3, "real_balanced_acc": 0.5, "chance_balanced": 0.1, "kid": 0.25,
@@ -124,3 +124,9 @@ def test_a_model_any_stage_of_which_saw_heldout_images_is_not_measured(sessions,
     measure("exclude", "exclude")
     with sessions() as session:
         assert quality_service.require_measurement(session=session, model_id=child_id).metrics == METRICS
+
+
+def test_the_summary_line_shows_the_accuracy_interval_when_the_measurement_has_one():
+    assert summary_line(METRICS).startswith("balanced accuracy 0.300 (chance 0.100, real ceiling 0.500; 3.00x chance")
+    with_interval = summary_line({**METRICS, "gen_balanced_acc_ci95": [0.25, 0.35]})
+    assert with_interval.startswith("balanced accuracy 0.300 [0.250, 0.350] (chance 0.100")

@@ -88,6 +88,8 @@ def test_the_query_independent_ceiling_is_one_when_every_query_orders_contributo
     report = main(["--dump", str(kernel_dump(tmp_path, constant)), "--select", "dtrak_relative", "--weigh", "",
                    "--out", str(tmp_path / "r.json")])
     assert report["query_independent_ceiling"]["mean"] == 1.0
+    # the last contributor raises every output's loss most: a counterfactual hub over all unrelated outputs
+    assert report["ground_truth_hub"] == {"share_of_unrelated_outputs": 1.0, "contributor_images": 6}
 
 
 def test_contributor_weights_sum_each_contributors_values_and_clip_at_zero():
