@@ -340,17 +340,43 @@ def hubness(matrix: np.ndarray, top: int = HUB_TOP) -> float:
     return float(counts.max() / len(matrix))
 
 
-def oracle(matrix: np.ndarray, positions: list[int], contributors: list[uuid.UUID]) -> dict:
-    """Training images asked about as outputs: how often each ranks itself first, and its author first
-    (the contributor whose images' positive scores sum highest)."""
-    itself = author = 0
+def oracle(matrix: np.ndarray, positions: list[int], contributors: list[uuid.UUID],
+           assets: list[uuid.UUID] | None = None, paid_top_ks: tuple[int, ...] = ()) -> dict:
+    """Training images asked about as outputs: how often each ranks itself first, and its author first.
+
+    ``author_top1``: the contributor whose images' positive scores, *all* of them, sum highest.
+    With ``assets``, also ``author_top1_paid``: the contributor the product pays the largest influence
+    share (``influence_shares``: each output's top 50 positive scores), which is what a contributor
+    receives; summing every small positive score instead favours whoever has the most images.
+    ``paid_top_ks``: the same check were the product to pay each output's top K instead
+    (``author_top1_paid_by_top_k``): fewer images paid, more of an output's pay to its closest image.
+    """
+    itself = author = paid = 0
+    paid_by_top_k = dict.fromkeys(paid_top_ks, 0)
     for row, position in zip(matrix, positions, strict=True):
         itself += int(np.argmax(row)) == position
         totals: dict[uuid.UUID, float] = {}
         for score, contributor in zip(row, contributors, strict=True):
             totals[contributor] = totals.get(contributor, 0.0) + max(float(score), 0.0)
         author += max(totals, key=totals.get) == contributors[position]
-    return {"self_top1": round(itself / len(positions), 4), "author_top1": round(author / len(positions), 4)}
+        if assets is not None:
+            shares = influence_shares(row, assets, contributors).contributors
+            paid += _paid_most(shares) == contributors[position]
+            for top_k in paid_top_ks:
+                shares = influence_shares(row, assets, contributors, top_k=top_k).contributors
+                paid_by_top_k[top_k] += _paid_most(shares) == contributors[position]
+    report = {"self_top1": round(itself / len(positions), 4), "author_top1": round(author / len(positions), 4)}
+    if assets is not None:
+        report["author_top1_paid"] = round(paid / len(positions), 4)
+        if paid_top_ks:
+            report["author_top1_paid_by_top_k"] = {str(k): round(n / len(positions), 4)
+                                                   for k, n in paid_by_top_k.items()}
+    return report
+
+
+def _paid_most(shares: dict) -> uuid.UUID | None:
+    """The contributor paid the largest share (ties by id, so the answer is repeatable); None if nobody is."""
+    return max(shares, key=lambda c: (shares[c], str(c))) if shares else None
 
 
 def contributor_predictions(matrix: np.ndarray, members: list[list[int]]) -> np.ndarray:
@@ -406,6 +432,8 @@ def main() -> None:
                         help="train the contributor counterfactuals (and the full model) with this many seeds: the "
                              "ground truth is their mean rise, and two seeds' agreement bounds any method's score")
     parser.add_argument("--oracle-queries", type=int, default=40, help="training images asked about as outputs")
+    parser.add_argument("--oracle-paid-top-k", default="5,10,25",
+                        help="also check the author is paid most were each output's top K paid (comma-separated)")
     parser.add_argument("--alpha", default="1/2")
     parser.add_argument("--timesteps", default=",".join(str(t) for t in InfluenceConfig().timesteps),
                         help="the influence features' timesteps (default: the product's)")
@@ -529,7 +557,9 @@ def main() -> None:
 
     # --- oracle: training images asked about as if they were outputs
     oracle_methods["pixel_nn"] = train_pixels[oracle_positions] @ train_pixels.T
-    oracle_report = {method: oracle(matrix, oracle_positions, contributors) for method, matrix in oracle_methods.items()}
+    paid_top_ks = tuple(int(k) for k in args.oracle_paid_top_k.split(",") if k)
+    oracle_report = {method: oracle(matrix, oracle_positions, contributors, assets, paid_top_ks)
+                     for method, matrix in oracle_methods.items()}
     log(f"oracle: {json.dumps(oracle_report)}")
 
     planted = {}
@@ -664,6 +694,7 @@ def main() -> None:
         "hubness_by_method": hubs,
         "hubness_top": HUB_TOP,
         "oracle_top1": oracle_report[default_method]["self_top1"],
+        "oracle_author_top1_paid": oracle_report[default_method]["author_top1_paid"],
         "oracle": {"queries": len(oracle_positions), **oracle_report},
         "planted": planted,
         "counterfactual": counterfactual,

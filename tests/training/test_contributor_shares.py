@@ -96,3 +96,23 @@ def test_contributor_weights_sum_each_contributors_values_and_clip_at_zero():
     a, b = uuid.UUID(int=1), uuid.UUID(int=2)
     weights = contributor_weights(np.array([1.5, -0.5, -3.0, 1.0]), [a, a, b, b])
     assert weights == {a: Fraction(1), b: Fraction(0)}
+
+
+def test_the_oracle_names_the_author_the_product_pays_not_the_one_with_most_small_scores():
+    from benchmarks.attribution import oracle
+
+    author, prolific = uuid.uuid4(), uuid.uuid4()
+    contributors = [author] + [prolific] * 200
+    assets = [uuid.uuid4() for _ in contributors]
+    # the query is image 0: it scores itself 1.0; 200 images of another contributor score 0.02 each (4.0 in all)
+    row = np.array([1.0] + [0.02] * 200)
+    report = oracle(row[None, :], [0], contributors, assets)
+    # summing every positive score names the prolific contributor; the paid top 50 (1.0 against 49 × 0.02)
+    # names the author
+    assert report == {"self_top1": 1.0, "author_top1": 0.0, "author_top1_paid": 1.0}
+    row[1:] = 0.03  # now 49 × 0.03 = 1.47 of the paid top 50: the prolific contributor is paid most
+    assert oracle(row[None, :], [0], contributors, assets)["author_top1_paid"] == 0.0
+    # paying only the top 10 (1.0 against 9 × 0.03) names the author again
+    assert oracle(row[None, :], [0], contributors, assets, (10, 50))["author_top1_paid_by_top_k"] == {"10": 1.0,
+                                                                                                    "50": 0.0}
+    assert "author_top1_paid" not in oracle(row[None, :], [0], contributors)

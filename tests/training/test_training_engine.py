@@ -369,3 +369,48 @@ def test_withheld_examples_are_checked_and_a_resume_keeps_them(tmp_path, recipes
     with pytest.raises(ValueError, match="withheld other examples"):
         train(tmp_path / "run", recipes.base(max_train_steps=4, checkpoint_every=2), pixel_examples,
               resume_from="latest", withheld={ids[1]})
+
+
+def test_a_pooled_prompt_base_trains_draws_is_featurized_and_takes_an_adapter(tmp_path, recipes, pixel_examples):
+    """The ``quality`` preset's UNet adds the attention-pooled prompt to the timestep embedding: every step of
+    the product (train, save, load, draw, influence features, a customer's LoRA) must take it."""
+    from dataclasses import replace
+
+    from provenance.influence import InfluenceConfig
+    from recipes import PRESETS, lora_recipe
+    from training.attribution_features import Attributor
+
+    assert PRESETS["quality"]["model_shape"].unet_pooled_text and not PRESETS["demo"]["model_shape"].unet_pooled_text
+    shape = replace(recipes.base().model_shape, unet_pooled_text=True)
+    result = train(tmp_path / "base", recipes.base(model_shape=shape, max_train_steps=4), pixel_examples)
+    saved = load_file(result.model_path / "unet" / "diffusion_pytorch_model.safetensors")
+    assert any(name.startswith("add_embedding.") for name in saved)  # the pooling is learnt and saved
+
+    pipeline = load_pipeline(result.model_path, device="cpu")
+    assert pipeline.unet.config.addition_embed_type == "text"
+    pipeline.set_progress_bar_config(disable=True)
+    image = pipeline(pixel_examples[0].caption, num_inference_steps=3, generator=torch.Generator().manual_seed(0),
+                     clean_caption=False).images[0]
+    assert image.size == (32, 32)
+    # the pooled path carries the prompt: the same noise under two prompts gives two different predictions
+    sample, step = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)), torch.tensor([500])
+    states = [pipeline.encode_prompt(e.caption, do_classifier_free_guidance=False)[0] for e in pixel_examples[:2]]
+    pooled = pipeline.unet.add_embedding
+    assert not torch.allclose(pooled(states[0]), pooled(states[1]))
+    with torch.no_grad():
+        first, second = (pipeline.unet(sample, step, encoder_hidden_states=s).sample for s in states)
+    assert not torch.allclose(first, second)
+
+    features = Attributor(pipeline, InfluenceConfig(timesteps=(250, 750), projection_dim=64,
+                                                    normalisation="none")).features_of_many(
+        (e.load_image(), e.caption) for e in pixel_examples[:2])
+    assert features.shape == (2, 64) and np.isfinite(features).all() and not np.allclose(features[0], features[1])
+
+    adapter = train(tmp_path / "lora", lora_recipe(str(result.model_path), max_train_steps=2, train_batch_size=2,
+                                                   checkpoint_every=0), pixel_examples)
+    assert adapter.model_format == "diffusers_lora"
+    tuned = load_pipeline(result.model_path, device="cpu")
+    tuned.load_lora_weights(str(adapter.model_path))
+    tuned.set_progress_bar_config(disable=True)
+    assert tuned(pixel_examples[0].caption, num_inference_steps=2, generator=torch.Generator().manual_seed(0),
+                 clean_caption=False).images[0].size == (32, 32)
