@@ -33,16 +33,18 @@ from recipes import PRESETS, BaseModelShape
 from training.engine import compile_unet, native_cpu_bf16
 from training.pipelines import build_base_unet
 
-PRESET_SHAPE: BaseModelShape = PRESETS["demo"]["model_shape"]
+PRESET_SHAPE: BaseModelShape = PRESETS["quality"]["model_shape"]
 SHAPES: dict[str, BaseModelShape] = {
-    "preset": PRESET_SHAPE,  # the demo preset's UNet; the quality preset's is ``pooled``
+    # the presets' UNet; before stop 30 it did not pool the prompt, and result files of then name this
+    # ``pooled`` and the unpooled one ``preset``
+    "preset": PRESET_SHAPE,
+    "unpooled": dataclasses.replace(PRESET_SHAPE, unet_pooled_text=False),
     "wide": dataclasses.replace(PRESET_SHAPE, unet_block_out_channels=(64, 128, 192)),
     "wide-deep-end": dataclasses.replace(PRESET_SHAPE, unet_block_out_channels=(32, 64, 256)),
     "mid": dataclasses.replace(PRESET_SHAPE, unet_block_out_channels=(32, 96, 192)),
     "deep": dataclasses.replace(PRESET_SHAPE, unet_layers_per_block=2),
     "attn16": dataclasses.replace(PRESET_SHAPE, unet_down_block_types=("DownBlock2D", "CrossAttnDownBlock2D",
                                                                        "CrossAttnDownBlock2D")),
-    "pooled": PRESETS["quality"]["model_shape"],
 }
 """The presets' UNets and the candidates an ablation may try instead."""
 

@@ -372,15 +372,15 @@ def test_withheld_examples_are_checked_and_a_resume_keeps_them(tmp_path, recipes
 
 
 def test_a_pooled_prompt_base_trains_draws_is_featurized_and_takes_an_adapter(tmp_path, recipes, pixel_examples):
-    """The ``quality`` preset's UNet adds the attention-pooled prompt to the timestep embedding: every step of
-    the product (train, save, load, draw, influence features, a customer's LoRA) must take it."""
+    """The presets' UNet adds the attention-pooled prompt to the timestep embedding: every step of the
+    product (train, save, load, draw, influence features, a customer's LoRA) must take it."""
     from dataclasses import replace
 
     from provenance.influence import InfluenceConfig
     from recipes import PRESETS, lora_recipe
     from training.attribution_features import Attributor
 
-    assert PRESETS["quality"]["model_shape"].unet_pooled_text and not PRESETS["demo"]["model_shape"].unet_pooled_text
+    assert PRESETS["quality"]["model_shape"].unet_pooled_text and PRESETS["demo"]["model_shape"].unet_pooled_text
     shape = replace(recipes.base().model_shape, unet_pooled_text=True)
     result = train(tmp_path / "base", recipes.base(model_shape=shape, max_train_steps=4), pixel_examples)
     saved = load_file(result.model_path / "unet" / "diffusion_pytorch_model.safetensors")
