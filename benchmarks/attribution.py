@@ -351,26 +351,23 @@ def oracle(matrix: np.ndarray, positions: list[int], contributors: list[uuid.UUI
     ``paid_top_ks``: the same check were the product to pay each output's top K instead
     (``author_top1_paid_by_top_k``): fewer images paid, more of an output's pay to its closest image.
     """
-    itself = author = paid = 0
-    paid_by_top_k = dict.fromkeys(paid_top_ks, 0)
+    itself = author = 0
+    paid = dict.fromkeys((None, *paid_top_ks), 0)  # None: the product's own top K
     for row, position in zip(matrix, positions, strict=True):
         itself += int(np.argmax(row)) == position
         totals: dict[uuid.UUID, float] = {}
         for score, contributor in zip(row, contributors, strict=True):
             totals[contributor] = totals.get(contributor, 0.0) + max(float(score), 0.0)
         author += max(totals, key=totals.get) == contributors[position]
-        if assets is not None:
-            shares = influence_shares(row, assets, contributors).contributors
-            paid += _paid_most(shares) == contributors[position]
-            for top_k in paid_top_ks:
-                shares = influence_shares(row, assets, contributors, top_k=top_k).contributors
-                paid_by_top_k[top_k] += _paid_most(shares) == contributors[position]
+        for top_k in paid if assets is not None else ():
+            rule = {} if top_k is None else {"top_k": top_k}
+            shares = influence_shares(row, assets, contributors, **rule).contributors
+            paid[top_k] += _paid_most(shares) == contributors[position]
     report = {"self_top1": round(itself / len(positions), 4), "author_top1": round(author / len(positions), 4)}
     if assets is not None:
-        report["author_top1_paid"] = round(paid / len(positions), 4)
-        if paid_top_ks:
-            report["author_top1_paid_by_top_k"] = {str(k): round(n / len(positions), 4)
-                                                   for k, n in paid_by_top_k.items()}
+        report["author_top1_paid"] = round(paid.pop(None) / len(positions), 4)
+        if paid:
+            report["author_top1_paid_by_top_k"] = {str(k): round(n / len(positions), 4) for k, n in paid.items()}
     return report
 
 
