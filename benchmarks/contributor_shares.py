@@ -15,6 +15,8 @@ wrote (no model is trained or loaded), and compares split rules on the same quer
   contributor's summed raw kernel score on the calibration outputs (what their images typically do to the
   model's outputs); ``self``: their summed self-influence (how far the model bends to their images);
 * ``METHOD top:K``: the product's rule paying an output's top K images instead of 50;
+* ``METHOD power:P``: the product's rule with each kept score raised to the power P (more of an output
+  to its closest images; the oracle's ``author_top1_paid`` says whether a copy then pays its author most);
 * ``group:G@CONFIG``: a score per contributor, not per image: the contributor's summed raw scores divided by
   the self-influence of their summed features to the power G/2 (a contributor-level RelatIF), shares by
   its positive part.
@@ -90,17 +92,19 @@ def planted_report(paid: list[dict], pooled: list[dict], data: dict) -> dict:
 
 
 def evaluate(name: str, scores: np.ndarray, oracle_scores: np.ndarray | None, data: dict,
-             base: dict | None = None, top_k: int = TOP_K) -> dict:
+             base: dict | None = None, top_k: int = TOP_K, power: int = 1) -> dict:
     """The product's split of one method's scores; ``base`` replaces the image counts in the pool's
-    non-influence part, ``top_k`` the number of images an output pays."""
+    non-influence part, ``top_k`` the number of images an output pays, ``power`` the power its
+    kept scores are raised to."""
     assets, contributors, alpha = data["assets"], data["contributors"], data["alpha"]
     base = data["pro_rata"] if base is None else base
-    paid = [influence_shares(row, assets, contributors, top_k=top_k).contributors for row in scores]
+    paid = [influence_shares(row, assets, contributors, top_k=top_k, power=power).contributors for row in scores]
     pooled = [blend(base, shares, alpha) for shares in paid]
     report = {"paid_lds": contributor_lds(paid, data), "pool_lds": contributor_lds(pooled, data),
               "hubness": round(hubness(scores[data["unrelated_rows"]]), 4), **planted_report(paid, pooled, data)}
     if oracle_scores is not None:
-        report["oracle"] = oracle(oracle_scores, list(data["oracle_positions"]), contributors)
+        report["oracle"] = oracle(oracle_scores, list(data["oracle_positions"]), contributors,
+                                  assets=assets if top_k == TOP_K else None, power=power)
     return {"rule": name, **report}
 
 
@@ -207,6 +211,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--top-k", default="10,25,100,200,1000",
                         help="comma-separated numbers of images an output pays, tried on the --select method "
                              f"(the product pays {TOP_K})")
+    parser.add_argument("--powers", default="2,3,4,8",
+                        help="comma-separated powers the --select and --weigh methods' kept scores are raised to "
+                             "before the split (the product: 1)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "contributor_shares.json")
     args = parser.parse_args(argv)
     if not args.dump.is_file():
@@ -250,6 +257,9 @@ def main(argv: list[str] | None = None) -> dict:
     for top_k in (int(k) for k in args.top_k.split(",") if k):
         rows.append(evaluate(f"{args.select} top:{top_k}", methods[args.select], oracles.get(args.select), data,
                              top_k=top_k))
+    for name in (n for n in [args.select, *args.weigh.split(",")] if n in methods):
+        for power in (int(p) for p in args.powers.split(",") if p):
+            rows.append(evaluate(f"{name} power:{power}", methods[name], oracles.get(name), data, power=power))
     rows += feature_rules(dump, methods, oracles, data, served=args.select)
     report = {
         "benchmark": "contributor shares from kernel scores, against the paired contributor ground truth",

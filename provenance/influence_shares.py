@@ -29,13 +29,26 @@ class InfluenceShares:
 
 
 def influence_shares(scores: Sequence[float], asset_ids: Sequence[uuid.UUID], contributor_ids: Sequence[uuid.UUID],
-                     *, top_k: int = 50, min_share: Fraction = Fraction(1, 100)) -> InfluenceShares:
+                     *, top_k: int = 50, min_share: Fraction = Fraction(1, 100), power: int = 1) -> InfluenceShares:
     """Negative scores clipped, the top ``top_k`` assets kept, contributors under ``min_share`` of
     the kept scores dropped (their part goes to the rest). Shares are exact fractions of the
-    float scores, so the same scores always give the same split."""
+    float scores, so the same scores always give the same split.
+
+    ``power``: each kept score is raised to it before the split (1: shares in proportion to the
+    scores). A higher power pays more of an output to its closest images, so a near-copy pays
+    its source's author most rather than whoever owns many loosely similar images."""
+    if power < 1:
+        raise ValueError("power is a whole number of at least 1")
     parameters = {"top_k": top_k, "min_share": f"{min_share.numerator}/{min_share.denominator}", "clip": "negative"}
+    if power != 1:
+        parameters["power"] = power
     ranked = sorted(((float(s), a, c) for s, a, c in zip(scores, asset_ids, contributor_ids, strict=True)
                      if float(s) > 0), key=lambda item: (-item[0], str(item[1])))[:top_k]
+    if power != 1 and ranked:
+        # relative to the top score, so the power neither overflows nor depends on the scores' scale
+        top = ranked[0][0]
+        ranked = [(score, asset, contributor) for score, asset, contributor in
+                  (((s / top) ** power, a, c) for s, a, c in ranked) if score > 0]
     total = sum(Fraction(score) for score, _, _ in ranked)
     if total == 0:
         return InfluenceShares({}, [], parameters)

@@ -121,6 +121,27 @@ def test_influence_shares_clip_keep_top_k_and_drop_small_contributors():
     assert influence_shares([-1.0, 0.0], assets[:2], [a, b]).contributors == {}
 
 
+
+def test_a_power_pays_more_of_an_output_to_its_closest_images_and_is_recorded():
+    author, prolific = uuid.uuid4(), uuid.uuid4()
+    assets = [uuid.uuid4() for _ in range(5)]
+    owners = [author, prolific, prolific, prolific, prolific]
+    scores = [2.0, 1.0, 1.0, 1.0, 1.0]
+    linear = influence_shares(scores, assets, owners)
+    assert linear.contributors == {author: Fraction(1, 3), prolific: Fraction(2, 3)}
+    assert "power" not in linear.parameters  # today's rule records what it always recorded
+    squared = influence_shares(scores, assets, owners, power=2)
+    # (2/2)^2 = 1 against 4 x (1/2)^2 = 1: an even split; the cube pays the closest image's author most
+    assert squared.contributors == {author: Fraction(1, 2), prolific: Fraction(1, 2)}
+    assert squared.parameters["power"] == 2
+    cubed = influence_shares(scores, assets, owners, power=3)
+    assert cubed.contributors[author] == Fraction(2, 3) and sum(cubed.contributors.values()) == 1
+    # the split depends on the scores' ratios, not their scale, and huge scores do not overflow
+    assert influence_shares([s * 1e300 for s in scores], assets, owners, power=3).contributors == cubed.contributors
+    assert influence_shares(scores, assets, owners, power=8).contributors[author] > Fraction(9, 10)
+    with pytest.raises(ValueError, match="power"):
+        influence_shares(scores, assets, owners, power=0)
+
 @settings(max_examples=2000, deadline=None)
 @given(pool=st.integers(0, 10**7), alpha=st.fractions(0, 1, max_denominator=1000),
        pro=st.lists(st.integers(1, 500), min_size=1, max_size=12),

@@ -116,3 +116,25 @@ def test_the_oracle_names_the_author_the_product_pays_not_the_one_with_most_smal
     assert oracle(row[None, :], [0], contributors, assets, (10, 50))["author_top1_paid_by_top_k"] == {"10": 1.0,
                                                                                                     "50": 0.0}
     assert "author_top1_paid" not in oracle(row[None, :], [0], contributors)
+    # a higher power pays more of the output to its closest image: its author again
+    assert oracle(row[None, :], [0], contributors, assets, power=2)["author_top1_paid"] == 1.0
+
+
+def test_power_rows_split_each_methods_scores_and_check_the_author_as_paid(tmp_path):
+    dump = tmp_path / "dump.npz"
+    rng = np.random.default_rng(4)
+    owner = np.arange(40) % 8
+    scores = rng.gamma(1.0, size=(12, 40))
+    oracle_scores = rng.gamma(1.0, size=(4, 40)) * 0.3
+    oracle_scores[np.arange(4), np.arange(4)] = 2.0  # each oracle query scores itself highest
+    np.savez(dump, loss_rise=rng.normal(size=(8, 12)), unrelated_rows=np.arange(4, 12),
+             oracle_positions=np.arange(4), concept=np.arange(12) < 4, contributors=owner, removed=np.arange(8),
+             alpha=np.array(0.5), method_names=np.array(["dtrak_relative", "pixel_nn"]),
+             oracle_names=np.array(["dtrak_relative"]), scores_0=scores, scores_1=scores, oracle_0=oracle_scores)
+    report = main(["--dump", str(dump), "--select", "dtrak_relative", "--weigh", "", "--powers", "1,8",
+                   "--out", str(tmp_path / "r.json")])
+    by_rule = {row["rule"]: row for row in report["rows"]}
+    assert by_rule["dtrak_relative power:1"]["paid_lds"] == by_rule["dtrak_relative"]["paid_lds"]
+    # linear: each query's 0.3-scale images of other contributors outweigh its own 2.0; the 8th power does not
+    assert by_rule["dtrak_relative"]["oracle"]["author_top1_paid"] < 1.0
+    assert by_rule["dtrak_relative power:8"]["oracle"]["author_top1_paid"] == 1.0
