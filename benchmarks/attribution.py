@@ -145,8 +145,10 @@ def train_model(work: Path, name: str, items: list[Item], steps: int, seed: int,
     ``preset``: train a product preset's recipe (``quality``...) instead of the tiny base recipe."""
     done = work / name / "model.json"
     examples = sorted(item.example_id for item in items if item.example_id not in withheld)
+    # no minutes budget: a counterfactual must train exactly the steps of the model it is compared with
     recipe = base_recipe(**{**(PRESETS[preset] if preset else {}), "max_train_steps": steps, "seed": seed,
-                            "checkpoint_every": 0, "validation_every": 0, "validation_prompts": ()})
+                            "max_train_minutes": None, "checkpoint_every": 0, "validation_every": 0,
+                            "validation_prompts": ()})
     if done.is_file():
         cached = json.loads(done.read_text())
         if cached.get("examples", examples) != examples or cached.get("withheld", []) != sorted(withheld):
@@ -341,7 +343,7 @@ def hubness(matrix: np.ndarray, top: int = HUB_TOP) -> float:
 
 
 def oracle(matrix: np.ndarray, positions: list[int], contributors: list[uuid.UUID],
-           assets: list[uuid.UUID] | None = None, paid_top_ks: tuple[int, ...] = ()) -> dict:
+           assets: list[uuid.UUID] | None = None, paid_top_ks: tuple[int, ...] = (), power: int = 1) -> dict:
     """Training images asked about as outputs: how often each ranks itself first, and its author first.
 
     ``author_top1``: the contributor whose images' positive scores, *all* of them, sum highest.
@@ -350,6 +352,7 @@ def oracle(matrix: np.ndarray, positions: list[int], contributors: list[uuid.UUI
     receives; summing every small positive score instead favours whoever has the most images.
     ``paid_top_ks``: the same check were the product to pay each output's top K instead
     (``author_top1_paid_by_top_k``): fewer images paid, more of an output's pay to its closest image.
+    ``power``: the paid checks with each kept score raised to it (``influence_shares``).
     """
     itself = author = 0
     paid = dict.fromkeys((None, *paid_top_ks), 0)  # None: the product's own top K
@@ -360,7 +363,7 @@ def oracle(matrix: np.ndarray, positions: list[int], contributors: list[uuid.UUI
             totals[contributor] = totals.get(contributor, 0.0) + max(float(score), 0.0)
         author += max(totals, key=totals.get) == contributors[position]
         for top_k in paid if assets is not None else ():
-            rule = {} if top_k is None else {"top_k": top_k}
+            rule = {"power": power} if top_k is None else {"top_k": top_k, "power": power}
             shares = influence_shares(row, assets, contributors, **rule).contributors
             paid[top_k] += _paid_most(shares) == contributors[position]
     report = {"self_top1": round(itself / len(positions), 4), "author_top1": round(author / len(positions), 4)}

@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> dict:
                          results=sheets, export=args.export, guidance_sweep=tuple(float(g) for g in args.guidance_sweep.split(",") if g))
         rows[(name, digest)] = round_floats({
             "variant": name, "preset": variant.preset, "change": variant.change,
-            "train_minutes": run["train_minutes"], "steps": recipe.max_train_steps,
-            "images_seen": recipe.max_train_steps * recipe.train_batch_size, "heldout_prompts": len(heldout.full),
+            "train_minutes": run["train_minutes"], "steps": run["steps"], "budget": run["budget"],
+            "images_seen": run["images_seen"], "heldout_prompts": len(heldout.full),
             **{k: run.get(k) for k in ("gen_balanced_acc", "gen_balanced_acc_ci95", "real_balanced_acc", "chance_balanced",
                                        "kid", "kid_ci95",
                                        "kid_real_floor", "precision", "recall", "heldout_loss",

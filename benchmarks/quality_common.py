@@ -31,7 +31,7 @@ REPORT_KEYS = ("preset", "train_minutes", "real_balanced_acc", "real_balanced_ac
                "gen_balanced_acc_ci95", "chance_balanced", "kid",
                "kid_ci95", "kid_real_floor", "precision", "recall", "heldout_loss", "gen_subgroup_balanced_acc",
                "real_subgroup_balanced_acc", "chance_subgroup_balanced", "steps", "images_seen", "guidance_scale", "sheet",
-               "guidance_sweep", "gen_group_recall", "real_group_recall")
+               "guidance_sweep", "gen_group_recall", "real_group_recall", "budget")
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,6 @@ def run_recipe(name: str, recipe, examples, evaluator, heldout: HeldoutSets, *, 
     output = work / "runs" / name
     if output.exists():
         shutil.rmtree(output)
-    total = recipe.max_train_steps
-    stops = sorted({max(1, round(total * k / curve_points)) for k in range(1, curve_points + 1)})
     trainer = DiffusionTrainer(output, recipe, examples)
     curve = []
     train_seconds = 0.0
@@ -129,11 +127,15 @@ def run_recipe(name: str, recipe, examples, evaluator, heldout: HeldoutSets, *, 
         started = time.perf_counter()
         trainer.prepare()
         train_seconds += time.perf_counter() - started
-        for stop in stops:
+        for k in range(1, curve_points + 1):
+            # evenly spaced over the steps the run will train: a minutes budget may plan fewer than the recipe's
+            stop = max(1, round(trainer.planned_steps * k / curve_points))
             started = time.perf_counter()
             trainer.fit(until_step=stop)
             train_seconds += time.perf_counter() - started
-            last = stop == stops[-1]
+            last = k == curve_points
+            if not last and trainer.global_step >= trainer.planned_steps:
+                continue  # the plan ended the run before this point: measured once, as the last
             measure_started = time.perf_counter()
             with trainer.current_pipeline() as pipeline:
                 pipeline.set_progress_bar_config(disable=True)
@@ -141,7 +143,8 @@ def run_recipe(name: str, recipe, examples, evaluator, heldout: HeldoutSets, *, 
                     pipeline, evaluator, heldout.full if last else heldout.curve,
                     heldout.reference_full if last else heldout.reference_curve, resolution=recipe.resolution or 32,
                     sampling=sampling)
-            point = {"recipe": name, "step": stop, "images_seen": stop * recipe.train_batch_size,
+            step = trainer.global_step
+            point = {"recipe": name, "step": step, "images_seen": step * recipe.train_batch_size,
                      "train_minutes": train_seconds / 60, "measure_seconds": time.perf_counter() - measure_started,
                      **{k: metrics[k] for k in ("gen_balanced_acc", "real_balanced_acc", "chance_balanced", "kid",
                                                 "kid_real_floor", "precision", "recall", "heldout_loss")},
@@ -160,8 +163,9 @@ def run_recipe(name: str, recipe, examples, evaluator, heldout: HeldoutSets, *, 
             trainer.export()
     finally:
         trainer.close()
-    return {"preset": name, "train_minutes": train_seconds / 60, "steps": total,
-            "images_seen": total * recipe.train_batch_size, "guidance_scale": sampling.guidance_scale, **final,
-            "curve": curve}
+    steps = trainer.global_step
+    return {"preset": name, "train_minutes": train_seconds / 60, "steps": steps,
+            "images_seen": steps * recipe.train_batch_size, "guidance_scale": sampling.guidance_scale,
+            "budget": trainer.budget, **final, "curve": curve}
 
 

@@ -148,6 +148,11 @@ def run_demo(settings: Settings, *, catalog: Path | None, console: Console, trai
                   f"  snapshot {model.snapshot_id} root {model.snapshot_merkle_root}\n"
                   f"  weights sha256 {model.weights_sha256}\n  text encoder: {model.text_encoder_origin.get('kind')}\n"
                   f"  final loss {model.metrics.get('final_loss'):.4f} after {model.metrics.get('steps')} steps")
+    budget = model.metrics.get("budget")
+    if budget and budget["planned_steps"] < model.recipe.get("max_train_steps", 0):
+        console.print(f"  [yellow]{budget['max_train_minutes']:g} minutes allowed {budget['planned_steps']} of the "
+                      f"recipe's {model.recipe['max_train_steps']} steps on this CPU ({budget['seconds_per_step']:.2f} s "
+                      f"a step)[/]")
     console.print(f"  attribution index {index.id}: {index.entry_count} training images, {index.method} "
                   f"v{index.version}, built in {index.build_seconds:.0f} s as the job's last stage"
                   if index else "  no attribution index (pro-rata royalties only)")

@@ -132,6 +132,14 @@ class Recipe:
     gradient_accumulation_steps: int = 1
     max_train_steps: int = 500
     """Optimizer steps."""
+    max_train_minutes: float | None = None
+    """A wall-clock cap on the job's training (tokenizer, text pre-training and the loop; not the export).
+    Once, early in the loop (``training.engine.BUDGET_PROBE``), the steps are planned from the time spent
+    and the seconds a step has taken: ``max_train_steps``, or fewer when those would not fit. The learning
+    rate schedule then ends at the planned step. The plan is kept in every checkpoint, so a resumed job
+    keeps it; it is recorded with the result (``TrainingResult.budget``). A preset's promise ("5 minutes on
+    a 2-core CPU") then holds on a CPU without native bfloat16, which trains about 2x slower; where the
+    steps fit, the model is the one ``max_train_steps`` alone gives. ``None``: no cap."""
     learning_rate: float = 1e-4
     lr_scheduler: str = "constant"
     lr_warmup_steps: int = 0
@@ -269,6 +277,8 @@ class Recipe:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.max_train_minutes is not None and not self.max_train_minutes > 0:
+            raise ValueError("max_train_minutes must be positive or None")
         if self.max_train_steps > MAX_TRAIN_STEPS:
             raise ValueError(f"max_train_steps must be at most {MAX_TRAIN_STEPS} (jobs count steps in 32 bits)")
         if self.learning_rate <= 0:
@@ -333,8 +343,12 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types only: tuples become lists."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """Plain JSON types only: tuples become lists. ``max_train_minutes`` is left out when unset, so a
+        recipe recorded before the field existed (a checkpoint, a registered model) still reads as equal."""
+        data = json.loads(json.dumps(dataclasses.asdict(self)))
+        if data["max_train_minutes"] is None:
+            del data["max_train_minutes"]
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, indent=2)
@@ -471,7 +485,7 @@ GPU_PRESET_SHAPE = BaseModelShape(
 )
 
 
-def _preset_settings(max_train_steps: int, pretraining_epochs: int, guidance: float,
+def _preset_settings(max_train_steps: int, pretraining_epochs: int, guidance: float, minutes: float,
                      group_balance: float = 0.0) -> dict[str, Any]:
     """What the presets share: the licensed-only recipe the quality benchmark supports.
 
@@ -484,6 +498,9 @@ def _preset_settings(max_train_steps: int, pretraining_epochs: int, guidance: fl
         "train_batch_size": 16,
         "mixed_precision": "bf16",
         "max_train_steps": max_train_steps,
+        # The preset's promise in minutes: on a CPU without native bfloat16 (float32, about 2x slower a
+        # step) the steps are cut to what fits; where they fit, nothing changes.
+        "max_train_minutes": minutes,
         "learning_rate": 1e-3,
         "lr_scheduler": "cosine",
         "lr_warmup_steps": 100,
@@ -502,14 +519,15 @@ def _preset_settings(max_train_steps: int, pretraining_epochs: int, guidance: fl
 PRESETS: dict[str, dict[str, Any]] = {
     # <= 5 minutes of training on a 2-core CPU: what `make demo` trains.
     # Guidance by the sweeps of each preset's weights: demo 0.17 at 5, 0.29 at 9; quality 0.30 at 5, 0.22 at 9.
-    "demo": _preset_settings(max_train_steps=650, pretraining_epochs=6, guidance=9.0),
+    "demo": _preset_settings(max_train_steps=650, pretraining_epochs=6, guidance=9.0, minutes=5.0),
     # <= 30 minutes on a 2-core CPU.
     # Every group drawn equally often: 0.266 against 0.260, KID 0.49 against 0.50, 19 minutes
     # (`quality+balance1` in benchmarks/results/quality_ablation.json).
-    "quality": _preset_settings(max_train_steps=4000, pretraining_epochs=20, guidance=5.0, group_balance=1.0),
+    "quality": _preset_settings(max_train_steps=4000, pretraining_epochs=20, guidance=5.0, minutes=30.0,
+                                group_balance=1.0),
     # 64 px on one H100/H200 in <= 10 minutes (bf16).
     "gpu": {
-        **_preset_settings(max_train_steps=8000, pretraining_epochs=60, guidance=5.0),
+        **_preset_settings(max_train_steps=8000, pretraining_epochs=60, guidance=5.0, minutes=10.0),
         "resolution": 64,
         "train_batch_size": 128,
         "learning_rate": 5e-4,

@@ -122,6 +122,25 @@ TEXT_ORIGIN_FILE = "text_encoder_origin.json"
 PRETRAINED_TEXT_FILE = "pretrained_text_encoder.safetensors"
 TEXT_PRETRAINING_STAGE = "text_pretraining"
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+BUDGET_MARGIN = 0.95
+"""Share of a ``max_train_minutes`` budget the plan fills: checkpoints and the machine's noise take the rest."""
+
+
+def budget_probe(max_train_steps: int) -> tuple[int, int]:
+    """(first, last) step of the loop a budgeted job times its steps between: after the first few (allocator,
+    first reads), to a tenth of the run (at least step 20, at most step 100), while the learning rate is still
+    warming up in the presets, so a shorter plan changes nothing already applied."""
+    last = max(20, min(max_train_steps // 10, 100))
+    return 5, last
+
+
+def planned_steps(max_train_steps: int, budget_s: float, spent_s: float, probe_step: int,
+                  seconds_per_step: float) -> int:
+    """The steps that fit: the probe's step, plus whole tens of steps the rest of the budget (less the
+    margin) allows at the probe's pace; never more than ``max_train_steps``."""
+    left = max(0.0, budget_s * BUDGET_MARGIN - spent_s)
+    fits = probe_step + int(left / max(seconds_per_step, 1e-9)) // 10 * 10
+    return min(max_train_steps, max(probe_step, fits))
 
 
 class TrainingCancelled(Exception):
@@ -172,6 +191,8 @@ class TrainingResult:
     recipe: dict[str, Any]
     text_encoder_origin: dict[str, Any]
     sample_grids: tuple[Path, ...]
+    budget: dict[str, Any] | None = None
+    """With ``max_train_minutes``: the plan (``seconds_per_step`` at the probe, ``planned_steps``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -186,6 +207,7 @@ class TrainingResult:
             "recipe": self.recipe,
             "text_encoder_origin": self.text_encoder_origin,
             "sample_grids": [str(p) for p in self.sample_grids],
+            "budget": self.budget,
         }
 
     @classmethod
@@ -202,6 +224,7 @@ class TrainingResult:
             recipe=data["recipe"],
             text_encoder_origin=data["text_encoder_origin"],
             sample_grids=tuple(Path(p) for p in data["sample_grids"]),
+            budget=data.get("budget"),
         )
 
 
@@ -364,11 +387,17 @@ class DiffusionTrainer:
         self.learned_trigger: LearnedTriggerRow | None = None
         """The trigger's row while it is learnt (``trigger_embedding_lr``)."""
         self._last_checkpoint_step: int | None = None
+        self.planned_steps = recipe.max_train_steps
+        """``max_train_steps``, or fewer once a ``max_train_minutes`` budget has planned them."""
+        self.budget: dict[str, Any] | None = None
+        self._clock_started = time.monotonic()
+        self._probe_started: float | None = None
 
     # ------------------------------------------------------------------ setup
 
     def prepare(self, resume_from: str | Path | None = None) -> None:
         recipe = self.recipe
+        self._clock_started = time.monotonic()  # a budget counts this attempt's tokenizer and text pre-training
         self.precision = effective_precision(recipe.mixed_precision)
         if self.precision != recipe.mixed_precision:
             logger.warning("mixed precision %s has no native support on this CPU (%s): training in float32",
@@ -677,6 +706,9 @@ class DiffusionTrainer:
         self.accelerator.load_state(str(checkpoint.path))
         for ema, _ in self.emas:
             ema.to(self.device)
+        if state.get("budget"):  # the interrupted run's plan holds: same steps, same schedule
+            self.budget = dict(state["budget"])
+            self._end_schedule_at(int(self.budget["planned_steps"]))
         self.global_step = int(state["step"])
         self.micro_batch = self.global_step * self.recipe.gradient_accumulation_steps
         self.last_loss = float(state.get("loss", float("nan")))
@@ -703,6 +735,8 @@ class DiffusionTrainer:
                 "recipe": self.recipe.to_dict(),
                 "num_processes": accelerator.num_processes,
             }
+            if self.budget is not None:
+                state["budget"] = self.budget
             published = checkpoints.publish(self.output_dir, step, state).path
             checkpoints.prune(self.output_dir, self.recipe.checkpoints_total_limit)
         accelerator.wait_for_everyone()
@@ -712,15 +746,14 @@ class DiffusionTrainer:
     # ------------------------------------------------------------------ loop
 
     def fit(self, until_step: int | None = None) -> None:
-        """Train until ``max_train_steps`` optimizer steps are done (or ``until_step``, to measure on the way)."""
+        """Train until the planned optimizer steps are done (``max_train_steps``, or what fits a
+        ``max_train_minutes`` budget), or ``until_step`` to measure on the way."""
         recipe, accelerator = self.recipe, self.accelerator
-        total = recipe.max_train_steps
-        stop_at = total if until_step is None else min(until_step, total)
         accumulation = recipe.gradient_accumulation_steps
         throughput = _Throughput(recipe.train_batch_size * accumulation * accelerator.num_processes)
         throughput.record(self.global_step)
         step_losses: list[torch.Tensor] = []
-        while self.global_step < stop_at:
+        while self.global_step < (self.planned_steps if until_step is None else min(until_step, self.planned_steps)):
             if self.micro_batch % accumulation == 0:
                 self._stop_if_cancelled()
             batch = self._next_batch(self.micro_batch)
@@ -744,6 +777,8 @@ class DiffusionTrainer:
                 self.last_loss = self._mean_loss(step_losses)
                 step_losses = []
                 throughput.record(self.global_step)
+                self._plan_within_budget()
+                total = self.planned_steps
                 if recipe.checkpoint_every and self.global_step % recipe.checkpoint_every == 0:
                     self.save_checkpoint()
                 if recipe.validation_every and self.global_step % recipe.validation_every == 0:
@@ -751,6 +786,40 @@ class DiffusionTrainer:
                 if accelerator.is_main_process and self.progress is not None:
                     images_per_s, eta_s = throughput.rates(self.global_step, total)
                     self.progress(self.global_step, total, self.last_loss, images_per_s, eta_s)
+
+    def _plan_within_budget(self) -> None:
+        """With ``max_train_minutes``: time the probe's steps, then plan once how many steps fit."""
+        recipe = self.recipe
+        if recipe.max_train_minutes is None or self.budget is not None:
+            return
+        first, last = budget_probe(recipe.max_train_steps)
+        if self.global_step == first:
+            self._probe_started = time.monotonic()
+        if self.global_step != last or self._probe_started is None:
+            return  # (a run resumed between the probe's steps plans nothing: max_train_steps stands)
+        now = time.monotonic()
+        seconds_per_step = (now - self._probe_started) / (last - first)
+        spent = now - self._clock_started
+        planned = planned_steps(recipe.max_train_steps, recipe.max_train_minutes * 60, spent, last, seconds_per_step)
+        if self.accelerator.num_processes > 1:  # every process must stop at the same step: the slowest's plan
+            planned = int(self.accelerator.gather(torch.tensor([planned], device=self.device)).min().item())
+        self.budget = {"max_train_minutes": recipe.max_train_minutes, "probe_steps": [first, last],
+                       "seconds_per_step": round(seconds_per_step, 4), "minutes_at_probe": round(spent / 60, 3),
+                       "planned_steps": planned}
+        if planned < recipe.max_train_steps:
+            logger.warning("%.1f minutes allow %s of the recipe's %s steps at %.3f s a step: training %s",
+                           recipe.max_train_minutes, planned, recipe.max_train_steps, seconds_per_step, planned)
+            self._end_schedule_at(planned)
+
+    def _end_schedule_at(self, steps: int) -> None:
+        """Train ``steps`` steps, the learning rate schedule ending there (its warm-up unchanged)."""
+        recipe, processes = self.recipe, self.accelerator.num_processes
+        self.planned_steps = steps
+        shortened = get_scheduler(recipe.lr_scheduler, optimizer=torch.optim.SGD([torch.zeros(1, requires_grad=True)]),
+                                  num_warmup_steps=recipe.lr_warmup_steps * processes,
+                                  num_training_steps=steps * processes)
+        scheduler = getattr(self.lr_scheduler, "scheduler", self.lr_scheduler)  # accelerate's wrapper, or the bare one
+        scheduler.lr_lambdas = [shortened.lr_lambdas[0]] * len(scheduler.lr_lambdas)
 
     def _stop_if_cancelled(self) -> None:
         wants_stop = bool(self.should_cancel()) if self.should_cancel is not None else False
@@ -987,7 +1056,7 @@ class DiffusionTrainer:
                 weights_sha256=weights_sha256, weight_files=weight_files, final_loss=self.last_loss,
                 steps_done=self.global_step, resumed_from_step=self.resumed_from_step, recipe=self.recipe.to_dict(),
                 text_encoder_origin=self.text_encoder_origin,
-                sample_grids=tuple(sorted((self.output_dir / SAMPLES_DIR).glob("*.png"))))
+                sample_grids=tuple(sorted((self.output_dir / SAMPLES_DIR).glob("*.png"))), budget=self.budget)
             (self.output_dir / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
         accelerator.wait_for_everyone()
         return TrainingResult.from_dict(json.loads((self.output_dir / RESULT_FILE).read_text(encoding="utf-8")))

@@ -269,7 +269,8 @@ def run_claimed(settings: Settings, job_id: uuid.UUID, *, worker: str) -> str:
                 training_job_id=job_id, owner_tenant_id=tenant,
                 metrics={"final_loss": result.final_loss, "steps": result.steps_done,
                          "engine_weights_sha256": result.weights_sha256,
-                         "resumed_from_step": result.resumed_from_step},
+                         "resumed_from_step": result.resumed_from_step,
+                         **({"budget": result.budget} if result.budget else {})},
             )
             job_service.record_trained_model(session=session, job_id=job_id, model_id=model.id, artifacts=artifacts,
                                              step=result.steps_done, next_stage=INDEX_STAGE)

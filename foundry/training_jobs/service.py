@@ -226,7 +226,12 @@ def finish_cancelled(*, session: Session, job_id: uuid.UUID, step: int) -> Train
 def charge_training(*, session: Session, job: TrainingJob, step_price: int, currency: str,
                     price_rule_id: uuid.UUID) -> int:
     """Charge a tenant's job for every step it asks for, once (the posting key is the job's); what it does
-    not train is refunded when it is cancelled or fails (:func:`refund_untrained_steps`). The amount."""
+    not train is refunded when it is cancelled or fails (:func:`refund_untrained_steps`). The amount.
+
+    A job under a minutes budget (``max_train_minutes``) may plan fewer steps than it asks for, so it is
+    never charged by the step: refused rather than billed for steps it might not train."""
+    if (job.recipe or {}).get("max_train_minutes") is not None:
+        raise ValueError("a job charged by the step must not carry a minutes budget (max_train_minutes)")
     amount = job.total_steps * step_price
     job.details = {**(job.details or {}), "charge": {"amount": amount, "currency": currency, "step_price": step_price,
                                                       "price_rule_id": str(price_rule_id)}}

@@ -176,3 +176,13 @@ def test_training_is_charged_once_and_the_untrained_part_refunded(client, custom
         training = [(e.kind, e.amount) for e in entries if e.training_job_id == uuid.UUID(second["id"])]
         assert sorted(training) == [("charge", 30), ("reversal", 18)]
         assert sum(ledger_service.trial_balance(session=session)["USD"].values()) == 0
+
+
+def test_a_job_under_a_minutes_budget_is_never_charged_by_the_step():
+    """A budget may plan fewer steps than the job asks for: billing by the step would charge untrained steps."""
+    from foundry.training_jobs.service import charge_training
+
+    job = TrainingJob(recipe={"kind": "lora", "max_train_steps": 100, "max_train_minutes": 5.0}, total_steps=100)
+    with pytest.raises(ValueError, match="minutes budget"):
+        charge_training(session=None, job=job, step_price=7, currency="USD", price_rule_id=uuid.uuid4())
+    assert not job.details  # nothing recorded

@@ -414,3 +414,50 @@ def test_a_pooled_prompt_base_trains_draws_is_featurized_and_takes_an_adapter(tm
     tuned.set_progress_bar_config(disable=True)
     assert tuned(pixel_examples[0].caption, num_inference_steps=2, generator=torch.Generator().manual_seed(0),
                  clean_caption=False).images[0].size == (32, 32)
+
+
+def test_planned_steps_fill_the_budget_in_whole_tens_and_never_exceed_the_recipe():
+    from training.engine import BUDGET_MARGIN, budget_probe, planned_steps
+
+    assert budget_probe(650) == (5, 65) and budget_probe(4000) == (5, 100) and budget_probe(60) == (5, 20)
+    # 300 s, 30 spent at the probe's step 65, 0.5 s a step: (300 * margin - 30) / 0.5 steps more, in tens
+    more = int((300 * BUDGET_MARGIN - 30) / 0.5) // 10 * 10
+    assert planned_steps(10_000, 300, 30, 65, 0.5) == 65 + more
+    assert planned_steps(500, 300, 30, 65, 0.5) == 500  # the recipe's steps fit: nothing changes
+    assert planned_steps(500, 300, 400, 65, 0.5) == 65  # the budget is spent: stop at the probe
+
+
+def test_a_minutes_budget_plans_the_steps_ends_the_schedule_there_and_a_resume_keeps_the_plan(
+        tmp_path, recipes, pixel_examples, monkeypatch):
+    from training import engine
+    from training.engine import DiffusionTrainer
+
+    # a budget that fits: the recipe's steps, the plan recorded
+    roomy = train(tmp_path / "roomy", recipes.base(max_train_steps=24, max_train_minutes=60.0), pixel_examples)
+    assert roomy.steps_done == 24
+    assert roomy.budget["planned_steps"] == 24 and roomy.budget["probe_steps"] == [5, 20]
+    assert roomy.budget["seconds_per_step"] > 0
+    assert "max_train_minutes" not in recipes.base().to_dict()  # unset, recipes recorded before still compare equal
+
+    # a budget already spent: the run stops at the probe's step, its cosine schedule ending there
+    spent = recipes.base(max_train_steps=60, max_train_minutes=1e-4, lr_scheduler="cosine", lr_warmup_steps=2)
+    trainer = DiffusionTrainer(tmp_path / "spent", spent, pixel_examples)
+    try:
+        trainer.prepare()
+        trainer.fit()
+        assert trainer.global_step == 20 and trainer.budget["planned_steps"] == 20
+        schedule = trainer.lr_scheduler.scheduler.lr_lambdas[0]  # what every step after the plan follows
+        assert schedule(1) == 0.5 and schedule(11) == pytest.approx(0.5) and schedule(20) == pytest.approx(0.0)
+    finally:
+        trainer.close()
+
+    # a job cancelled after its plan resumes with that plan, whatever the clock says now
+    monkeypatch.setattr(engine, "planned_steps", lambda *args: 30)
+    recipe = recipes.base(max_train_steps=60, max_train_minutes=5.0, checkpoint_every=25, lr_scheduler="cosine")
+    steps: list[int] = []
+    with pytest.raises(TrainingCancelled):
+        train(tmp_path / "resumed", recipe, pixel_examples, should_cancel=lambda: steps[-1:] == [25],
+              progress=lambda step, *_: steps.append(step))
+    monkeypatch.setattr(engine, "planned_steps", lambda *args: 60)  # a new plan would train all 60
+    result = train(tmp_path / "resumed", recipe, pixel_examples, resume_from="latest")
+    assert result.resumed_from_step == 25 and result.steps_done == 30 and result.budget["planned_steps"] == 30

@@ -43,6 +43,21 @@ def grant_of(sessions, asset_id):
 
 
 @pytest.mark.slow
+def test_a_job_over_its_minutes_budget_trains_the_planned_steps_and_the_model_records_the_plan(
+        migrated, sessions, base_snapshot):
+    # the budget is spent before the loop's probe ends: the job stops at the probe's step 20, not at 60
+    job = create_job(sessions, base_snapshot, max_train_steps=60, max_train_minutes=1e-4, checkpoint_every=0,
+                     validation_prompts=())
+    assert job_runner.run_job(migrated, job.id, worker="test") == "succeeded"
+    job = load_job(sessions, job.id)
+    assert (job.status, job.step, job.total_steps) == ("succeeded", 20, 20)  # progress shows the planned total
+    with sessions() as session:
+        model = registry_service.get_model(session=session, model_id=job.result_model_id)
+    assert model.metrics["steps"] == 20 and model.recipe["max_train_steps"] == 60
+    assert model.metrics["budget"]["planned_steps"] == 20 and model.metrics["budget"]["max_train_minutes"] == 1e-4
+
+
+@pytest.mark.slow
 def test_job_trains_and_registers_a_licensed_only_model_with_its_lineage(migrated, sessions, blob_store,
                                                                          base_snapshot, tmp_path):
     job = create_job(sessions, base_snapshot)
