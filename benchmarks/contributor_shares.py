@@ -17,6 +17,9 @@ wrote (no model is trained or loaded), and compares split rules on the same quer
 * ``METHOD top:K``: the product's rule paying an output's top K images instead of 50;
 * ``METHOD power:P``: the product's rule with each kept score raised to the power P (more of an output
   to its closest images; the oracle's ``author_top1_paid`` says whether a copy then pays its author most);
+* ``METHOD excess``: the product's rule on each score's lead over the 51st (``excess_scores``);
+* ``centered@CONFIG``: raw kernel scores of features less the mean of the model's own calibration outputs'
+  features, the kernel rebuilt over the centred training features (``centered_rules``);
 * ``group:G@CONFIG``: a score per contributor, not per image: the contributor's summed raw scores divided by
   the self-influence of their summed features to the power G/2 (a contributor-level RelatIF), shares by
   its positive part.
@@ -74,6 +77,16 @@ def partial_normalisation(raw: np.ndarray, relative: np.ndarray, gamma: float) -
     root = np.nanmedian(ratio, axis=0)
     root = np.where(np.isfinite(root) & (root > 0), root, np.nanmedian(root))
     return raw / root ** gamma
+
+
+def excess_scores(scores: np.ndarray, top_k: int = TOP_K) -> np.ndarray:
+    """Each row less its (top_k + 1)-th highest score: what the product's split of the result pays is each
+    image's lead over the first image it does not pay, so a near-copy, far ahead of the pack, takes most
+    of its output while an ordinary output's top images share it about evenly. The order is unchanged."""
+    if scores.shape[1] <= top_k:
+        return scores
+    threshold = -np.partition(-scores, top_k, axis=1)[:, top_k]
+    return scores - threshold[:, None]
 
 
 def contributor_lds(shares: list[dict], data: dict) -> dict:
@@ -200,7 +213,27 @@ def feature_rules(dump, methods: dict, oracles: dict, data: dict, served: str) -
             row["oracle"] = {"author_top1": round(float(np.mean(
                 [owners[int(np.argmax(scores))] == author for scores, author in zip(ranked, authors)])), 4)}
             rows.append(row)
+        rows += centered_rules(dump, n, at, data)
     return rows
+
+
+def centered_rules(dump, n: int, at: str, data: dict) -> list[dict]:
+    """``centered@CONFIG`` (and ``centered_relative@CONFIG``, self-normalised after): every feature, of the
+    training images and of the outputs, less the mean of the model's calibration outputs' features, and
+    the kernel rebuilt over the centred training features. What every output's gradient shares (a model's
+    own outputs look alike to it) no longer makes every image look influential; ``dtrak_centered`` only
+    takes that mean from the outputs' side of the raw scores."""
+    calibration = dump[f"calibration_{n}"].astype(np.float64) if f"calibration_{n}" in dump.files else None
+    if calibration is None or not len(calibration):
+        return []
+    centre = calibration.mean(axis=0)
+    kernel = Kernel(dump[f"features_{n}"].astype(np.float64) - centre, float(dump["damping"][n]),
+                    data["contributors"])
+    scores = np.stack([kernel.scores(q) for q in dump[f"queries_{n}"].astype(np.float64) - centre])
+    oracle_scores = np.stack([kernel.scores(kernel.features[p]) for p in data["oracle_positions"]])
+    root = np.sqrt(np.maximum([kernel.self_influence(row) for row in kernel.features], 1e-12))
+    return [evaluate(f"centered{at}", scores, oracle_scores, data),
+            evaluate(f"centered_relative{at}", scores / root, oracle_scores / root, data)]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -260,6 +293,8 @@ def main(argv: list[str] | None = None) -> dict:
     for name in (n for n in [args.select, *args.weigh.split(",")] if n in methods):
         for power in (int(p) for p in args.powers.split(",") if p):
             rows.append(evaluate(f"{name} power:{power}", methods[name], oracles.get(name), data, power=power))
+        rows.append(evaluate(f"{name} excess", excess_scores(methods[name]),
+                             excess_scores(oracles[name]) if name in oracles else None, data))
     rows += feature_rules(dump, methods, oracles, data, served=args.select)
     report = {
         "benchmark": "contributor shares from kernel scores, against the paired contributor ground truth",

@@ -7,7 +7,14 @@ from fractions import Fraction
 
 import numpy as np
 
-from benchmarks.contributor_shares import Kernel, contributor_weights, main, paid_scores, partial_normalisation
+from benchmarks.contributor_shares import (
+    Kernel,
+    contributor_weights,
+    excess_scores,
+    main,
+    paid_scores,
+    partial_normalisation,
+)
 
 
 def test_the_chosen_images_are_paid_by_the_other_method_and_nothing_else_is():
@@ -138,3 +145,39 @@ def test_power_rows_split_each_methods_scores_and_check_the_author_as_paid(tmp_p
     # linear: each query's 0.3-scale images of other contributors outweigh its own 2.0; the 8th power does not
     assert by_rule["dtrak_relative"]["oracle"]["author_top1_paid"] < 1.0
     assert by_rule["dtrak_relative power:8"]["oracle"]["author_top1_paid"] == 1.0
+
+
+def test_excess_scores_keep_the_order_and_pay_nothing_past_the_top_k():
+    scores = np.array([[5.0, 1.0, 3.0, 2.0, 4.0]])
+    excess = excess_scores(scores, top_k=3)
+    assert excess.tolist() == [[3.0, -1.0, 1.0, 0.0, 2.0]]  # less the 4th highest (2.0): only the top 3 lead
+    assert np.array_equal(np.argsort(-excess), np.argsort(-scores))
+    assert excess_scores(scores, top_k=5) is scores  # nothing unpaid to measure a lead over
+
+
+def test_centering_on_the_models_own_outputs_takes_the_hub_out_of_what_every_output_shares(tmp_path):
+    rng = np.random.default_rng(5)
+    images, queries, dim, contributors = 200, 30, 24, 8
+    owner = np.arange(images) % contributors
+    shared = 4 * rng.normal(size=dim)  # what every output's features have in common
+    features = rng.normal(size=(images, dim)) + shared
+    features[0] = 3 * shared  # one image that is nothing but the common part: raw scores rank it high everywhere
+    outputs = rng.normal(size=(queries, dim)) + shared
+    calibration = rng.normal(size=(16, dim)) + shared
+    kernel = Kernel(features, 1.0, [uuid.UUID(int=10 ** 6 + int(c)) for c in owner])
+    raw = np.stack([kernel.scores(q) for q in outputs])
+    oracle_raw = np.stack([kernel.scores(f) for f in features[1:5]])
+    dump = tmp_path / "dump.npz"
+    np.savez(dump, loss_rise=rng.normal(size=(contributors, queries)), unrelated_rows=np.arange(5, queries),
+             oracle_positions=np.arange(1, 5), concept=np.arange(queries) < 5, contributors=owner,
+             removed=np.arange(contributors), alpha=np.array(0.5), method_names=np.array(["dtrak_relative", "dtrak"]),
+             oracle_names=np.array(["dtrak_relative", "dtrak"]), oracle_0=oracle_raw, oracle_1=oracle_raw,
+             scores_0=raw, scores_1=raw, feature_configs=np.array(["@served"]),
+             damping=np.array([1.0]), features_0=features, calibration_0=calibration, queries_0=outputs)
+    report = main(["--dump", str(dump), "--select", "dtrak_relative", "--weigh", "dtrak", "--top-k", "",
+                   "--powers", "", "--out", str(tmp_path / "r.json")])
+    by_rule = {row["rule"]: row for row in report["rows"]}
+    assert by_rule["dtrak"]["hubness"] == 1.0  # the common-part image is in every unrelated output's top 10
+    assert by_rule["centered"]["hubness"] < 0.5
+    assert by_rule["centered"]["oracle"]["self_top1"] == 1.0  # a training image still finds itself
+    assert {"centered", "centered_relative"} <= set(by_rule)
