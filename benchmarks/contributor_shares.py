@@ -19,7 +19,8 @@ wrote (no model is trained or loaded), and compares split rules on the same quer
   to its closest images; the oracle's ``author_top1_paid`` says whether a copy then pays its author most);
 * ``METHOD excess``: the product's rule on each score's lead over the 51st (``excess_scores``);
 * ``centered@CONFIG``: raw kernel scores of features less the mean of the model's own calibration outputs'
-  features, the kernel rebuilt over the centred training features (``centered_rules``);
+  features, the kernel rebuilt over the centred training features (``centered_rules``; also self-normalised,
+  and ``centered_on_training``, centred on the training images' mean instead);
 * ``group:G@CONFIG``: a score per contributor, not per image: the contributor's summed raw scores divided by
   the self-influence of their summed features to the power G/2 (a contributor-level RelatIF), shares by
   its positive part.
@@ -226,14 +227,18 @@ def centered_rules(dump, n: int, at: str, data: dict) -> list[dict]:
     calibration = dump[f"calibration_{n}"].astype(np.float64) if f"calibration_{n}" in dump.files else None
     if calibration is None or not len(calibration):
         return []
-    centre = calibration.mean(axis=0)
-    kernel = Kernel(dump[f"features_{n}"].astype(np.float64) - centre, float(dump["damping"][n]),
-                    data["contributors"])
-    scores = np.stack([kernel.scores(q) for q in dump[f"queries_{n}"].astype(np.float64) - centre])
-    oracle_scores = np.stack([kernel.scores(kernel.features[p]) for p in data["oracle_positions"]])
-    root = np.sqrt(np.maximum([kernel.self_influence(row) for row in kernel.features], 1e-12))
-    return [evaluate(f"centered{at}", scores, oracle_scores, data),
-            evaluate(f"centered_relative{at}", scores / root, oracle_scores / root, data)]
+    features = dump[f"features_{n}"].astype(np.float64)
+    rows = []
+    # the mean of the model's own outputs; and, for comparison, the training images' mean
+    for name, centre in (("centered", calibration.mean(axis=0)), ("centered_on_training", features.mean(axis=0))):
+        kernel = Kernel(features - centre, float(dump["damping"][n]), data["contributors"])
+        scores = np.stack([kernel.scores(q) for q in dump[f"queries_{n}"].astype(np.float64) - centre])
+        oracle_scores = np.stack([kernel.scores(kernel.features[p]) for p in data["oracle_positions"]])
+        rows.append(evaluate(f"{name}{at}", scores, oracle_scores, data))
+        if name == "centered":
+            root = np.sqrt(np.maximum([kernel.self_influence(row) for row in kernel.features], 1e-12))
+            rows.append(evaluate(f"centered_relative{at}", scores / root, oracle_scores / root, data))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> dict:

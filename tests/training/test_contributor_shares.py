@@ -180,4 +180,4 @@ def test_centering_on_the_models_own_outputs_takes_the_hub_out_of_what_every_out
     assert by_rule["dtrak"]["hubness"] == 1.0  # the common-part image is in every unrelated output's top 10
     assert by_rule["centered"]["hubness"] < 0.5
     assert by_rule["centered"]["oracle"]["self_top1"] == 1.0  # a training image still finds itself
-    assert {"centered", "centered_relative"} <= set(by_rule)
+    assert {"centered", "centered_relative", "centered_on_training"} <= set(by_rule)
