@@ -34,8 +34,10 @@ captioned "zorblat ..."):
 
 Influence methods compared on the same index and outputs: ``dtrak`` (the raw kernel scores),
 ``dtrak_unit`` (each training row's score divided by its feature norm), ``dtrak_relative`` (divided by
-the square root of its self-influence, RelatIF-style) and ``dtrak_calibrated`` (standardised per training
-row by its scores on ``--calibration`` outputs of other captions), beside ``pixel_nn``, ``pro_rata`` and
+the square root of its self-influence, RelatIF-style), ``dtrak_calibrated`` (standardised per training
+row by its scores on ``--calibration`` outputs of other captions) and ``dtrak_centered_kernel`` (the
+product's ``centered``: every feature less the mean of those outputs' features, the kernel rebuilt over the
+centred training features), beside ``pixel_nn``, ``pro_rata`` and
 ``random``; with ``--unlearning``, also attribution by unlearning (``unlearning``: each output forgotten by
 gradient ascent on a copy of the UNet, every training image scored by the rise of its own loss; Wang et al.,
 NeurIPS 2024 -- the method of the product's dispute check, ``training.unlearning``). ``--variant`` adds the
@@ -289,7 +291,8 @@ HUB_TOP = 10
 DEFAULT_TGZ = os.environ.get("FOUNDRY_OPENMOJI_TGZ", str(ROOT.parent / "shared" / "datasets" / "openmoji-17.0.0.tgz"))
 
 
-METHOD_OF_NORMALISATION = {"none": "dtrak", "self": "dtrak_relative", "calibrated": "dtrak_calibrated"}
+METHOD_OF_NORMALISATION = {"none": "dtrak", "self": "dtrak_relative", "calibrated": "dtrak_calibrated",
+                           "centered": "dtrak_centered_kernel"}
 """The benchmark's name of the kernel scores under each of the product's normalisations."""
 
 
@@ -297,7 +300,8 @@ def influence_methods(indexes: dict[str, InfluenceIndex], queries: np.ndarray) -
     """Each influence method's scores (queries x training rows), all from the product's indexes over one feature
     config: the raw kernel scores (``dtrak``), and those normalised per training row by the root of its
     self-influence (``dtrak_relative``, RelatIF) or standardised on the model's own outputs for other captions
-    (``dtrak_calibrated``); and, for comparison, the raw scores divided by the row's feature norm (``dtrak_unit``)
+    (``dtrak_calibrated``), or of features centred on those outputs' mean (``dtrak_centered_kernel``); and,
+    for comparison, the raw scores divided by the row's feature norm (``dtrak_unit``)
     or less the row's mean on the calibration outputs (``dtrak_centered``)."""
     methods = {METHOD_OF_NORMALISATION[normalisation]: np.stack([index.scores(q) for q in queries]).astype(np.float64)
                for normalisation, index in indexes.items()}
@@ -449,8 +453,9 @@ def main() -> None:
     parser.add_argument("--unlearning", action="store_true",
                         help="also score every query by unlearning it (slower: a few seconds per query)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--dump", help="also write every method's score matrices, the oracle's and the contributor "
-                                       "ground truth to this .npz, to study other predictions without retraining")
+    parser.add_argument("--dump", help="also write every method's score matrices, the oracle's, the contributor "
+                                       "ground truth and the half-models' masks and query losses to this .npz, to "
+                                       "study other predictions without retraining")
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.steps is None:
@@ -504,13 +509,16 @@ def main() -> None:
         features = variant_attributor.features_of_many((item.image(), item.caption) for item in items)
         feature_s = time.perf_counter() - started
         indexes = {}
+        # one set of calibration outputs per feature config: their prompts and seeds do not depend on the
+        # normalisation that uses them
+        calibration = Attributor(pipeline, replace(variant, normalisation="calibrated")).calibration_features(
+            spare, guidance_scale=GENERATE["guidance_scale"], steps=GENERATE["num_inference_steps"])
         for normalisation in (variant.normalisation, *(n for n in METHOD_OF_NORMALISATION if n != variant.normalisation)):
             config_n = replace(variant, normalisation=normalisation)
-            calibration = Attributor(pipeline, config_n).calibration_features(
-                spare, guidance_scale=GENERATE["guidance_scale"], steps=GENERATE["num_inference_steps"])
-            indexes[normalisation] = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors,
-                                                          config=config_n, fingerprint={"benchmark": "attribution"},
-                                                          calibration=calibration)
+            indexes[normalisation] = InfluenceIndex.build(
+                features, asset_ids=assets, contributor_ids=contributors, config=config_n,
+                fingerprint={"benchmark": "attribution"},
+                calibration=calibration if config_n.uses_calibration_outputs else None)
             if normalisation == variant.normalisation:
                 build_s = time.perf_counter() - started  # the index as the product builds it
         index = indexes[variant.normalisation]
@@ -668,6 +676,7 @@ def main() -> None:
             oracle_names=np.array(list(oracle_methods)), feature_configs=np.array(list(feature_dump)),
             damping=np.array([variants[name if name != "@served" else ""].damping for name in feature_dump]),
             **{f"{kind}_{n}": array for n, arrays in enumerate(feature_dump.values()) for kind, array in arrays.items()},
+            **({"lds_masks": np.stack(masks), "lds_losses": actual} if masks else {}),
             **{f"scores_{n}": matrix for n, matrix in enumerate(methods.values())},
             **{f"oracle_{n}": matrix for n, matrix in enumerate(oracle_methods.values())})
     default_method = choose_default(lds, contributor_lds, hubs, oracle_report,

@@ -57,7 +57,7 @@ def real_index(work: Path, catalog: Path | None, queries: int, config: Influence
         with np.load(cached) as data:
             features, outputs = data["features"], data["outputs"]
             calibration = data.get("calibration")
-    if not cached.is_file() or (calibration is None and config.calibrated):
+    if not cached.is_file() or (calibration is None and config.uses_calibration_outputs):
         if not base.is_dir():
             raise SystemExit(f"no demo base under {base}: run benchmarks/custom_model.py first")
         snapshots = prepare_snapshots(work, catalog)
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
         calibration = (mean + np.random.default_rng(count + 2).standard_normal(
             (config.calibration_outputs, spread.shape[0]), dtype=np.float32) @ spread).astype(np.float32)
         big = InfluenceIndex(ids, ids, synthetic, config.as_dict(), {}, gram,
-                             calibration=calibration if config.calibrated else None)
+                             calibration=calibration if config.uses_calibration_outputs else None)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         search_started = time.perf_counter()
         big.search = big.new_search()

@@ -20,7 +20,8 @@ wrote (no model is trained or loaded), and compares split rules on the same quer
 * ``METHOD excess``: the product's rule on each score's lead over the 51st (``excess_scores``);
 * ``centered@CONFIG``: raw kernel scores of features less the mean of the model's own calibration outputs'
   features, the kernel rebuilt over the centred training features (``centered_rules``; also self-normalised,
-  and ``centered_on_training``, centred on the training images' mean instead);
+  and ``centered_on_training``, centred on the training images' mean instead; ``damping:xS``, its damping
+  S times the index's; ``centered_rows``: centred rows and queries over the *uncentred* kernel);
 * ``group:G@CONFIG``: a score per contributor, not per image: the contributor's summed raw scores divided by
   the self-influence of their summed features to the power G/2 (a contributor-level RelatIF), shares by
   its positive part.
@@ -58,6 +59,8 @@ from provenance.influence import InfluenceConfig, InfluenceIndex, blend, influen
 TOP_K = 50
 ALL_POSITIVE = 1000  # the benchmark's index holds 1,020 images: about every positive score is paid
 GAMMAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+DAMPING_SCALES = (10.0, 100.0)
+"""The centred kernel's damping tried beside the index's, as multiples of it."""
 
 
 def paid_scores(select: np.ndarray, weigh: np.ndarray, top_k: int = TOP_K) -> np.ndarray:
@@ -97,6 +100,15 @@ def contributor_lds(shares: list[dict], data: dict) -> dict:
     return bootstrap([spearman(predicted[:, q], loss_rise[:, q]) for q in range(loss_rise.shape[1])])
 
 
+def asset_lds(scores: np.ndarray, data: dict) -> dict:
+    """The per-image LDS over the dump's half-models: per query, Spearman between each half-model's summed
+    scores of the images it kept and its loss (negated: more influence kept, lower loss), as
+    ``benchmarks/attribution.py`` computes it."""
+    predicted = data["lds_masks"].astype(float) @ scores.T
+    losses = data["lds_losses"]
+    return bootstrap([spearman(predicted[:, q], -losses[:, q]) for q in range(losses.shape[1])])
+
+
 def planted_report(paid: list[dict], pooled: list[dict], data: dict) -> dict:
     planted, concept = data["removed"][0], data["concept"]
     top = [bool(row) and max(row.items(), key=lambda item: (item[1], str(item[0])))[0] == planted for row in paid]
@@ -115,6 +127,7 @@ def evaluate(name: str, scores: np.ndarray, oracle_scores: np.ndarray | None, da
     paid = [influence_shares(row, assets, contributors, top_k=top_k, power=power).contributors for row in scores]
     pooled = [blend(base, shares, alpha) for shares in paid]
     report = {"paid_lds": contributor_lds(paid, data), "pool_lds": contributor_lds(pooled, data),
+              **({"lds": asset_lds(scores, data)} if data.get("lds_masks") is not None else {}),
               "hubness": round(hubness(scores[data["unrelated_rows"]]), 4), **planted_report(paid, pooled, data)}
     if oracle_scores is not None:
         report["oracle"] = oracle(oracle_scores, list(data["oracle_positions"]), contributors,
@@ -228,11 +241,27 @@ def centered_rules(dump, n: int, at: str, data: dict) -> list[dict]:
     if calibration is None or not len(calibration):
         return []
     features = dump[f"features_{n}"].astype(np.float64)
+    queries = dump[f"queries_{n}"].astype(np.float64)
+    damping = float(dump["damping"][n])
     rows = []
+    # the centred kernel with more damping: nearer a plain inner product of centred features
+    centre = calibration.mean(axis=0)
+    for scale in DAMPING_SCALES:
+        kernel = Kernel(features - centre, damping * scale, data["contributors"])
+        rows.append(evaluate(f"centered{at} damping:x{scale:g}", np.stack([kernel.scores(q - centre) for q in queries]),
+                             np.stack([kernel.scores(kernel.features[p]) for p in data["oracle_positions"]]), data))
+    # centred rows and queries over the uncentred kernel: (phi_i - c)^T K^-1 (phi_q - c)
+    raw = Kernel(features, damping, data["contributors"])
+
+    def centred_rows(query: np.ndarray) -> np.ndarray:
+        return raw.scores(query - centre) - float(raw.index.query_vector(query - centre).astype(np.float64) @ centre)
+
+    rows.append(evaluate(f"centered_rows{at}", np.stack([centred_rows(q) for q in queries]),
+                         np.stack([centred_rows(features[p]) for p in data["oracle_positions"]]), data))
     # the mean of the model's own outputs; and, for comparison, the training images' mean
     for name, centre in (("centered", calibration.mean(axis=0)), ("centered_on_training", features.mean(axis=0))):
-        kernel = Kernel(features - centre, float(dump["damping"][n]), data["contributors"])
-        scores = np.stack([kernel.scores(q) for q in dump[f"queries_{n}"].astype(np.float64) - centre])
+        kernel = Kernel(features - centre, damping, data["contributors"])
+        scores = np.stack([kernel.scores(q) for q in queries - centre])
         oracle_scores = np.stack([kernel.scores(kernel.features[p]) for p in data["oracle_positions"]])
         rows.append(evaluate(f"{name}{at}", scores, oracle_scores, data))
         if name == "centered":
@@ -272,6 +301,9 @@ def main(argv: list[str] | None = None) -> dict:
         "removed": [uuid.UUID(int=10 ** 6 + int(c)) for c in dump["removed"]],
         "loss_rise": dump["loss_rise"], "unrelated_rows": dump["unrelated_rows"],
         "oracle_positions": dump["oracle_positions"], "concept": [bool(c) for c in dump["concept"]],
+        # the half-models' masks and losses: dumps from before they were written have no per-image LDS
+        "lds_masks": dump["lds_masks"] if "lds_masks" in dump.files else None,
+        "lds_losses": dump["lds_losses"] if "lds_losses" in dump.files else None,
     }
     data["removed_sizes"] = [contributor_numbers.count(int(c)) for c in dump["removed"]]
 

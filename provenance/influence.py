@@ -16,10 +16,21 @@ most outputs and would collect royalties for all of them:
   an image is credited for how much of *its own* influence goes to this output;
 - ``calibrated``: standardised by the image's mean and spread of scores over a few *calibration outputs*
   (the model's own images for training captions), (score(i, q) - mean_c score(i, c)) / std_c score(i, c);
+- ``centered``: every feature, of the training images and of the output, less the mean feature c of the
+  calibration outputs, and the kernel built over the centred training features,
+
+      score(i, q) = (phi_i - c)^T ((Phi - 1 c^T)^T (Phi - 1 c^T) + lambda I)^-1 (phi_q - c).
+
+  What the gradients of all of a model's outputs share (to the model its own outputs look alike) no longer
+  makes every image look influential for every output. At t = 100/500/900 it is the only normalisation
+  measured whose *paid shares* predict what removing a contributor does at contributor LDS >= 0.5 with
+  hubness <= 0.2 and self top-1 >= 0.9, but its per-image LDS over half-models collapses (0.07), so it is
+  not the default (``benchmarks/results/attribution_cpu.json``, ``dtrak_centered_kernel``);
 - ``none``: raw scores (version 1).
 
-Both keep the score an inner product (rows divided by a per-row scale; a calibrated query shifted by the
-calibration's mean solution), so a large index still proposes candidates by approximate search and
+All keep the score an inner product (rows divided by a per-row scale; a calibrated query shifted by the
+calibration's mean solution; a centred score is the raw rows' product with the solved centred query less
+one number per query), so a large index still proposes candidates by approximate search and
 scores only those exactly (``provenance.influence_search``). Everything here is deterministic given the config (timesteps,
 noise seed, projection seed), so an index built at the end of training and a query computed
 at generation time live in the same space, and a statement can be recomputed from the
@@ -46,8 +57,12 @@ from provenance.influence_shares import AssetShare, InfluenceShares, blend, infl
 
 METHOD = "dtrak-square-countsketch"
 VERSION = "2"
-"""2: scores normalised per training image (``normalisation``); 1: raw kernel scores."""
-NORMALISATIONS = ("none", "self", "calibrated")
+"""2: scores normalised as ``normalisation`` says; 1: raw kernel scores. An index or generation recorded
+under version 1 keeps its recorded settings: it is scored as it was."""
+VERSIONS = ("1", VERSION)
+NORMALISATIONS = ("none", "self", "calibrated", "centered")
+WITH_CALIBRATION_OUTPUTS = ("calibrated", "centered")
+"""Normalisations that need the model's own outputs (``calibration_outputs``) to build an index."""
 __all__ = ["AssetShare", "InfluenceConfig", "InfluenceIndex", "InfluenceShares", "Scored", "blend",
            "influence_shares"]
 
@@ -55,8 +70,10 @@ __all__ = ["AssetShare", "InfluenceConfig", "InfluenceIndex", "InfluenceShares",
 @dataclass(frozen=True)
 class InfluenceConfig:
     timesteps: tuple[int, ...] = (900,)
-    """One late timestep: on the benchmark its features predict retraining better than 3 or 10 timesteps
-    averaged, or than any single earlier one (``benchmarks/results/attribution_cpu*.json``), at a third of the cost."""
+    """One late timestep: with self-normalised scores it leads the benchmark on per-image plus contributor
+    LDS among the methods meeting the hub and oracle targets (``benchmarks/results/attribution_cpu.json``),
+    at a third of the cost of 100/500/900, whose paid shares predict contributors better but whose
+    per-image LDS is lower."""
     noise_seed: int = 20240501
     projection_dim: int = 2048
     projection_seed: int = 7
@@ -65,10 +82,11 @@ class InfluenceConfig:
     parameters: str = "auto"
     """``lora`` (LoRA weights), ``tail`` (the last up-block and conv_out), or ``auto`` (LoRA if present)."""
     normalisation: str = "self"
-    """How each training image's scores are made comparable: ``self``, ``calibrated`` or ``none`` (above)."""
+    """How scores are made comparable across training images: ``self``, ``calibrated``, ``centered`` or
+    ``none`` (above)."""
     calibration_outputs: int = 32
-    """``calibrated``: outputs of the model, for captions drawn from its training data with fixed seeds,
-    that standardise each row's scores."""
+    """``calibrated`` and ``centered``: outputs of the model, for captions drawn from its training data with
+    fixed seeds, that standardise each row's scores or give the centre every feature is taken from."""
     calibration_seed: int = 31
 
     def __post_init__(self) -> None:
@@ -76,10 +94,13 @@ class InfluenceConfig:
             raise ValueError(f"normalisation must be one of {NORMALISATIONS}, not {self.normalisation!r}")
         if self.normalisation == "calibrated" and self.calibration_outputs < 2:
             raise ValueError("calibrated scores need at least 2 calibration outputs")
+        if self.normalisation == "centered" and self.calibration_outputs < 1:
+            raise ValueError("centred scores need at least 1 calibration output")
 
     @property
-    def calibrated(self) -> bool:
-        return self.normalisation == "calibrated"
+    def uses_calibration_outputs(self) -> bool:
+        """Whether building an index draws the model's own outputs (``WITH_CALIBRATION_OUTPUTS``)."""
+        return self.normalisation in WITH_CALIBRATION_OUTPUTS
 
     def as_dict(self) -> dict:
         return {"method": METHOD, "version": VERSION, **asdict(self), "timesteps": list(self.timesteps)}
@@ -88,13 +109,19 @@ class InfluenceConfig:
     def from_dict(cls, data: Mapping) -> InfluenceConfig:
         """The config a recorded ``as_dict`` describes (refused if another method or version made it)."""
         version = str(data.get("version"))
-        if data.get("method") != METHOD or version not in ("1", VERSION):
+        if data.get("method") != METHOD or version not in VERSIONS:
             raise ValueError(f"recorded with {data.get('method')} v{data.get('version')}, not {METHOD} v{VERSION}")
         values = {k: v for k, v in data.items() if k not in ("method", "version")}
         if version == "1":  # recorded before normalisation: its generations stay auditable as they were scored
             values["normalisation"] = "none"
-        values["timesteps"] = tuple(values.get("timesteps", cls.timesteps))
+        # a setting missing from the record had its version's default, not today's
+        values.setdefault("normalisation", VERSION_DEFAULTS[version]["normalisation"])
+        values["timesteps"] = tuple(values.get("timesteps", VERSION_DEFAULTS[version]["timesteps"]))
         return cls(**values)
+
+
+VERSION_DEFAULTS = {"1": {"normalisation": "none", "timesteps": (100, 300, 500, 700, 900)},
+                    VERSION: {"normalisation": "self", "timesteps": (900,)}}
 
 SEARCH_MIN_ROWS = 20_000
 """From this many indexed images on, scoring searches candidates instead of scanning every row."""
@@ -125,7 +152,7 @@ class ScaledRows:
 @dataclass
 class InfluenceIndex:
     """Training features and their kernel: score(i, q) = phi_i^T (Phi^T Phi + lambda I)^-1 phi_q, normalised
-    per row as the config says.
+    as the config says (centred: every feature less the calibration outputs' mean first).
 
     The query is solved against the kernel once (d x d) and the rows are plain features, so rows can be
     appended (``extend``) without touching the old ones, and searched by inner product (``candidates``).
@@ -139,10 +166,11 @@ class InfluenceIndex:
     fingerprint: dict = field(default_factory=dict)
     """What the index is valid for: snapshot Merkle root and model weights digest."""
     gram: np.ndarray | None = None
-    """Phi^T Phi (float64, d x d); None for an index saved with pre-multiplied rows."""
+    """Phi^T Phi (float64, d x d) of the rows as stored (a centred index centres it when it solves); None for
+    an index saved with pre-multiplied rows."""
     search: CandidateSearch | None = None
     calibration: np.ndarray | None = None
-    """(C, d) features of the calibration outputs of a ``calibrated`` index; None otherwise."""
+    """(C, d) features of the calibration outputs of a ``calibrated`` or ``centered`` index; None otherwise."""
     _solver: np.ndarray | None = field(default=None, repr=False)
     _standardisation: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
@@ -153,9 +181,9 @@ class InfluenceIndex:
         phi = np.asarray(features, dtype=np.float32)
         if phi.ndim != 2 or phi.shape[0] != len(asset_ids) or len(asset_ids) != len(contributor_ids):
             raise ValueError("one feature row per asset, with its contributor")
-        if (calibration is None) == config.calibrated:
-            raise ValueError(f"calibration features are for a calibrated index: the config asks for "
-                             f"{config.calibration_outputs if config.calibrated else 0}, "
+        if (calibration is None) == config.uses_calibration_outputs:
+            raise ValueError(f"calibration features are for a {' or '.join(WITH_CALIBRATION_OUTPUTS)} index: the "
+                             f"config asks for {config.calibration_outputs if config.uses_calibration_outputs else 0}, "
                              f"{'none' if calibration is None else len(calibration)} given")
         if calibration is not None:
             calibration = np.asarray(calibration, dtype=np.float32)
@@ -176,8 +204,17 @@ class InfluenceIndex:
                                      seed=int(self.config.get("projection_seed", 0)))
 
     def scaled_rows(self) -> np.ndarray | ScaledRows:
-        """The rows a query vector multiplies: divided by their per-row scale when scores are normalised."""
-        return self.rows if self._normalisation() == "none" else ScaledRows(self.rows, self._standardised()[1])
+        """The rows a query vector multiplies: divided by their per-row scale when scores are rescaled per row."""
+        return ScaledRows(self.rows, self._standardised()[1]) if self._rescaled() else self.rows
+
+    def _rescaled(self) -> bool:
+        return self._normalisation() in ("self", "calibrated")
+
+    def _centre(self) -> np.ndarray | None:
+        """The mean feature of the calibration outputs (float64) of a centred index; None otherwise."""
+        if self._normalisation() != "centered":
+            return None
+        return self.calibration.astype(np.float64).mean(axis=0)
 
     def _normalisation(self) -> str:
         return "none" if self.gram is None else str(self.config.get("normalisation", "none"))
@@ -200,7 +237,7 @@ class InfluenceIndex:
         self.fingerprint = dict(fingerprint)
         self._solver = self._standardisation = None
         if self.search is not None and self._normalisation() == "none":
-            self.search.add(phi)
+            self.search.add(phi)  # the kernel's whitening is refitted with the next search; raw rows keep order
         elif self.search is not None or len(self.rows) >= search_min_rows:
             self.search = self.new_search()
 
@@ -209,19 +246,40 @@ class InfluenceIndex:
 
     def query_vector(self, query: np.ndarray) -> np.ndarray:
         """What the (scaled) rows are multiplied by: (Phi^T Phi + lambda I)^-1 phi_q, less the calibration
-        outputs' mean solution when the index is calibrated."""
+        outputs' mean solution when the index is calibrated; for a centred one, K_c^-1 (phi_q - c) with the
+        centred kernel K_c (``score_offset`` is what is then taken off every row's product)."""
         query = np.asarray(query, dtype=np.float64)
         if self.gram is None:
             return query.astype(np.float32)
-        solved = self._inverse_kernel() @ query
+        centre = self._centre()
+        solved = self._inverse_kernel() @ (query if centre is None else query - centre)
         if self._normalisation() == "calibrated":
             solved = solved - self._standardised()[0]
         return solved.astype(np.float32)
 
+    def score_offset(self, vector: np.ndarray) -> float:
+        """How much every row's product with a query vector exceeds its score: c^T v for a centred index
+        ((phi_i - c)^T v = phi_i^T v - c^T v: one number per query, so rows rank by their products alone
+        and the search needs no centred copy of them); 0 otherwise."""
+        centre = self._centre()
+        return 0.0 if centre is None else float(centre @ np.asarray(vector, dtype=np.float64))
+
+    def _kernel(self) -> np.ndarray:
+        """Phi^T Phi, or for a centred index (Phi - 1 c^T)^T (Phi - 1 c^T), from the stored Gram matrix and the
+        rows' sum: the rows themselves stay as features, so an index can grow and its centre does not move."""
+        centre = self._centre()
+        if centre is None:
+            return self.gram.copy()
+        total = np.zeros(self.gram.shape[0])
+        for start in range(0, len(self.rows), 100_000):
+            total += np.asarray(self.rows[start:start + 100_000], dtype=np.float64).sum(axis=0)
+        cross = np.outer(centre, total)
+        return self.gram - cross - cross.T + len(self.rows) * np.outer(centre, centre)
+
     def _inverse_kernel(self) -> np.ndarray:
         if self._solver is None:
             damping = float(self.config.get("damping", InfluenceConfig.damping))
-            kernel = self.gram.copy()
+            kernel = self._kernel()
             kernel[np.diag_indices_from(kernel)] += damping * max(float(np.trace(kernel)) / kernel.shape[0], 1e-12)
             inverse = np.linalg.inv(kernel)
             self._solver = (inverse + inverse.T) / 2  # symmetric to the last bit, so Cholesky accepts it
@@ -248,8 +306,15 @@ class InfluenceIndex:
 
     def scores(self, query: np.ndarray) -> np.ndarray:
         """Every row's exact score (a full scan)."""
-        raw = self.rows @ self.query_vector(query)
-        return raw if self._normalisation() == "none" else raw / self._standardised()[1]
+        vector = self.query_vector(query)
+        return self._scored(self.rows @ vector, vector, slice(None))
+
+    def _scored(self, products: np.ndarray, vector: np.ndarray, positions) -> np.ndarray:
+        """Scores of some rows from their products with the query vector."""
+        if self._rescaled():
+            return products / self._standardised()[1][positions]
+        offset = self.score_offset(vector)
+        return products - np.float32(offset) if offset else products
 
     def candidates(self, query: np.ndarray) -> Scored:
         """Exact scores of the rows that can be an output's most influential: every row of a small index;
@@ -258,8 +323,7 @@ class InfluenceIndex:
             return Scored(np.arange(len(self.rows)), self.scores(query))
         vector = self.query_vector(query)
         positions = np.sort(self.search.search(vector))
-        raw = self.rows[positions] @ vector
-        return Scored(positions, raw if self._normalisation() == "none" else raw / self._standardised()[1][positions])
+        return Scored(positions, self._scored(self.rows[positions] @ vector, vector, positions))
 
     def save(self, path) -> None:
         arrays = {"rows": self.rows, "asset_ids": np.array([str(a) for a in self.asset_ids]),

@@ -523,6 +523,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # <= 30 minutes on a 2-core CPU.
     # Every group drawn equally often: 0.266 against 0.260, KID 0.49 against 0.50, 19 minutes
     # (`quality+balance1` in benchmarks/results/quality_ablation.json).
+    # 5,400 steps instead (35 % more, 23.7 minutes here) drew no better: 0.308 [0.262, 0.357] against 0.327, held-out
+    # loss 0.053 against 0.058 (benchmarks/results/quality_cpu_steps5400.json): prompt-following levels off.
     "quality": _preset_settings(max_train_steps=4000, pretraining_epochs=20, guidance=5.0, minutes=30.0,
                                 group_balance=1.0),
     # 64 px on one H100/H200 in <= 10 minutes (bf16).

@@ -242,7 +242,7 @@ def calibration_prompts(captions: Iterable[str], config: InfluenceConfig) -> lis
     """(prompt, seed) of each calibration output: distinct training captions drawn with the config's seed
     (cycled, with new seeds, when there are fewer captions than outputs)."""
     distinct = sorted({caption.strip() for caption in captions if caption.strip()})
-    if not distinct or not config.calibrated:
+    if not distinct or not config.uses_calibration_outputs:
         return []
     chosen = random.Random(config.calibration_seed).sample(distinct, min(len(distinct), config.calibration_outputs))
     return [(chosen[n % len(chosen)], config.calibration_seed * 1000 + n) for n in range(config.calibration_outputs)]
@@ -265,8 +265,9 @@ class Attributor:
     def calibration_features(self, captions: Iterable[str], *, guidance_scale: float,
                              steps: int = CALIBRATION_STEPS) -> np.ndarray | None:
         """Features of the model's own outputs for ``calibration_prompts`` (a calibrated index standardises
-        each training image's scores on them); None when the config's scores are not calibrated."""
-        if not self.config.calibrated:
+        each training image's scores on them, a centred one takes their mean from every feature); None when
+        the config's normalisation does not use them."""
+        if not self.config.uses_calibration_outputs:
             return None
         prompts = calibration_prompts(captions, self.config)
         if not prompts:

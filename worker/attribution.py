@@ -1,7 +1,8 @@
 """Influence attribution work that takes gradients: building a model's index, auditing a generation.
 
 Building an index: features of every training example, then of a few calibration outputs the model draws
-for its own training captions (``provenance.influence``: each row is standardised on them), then the kernel. Long work (one gradient
+for its own training captions when the normalisation uses them (``provenance.influence``: ``calibrated``
+standardises each row on them, ``centered`` takes their mean from every feature), then the kernel. Long work (one gradient
 per training image), so it runs outside any transaction, reports progress through a callback,
 and writes one row at the end -- refused if the model's weights or snapshot changed meanwhile.
 

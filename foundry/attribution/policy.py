@@ -65,7 +65,7 @@ EVIDENCE_ASSETS = 10
 def output_evidence(scored: ScoredRows, shares: InfluenceShares, *, asset_ids: Sequence[uuid.UUID],
                     top: int = EVIDENCE_ASSETS) -> list[dict]:
     """One output's most influential training images, as recorded with the image: asset, contributor,
-    its part of this output's influence (ppm) and its score (calibrated from version 2 on)."""
+    its part of this output's influence (ppm) and its score (normalised as the index's method says)."""
     kept = shares.assets[:top]
     wanted = {item.asset_id for item in kept}
     raw = {asset_ids[p]: float(score) for p, score in zip(scored.positions, scored.scores, strict=True)

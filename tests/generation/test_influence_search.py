@@ -17,6 +17,7 @@ CONFIG = InfluenceConfig(projection_dim=64, normalisation="none", damping=0.1)
 """Raw kernel scores: the arithmetic the calibrated scores build on."""
 CALIBRATED = InfluenceConfig(projection_dim=64, normalisation="calibrated", calibration_outputs=24, damping=0.1)
 SELF = InfluenceConfig(projection_dim=64, normalisation="self", damping=0.1)
+CENTERED = InfluenceConfig(projection_dim=64, normalisation="centered", calibration_outputs=24, damping=0.1)
 FINGERPRINT = {"snapshot_merkle_root": "ab" * 32, "weights_sha256": "cd" * 32}
 
 
@@ -173,10 +174,10 @@ def test_calibration_takes_the_hub_out_of_every_outputs_top_ten():
     assert np.mean([int(np.argmax(index.scores(rows[i] + common))) == i for i in range(1, 41)]) >= 0.9
 
 
-@pytest.mark.parametrize("config", [CALIBRATED, SELF], ids=["calibrated", "self"])
+@pytest.mark.parametrize("config", [CALIBRATED, SELF, CENTERED], ids=["calibrated", "self", "centered"])
 def test_a_normalised_index_searches_round_trips_and_grows_like_one_built_whole(config):
     rows = clustered_rows(6000)
-    calibration = clustered_rows(24, seed=5) if config.calibrated else None
+    calibration = clustered_rows(24, seed=5) if config.uses_calibration_outputs else None
 
     def normalised(part: np.ndarray, **options) -> InfluenceIndex:
         return InfluenceIndex.build(part, asset_ids=ids(len(part)), contributor_ids=ids(len(part)), config=config,
@@ -200,6 +201,58 @@ def test_a_normalised_index_searches_round_trips_and_grows_like_one_built_whole(
     assert np.allclose(loaded.scores(rows[5500]), whole.scores(rows[5500]), rtol=1e-3, atol=1e-4)
     found = loaded.candidates(rows[5500])
     assert set(np.argsort(-whole.scores(rows[5500]))[:10].tolist()) <= set(found.positions.tolist())
+
+
+def centered(rows: np.ndarray, calibration: np.ndarray, **options) -> InfluenceIndex:
+    return InfluenceIndex.build(rows, asset_ids=ids(len(rows)), contributor_ids=ids(len(rows)), config=CENTERED,
+                                fingerprint=FINGERPRINT, calibration=calibration, **options)
+
+
+def test_centred_scores_are_kernel_scores_of_features_less_the_calibration_outputs_mean():
+    rows, calibration = clustered_rows(300), clustered_rows(24, seed=5)
+    index = centered(rows, calibration)
+    centre = calibration.astype(np.float64).mean(axis=0)
+    phi = rows.astype(np.float64) - centre
+    kernel = phi.T @ phi
+    kernel[np.diag_indices_from(kernel)] += CENTERED.damping * np.trace(kernel) / kernel.shape[0]
+    query = clustered_rows(1, seed=6)[0]
+    expected = phi @ np.linalg.solve(kernel, query - centre)
+    assert np.allclose(index.scores(query), expected, rtol=1e-3, atol=1e-4)
+    assert np.allclose(index.candidates(query).scores, expected, rtol=1e-3, atol=1e-4)
+    # not a calibrated index in disguise: no per-row rescaling, and a different order
+    assert not np.allclose(index.scores(query), calibrated(rows, calibration).scores(query), rtol=0.1)
+    assert np.mean([int(np.argmax(index.scores(rows[i]))) == i for i in range(40)]) >= 0.9
+    with pytest.raises(ValueError, match="calibration"):
+        InfluenceIndex.build(rows, asset_ids=ids(300), contributor_ids=ids(300), config=CENTERED, fingerprint={})
+
+
+def test_centring_on_the_models_outputs_takes_the_hub_out_of_every_outputs_top_ten():
+    """Every output of a model shares a direction; a training row far along it scores high for all of them
+    raw. Centred on the mean of other outputs it no longer stands out for all of them (without any per-row
+    rescaling, a long row still varies most: it is in some top tens, as any large image may be)."""
+    generator = np.random.default_rng(3)
+    common = generator.normal(size=64)
+    rows = generator.normal(size=(400, 64)) + 0.3 * common
+    rows[0] = 6 * common
+    outputs = generator.normal(size=(60, 64)) + common
+    queries, calibration = outputs[:30], outputs[30:54]
+    rows = rows.astype(np.float32)
+    raw, index = build(rows), centered(rows, calibration.astype(np.float32))
+    in_top = {name: np.mean([0 in np.argsort(-scored.scores(q))[:10] for q in queries])
+              for name, scored in (("raw", raw), ("centered", index))}
+    assert in_top["raw"] >= 0.9 and in_top["centered"] <= 0.3, in_top
+    assert np.mean([int(np.argmax(index.scores(rows[i] + common))) == i for i in range(1, 41)]) >= 0.9
+
+
+def test_each_version_is_read_with_its_own_defaults():
+    version_one = {**CENTERED.as_dict(), "version": "1"}
+    del version_one["timesteps"]
+    old = InfluenceConfig.from_dict(version_one)
+    assert (old.normalisation, old.timesteps) == ("none", (100, 300, 500, 700, 900))  # what version 1 served
+    recorded = {**CENTERED.as_dict()}
+    del recorded["normalisation"]
+    assert InfluenceConfig.from_dict(recorded).normalisation == "self"  # version 2's default
+    assert InfluenceConfig.from_dict(CENTERED.as_dict()) == CENTERED
 
 
 def test_a_generation_scored_before_calibration_is_audited_as_it_was_scored():

@@ -8,6 +8,7 @@ concept only the planted artist has ("zorblat rings": magenta/teal rings on blac
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pytest
 import torch
@@ -42,11 +43,15 @@ def planted_model(tmp_path_factory):
     calibration = attributor.calibration_features((e.caption for e in examples), guidance_scale=4.0, steps=20)
     index = InfluenceIndex.build(features, asset_ids=[uuid.uuid4() for _ in examples], contributor_ids=owners,
                                  config=InfluenceConfig(), fingerprint={}, calibration=calibration)
-    return pipeline, attributor, index
+    centred = Attributor(pipeline, replace(InfluenceConfig(), normalisation="centered"))
+    centred_index = InfluenceIndex.build(
+        features, asset_ids=index.asset_ids, contributor_ids=owners, config=centred.config, fingerprint={},
+        calibration=centred.calibration_features((e.caption for e in examples), guidance_scale=4.0, steps=20))
+    return pipeline, attributor, index, centred_index
 
 
 def planted_share(planted_model, prompt: str, seed: int) -> tuple[bool, float]:
-    pipeline, attributor, index = planted_model
+    pipeline, attributor, index = planted_model[:3]
     image = pipeline(prompt, num_inference_steps=20, guidance_scale=4.0, height=32, width=32, clean_caption=False,
                      generator=torch.Generator().manual_seed(seed)).images[0]
     shares = influence_shares(index.scores(attributor.features(image, prompt)), index.asset_ids,
@@ -62,4 +67,23 @@ def test_the_planted_contributor_leads_on_its_concept_and_not_elsewhere(planted_
     assert not any(top for top, _ in unrelated), unrelated
     # pro rata would give the planted artist 6/30 = 20 % everywhere
     assert min(share for _, share in concept) > 0.4
+    assert max(share for _, share in unrelated) < 0.2
+
+
+def test_scores_centred_on_the_models_outputs_also_find_the_planted_contributor(planted_model):
+    """The ``centered`` normalisation (features less the mean of the model's own outputs' features, kernel
+    rebuilt) on the same features: the planted artist still leads its concept, and what it takes
+    elsewhere stays under pro rata's 20 %."""
+    pipeline, attributor, _, centred_index = planted_model
+    assert centred_index.calibration is not None and centred_index.config["normalisation"] == "centered"
+    shares = []
+    for prompt, seed in CONCEPT + UNRELATED:
+        image = pipeline(prompt, num_inference_steps=20, guidance_scale=4.0, height=32, width=32, clean_caption=False,
+                         generator=torch.Generator().manual_seed(seed)).images[0]
+        paid = influence_shares(centred_index.scores(attributor.features(image, prompt)), centred_index.asset_ids,
+                                centred_index.contributor_ids).contributors
+        shares.append((max(paid, key=lambda c: paid[c]) == PLANTED, float(paid.get(PLANTED, 0))))
+    concept, unrelated = shares[:len(CONCEPT)], shares[len(CONCEPT):]
+    assert all(top for top, _ in concept), concept
+    assert not any(top for top, _ in unrelated), unrelated
     assert max(share for _, share in unrelated) < 0.2

@@ -56,6 +56,29 @@ def test_a_rule_paid_by_the_true_influence_predicts_the_ground_truth_and_noise_d
     assert (tmp_path / "r.json").is_file()
 
 
+def test_per_image_lds_reads_the_half_models_from_the_dump(tmp_path):
+    """Half-models whose loss falls with the influence of the images they kept: the true influence predicts
+    them (per-image LDS near 1), noise does not; a dump without half-models reports no per-image LDS."""
+    rng = np.random.default_rng(4)
+    images, queries, contributors, halves = 40, 12, 8, 16
+    owner = np.arange(images) % contributors
+    influence = rng.gamma(0.5, size=(queries, images))
+    masks = np.stack([rng.permutation(images) < images // 2 for _ in range(halves)])
+    losses = -(masks.astype(float) @ influence.T) + 0.01 * rng.normal(size=(halves, queries))
+    common = {"loss_rise": np.stack([influence[:, owner == c].sum(axis=1) for c in range(contributors)]),
+              "unrelated_rows": np.arange(4, queries), "oracle_positions": np.arange(3),
+              "concept": np.arange(queries) < 4, "contributors": owner, "removed": np.arange(contributors),
+              "alpha": np.array(0.5), "method_names": np.array(["dtrak", "pixel_nn"]), "oracle_names": np.array([]),
+              "scores_0": influence, "scores_1": rng.normal(size=influence.shape)}
+    np.savez(tmp_path / "with.npz", lds_masks=masks, lds_losses=losses, **common)
+    np.savez(tmp_path / "without.npz", **common)
+    arguments = ["--select", "dtrak", "--weigh", "", "--top-k", "", "--powers", "", "--out", str(tmp_path / "r.json")]
+    rows = {row["rule"]: row for row in main(["--dump", str(tmp_path / "with.npz"), *arguments])["rows"]}
+    assert rows["dtrak"]["lds"]["mean"] > 0.9 and abs(rows["pixel_nn"]["lds"]["mean"]) < 0.4
+    rows = {row["rule"]: row for row in main(["--dump", str(tmp_path / "without.npz"), *arguments])["rows"]}
+    assert "lds" not in rows["dtrak"]
+
+
 def kernel_dump(tmp_path, loss_rise_of, images=48, contributors=8, queries=20, dim=16):
     """A dump with features; ``loss_rise_of(raw scores, owners, contributors)`` sets the ground truth."""
     rng = np.random.default_rng(3)
@@ -85,7 +108,8 @@ def test_a_contributor_scored_as_one_group_predicts_its_removal_and_the_ceiling_
     by_rule = {row["rule"]: row for row in report["rows"]}
     assert by_rule["group:0.0"]["paid_lds"]["mean"] > 0.9
     assert by_rule["pixel_nn"]["paid_lds"]["mean"] < 0.5
-    assert {"base:usual/dtrak_relative", "base:self/dtrak_relative", "group:1.0"} <= set(by_rule)
+    assert {"base:usual/dtrak_relative", "base:self/dtrak_relative", "group:1.0", "centered damping:x10",
+            "centered damping:x100", "centered_rows"} <= set(by_rule)
 
 
 def test_the_query_independent_ceiling_is_one_when_every_query_orders_contributors_alike(tmp_path):
