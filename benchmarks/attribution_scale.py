@@ -36,7 +36,7 @@ from PIL import Image
 
 from benchmarks.quality import prepare_snapshots
 from benchmarks.reporting import publish
-from provenance.influence import InfluenceConfig, InfluenceIndex
+from provenance.influence import NORMALISATIONS, InfluenceConfig, InfluenceIndex
 from provenance.influence_search import CANDIDATES, COMPACT_DIM, GRAPH_DEGREE, exact_top, recall_at
 from recipes import PRESETS, serving_guidance
 from training.attribution_features import Attributor
@@ -49,17 +49,20 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def real_index(work: Path, catalog: Path | None, queries: int, config: InfluenceConfig) -> tuple[InfluenceIndex, np.ndarray]:
+def real_index(work: Path, catalog: Path | None, queries: int, config: InfluenceConfig,
+               base: Path) -> tuple[InfluenceIndex, np.ndarray]:
     """The demo base's index over its training snapshot and features of its outputs (cached under ``work``)."""
     cached = work / "attribution-scale-real.npz"
-    base = work / "runs" / "custom-model-base" / "pipeline"
+    stale = True
     if cached.is_file():
         with np.load(cached) as data:
             features, outputs = data["features"], data["outputs"]
             calibration = data.get("calibration")
-    if not cached.is_file() or (calibration is None and config.uses_calibration_outputs):
+            stale = "base" not in data or str(data["base"]) != str(base)  # features of another model
+    if stale or (calibration is None and config.uses_calibration_outputs):
         if not base.is_dir():
-            raise SystemExit(f"no demo base under {base}: run benchmarks/custom_model.py first")
+            raise SystemExit(f"no demo base under {base}: run benchmarks/custom_model.py first, or name one with "
+                             "--base")
         snapshots = prepare_snapshots(work, catalog)
         pipeline = load_pipeline(base, device="cpu")
         pipeline.set_progress_bar_config(disable=True)
@@ -79,7 +82,7 @@ def real_index(work: Path, catalog: Path | None, queries: int, config: Influence
         outputs = np.stack(rows)
         calibration = attributor.calibration_features((i["caption"] for i in items),
                                                       guidance_scale=serving_guidance(PRESETS["demo"]))
-        np.savez(cached, features=features, outputs=outputs,
+        np.savez(cached, features=features, outputs=outputs, base=np.array(str(base)),
                  **({"calibration": calibration} if calibration is not None else {}))
     ids = [uuid.uuid4() for _ in range(len(features))]
     index = InfluenceIndex.build(features, asset_ids=ids, contributor_ids=ids, config=config, fingerprint={},
@@ -144,13 +147,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--candidate-sweep", type=lambda text: [int(v) for v in text.split(",") if v],
                         default=[512, 2048], help="candidate counts also timed on each synthetic index")
+    parser.add_argument("--base", type=Path, default=None,
+                        help="the demo base's pipeline folder (default: WORK/runs/custom-model-base/pipeline, "
+                             "as benchmarks/custom_model.py exports it; or quality_ablation.py --export's)")
+    parser.add_argument("--normalisation", choices=NORMALISATIONS, default=InfluenceConfig().normalisation,
+                        help="how the index's scores are normalised (default: the product's)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "attribution_scale.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
-    config = InfluenceConfig()
+    config = InfluenceConfig(normalisation=args.normalisation)
 
-    index, outputs = real_index(args.work, args.catalog, args.queries, config)
+    base = args.base or args.work / "runs" / "custom-model-base" / "pipeline"
+    index, outputs = real_index(args.work, args.catalog, args.queries, config, base)
     real_exact, real_scanned = exact_answers(index, outputs)
     real_recall, real_searched = search_recall(index, outputs, real_exact)
     log(f"real index: {len(index.rows)} rows, recall@50 {real_recall:.3f}")
@@ -212,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
         "real_index": {"entries": len(index.rows), "queries": len(outputs), "recall_at_50": round(real_recall, 4),
                        "recall_at_50_by_candidates": by_candidates, "p50_ms": percentile_ms(real_searched, 50), "full_scan_p50_ms": percentile_ms(real_scanned, 50),
                        "queries_are": "outputs of the demo base for held-out catalog captions"},
-        "settings": {"feature_dim": config.projection_dim, "compact_dim": COMPACT_DIM, "candidates": CANDIDATES,
+        "settings": {"normalisation": config.normalisation, "feature_dim": config.projection_dim, "compact_dim": COMPACT_DIM, "candidates": CANDIDATES,
                      "graph_degree": GRAPH_DEGREE, "search": "FAISS HNSW over 8-bit codes, inner product",
                      "top_k": TOP_K, "rows_dtype": "float16 memory-mapped (synthetic)", "threads": args.threads,
                      "cores": os.cpu_count(), "faiss": faiss.__version__,

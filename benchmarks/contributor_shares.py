@@ -22,6 +22,12 @@ wrote (no model is trained or loaded), and compares split rules on the same quer
   features, the kernel rebuilt over the centred training features (``centered_rules``; also self-normalised,
   and ``centered_on_training``, centred on the training images' mean instead; ``damping:xS``, its damping
   S times the index's; ``centered_rows``: centred rows and queries over the *uncentred* kernel);
+* ``evidence:A/pay:B``: method A's scores rank and show an output's most influential images (per-image LDS,
+  the evidence's hubness and oracle), method B's split its pool (everything about payment);
+* ``blend:W*A+B``: one score, W times method A's plus (1 - W) times method B's, each query's scores
+  standardised first (two feature configs' kernels have different scales);
+* ``centered@CONFIG damping:xS self:G``: the centred scores divided by each image's centred self-influence
+  to the power G/2;
 * ``group:G@CONFIG``: a score per contributor, not per image: the contributor's summed raw scores divided by
   the self-influence of their summed features to the power G/2 (a contributor-level RelatIF), shares by
   its positive part.
@@ -53,7 +59,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.attribution import HUB_TOP, bootstrap, hubness, oracle, spearman
+from benchmarks.attribution import HUB_TOP, bootstrap, hubness, oracle, per_query_standardised, spearman
 from provenance.influence import InfluenceConfig, InfluenceIndex, blend, influence_shares
 
 TOP_K = 50
@@ -61,6 +67,10 @@ ALL_POSITIVE = 1000  # the benchmark's index holds 1,020 images: about every pos
 GAMMAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 DAMPING_SCALES = (10.0, 100.0)
 """The centred kernel's damping tried beside the index's, as multiples of it."""
+BLEND_WEIGHTS = (0.25, 0.5, 0.75)
+"""Weights of the first method in ``blend:`` rows."""
+SELF_POWERS = (0.25, 0.5, 0.75)
+"""Partial self-normalisations of the centred scores tried at every damping (0: none, 1: ``centered_relative``)."""
 
 
 def paid_scores(select: np.ndarray, weigh: np.ndarray, top_k: int = TOP_K) -> np.ndarray:
@@ -133,6 +143,20 @@ def evaluate(name: str, scores: np.ndarray, oracle_scores: np.ndarray | None, da
         report["oracle"] = oracle(oracle_scores, list(data["oracle_positions"]), contributors,
                                   assets=assets if top_k == TOP_K else None, power=power)
     return {"rule": name, **report}
+
+
+def evaluate_split(name: str, evidence: str, pay: str, methods: dict, oracles: dict, data: dict) -> dict:
+    """One method's scores to rank and show an output's most influential images (``evidence``), another's to
+    split its pool (``pay``): per-image LDS and the evidence's hubness and oracle from the first, everything
+    about payment (contributor LDS, hubness, oracle, planted contributor) from the second."""
+    report = evaluate(name, methods[pay], oracles.get(pay), data)
+    if data.get("lds_masks") is not None:
+        report["lds"] = asset_lds(methods[evidence], data)
+    report["evidence"] = {"hubness": round(hubness(methods[evidence][data["unrelated_rows"]]), 4)}
+    if evidence in oracles:
+        report["evidence"]["oracle"] = oracle(oracles[evidence], list(data["oracle_positions"]), data["contributors"],
+                                              assets=data["assets"])
+    return report
 
 
 def evaluate_contributor_scores(name: str, scores: np.ndarray, owners: list[uuid.UUID], data: dict) -> dict:
@@ -246,10 +270,18 @@ def centered_rules(dump, n: int, at: str, data: dict) -> list[dict]:
     rows = []
     # the centred kernel with more damping: nearer a plain inner product of centred features
     centre = calibration.mean(axis=0)
-    for scale in DAMPING_SCALES:
+    for scale in (1.0, *DAMPING_SCALES):
         kernel = Kernel(features - centre, damping * scale, data["contributors"])
-        rows.append(evaluate(f"centered{at} damping:x{scale:g}", np.stack([kernel.scores(q - centre) for q in queries]),
-                             np.stack([kernel.scores(kernel.features[p]) for p in data["oracle_positions"]]), data))
+        scores = np.stack([kernel.scores(q - centre) for q in queries])
+        oracle_scores = np.stack([kernel.scores(kernel.features[p]) for p in data["oracle_positions"]])
+        if scale != 1.0:
+            rows.append(evaluate(f"centered{at} damping:x{scale:g}", scores, oracle_scores, data))
+        # between the plain centred score (G = 0) and the self-normalised one (G = 1): each image's score
+        # divided by its centred self-influence to the power G/2
+        root = np.sqrt(np.maximum([kernel.self_influence(row) for row in kernel.features], 1e-12))
+        for gamma in SELF_POWERS:
+            rows.append(evaluate(f"centered{at} damping:x{scale:g} self:{gamma:g}", scores / root ** gamma,
+                                 oracle_scores / root ** gamma, data))
     # centred rows and queries over the uncentred kernel: (phi_i - c)^T K^-1 (phi_q - c)
     raw = Kernel(features, damping, data["contributors"])
 
@@ -281,6 +313,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--powers", default="2,3,4,8",
                         help="comma-separated powers the --select and --weigh methods' kept scores are raised to "
                              "before the split (the product: 1)")
+    parser.add_argument("--split", default="dtrak_relative@t1/dtrak_centered_kernel,dtrak_relative@t1/dtrak",
+                        help="comma-separated EVIDENCE/PAY method pairs: one method's scores shown as an output's "
+                             "most influential images, another's splitting its pool")
+    parser.add_argument("--blend", default="dtrak_relative@t1/dtrak_centered_kernel",
+                        help="comma-separated A/B method pairs scored as one: w * A + (1 - w) * B, each query's "
+                             f"scores standardised first, for w in {BLEND_WEIGHTS}")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "contributor_shares.json")
     args = parser.parse_args(argv)
     if not args.dump.is_file():
@@ -332,6 +370,20 @@ def main(argv: list[str] | None = None) -> dict:
             rows.append(evaluate(f"{name} power:{power}", methods[name], oracles.get(name), data, power=power))
         rows.append(evaluate(f"{name} excess", excess_scores(methods[name]),
                              excess_scores(oracles[name]) if name in oracles else None, data))
+    for pair in (p for p in args.split.split(",") if p):
+        evidence, _, pay = pair.partition("/")
+        if evidence in methods and pay in methods:
+            rows.append(evaluate_split(f"evidence:{evidence}/pay:{pay}", evidence, pay, methods, oracles, data))
+    for pair in (p for p in args.blend.split(",") if p):
+        first, _, second = pair.partition("/")
+        if first in methods and second in methods:
+            both_oracles = first in oracles and second in oracles
+            for weight in BLEND_WEIGHTS:
+                def blended(a: np.ndarray, b: np.ndarray, w: float = weight) -> np.ndarray:
+                    return w * per_query_standardised(a) + (1 - w) * per_query_standardised(b)
+
+                rows.append(evaluate(f"blend:{weight:g}*{first}+{second}", blended(methods[first], methods[second]),
+                                     blended(oracles[first], oracles[second]) if both_oracles else None, data))
     rows += feature_rules(dump, methods, oracles, data, served=args.select)
     report = {
         "benchmark": "contributor shares from kernel scores, against the paired contributor ground truth",

@@ -445,7 +445,9 @@ class DiffusionTrainer:
         if recipe.use_ema:
             for module in trained:
                 params = [p for p in module.parameters() if p.requires_grad]
-                ema = EMAModel(params, decay=recipe.ema_decay, foreach=True)
+                warmup = recipe.ema_warmup_power
+                ema = EMAModel(params, decay=recipe.ema_decay, foreach=True, use_ema_warmup=warmup is not None,
+                               power=warmup if warmup is not None else 2 / 3)
                 ema.to(self.device)
                 self.emas.append((ema, params))
 

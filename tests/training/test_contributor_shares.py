@@ -78,6 +78,21 @@ def test_per_image_lds_reads_the_half_models_from_the_dump(tmp_path):
     rows = {row["rule"]: row for row in main(["--dump", str(tmp_path / "without.npz"), *arguments])["rows"]}
     assert "lds" not in rows["dtrak"]
 
+    # one method shown as the evidence, another paying: per-image LDS from the first, payment from the second
+    rows = {row["rule"]: row for row in main(["--dump", str(tmp_path / "with.npz"), *arguments,
+                                              "--split", "dtrak/pixel_nn,pixel_nn/dtrak"])["rows"]}
+    shown_true, shown_noise = rows["evidence:dtrak/pay:pixel_nn"], rows["evidence:pixel_nn/pay:dtrak"]
+    assert shown_true["lds"] == rows["dtrak"]["lds"] and shown_noise["lds"] == rows["pixel_nn"]["lds"]
+    assert shown_true["paid_lds"] == rows["pixel_nn"]["paid_lds"]
+    assert shown_noise["paid_lds"] == rows["dtrak"]["paid_lds"]
+    assert shown_true["evidence"]["hubness"] == rows["dtrak"]["hubness"]
+
+    # one score blended from the two: the more of the true influence, the better it predicts the half-models
+    rows = {row["rule"]: row for row in main(["--dump", str(tmp_path / "with.npz"), *arguments,
+                                              "--blend", "dtrak/pixel_nn"])["rows"]}
+    blended = [rows[f"blend:{w}*dtrak+pixel_nn"]["lds"]["mean"] for w in ("0.25", "0.5", "0.75")]
+    assert rows["pixel_nn"]["lds"]["mean"] < blended[0] < blended[1] < blended[2] <= rows["dtrak"]["lds"]["mean"]
+
 
 def kernel_dump(tmp_path, loss_rise_of, images=48, contributors=8, queries=20, dim=16):
     """A dump with features; ``loss_rise_of(raw scores, owners, contributors)`` sets the ground truth."""
@@ -109,7 +124,8 @@ def test_a_contributor_scored_as_one_group_predicts_its_removal_and_the_ceiling_
     assert by_rule["group:0.0"]["paid_lds"]["mean"] > 0.9
     assert by_rule["pixel_nn"]["paid_lds"]["mean"] < 0.5
     assert {"base:usual/dtrak_relative", "base:self/dtrak_relative", "group:1.0", "centered damping:x10",
-            "centered damping:x100", "centered_rows"} <= set(by_rule)
+            "centered damping:x100", "centered_rows", "centered damping:x1 self:0.5",
+            "centered damping:x100 self:0.25"} <= set(by_rule)
 
 
 def test_the_query_independent_ceiling_is_one_when_every_query_orders_contributors_alike(tmp_path):

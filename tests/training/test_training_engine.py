@@ -461,3 +461,36 @@ def test_a_minutes_budget_plans_the_steps_ends_the_schedule_there_and_a_resume_k
     monkeypatch.setattr(engine, "planned_steps", lambda *args: 60)  # a new plan would train all 60
     result = train(tmp_path / "resumed", recipe, pixel_examples, resume_from="latest")
     assert result.resumed_from_step == 25 and result.steps_done == 30 and result.budget["planned_steps"] == 30
+
+
+def test_an_ema_with_warmup_power_one_exports_the_mean_of_the_steps_weights(tmp_path, recipes, latent_examples,
+                                                                            tiny_sd_path):
+    # Power 1 makes the warm-up decay step / (1 + step): the average of every step's weights so far, equally
+    # weighted, which shorter runs of the same seeded job give one by one.
+    def unet_after(steps: int, **ema) -> dict[str, torch.Tensor]:
+        recipe = recipes.finetune(max_train_steps=steps, use_ema=bool(ema), **ema)
+        result = train(tmp_path / f"{steps}-{bool(ema)}", recipe, latent_examples)
+        return load_file(result.model_path / "unet" / "diffusion_pytorch_model.safetensors")
+
+    trajectory = [unet_after(steps) for steps in (1, 2, 3)]
+    averaged = unet_after(3, ema_decay=0.999, ema_warmup_power=1.0)
+    moved = [k for k in averaged if not torch.equal(trajectory[0][k], trajectory[2][k])]
+    assert moved
+    for key in moved:
+        mean = torch.stack([weights[key].float() for weights in trajectory]).mean(dim=0)
+        torch.testing.assert_close(averaged[key].float(), mean, rtol=1e-4, atol=2e-5)
+    # Without a warm-up power the decay follows diffusers' own ramp, (1 + step) / (10 + step): the untrained
+    # weights keep a tenth after the first step, and so on.
+    ramped = unet_after(3, ema_decay=0.999)
+    start = load_file(tiny_sd_path / "unet" / "diffusion_pytorch_model.safetensors")
+    for key in moved:
+        expected = start[key].float()
+        for step, weights in enumerate(trajectory):
+            decay = (1 + step) / (10 + step)
+            expected = decay * expected + (1 - decay) * weights[key].float()
+        torch.testing.assert_close(ramped[key].float(), expected, rtol=1e-4, atol=2e-5)
+
+
+def test_an_ema_warmup_power_outside_zero_to_one_is_refused(recipes):
+    with pytest.raises(ValueError, match="ema_warmup_power"):
+        recipes.finetune(use_ema=True, ema_warmup_power=1.5)
