@@ -102,12 +102,10 @@ VARIANTS: dict[str, Variant] = {
     # (Stop 28's run of it went 0.55 s a step, still unexplained; this one went 0.30 s a step.)
     # The presets train without an EMA of the UNet. With warm-up (decay 1 - (1 + step) ** -0.75, capped at
     # 0.999) the quality preset's average spans about its last 500 of 4,000 steps, for one copy of the UNet.
-    # Measured (stop 33, AMD EPYC, all 452 held-out prompts): 0.287 [0.236, 0.340] against the preset's 0.321
-    # [0.275, 0.370] (`quality+pooled`), KID 0.060 against 0.046, precision / recall 0.84 / 0.91 against
-    # 0.76 / 0.84, held-out loss 0.0567 against 0.0575, 16.1 training minutes: cleaner, more varied drawings
-    # of the catalog, no better at following the prompt. Not adopted. The demo likewise: 0.257 [0.208, 0.306]
-    # against 0.293 [0.249, 0.339] (`demo+pooled`), KID 0.24 against 0.31, precision 0.85 against 0.67, 2.8
-    # minutes; its sheet keeps the speckled background.
+    # Measured (stop 33, AMD EPYC, the 130-prompt subset: 12 per group, `--per-group 12`): 0.287 [0.236, 0.340],
+    # where the preset read 0.308-0.315 on the same prompts at 3,000-4,050 steps (the curves of
+    # quality_cpu.json and quality_cpu_steps5400.json); KID 0.060, precision / recall 0.84 / 0.91 (on those 130
+    # prompts), 16.1 training minutes: no better at following the prompt. Not adopted.
     "quality+ema": Variant("quality", "+ EMA of the UNet with warm-up (power 3/4, decay up to 0.999)",
                            recipe={"use_ema": True, "ema_decay": 0.999, "ema_warmup_power": 0.75}),
     "demo+ema": Variant("demo", "+ EMA of the UNet with warm-up (power 3/4, decay up to 0.999)",
