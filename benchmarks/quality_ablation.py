@@ -105,7 +105,9 @@ VARIANTS: dict[str, Variant] = {
     # Measured (stop 33, AMD EPYC, the 130-prompt subset: 12 per group, `--per-group 12`): 0.287 [0.236, 0.340],
     # where the preset read 0.308-0.315 on the same prompts at 3,000-4,050 steps (the curves of
     # quality_cpu.json and quality_cpu_steps5400.json); KID 0.060, precision / recall 0.84 / 0.91 (on those 130
-    # prompts), 16.1 training minutes: no better at following the prompt. Not adopted.
+    # prompts), 16.1 training minutes: no better at following the prompt. Not adopted. `demo+ema` on all 452:
+    # 0.295 [0.250, 0.340] against 0.293 [0.249, 0.339] (`demo+pooled`, the demo preset), KID 0.38 against
+    # 0.31, 3.0 minutes; its sheet keeps the speckled background.
     "quality+ema": Variant("quality", "+ EMA of the UNet with warm-up (power 3/4, decay up to 0.999)",
                            recipe={"use_ema": True, "ema_decay": 0.999, "ema_warmup_power": 0.75}),
     "demo+ema": Variant("demo", "+ EMA of the UNet with warm-up (power 3/4, decay up to 0.999)",
