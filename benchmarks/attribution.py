@@ -37,8 +37,11 @@ Influence methods compared on the same index and outputs: ``dtrak`` (the raw ker
 the square root of its self-influence, RelatIF-style), ``dtrak_calibrated`` (standardised per training
 row by its scores on ``--calibration`` outputs of other captions) and ``dtrak_centered_kernel`` (the
 product's ``centered``: every feature less the mean of those outputs' features, the kernel rebuilt over the
-centred training features), beside ``pixel_nn``, ``pro_rata`` and
-``random``; with ``--unlearning``, also attribution by unlearning (``unlearning``: each output forgotten by
+centred training features), and the product's default, ``dtrak_split``: a split config's two views from
+one feature pass, the evidence view's scores (``dtrak_relative``, t = 900) ranking what an output is shown
+beside (per-image LDS, evidence hubness, self top-1) and the payment view's (``dtrak_centered_kernel@pay``,
+t = 100/500/900) splitting its pool (contributor LDS, planted shares, paid author, payment hubness); beside
+``pixel_nn``, ``pro_rata`` and ``random``; with ``--unlearning``, also attribution by unlearning (``unlearning``: each output forgotten by
 gradient ascent on a copy of the UNet, every training image scored by the rise of its own loss; Wang et al.,
 NeurIPS 2024 -- the method of the product's dispute check, ``training.unlearning``). ``--variant`` adds the
 same methods on other feature configs (more timesteps, a larger projection, another damping: ``METHOD@NAME``)
@@ -319,7 +322,8 @@ def per_query_standardised(matrix: np.ndarray) -> np.ndarray:
 
 
 def parse_variants(texts: list[str], base: InfluenceConfig) -> dict[str, InfluenceConfig]:
-    """``NAME=key:value;key:value`` (timesteps as ``100|500|900``) -> the base config with those fields changed."""
+    """``NAME=key:value;key:value`` (timesteps as ``100|500|900``) -> the base config with those fields changed,
+    one view unless ``payment_timesteps`` (``100|500|900``) makes it a split config."""
     variants = {}
     for text in texts:
         name, _, fields = text.partition("=")
@@ -328,13 +332,17 @@ def parse_variants(texts: list[str], base: InfluenceConfig) -> dict[str, Influen
             key, _, value = field_text.partition(":")
             if key == "timesteps":
                 changes[key] = tuple(int(t) for t in value.split("|"))
+            elif key == "payment_timesteps":
+                changes[key] = None if value == "none" else tuple(int(t) for t in value.split("|"))
+            elif key == "payment_normalisation":
+                changes[key] = value
             elif key in ("projection_dim", "projection_seed", "noise_seed"):
                 changes[key] = int(value)
             elif key == "damping":
                 changes[key] = float(value)
             else:
                 raise SystemExit(f"--variant {text!r}: unknown field {key!r}")
-        variants[name] = replace(base, **changes)
+        variants[name] = replace(base, **{"payment_timesteps": None, **changes})  # one view unless it says
     return variants
 
 
@@ -388,16 +396,18 @@ def contributor_predictions(matrix: np.ndarray, members: list[list[int]]) -> np.
     return np.array([matrix[:, positions].sum(axis=1) for positions in members]).reshape(len(members), len(matrix))
 
 
-DEFAULT_RULE = ("among the methods the product can serve (kernel scores, raw, self- or calibration-normalised, "
-                "on any feature config), "
+DEFAULT_RULE = ("among the methods the product can serve (kernel scores, raw, self- or calibration-normalised or "
+                "centred, on any feature config, and split methods: one view ranks, the other pays), "
                 "those meeting the sanity targets (hubness <= 0.2, oracle self top-1 >= 0.9), the one with the "
-                "highest per-asset plus contributor-level LDS (without any that meets them: the highest of all)")
+                "highest per-asset LDS plus the contributor-level LDS of what it pays (paid:METHOD; without any "
+                "that meets them: the highest of all)")
 HUBNESS_TARGET, ORACLE_TARGET = 0.2, 0.9
 
 
 def servable(method: str) -> bool:
-    """Scores the product computes (``provenance.influence``): kernel scores under one of its normalisations."""
-    return method.split("@")[0] in METHOD_OF_NORMALISATION.values()
+    """Scores the product computes (``provenance.influence``): kernel scores under one of its normalisations, and
+    a split config's pair (``dtrak_split``: evidence by one view, payment by the other)."""
+    return method.split("@")[0] in (*METHOD_OF_NORMALISATION.values(), "dtrak_split")
 
 
 def choose_default(lds: dict, contributor_lds: dict, hubs: dict, oracle_report: dict, served: str) -> str:
@@ -408,7 +418,7 @@ def choose_default(lds: dict, contributor_lds: dict, hubs: dict, oracle_report: 
     sane = [m for m in methods if hubs.get(m, 1.0) <= HUBNESS_TARGET
             and oracle_report.get(m, {}).get("self_top1", 0.0) >= ORACLE_TARGET]
     return max(sane or methods, key=lambda method: lds.get(method, {}).get("mean", 0.0)
-               + contributor_lds.get(method, {}).get("mean", 0.0))
+               + contributor_lds.get(f"paid:{method}", contributor_lds.get(method, {})).get("mean", 0.0))
 
 
 def main() -> None:
@@ -440,7 +450,12 @@ def main() -> None:
                         help="also check the author is paid most were each output's top K paid (comma-separated)")
     parser.add_argument("--alpha", default="1/2")
     parser.add_argument("--timesteps", default=",".join(str(t) for t in InfluenceConfig().timesteps),
-                        help="the influence features' timesteps (default: the product's)")
+                        help="the influence features' timesteps, the evidence view's when split (default: the product's)")
+    parser.add_argument("--payment-timesteps",
+                        default=",".join(str(t) for t in InfluenceConfig().payment_timesteps),
+                        help="the payment view's timesteps (default: the product's), or none: one view ranks and pays")
+    parser.add_argument("--normalisation", default=InfluenceConfig().normalisation,
+                        help="the served (evidence) view's normalisation")
     parser.add_argument("--calibration", type=int, default=InfluenceConfig().calibration_outputs,
                         help="outputs of other captions that calibrate each training image's scores (dtrak_calibrated)")
     parser.add_argument("--variant", action="append", default=[],
@@ -479,7 +494,10 @@ def main() -> None:
     full_path = train_model(work, "full", items, args.steps, seed=0, preset=args.preset)
     pipeline = load_pipeline(full_path, device="cpu")
     config = InfluenceConfig(timesteps=tuple(int(t) for t in args.timesteps.split(",")),
-                             calibration_outputs=args.calibration)
+                             calibration_outputs=args.calibration,
+                             payment_timesteps=None if args.payment_timesteps == "none"
+                             else tuple(int(t) for t in args.payment_timesteps.split(",")),
+                             normalisation=args.normalisation)
     variants = {"": config, **{f"@{name}": variant for name, variant in parse_variants(args.variant, config).items()}}
     attributor = Attributor(pipeline, config)
 
@@ -503,43 +521,59 @@ def main() -> None:
     oracle_methods: dict[str, np.ndarray] = {}
     costs: dict[str, dict] = {}
     feature_dump: dict[str, dict[str, np.ndarray]] = {}  # per feature config, for --dump
+    splits: dict[str, tuple[str, str]] = {}  # a split config's method -> (its evidence method, its payment method)
     for suffix, variant in variants.items():
         variant_attributor = attributor if suffix == "" else Attributor(pipeline, variant)
         started = time.perf_counter()
         features = variant_attributor.features_of_many((item.image(), item.caption) for item in items)
         feature_s = time.perf_counter() - started
-        indexes = {}
         # one set of calibration outputs per feature config: their prompts and seeds do not depend on the
         # normalisation that uses them
         calibration = Attributor(pipeline, replace(variant, normalisation="calibrated")).calibration_features(
             spare, guidance_scale=GENERATE["guidance_scale"], steps=GENERATE["num_inference_steps"])
-        for normalisation in (variant.normalisation, *(n for n in METHOD_OF_NORMALISATION if n != variant.normalisation)):
-            config_n = replace(variant, normalisation=normalisation)
-            indexes[normalisation] = InfluenceIndex.build(
-                features, asset_ids=assets, contributor_ids=contributors, config=config_n,
-                fingerprint={"benchmark": "attribution"},
-                calibration=calibration if config_n.uses_calibration_outputs else None)
-            if normalisation == variant.normalisation:
-                build_s = time.perf_counter() - started  # the index as the product builds it
-        index = indexes[variant.normalisation]
-        feature_dump[suffix or "@served"] = {"features": features, "calibration": indexes["calibrated"].calibration}
+        # the index as the product builds it (a split config: both views), then timed queries against it
+        served = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=variant,
+                                      fingerprint={"benchmark": "attribution"},
+                                      calibration=calibration if variant.uses_calibration_outputs else None)
+        build_s = time.perf_counter() - started
         attribution_times, query_features = [], []
         for (prompt, _, _), image in zip(queries, outputs, strict=True):
             started = time.perf_counter()
             query_features.append(variant_attributor.features(image, prompt))
-            influence_shares(index.scores(query_features[-1]), assets, contributors)
+            scored = served.score_output(query_features[-1]).payment
+            influence_shares(scored.scores, [assets[p] for p in scored.positions],
+                             [contributors[p] for p in scored.positions])
             attribution_times.append(time.perf_counter() - started)
-        feature_dump[suffix or "@served"]["queries"] = np.stack(query_features)
-        for name, matrix in influence_methods(indexes, np.stack(query_features)).items():
-            methods[name + suffix] = matrix
-        for name, matrix in influence_methods(indexes, features[oracle_positions]).items():
-            oracle_methods[name + suffix] = matrix
+        queried = np.stack(query_features)
+        # every normalisation on each view's features: a split config's views are METHOD and METHOD@pay
+        views = [("", features, calibration, queried)] if not variant.split else [
+            ("", features[:, 0], calibration[:, 0], queried[:, 0]),
+            ("@pay", features[:, 1], calibration[:, 1], queried[:, 1])]
+        for view_suffix, view_features, view_calibration, view_queries in views:
+            view_config = variant.view_config(1 if view_suffix else 0)
+            indexes = {normalisation: InfluenceIndex.build(
+                view_features, asset_ids=assets, contributor_ids=contributors,
+                config=replace(view_config, normalisation=normalisation), fingerprint={"benchmark": "attribution"},
+                calibration=view_calibration if normalisation in ("calibrated", "centered") else None)
+                for normalisation in METHOD_OF_NORMALISATION}
+            name = f"{suffix}{view_suffix}"
+            feature_dump[name or "@served"] = {"features": view_features, "calibration": view_calibration,
+                                               "queries": view_queries}
+            for method, matrix in influence_methods(indexes, view_queries).items():
+                methods[method + name] = matrix
+            for method, matrix in influence_methods(indexes, view_features[oracle_positions]).items():
+                oracle_methods[method + name] = matrix
+        if variant.split:
+            splits[f"dtrak_split{suffix}"] = (METHOD_OF_NORMALISATION[variant.normalisation] + suffix,
+                                              METHOD_OF_NORMALISATION[variant.payment_normalisation] + suffix + "@pay")
         costs[suffix or "served"] = {"index_build_s": round(build_s, 2),
                                      "features_per_example_ms": round(1000 * feature_s / len(items), 2),
                                      "attribution_s_per_image": round(float(np.median(attribution_times)), 4)}
         if suffix == "":
             index_s, attribution_s, served_feature_s = build_s, attribution_times, feature_s
         log(f"index{suffix or ' (served config)'}: {len(items)} examples in {build_s:.1f} s")
+    for split, (evidence, payment) in splits.items():  # shown and ranked by one view, paid by the other
+        methods[split], oracle_methods[split] = methods[evidence], oracle_methods[evidence]
     unlearning_config = UnlearningConfig()
     if args.unlearning:
         probes = [(item.image(), item.caption) for item in items]
@@ -560,7 +594,13 @@ def main() -> None:
     methods["pixel_nn"] = pixel_matrix(outputs) @ train_pixels.T
     methods["random"] = np.random.default_rng(0).random((len(queries), len(items)))
     unrelated_rows = [q for q, (_, _, is_concept) in enumerate(queries) if not is_concept]
-    hubs = {method: round(hubness(matrix[unrelated_rows]), 4) for method, matrix in methods.items()}
+    def paying(method: str) -> np.ndarray:
+        """The scores that split the pool under a method: a split's payment view, else its own."""
+        return methods[splits[method][1]] if method in splits else methods[method]
+
+    # a split method's hubs: what it shows and what it pays, the larger
+    hubs = {method: round(max(hubness(matrix[unrelated_rows]), hubness(paying(method)[unrelated_rows])), 4)
+            for method, matrix in methods.items()}
     log(f"hubness: {json.dumps(hubs)}")
 
     # --- oracle: training images asked about as if they were outputs
@@ -568,11 +608,14 @@ def main() -> None:
     paid_top_ks = tuple(int(k) for k in args.oracle_paid_top_k.split(",") if k)
     oracle_report = {method: oracle(matrix, oracle_positions, contributors, assets, paid_top_ks)
                      for method, matrix in oracle_methods.items()}
+    for split, (_, payment) in splits.items():  # ranks itself by the evidence, pays its author by the payment view
+        oracle_report[split] = {**oracle_report[split], **{key: value for key, value in oracle_report[payment].items()
+                                                           if key.startswith("author_top1_paid")}}
     log(f"oracle: {json.dumps(oracle_report)}")
 
     planted = {}
-    for method, matrix in methods.items():
-        results = [planted_shares(matrix[q], assets, contributors, planted_id, pro_rata, alpha)
+    for method in methods:
+        results = [planted_shares(paying(method)[q], assets, contributors, planted_id, pro_rata, alpha)
                    for q in range(len(queries))]
         concept = [r for r, (_, _, is_concept) in zip(results, queries, strict=True) if is_concept]
         other = [r for r, (_, _, is_concept) in zip(results, queries, strict=True) if not is_concept]
@@ -650,13 +693,13 @@ def main() -> None:
                                                     for q in range(len(queries))])
         log(f"contributor ground truth, seed agreement: {json.dumps(ground_truth['seed_agreement'])}")
     contributor_lds = {}
-    predictions = {method: contributor_predictions(matrix, members) for method, matrix in methods.items()}
+    predictions = {method: contributor_predictions(paying(method), members) for method in methods}
     predictions["pro_rata"] = np.array([[len(positions)] * len(queries) for positions in members], dtype=float)
     removed_ids = [contributor_uuid[name] for name in removed_contributors]
     for method in [m for m in methods if servable(m)]:
         # what the product pays: each output's top-k positive scores as contributor shares, and the pool
         # that blends them with pro rata (alpha)
-        paid = [influence_shares(methods[method][q], assets, contributors).contributors for q in range(len(queries))]
+        paid = [influence_shares(paying(method)[q], assets, contributors).contributors for q in range(len(queries))]
         predictions[f"paid:{method}"] = np.array([[float(paid[q].get(c, 0)) for q in range(len(queries))]
                                                   for c in removed_ids])
         pooled = [blend(pro_rata, paid[q], alpha) for q in range(len(queries))]
@@ -674,13 +717,15 @@ def main() -> None:
             removed=np.array([contributor_index[contributor_uuid[name]] for name in removed_contributors], dtype=int),
             alpha=np.array(float(alpha)), method_names=np.array(list(methods)),
             oracle_names=np.array(list(oracle_methods)), feature_configs=np.array(list(feature_dump)),
-            damping=np.array([variants[name if name != "@served" else ""].damping for name in feature_dump]),
+            damping=np.array([variants["" if name == "@served" else name.removesuffix("@pay")].damping
+                              for name in feature_dump]),
+            splits=np.array([f"{split}={evidence}/{payment}" for split, (evidence, payment) in splits.items()]),
             **{f"{kind}_{n}": array for n, arrays in enumerate(feature_dump.values()) for kind, array in arrays.items()},
             **({"lds_masks": np.stack(masks), "lds_losses": actual} if masks else {}),
             **{f"scores_{n}": matrix for n, matrix in enumerate(methods.values())},
             **{f"oracle_{n}": matrix for n, matrix in enumerate(oracle_methods.values())})
     default_method = choose_default(lds, contributor_lds, hubs, oracle_report,
-                                    served=METHOD_OF_NORMALISATION[config.normalisation])
+                                    served="dtrak_split" if config.split else METHOD_OF_NORMALISATION[config.normalisation])
 
     result = {
         "benchmark": "per-output influence attribution on the tiny CPU base model",

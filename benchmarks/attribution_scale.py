@@ -58,7 +58,9 @@ def real_index(work: Path, catalog: Path | None, queries: int, config: Influence
         with np.load(cached) as data:
             features, outputs = data["features"], data["outputs"]
             calibration = data.get("calibration")
-            stale = "base" not in data or str(data["base"]) != str(base)  # features of another model
+            # features of another model, or at other timesteps
+            stale = "base" not in data or str(data["base"]) != str(base) or \
+                list(data.get("timesteps", [900])) != list(config.timesteps)
     if stale or (calibration is None and config.uses_calibration_outputs):
         if not base.is_dir():
             raise SystemExit(f"no demo base under {base}: run benchmarks/custom_model.py first, or name one with "
@@ -83,6 +85,7 @@ def real_index(work: Path, catalog: Path | None, queries: int, config: Influence
         calibration = attributor.calibration_features((i["caption"] for i in items),
                                                       guidance_scale=serving_guidance(PRESETS["demo"]))
         np.savez(cached, features=features, outputs=outputs, base=np.array(str(base)),
+                 timesteps=np.array(config.timesteps),
                  **({"calibration": calibration} if calibration is not None else {}))
     ids = [uuid.uuid4() for _ in range(len(features))]
     index = InfluenceIndex.build(features, asset_ids=ids, contributor_ids=ids, config=config, fingerprint={},
@@ -151,12 +154,18 @@ def main(argv: list[str] | None = None) -> dict:
                         help="the demo base's pipeline folder (default: WORK/runs/custom-model-base/pipeline, "
                              "as benchmarks/custom_model.py exports it; or quality_ablation.py --export's)")
     parser.add_argument("--normalisation", choices=NORMALISATIONS, default=InfluenceConfig().normalisation,
-                        help="how the index's scores are normalised (default: the product's)")
+                        help="how the index's scores are normalised (default: the product's evidence view's; its "
+                             "payment view is centered over three timesteps: measure it with --normalisation "
+                             "centered --timesteps 100,500,900, each output searching both)")
+    parser.add_argument("--timesteps", default=",".join(str(t) for t in InfluenceConfig().timesteps),
+                        help="the features' timesteps (default: the product's evidence view's)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "attribution_scale.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
-    config = InfluenceConfig(normalisation=args.normalisation)
+    # one view at a time: a split index searches each of its views as one such index
+    config = InfluenceConfig(normalisation=args.normalisation, payment_timesteps=None,
+                             timesteps=tuple(int(t) for t in args.timesteps.split(",")))
 
     base = args.base or args.work / "runs" / "custom-model-base" / "pipeline"
     index, outputs = real_index(args.work, args.catalog, args.queries, config, base)
@@ -222,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
                        "recall_at_50_by_candidates": by_candidates, "p50_ms": percentile_ms(real_searched, 50), "full_scan_p50_ms": percentile_ms(real_scanned, 50),
                        "queries_are": "outputs of the demo base for held-out catalog captions",
                        "base": str(base.resolve().relative_to(ROOT)) if base.resolve().is_relative_to(ROOT) else str(base)},
-        "settings": {"normalisation": config.normalisation, "feature_dim": config.projection_dim, "compact_dim": COMPACT_DIM, "candidates": CANDIDATES,
+        "settings": {"normalisation": config.normalisation, "timesteps": list(config.timesteps), "feature_dim": config.projection_dim, "compact_dim": COMPACT_DIM, "candidates": CANDIDATES,
                      "graph_degree": GRAPH_DEGREE, "search": "FAISS HNSW over 8-bit codes, inner product",
                      "top_k": TOP_K, "rows_dtype": "float16 memory-mapped (synthetic)", "threads": args.threads,
                      "cores": os.cpu_count(), "faiss": faiss.__version__,

@@ -177,7 +177,7 @@ class Kernel:
     def __init__(self, features: np.ndarray, damping: float, contributors: list[uuid.UUID]):
         self.index = InfluenceIndex.build(features, asset_ids=[uuid.UUID(int=i) for i in range(len(features))],
                                           contributor_ids=contributors,
-                                          config=InfluenceConfig(normalisation="none", damping=damping),
+                                          config=InfluenceConfig(normalisation="none", damping=damping, payment_timesteps=None),
                                           fingerprint={}, search_min_rows=len(features) + 1)
         self.features = np.asarray(features, dtype=np.float64)
 

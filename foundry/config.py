@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     broker_polling_interval: float = Field(default=0.5, description="Seconds between polls of the embedded broker.")
     attribution_index_after_training: bool = Field(
         default=True, description="Build the model's influence attribution index as the last stage of a training job.")
+    influence_calibration_outputs: int = Field(
+        default=32, ge=1, le=1024, description="Outputs a model draws for its own training captions when its index "
+        "is built: the payment view's scores are centred on their mean (recorded in the index's config, so "
+        "every generation is scored and audited with the number it was built with).")
     quality_after_training: bool = Field(
         default=False, description="Measure a base model's image quality (held-out prompts, the split's frozen "
         "evaluator) as the last stage of its training job; needs `foundry quality train-evaluator` once.")

@@ -473,7 +473,8 @@ def custom_model_through_api(http, settings: Settings, model_id, customer: dict,
 
 def print_influential_images(settings: Settings, generation_id: str, attribution: dict, console: Console,
                              Table) -> None:
-    """The training images that shaped these outputs most, by the model's influence index."""
+    """The training images these outputs' influence pool paid most (the index's payment view); ``foundry
+    generations explain`` also shows each output's evidence view."""
     import uuid
 
     influential = sorted(((asset, line["display_name"]) for line in attribution["contributors"]
@@ -489,7 +490,7 @@ def print_influential_images(settings: Settings, generation_id: str, attribution
         captions = {asset.id: asset.caption for asset in session.query(Asset).filter(
             Asset.id.in_([uuid.UUID(item["asset_id"]) for item, _ in influential]))}
     table = Table("training image", "contributor", "share of influence",
-                  title="most influential training images (D-TRAK influence, per output)")
+                  title="training images paid most by influence (D-TRAK, payment view)")
     for item, name in influential:
         table.add_row(captions.get(uuid.UUID(item["asset_id"]), "?") or "?", name, f"{item['share_ppm'] / 10_000:.2f}%")
     console.print(table)

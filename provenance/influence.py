@@ -28,6 +28,17 @@ most outputs and would collect royalties for all of them:
   not the default (``benchmarks/results/attribution_cpu.json``, ``dtrak_centered_kernel``);
 - ``none``: raw scores (version 1).
 
+Version 3 splits the two jobs a score does, because no one score does both well (``benchmarks/results/
+contributor_shares_lds.json``: damping or blending trades one against the other). One feature pass takes the
+gradient at every timestep of two *views* (``InfluenceConfig.views``) and averages it per view:
+
+- the **evidence** view (``self``, t = 900) ranks the training images shown beside an output: the best
+  per-image LDS, no hubs, every training image its own top match;
+- the **payment** view (``centered``, t = 100/500/900) splits the output's influence pool: its shares best
+  predict what removing a contributor changes (contributor LDS).
+
+Each view has its own kernel and normalisation (``InfluenceIndex.payment``), over the same rows.
+
 All keep the score an inner product (rows divided by a per-row scale; a calibrated query shifted by the
 calibration's mean solution; a centred score is the raw rows' product with the solved centred query less
 one number per query), so a large index still proposes candidates by approximate search and
@@ -48,7 +59,7 @@ from __future__ import annotations
 import ast
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -56,24 +67,25 @@ from provenance.influence_search import CandidateSearch
 from provenance.influence_shares import AssetShare, InfluenceShares, blend, influence_shares
 
 METHOD = "dtrak-square-countsketch"
-VERSION = "2"
-"""2: scores normalised as ``normalisation`` says; 1: raw kernel scores. An index or generation recorded
-under version 1 keeps its recorded settings: it is scored as it was."""
-VERSIONS = ("1", VERSION)
+VERSION = "3"
+"""3: two views of one feature pass, one ranking the evidence and one splitting the pool (``payment_*``);
+2: one score for both, normalised as ``normalisation`` says; 1: raw kernel scores. An index or generation
+recorded under an older version keeps its recorded settings: it is scored as it was."""
+VERSIONS = ("1", "2", VERSION)
 NORMALISATIONS = ("none", "self", "calibrated", "centered")
 WITH_CALIBRATION_OUTPUTS = ("calibrated", "centered")
 """Normalisations that need the model's own outputs (``calibration_outputs``) to build an index."""
-__all__ = ["AssetShare", "InfluenceConfig", "InfluenceIndex", "InfluenceShares", "Scored", "blend",
+__all__ = ["AssetShare", "InfluenceConfig", "InfluenceIndex", "InfluenceShares", "OutputScores", "Scored", "blend",
            "influence_shares"]
 
 
 @dataclass(frozen=True)
 class InfluenceConfig:
     timesteps: tuple[int, ...] = (900,)
-    """One late timestep: with self-normalised scores it leads the benchmark on per-image plus contributor
-    LDS among the methods meeting the hub and oracle targets (``benchmarks/results/attribution_cpu.json``),
-    at a third of the cost of 100/500/900, whose paid shares predict contributors better but whose
-    per-image LDS is lower."""
+    """The evidence view's timesteps (the one view of a version 1 or 2 config). One late timestep: with
+    self-normalised scores it leads the benchmark on per-image LDS among the methods meeting the hub and
+    oracle targets (``benchmarks/results/attribution_cpu.json``), so it ranks the training images shown
+    as an output's evidence."""
     noise_seed: int = 20240501
     projection_dim: int = 2048
     projection_seed: int = 7
@@ -88,22 +100,61 @@ class InfluenceConfig:
     """``calibrated`` and ``centered``: outputs of the model, for captions drawn from its training data with
     fixed seeds, that standardise each row's scores or give the centre every feature is taken from."""
     calibration_seed: int = 31
+    payment_timesteps: tuple[int, ...] | None = (100, 500, 900)
+    """The payment view's timesteps, or None when one view both ranks the evidence and splits the pool
+    (versions 1 and 2). Its scores split each output's influence pool: centred scores over 100/500/900 predict
+    what removing a contributor changes better than any single score that also ranks images well
+    (contributor LDS of the pool 0.56-0.59 against 0.43 for the evidence view), and the evidence view's
+    per-image LDS is what the payment view lacks (``benchmarks/results/contributor_shares_lds.json``)."""
+    payment_normalisation: str = "centered"
 
     def __post_init__(self) -> None:
-        if self.normalisation not in NORMALISATIONS:
-            raise ValueError(f"normalisation must be one of {NORMALISATIONS}, not {self.normalisation!r}")
-        if self.normalisation == "calibrated" and self.calibration_outputs < 2:
+        for normalisation in (self.normalisation, self.payment_normalisation):
+            if normalisation not in NORMALISATIONS:
+                raise ValueError(f"normalisation must be one of {NORMALISATIONS}, not {normalisation!r}")
+        normalisations = {n for n, _ in self.views()}
+        if "calibrated" in normalisations and self.calibration_outputs < 2:
             raise ValueError("calibrated scores need at least 2 calibration outputs")
-        if self.normalisation == "centered" and self.calibration_outputs < 1:
+        if "centered" in normalisations and self.calibration_outputs < 1:
             raise ValueError("centred scores need at least 1 calibration output")
+        if not self.timesteps or self.payment_timesteps == ():
+            raise ValueError("every view needs at least one timestep")
+
+    @property
+    def split(self) -> bool:
+        """Whether evidence and payment are two views (version 3) rather than one score."""
+        return self.payment_timesteps is not None
+
+    def views(self) -> list[tuple[str, tuple[int, ...]]]:
+        """(normalisation, timesteps) of each view: the evidence's, then the payment's when split."""
+        evidence = (self.normalisation, tuple(self.timesteps))
+        return [evidence, (self.payment_normalisation, tuple(self.payment_timesteps))] if self.split else [evidence]
+
+    @property
+    def feature_timesteps(self) -> tuple[int, ...]:
+        """Every timestep a feature pass takes a gradient at, in the order their fixed noises are drawn: the
+        payment view's, then the evidence view's others (one view: its own, as in versions 1 and 2)."""
+        return tuple(dict.fromkeys((*(self.payment_timesteps or ()), *self.timesteps)))
+
+    def view_config(self, view: int) -> InfluenceConfig:
+        """One view as a single-view config: how its index normalises and damps (features still come from
+        this config's feature pass, whose noises are drawn for ``feature_timesteps``)."""
+        normalisation, timesteps = self.views()[view]
+        return replace(self, timesteps=timesteps, normalisation=normalisation, payment_timesteps=None)
 
     @property
     def uses_calibration_outputs(self) -> bool:
         """Whether building an index draws the model's own outputs (``WITH_CALIBRATION_OUTPUTS``)."""
-        return self.normalisation in WITH_CALIBRATION_OUTPUTS
+        return any(normalisation in WITH_CALIBRATION_OUTPUTS for normalisation, _ in self.views())
 
     def as_dict(self) -> dict:
-        return {"method": METHOD, "version": VERSION, **asdict(self), "timesteps": list(self.timesteps)}
+        record = {"method": METHOD, "version": VERSION, **asdict(self), "timesteps": list(self.timesteps)}
+        if self.split:
+            record["payment_timesteps"] = list(self.payment_timesteps)
+        else:  # one view: recorded as version 2 recorded it, so it is scored the same way
+            record.update(version="2")
+            del record["payment_timesteps"], record["payment_normalisation"]
+        return record
 
     @classmethod
     def from_dict(cls, data: Mapping) -> InfluenceConfig:
@@ -117,11 +168,18 @@ class InfluenceConfig:
         # a setting missing from the record had its version's default, not today's
         values.setdefault("normalisation", VERSION_DEFAULTS[version]["normalisation"])
         values["timesteps"] = tuple(values.get("timesteps", VERSION_DEFAULTS[version]["timesteps"]))
+        if VERSION_DEFAULTS[version]["payment_timesteps"] is None:  # one view: its score both ranked and paid
+            values.pop("payment_normalisation", None)
+            values["payment_timesteps"] = None
+        else:
+            values["payment_timesteps"] = tuple(values.get("payment_timesteps",
+                                                           VERSION_DEFAULTS[version]["payment_timesteps"]))
         return cls(**values)
 
 
-VERSION_DEFAULTS = {"1": {"normalisation": "none", "timesteps": (100, 300, 500, 700, 900)},
-                    VERSION: {"normalisation": "self", "timesteps": (900,)}}
+VERSION_DEFAULTS = {"1": {"normalisation": "none", "timesteps": (100, 300, 500, 700, 900), "payment_timesteps": None},
+                    "2": {"normalisation": "self", "timesteps": (900,), "payment_timesteps": None},
+                    VERSION: {"normalisation": "self", "timesteps": (900,), "payment_timesteps": (100, 500, 900)}}
 
 SEARCH_MIN_ROWS = 20_000
 """From this many indexed images on, scoring searches candidates instead of scanning every row."""
@@ -133,6 +191,15 @@ class Scored:
 
     positions: np.ndarray
     scores: np.ndarray
+
+
+@dataclass
+class OutputScores:
+    """One output's scores in each role: ``evidence`` ranks the training images shown beside it, ``payment``
+    splits its influence pool (the same scores unless the index is split)."""
+
+    evidence: Scored
+    payment: Scored
 
 
 class ScaledRows:
@@ -171,6 +238,9 @@ class InfluenceIndex:
     search: CandidateSearch | None = None
     calibration: np.ndarray | None = None
     """(C, d) features of the calibration outputs of a ``calibrated`` or ``centered`` index; None otherwise."""
+    payment: InfluenceIndex | None = None
+    """A split (version 3) index's payment view over the same rows, in its own kernel and normalisation;
+    None when this index's scores also split the pool."""
     _solver: np.ndarray | None = field(default=None, repr=False)
     _standardisation: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
@@ -178,6 +248,34 @@ class InfluenceIndex:
     def build(cls, features: np.ndarray, *, asset_ids: Sequence[uuid.UUID], contributor_ids: Sequence[uuid.UUID],
               config: InfluenceConfig, fingerprint: Mapping[str, str], calibration: np.ndarray | None = None,
               search_min_rows: int = SEARCH_MIN_ROWS) -> InfluenceIndex:
+        """``features``: (N, d) of a one-view config, (N, 2, d) of a split one (evidence, payment), and the
+        calibration outputs' likewise."""
+        if not config.split:
+            return cls._build_view(features, asset_ids=asset_ids, contributor_ids=contributor_ids, config=config,
+                                   fingerprint=fingerprint, calibration=calibration, search_min_rows=search_min_rows)
+        features = np.asarray(features)
+        if features.ndim != 3 or features.shape[1] != 2:
+            raise ValueError("a split config's features are (examples, 2 views, dimension)")
+        views = []
+        for view in range(2):
+            view_config = config.view_config(view)
+            view_calibration = None
+            if view_config.uses_calibration_outputs:
+                if calibration is None or np.ndim(calibration) != 3:
+                    raise ValueError("the payment or evidence view needs calibration features (outputs, 2 views, "
+                                     "dimension)")
+                view_calibration = np.asarray(calibration)[:, view]
+            views.append(cls._build_view(features[:, view], asset_ids=asset_ids, contributor_ids=contributor_ids,
+                                         config=view_config, fingerprint=fingerprint, calibration=view_calibration,
+                                         search_min_rows=search_min_rows))
+        evidence, payment = views
+        evidence.config, evidence.payment = config.as_dict(), payment
+        return evidence
+
+    @classmethod
+    def _build_view(cls, features: np.ndarray, *, asset_ids: Sequence[uuid.UUID],
+                    contributor_ids: Sequence[uuid.UUID], config: InfluenceConfig, fingerprint: Mapping[str, str],
+                    calibration: np.ndarray | None, search_min_rows: int) -> InfluenceIndex:
         phi = np.asarray(features, dtype=np.float32)
         if phi.ndim != 2 or phi.shape[0] != len(asset_ids) or len(asset_ids) != len(contributor_ids):
             raise ValueError("one feature row per asset, with its contributor")
@@ -219,11 +317,23 @@ class InfluenceIndex:
     def _normalisation(self) -> str:
         return "none" if self.gram is None else str(self.config.get("normalisation", "none"))
 
+    def paying(self) -> InfluenceIndex:
+        """The index whose scores split the pool: a split index's payment view, else this one."""
+        return self.payment if self.payment is not None else self
+
     def extend(self, features: np.ndarray, *, asset_ids: Sequence[uuid.UUID], contributor_ids: Sequence[uuid.UUID],
                fingerprint: Mapping[str, str], search_min_rows: int = SEARCH_MIN_ROWS) -> None:
         """Add rows (new training images of the same model space): the kernel gains their outer products and
         the search their compact rows; scores equal those of an index built from all rows at once. A
-        normalised index's per-row scales depend on the kernel, so every row's changes: its search is refitted."""
+        normalised index's per-row scales depend on the kernel, so every row's changes: its search is refitted.
+        A split index takes (N, 2, d) features and grows both views."""
+        if self.payment is not None:
+            features = np.asarray(features)
+            if features.ndim != 3 or features.shape[1] != 2:
+                raise ValueError("a split index grows by (examples, 2 views, dimension) features")
+            self.payment.extend(features[:, 1], asset_ids=asset_ids, contributor_ids=contributor_ids,
+                                fingerprint=fingerprint, search_min_rows=search_min_rows)
+            features = features[:, 0]
         if self.gram is None:
             raise ValueError("an index saved with pre-multiplied rows cannot grow: rebuild it")
         phi = np.asarray(features, dtype=np.float32)
@@ -325,11 +435,28 @@ class InfluenceIndex:
         positions = np.sort(self.search.search(vector))
         return Scored(positions, self._scored(self.rows[positions] @ vector, vector, positions))
 
+    def score_output(self, features: np.ndarray) -> OutputScores:
+        """An output's candidates scored for evidence and for payment, from ``Attributor.features``: (d,) for
+        a one-view index (one scoring serves both), (2, d) for a split one."""
+        if self.payment is None:
+            scored = self.candidates(features)
+            return OutputScores(scored, scored)
+        features = np.asarray(features)
+        if features.shape != (2, self.rows.shape[1]):
+            raise ValueError(f"a split index scores (2, {self.rows.shape[1]}) features: evidence, payment")
+        return OutputScores(self.candidates(features[0]), self.payment.candidates(features[1]))
+
     def save(self, path) -> None:
-        arrays = {"rows": self.rows, "asset_ids": np.array([str(a) for a in self.asset_ids]),
+        arrays = {"asset_ids": np.array([str(a) for a in self.asset_ids]),
                   "contributor_ids": np.array([str(c) for c in self.contributor_ids]),
-                  "config": np.array(repr(sorted(self.config.items()))),
                   "fingerprint": np.array(repr(sorted(self.fingerprint.items())))}
+        np.savez_compressed(path, **arrays, **self._view_arrays(),
+                            **({f"{PAYMENT}{key}": array for key, array in self.payment._view_arrays().items()}
+                               if self.payment is not None else {}))
+
+    def _view_arrays(self) -> dict[str, np.ndarray]:
+        """What one view adds to the rows' ids: its features, kernel, calibration, config and search."""
+        arrays = {"rows": self.rows, "config": np.array(repr(sorted(self.config.items())))}
         if self.gram is not None:
             arrays["gram"] = self.gram
         if self.calibration is not None:
@@ -337,20 +464,33 @@ class InfluenceIndex:
         if self.search is not None:
             arrays.update(search_row_basis=self.search.row_basis, search_query_basis=self.search.query_basis,
                           search_graph=self.search.to_bytes(), search_candidates=np.array(self.search.candidates))
-        np.savez_compressed(path, **arrays)
+        return arrays
 
     @classmethod
     def load(cls, path) -> InfluenceIndex:
         with np.load(path, allow_pickle=False) as data:
-            rows = data["rows"] if "rows" in data else data["projected"]
-            search = None
-            if "search_graph" in data:
-                search = CandidateSearch.from_parts(data["search_row_basis"], data["search_query_basis"],
-                                                    data["search_graph"], int(data["search_candidates"]))
-            return cls([uuid.UUID(a) for a in data["asset_ids"]], [uuid.UUID(c) for c in data["contributor_ids"]],
-                       rows, dict(ast.literal_eval(str(data["config"]))),
-                       dict(ast.literal_eval(str(data["fingerprint"]))),
-                       data.get("gram"), search, data.get("calibration"))
+            assets = [uuid.UUID(a) for a in data["asset_ids"]]
+            contributors = [uuid.UUID(c) for c in data["contributor_ids"]]
+            fingerprint = dict(ast.literal_eval(str(data["fingerprint"])))
+            index = cls._load_view(data, "", assets, contributors, fingerprint)
+            if f"{PAYMENT}rows" in data:
+                index.payment = cls._load_view(data, PAYMENT, assets, contributors, fingerprint)
+            return index
+
+    @classmethod
+    def _load_view(cls, data, prefix: str, assets: list[uuid.UUID], contributors: list[uuid.UUID],
+                   fingerprint: dict) -> InfluenceIndex:
+        rows = data[f"{prefix}rows"] if f"{prefix}rows" in data else data["projected"]
+        search = None
+        if f"{prefix}search_graph" in data:
+            search = CandidateSearch.from_parts(data[f"{prefix}search_row_basis"], data[f"{prefix}search_query_basis"],
+                                                data[f"{prefix}search_graph"], int(data[f"{prefix}search_candidates"]))
+        return cls(list(assets), list(contributors), rows, dict(ast.literal_eval(str(data[f"{prefix}config"]))),
+                   dict(fingerprint), data.get(f"{prefix}gram"), search, data.get(f"{prefix}calibration"))
+
+
+PAYMENT = "payment_"
+"""The prefix of a split index's payment view in its saved file."""
 
 
 BLANK_STD = 3.0

@@ -42,13 +42,13 @@ def test_demo_onboards_snapshots_and_trains_on_the_embedded_default(tmp_path, op
     flat = " ".join(out.split())
     assert "returned the same generation: True" in flat
     assert len(list((tmp_path / "var" / "demo").glob("generation-*.png"))) == 4
-    assert "attribution index" in flat and ": 3848 training images, dtrak-square-countsketch v2" in flat
+    assert "attribution index" in flat and ": 3848 training images, dtrak-square-countsketch v3" in flat
     assert "118 contributors" in flat
     if "attribution (blend): charge 160, pool 80, platform 80" not in flat:  # a few steps may draw only noise
         assert "attribution (pro_rata): charge 160, pool 80, platform 80" in flat
         assert "influence not used: uninformative outputs" in flat and "split pro rata" in flat
     else:
-        assert "most influential training images" in flat
+        assert "training images paid most by influence" in flat
     assert "contributor amounts sum to 80 = pool 80: True" in flat
     assert "customer balance -160 USD" in flat and "all accounts sum to 0" in flat
     assert "found by c2pa, Content Credentials trusted, altered=False" in flat

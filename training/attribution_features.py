@@ -98,8 +98,9 @@ class Featurizer:
     The K timesteps of one example go through the UNet as one batch, and only the chosen
     parameters require gradients while it runs, so the backward pass stops at the UNet's tail.
     When the chosen parameters are the tail's (a base model's index), many examples share one
-    forward pass of the frozen trunk and their per-example gradients come from ``torch.func.vmap``
-    over the tail alone (``many``): the same numbers, several times faster. (Over the whole UNet
+    forward pass of the frozen trunk and their per-example, per-timestep gradients come from
+    ``torch.func.vmap`` over the tail alone (``many``): the same numbers, several times faster, and every
+    view of a split config for the price of one (each view averages the timesteps' gradients it needs). (Over the whole UNet
     vmap is slower on CPU: PyTorch has no batching rule for CPU flash attention; LoRA parameters
     live everywhere, so LoRA models keep the one-example path.)
     """
@@ -111,8 +112,11 @@ class Featurizer:
         self.dim_in = sum(p.numel() for _, p in self.parameters)
         self.sketch = CountSketch(self.dim_in, config.projection_dim, config.projection_seed)
         generator = torch.Generator().manual_seed(config.noise_seed)
-        self.noise = torch.stack([torch.randn(tuple(sample_shape), generator=generator) for _ in config.timesteps])
-        self.timesteps = torch.tensor(config.timesteps, dtype=torch.long)
+        timesteps = config.feature_timesteps
+        self.noise = torch.stack([torch.randn(tuple(sample_shape), generator=generator) for _ in timesteps])
+        self.timesteps = torch.tensor(timesteps, dtype=torch.long)
+        self.views = [[timesteps.index(t) for t in view_timesteps] for _, view_timesteps in config.views()]
+        """Each view's positions among the feature pass's timesteps: its feature is the mean gradient there."""
         self.tail_names = _tail_names(unet, self.parameters)
         self.tail = _Tail(unet) if self.tail_names is not None else None
 
@@ -130,30 +134,42 @@ class Featurizer:
             for p, flag in zip(every, wanted, strict=True):
                 p.requires_grad_(flag)
 
+    def _view_loss(self, output: torch.Tensor, view: list[int]) -> torch.Tensor:
+        """The mean over a view's timesteps of ||output||^2 (``output``: one example's, a row per timestep).
+        The mean over timesteps of each timestep's gradient is the gradient of the mean."""
+        count = len(self.timesteps)
+        chosen = output if view == list(range(count)) else output[view]
+        return chosen.float().pow(2).sum() / len(view)
+
     def __call__(self, sample: torch.Tensor, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
-        """``sample``: the example in the model's input space (pixels in [-1, 1] or VAE latents), (C, H, W);
+        """(views, dim): one example's feature in each view of the config (``InfluenceConfig.views``).
+        ``sample``: the example in the model's input space (pixels in [-1, 1] or VAE latents), (C, H, W);
         ``encoder_hidden_states``: its caption's text states, (L, D) or (1, L, D)."""
         with self._only_chosen_parameters_trainable() as params:
             device, dtype = params[0].device, params[0].dtype
-            count = len(self.config.timesteps)
+            count = len(self.timesteps)
             t = self.timesteps.to(device)
             clean = sample.to(device, dtype)[None].expand(count, *sample.shape)
             noisy = self.scheduler.add_noise(clean, self.noise.to(device, dtype), t)
             states = encoder_hidden_states.to(device, dtype).reshape(1, *encoder_hidden_states.shape[-2:])
             output = self.unet(noisy, t, encoder_hidden_states=states.expand(count, -1, -1)).sample
-            # the mean over timesteps of each timestep's gradient is the gradient of the mean
-            grads = torch.autograd.grad(output.float().pow(2).sum() / count, params)
-        return self.sketch(torch.cat([g.reshape(-1) for g in grads]))
+            features = []
+            for n, view in enumerate(self.views):  # one forward pass, one backward pass per view
+                grads = torch.autograd.grad(self._view_loss(output, view), params,
+                                            retain_graph=n < len(self.views) - 1)
+                features.append(self.sketch(torch.cat([g.reshape(-1) for g in grads])))
+        return torch.stack(features)
 
 
     def many(self, samples: torch.Tensor, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
-        """Features of B examples: ``samples`` (B, C, H, W), ``encoder_hidden_states`` (B, L, D) -> (B, dim)."""
+        """Features of B examples: ``samples`` (B, C, H, W), ``encoder_hidden_states`` (B, L, D) ->
+        (B, views, dim)."""
         if self.tail is None:
             return torch.stack([self(sample, states) for sample, states in zip(samples, encoder_hidden_states,
                                                                                strict=True)])
         params = dict(zip(self.tail_names, (p for _, p in self.parameters), strict=True))
         device, dtype = self.parameters[0][1].device, self.parameters[0][1].dtype
-        count, examples = len(self.config.timesteps), len(samples)
+        count, examples = len(self.timesteps), len(samples)
         t = self.timesteps.to(device).repeat(examples)
         clean = samples.to(device, dtype).repeat_interleave(count, dim=0)
         noisy = self.scheduler.add_noise(clean, self.noise.to(device, dtype).repeat(examples, 1, 1, 1), t)
@@ -173,18 +189,20 @@ class Featurizer:
         finally:
             hook.remove()
 
-        def per_example(hidden, residuals, temb):  # one example's K timesteps
+        def per_sample(hidden, residuals, temb):  # one example at one timestep: the tail on a batch of one
             def loss(chosen):
-                output = functional_call(self.tail, chosen, (hidden, residuals, temb), strict=False)
-                return output.float().pow(2).sum() / count
+                output = functional_call(self.tail, chosen, (hidden[None], tuple(r[None] for r in residuals),
+                                                             temb[None]), strict=False)
+                return output.float().pow(2).sum()
             return grad(loss)({name: p.detach() for name, p in params.items()})
 
-        split = lambda x: x.reshape(examples, count, *x.shape[1:])
-        grads = vmap(per_example)(split(captured["hidden_states"]),
-                                  tuple(split(r) for r in captured["res_hidden_states_tuple"]),
-                                  split(captured["temb"]))
-        flat = torch.cat([grads[name].reshape(examples, -1) for name in self.tail_names], dim=1)
-        return torch.stack([self.sketch(row) for row in flat])
+        grads = vmap(per_sample)(captured["hidden_states"], tuple(captured["res_hidden_states_tuple"]),
+                                 captured["temb"])
+        # (examples, timesteps, parameters): each view's feature is the mean of its timesteps' gradients
+        flat = torch.cat([grads[name].reshape(examples * count, -1) for name in self.tail_names], dim=1)
+        flat = flat.reshape(examples, count, -1)
+        views = [flat[:, view].mean(dim=1) for view in self.views]
+        return torch.stack([torch.stack([self.sketch(row) for row in view]) for view in views], dim=1)
 
 
 class ExampleEncoder:
@@ -260,13 +278,26 @@ class Attributor:
         self.featurizer = Featurizer(pipeline.unet, noise_scheduler, config, self.encoder.sample_shape)
 
     def features(self, image: Image.Image, caption: str) -> np.ndarray:
-        return self.featurizer(self.encoder.sample(image), self.encoder.embed(caption)).numpy()
+        """One example's features as an index takes them: (dim,) for a one-view config, (2, dim) -- evidence,
+        payment -- for a split one (``InfluenceIndex.build``, ``InfluenceIndex.score_output``).
+
+        A split config on a model's tail takes the per-timestep path (``Featurizer.many``): both views for the
+        price of one. A one-view config keeps the one-pass path its recorded generations were scored by, so
+        their audits recompute the same floats."""
+        sample, states = self.encoder.sample(image), self.encoder.embed(caption)
+        if self.config.split and self.featurizer.tail is not None:
+            return self._as_indexed(self.featurizer.many(sample[None], states[None])[0])
+        return self._as_indexed(self.featurizer(sample, states))
+
+    def _as_indexed(self, views: torch.Tensor) -> np.ndarray:
+        """(..., views, dim) -> what an index of this config stores: the views of a split config, else the one."""
+        return views.numpy() if self.config.split else views[..., 0, :].numpy()
 
     def calibration_features(self, captions: Iterable[str], *, guidance_scale: float,
                              steps: int = CALIBRATION_STEPS) -> np.ndarray | None:
         """Features of the model's own outputs for ``calibration_prompts`` (a calibrated index standardises
-        each training image's scores on them, a centred one takes their mean from every feature); None when
-        the config's normalisation does not use them."""
+        each training image's scores on them, a centred one takes their mean from every feature), as
+        ``features`` shapes them; None when no view's normalisation uses them."""
         if not self.config.uses_calibration_outputs:
             return None
         prompts = calibration_prompts(captions, self.config)
@@ -290,7 +321,7 @@ class Attributor:
         def flush() -> None:
             samples = torch.stack([self.encoder.sample(image) for image, _ in pending])
             states = torch.stack([self.encoder.embed(caption) for _, caption in pending])
-            rows.extend(self.featurizer.many(samples, states).numpy())
+            rows.extend(self._as_indexed(self.featurizer.many(samples, states)))
             pending.clear()
             if progress is not None:
                 progress(len(rows))
@@ -301,4 +332,5 @@ class Attributor:
                 flush()
         if pending:
             flush()
-        return np.stack(rows) if rows else np.zeros((0, self.config.projection_dim), dtype=np.float32)
+        empty = (0, 2, self.config.projection_dim) if self.config.split else (0, self.config.projection_dim)
+        return np.stack(rows) if rows else np.zeros(empty, dtype=np.float32)

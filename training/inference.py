@@ -85,14 +85,15 @@ class LoadedPipeline:
 
     def influence_scores(self, index: InfluenceIndex, config: InfluenceConfig, images: list[Image.Image],
                          prompt: str) -> list:
-        """Each output's scored candidate rows of ``index`` (gradients through this pipeline's UNet)."""
+        """Each output's scored candidate rows of ``index``, for evidence and for payment (``OutputScores``;
+        gradients through this pipeline's UNet)."""
         with self.lock:
             key = repr(sorted(config.as_dict().items()))
             attributor = self.attributors.get(key)
             if attributor is None:
                 attributor = Attributor(self.pipeline, config, scheduler_config=self.default_scheduler.config)
                 self.attributors[key] = attributor
-            return [index.candidates(attributor.features(image, prompt)) for image in images]
+            return [index.score_output(attributor.features(image, prompt)) for image in images]
 
 
 class ModelFolders(NamedTuple):

@@ -1,13 +1,14 @@
 """Influence attribution work that takes gradients: building a model's index, auditing a generation.
 
-Building an index: features of every training example, then of a few calibration outputs the model draws
-for its own training captions when the normalisation uses them (``provenance.influence``: ``calibrated``
-standardises each row on them, ``centered`` takes their mean from every feature), then the kernel. Long work (one gradient
+Building an index: features of every training example (both views of a split, version-3 config from one
+pass: evidence and payment), then of a few calibration outputs the model draws for its own training captions
+when a view's normalisation uses them (``provenance.influence``: ``calibrated`` standardises each row on them,
+``centered`` -- the payment view's -- takes their mean from every feature), then each view's kernel. Long work (one gradient
 per training image), so it runs outside any transaction, reports progress through a callback,
 and writes one row at the end -- refused if the model's weights or snapshot changed meanwhile.
 
-Auditing: re-deriving a generation's royalty split from what was recorded, to show it was
-computed as stated. Everything needed is stored: the raw output PNGs, the prompt, the index
+Auditing: re-deriving a generation's royalty split from what was recorded (by the payment view's scores
+under version 3), to show it was computed as stated. Everything needed is stored: the raw output PNGs, the prompt, the index
 blob and its method config, top-k and threshold, alpha and the price rule. Recomputing features
 on the same machine type gives the same scores, hence the same exact split.
 """
@@ -123,7 +124,8 @@ def build_index_unless_current(settings, *, blob_store: BlobStore, model_id: uui
                 session.expunge(current)
                 return current
     return build_index(sessions=sessions, blob_store=blob_store, model_id=model_id,
-                       cache_dir=settings.var_dir / "models", built_by=built_by, progress=progress)
+                       cache_dir=settings.var_dir / "models", built_by=built_by, progress=progress,
+                       config=InfluenceConfig(calibration_outputs=settings.influence_calibration_outputs))
 
 
 Part = tuple[str, uuid.UUID, uuid.UUID | None, int]
@@ -162,7 +164,7 @@ def audit_generation(*, sessions, blob_store: BlobStore, generation_id: uuid.UUI
             attributor = Attributor(pipeline, InfluenceConfig.from_dict(recorded["influence"]["config"]))
             outputs = [Image.open(io.BytesIO(raw)).convert("RGB") for raw in raws]
             influence = outputs_influence(
-                [index.candidates(attributor.features(image, generation.prompt)) for image in outputs
+                [index.score_output(attributor.features(image, generation.prompt)).payment for image in outputs
                  if uninformative(np.asarray(image)) is None],
                 asset_ids=index.asset_ids, contributor_ids=index.contributor_ids,
                 top_k=recorded["influence"]["top_k"], min_share=Fraction(recorded["influence"]["min_share"]))

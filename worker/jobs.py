@@ -31,6 +31,7 @@ from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
 from foundry.training_jobs.policy import builds_attribution_index, measures_quality
 from foundry.usecases.training import wait_for_job
+from provenance.influence import InfluenceConfig
 from recipes import Recipe
 from training.engine import TrainingCancelled, train
 from worker.attribution import build_index
@@ -112,6 +113,7 @@ def finish_job(settings: Settings, sessions, blob_store: BlobStore, job_id: uuid
     if stage == INDEX_STAGE and settings.attribution_index_after_training and builds_attribution_index(kind):
         line = _run_stage(sessions, job_id, "attribution index", "images", lambda progress: build_index(
             sessions=sessions, blob_store=blob_store, model_id=model_id, cache_dir=settings.var_dir / "models",
+            config=InfluenceConfig(calibration_outputs=settings.influence_calibration_outputs),
             built_by=built_by, training_job_id=job_id, progress=progress),
             lambda built: f"attribution index {built.id}: {built.entry_count} images in {built.build_seconds:.1f} s")
         with sessions() as session, session.begin():

@@ -142,15 +142,22 @@ class EvidenceAssetRead(BaseModel):
     contributor_id: uuid.UUID
     display_name: str
     caption: str
-    share_ppm: int = Field(description="The training image's part of this output's influence, in millionths.")
-    score: float = Field(description="Its raw influence score (comparable within one model's index).")
+    role: str = Field(description="evidence: among the output's most influential images by the evidence score; "
+                                  "paid: not among them, but among the images its influence pool paid most.")
+    share_ppm: int = Field(description="The training image's part of this output's influence pool, in millionths "
+                                       "(0: not paid by influence).")
+    score: float | None = Field(description="Its evidence score (comparable within one model's index); null when "
+                                            "the evidence search did not score it.")
+    payment_score: float | None = Field(description="The score that split the pool (method version 3 scores "
+                                                    "payment in its own view; before, the evidence score).")
 
 
 class OutputEvidenceRead(BaseModel):
     index: int
     url: str = Field(description="The output (add ?variant=raw for the pipeline's own pixels).")
     scored: bool = Field(description="False: not scored (no index, or a blank or noise output paid pro rata).")
-    assets: list[EvidenceAssetRead] = Field(description="Its most influential training images, largest first.")
+    assets: list[EvidenceAssetRead] = Field(description="Its most influential training images, largest evidence "
+                                                        "score first, then the best-paid others.")
 
 
 class PaidLineRead(BaseModel):

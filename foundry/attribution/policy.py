@@ -58,20 +58,36 @@ def per_output_shares(per_image_scores: Sequence[ScoredRows], *, asset_ids: Sequ
             for scored in per_image_scores]
 
 
+class ScoredOutput(Protocol):
+    """One output's scores for evidence and for payment (``provenance.influence.OutputScores``)."""
+
+    evidence: ScoredRows
+    payment: ScoredRows
+
+
 EVIDENCE_ASSETS = 10
-"""Training images kept per output as its evidence (what a contributor is shown beside the output)."""
+"""Training images kept per output as its evidence (what a contributor is shown beside the output), and as
+many of those it paid most."""
 
 
-def output_evidence(scored: ScoredRows, shares: InfluenceShares, *, asset_ids: Sequence[uuid.UUID],
-                    top: int = EVIDENCE_ASSETS) -> list[dict]:
-    """One output's most influential training images, as recorded with the image: asset, contributor,
-    its part of this output's influence (ppm) and its score (normalised as the index's method says)."""
-    kept = shares.assets[:top]
-    wanted = {item.asset_id for item in kept}
-    raw = {asset_ids[p]: float(score) for p, score in zip(scored.positions, scored.scores, strict=True)
-           if asset_ids[p] in wanted}
-    return [{"asset_id": str(item.asset_id), "contributor_id": str(item.contributor_id),
-             "share_ppm": int(item.share * 1_000_000), "score": raw[item.asset_id]} for item in kept]
+def output_evidence(scored: ScoredOutput, shares: InfluenceShares, *, asset_ids: Sequence[uuid.UUID],
+                    contributor_ids: Sequence[uuid.UUID], top: int = EVIDENCE_ASSETS) -> list[dict]:
+    """One output's training images as recorded with the image: its ``top`` most influential by the evidence
+    score (``role`` evidence), then those of its ``top`` best-paid that are not among them (``role`` paid).
+    Each with its contributor, its part of this output's influence pool (ppm, 0 when not paid), its evidence
+    score (None when the evidence search did not score it) and the score that paid it."""
+    evidence_score = {int(p): float(s) for p, s in zip(scored.evidence.positions, scored.evidence.scores, strict=True)}
+    payment_score = {int(p): float(s) for p, s in zip(scored.payment.positions, scored.payment.scores, strict=True)}
+    position_of = {asset_ids[p]: p for p in payment_score}
+    paid = {item.asset_id: item.share for item in shares.assets}
+    ranked = sorted((p for p, s in evidence_score.items() if s > 0), key=lambda p: (-evidence_score[p], p))[:top]
+    shown = [(p, "evidence") for p in ranked]
+    among = set(ranked)
+    shown += [(position_of[item.asset_id], "paid") for item in shares.assets[:top]
+              if position_of[item.asset_id] not in among]
+    return [{"asset_id": str(asset_ids[p]), "contributor_id": str(contributor_ids[p]), "role": role,
+             "share_ppm": int(paid.get(asset_ids[p], 0) * 1_000_000), "score": evidence_score.get(p),
+             "payment_score": payment_score.get(p)} for p, role in shown]
 
 
 def mean_shares(per_image: Sequence[InfluenceShares], eligible: set[uuid.UUID] | None = None) -> InfluenceShares | None:

@@ -72,12 +72,13 @@ def generations_explain(generation_id: str) -> None:
         if not output.scored:
             console.print(f"output {output.index}: not scored by influence (its share went pro rata)")
             continue
-        table = Table(title=f"output {output.index}: most influential training images")
-        for column in ("asset", "caption", "contributor", "share of influence", "score"):
-            table.add_column(column, justify="right" if column in ("share of influence", "score") else "left")
+        table = Table(title=f"output {output.index}: most influential training images, then the best paid")
+        numeric = ("share of influence", "evidence score", "payment score")
+        for column in ("asset", "caption", "contributor", "role", *numeric):
+            table.add_column(column, justify="right" if column in numeric else "left")
         for asset in output.assets:
-            table.add_row(str(asset.asset_id)[:8], asset.caption[:40], asset.display_name,
-                          f"{asset.share_ppm / 10_000:.2f} %", f"{asset.score:.4g}")
+            table.add_row(str(asset.asset_id)[:8], asset.caption[:40], asset.display_name, asset.role,
+                          f"{asset.share_ppm / 10_000:.2f} %", _score(asset.score), _score(asset.payment_score))
         console.print(table)
     paid = Table(title="paid from the pool")
     for column in ("contributor", "method", "share", "amount"):
@@ -85,6 +86,10 @@ def generations_explain(generation_id: str) -> None:
     for line in evidence.paid:
         paid.add_row(line.display_name, line.method, f"{line.share_ppm / 10_000:.2f} %", str(line.amount))
     console.print(paid)
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 @generations_app.command("dispute")

@@ -26,10 +26,16 @@ class EvidenceAsset:
     contributor_id: uuid.UUID
     display_name: str
     caption: str
+    role: str
+    """``evidence``: among the output's most influential images by the evidence score; ``paid``: not among
+    them, but among the images its influence pool paid most."""
     share_ppm: int
-    """The asset's part of this output's influence, in millionths."""
-    score: float
-    """The raw influence score (the method's units; comparable within one model's index)."""
+    """The asset's part of this output's influence pool, in millionths (0: not paid by influence)."""
+    score: float | None
+    """The evidence score (the method's units; comparable within one model's index); None when the evidence
+    search did not score the image."""
+    payment_score: float | None
+    """The score that split the pool (the evidence score itself before method version 3)."""
 
 
 @dataclass(frozen=True)
@@ -92,5 +98,9 @@ def generation_evidence(*, session: Session, generation_id: uuid.UUID, tenant_id
 def _asset(item: dict, described: dict[uuid.UUID, tuple[str, str]]) -> EvidenceAsset:
     asset_id = uuid.UUID(item["asset_id"])
     caption, display_name = described.get(asset_id, ("", ""))
+    score = item.get("score")
+    payment_score = item.get("payment_score", score)  # one score both ranked and paid before version 3
     return EvidenceAsset(asset_id=asset_id, contributor_id=uuid.UUID(item["contributor_id"]), caption=caption,
-                         display_name=display_name, share_ppm=int(item["share_ppm"]), score=float(item["score"]))
+                         display_name=display_name, role=item.get("role", "evidence"), share_ppm=int(item["share_ppm"]),
+                         score=None if score is None else float(score),
+                         payment_score=None if payment_score is None else float(payment_score))

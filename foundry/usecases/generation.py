@@ -297,11 +297,12 @@ class GenerationRunner:
         try:
             config = InfluenceConfig.from_dict(index.index.config)
             scored = loaded.influence_scores(index.index, config, informative, prompt)
-            per_output = per_output_shares(scored, asset_ids=index.index.asset_ids,
+            per_output = per_output_shares([output.payment for output in scored], asset_ids=index.index.asset_ids,
                                            contributor_ids=index.index.contributor_ids)
             shares = mean_shares(per_output)
-            found = iter([output_evidence(rows, output, asset_ids=index.index.asset_ids)
-                          for rows, output in zip(scored, per_output, strict=True)])
+            found = iter([output_evidence(scores, output, asset_ids=index.index.asset_ids,
+                                          contributor_ids=index.index.contributor_ids)
+                          for scores, output in zip(scored, per_output, strict=True)])
             evidence = tuple(next(found) if reason is None else None for reason in reasons)
         except Exception as exc:  # the customer still gets images; contributors get pro rata
             logger.exception("influence scoring with index %s failed", index.row_id)
@@ -313,7 +314,9 @@ class GenerationRunner:
                       "top_k": INFLUENCE_TOP_K, "clip": "negative",
                       "min_share": f"{INFLUENCE_MIN_SHARE.numerator}/{INFLUENCE_MIN_SHARE.denominator}",
                       **({"uninformative": reasons} if len(informative) < len(images) else {}),
-                      **({"search": index.index.search.settings()} if index.index.search is not None else {})}
+                      **({"search": index.index.search.settings()} if index.index.search is not None else {}),
+                      **({"payment_search": index.index.payment.search.settings()}
+                         if index.index.payment is not None and index.index.payment.search is not None else {})}
         return Influence(shares, parameters, evidence)
 
     def materialize(self, model: RegisteredModel) -> Path:

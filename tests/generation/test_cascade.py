@@ -134,7 +134,7 @@ def test_an_upscaler_must_follow_a_licensed_base_model(client, served_model, ses
 def test_a_cascade_pays_influence_through_the_stage_that_drew_it(client, customer, served_model, migrated, sessions,
                                                                  blob_store, base_snapshot, tmp_path, toy_outputs_count):
     index = build_index(sessions=sessions, blob_store=blob_store, model_id=served_model,
-                        cache_dir=tmp_path / "models", config=InfluenceConfig(timesteps=(200, 600), projection_dim=256, normalisation="self"),
+                        cache_dir=tmp_path / "models", config=InfluenceConfig(timesteps=(200, 600), projection_dim=256, normalisation="self", payment_timesteps=None),
                         built_by="test")
     snapshot = second_stage_snapshot(sessions)
     upscaler_id = train_upscaler(client, migrated, snapshot, served_model)

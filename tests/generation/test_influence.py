@@ -58,20 +58,20 @@ def test_features_are_reproducible_and_tell_examples_apart(tiny):
     pipeline, scheduler = tiny
     names = [name for name, _ in select_parameters(pipeline.unet, "auto")]
     assert names and all(name.startswith(("up_blocks.", "conv_out.")) for name in names)
-    config = InfluenceConfig(timesteps=(200, 600), projection_dim=512)
+    config = InfluenceConfig(timesteps=(200, 600), projection_dim=512, payment_timesteps=None)
     before = [p.requires_grad for p in pipeline.unet.parameters()]
     first = Featurizer(pipeline.unet, scheduler, config, (3, 32, 32))
     second = Featurizer(pipeline.unet, scheduler, config, (3, 32, 32))
     text = embed(pipeline, "red blocks")
     a = first(pixels(1), text)
-    assert torch.equal(a, second(pixels(1), text)) and a.shape == (512,)
+    assert torch.equal(a, second(pixels(1), text)) and a.shape == (1, 512)
     assert not torch.allclose(a, first(pixels(2), text))
     assert [p.requires_grad for p in pipeline.unet.parameters()] == before  # left as found
 
 
 def test_many_examples_at_once_give_each_examples_own_features(tiny):
     pipeline, scheduler = tiny
-    config = InfluenceConfig(timesteps=(200, 600, 900), projection_dim=512)
+    config = InfluenceConfig(timesteps=(900,), payment_timesteps=(200, 600, 900), projection_dim=512)
     featurize = Featurizer(pipeline.unet, scheduler, config, (3, 32, 32))
     assert featurize.tail is not None  # a base model's tail: the batched per-example path
     captions = ["red blocks", "blue blocks", "green tiles", "yellow squares", "purple grid"]
@@ -80,18 +80,18 @@ def test_many_examples_at_once_give_each_examples_own_features(tiny):
     before = [p.requires_grad for p in pipeline.unet.parameters()]
     batched = featurize.many(samples, states)
     one_by_one = torch.stack([featurize(sample, state) for sample, state in zip(samples, states, strict=True)])
-    assert batched.shape == (5, 512)
-    assert float((batched - one_by_one).norm(dim=1).max() / one_by_one.norm(dim=1).min()) < 1e-5  # float rounding
+    assert batched.shape == (5, 2, 512)  # evidence and payment views
+    assert float((batched - one_by_one).norm(dim=2).max() / one_by_one.norm(dim=2).min()) < 1e-5  # float rounding
     assert torch.equal(featurize.many(samples, states), batched)  # deterministic
     assert [p.requires_grad for p in pipeline.unet.parameters()] == before
 
 
 def test_an_index_ranks_a_training_example_first_for_itself_and_round_trips(tiny, tmp_path):
     pipeline, scheduler = tiny
-    config = InfluenceConfig(timesteps=(300, 700), projection_dim=512, normalisation="none")
+    config = InfluenceConfig(timesteps=(300, 700), projection_dim=512, normalisation="none", payment_timesteps=None)
     featurize = Featurizer(pipeline.unet, scheduler, config, (3, 32, 32))
     captions = ["red blocks", "blue blocks", "green tiles", "yellow squares", "purple grid", "orange check"]
-    features = np.stack([featurize(pixels(i), embed(pipeline, c)).numpy() for i, c in enumerate(captions)])
+    features = np.stack([featurize(pixels(i), embed(pipeline, c))[0].numpy() for i, c in enumerate(captions)])
     assets = [uuid.uuid4() for _ in captions]
     contributors = [uuid.uuid4() for _ in captions]
     fingerprint = {"snapshot_merkle_root": "ab" * 32, "weights_sha256": "cd" * 32}
@@ -105,6 +105,93 @@ def test_an_index_ranks_a_training_example_first_for_itself_and_round_trips(tiny
     assert np.array_equal(loaded.scores(features[0]), index.scores(features[0]))
     assert loaded.valid_for(fingerprint)
     assert not loaded.valid_for({**fingerprint, "weights_sha256": "ef" * 32})  # retrained: rebuild the index
+
+
+def test_each_view_is_the_mean_gradient_over_its_own_timesteps(tiny):
+    """A split config's two views come from one pass with one noise per timestep: the payment view equals a
+    one-view config over the same timesteps, and (the sketch being linear) evidence + the other timestep's
+    feature make twice the payment view."""
+    pipeline, scheduler = tiny
+    split = InfluenceConfig(timesteps=(700,), payment_timesteps=(200, 700), projection_dim=256)
+    assert split.feature_timesteps == (200, 700)
+    captions = ["red blocks", "blue blocks", "green tiles"]
+    samples = torch.stack([pixels(i) for i in range(len(captions))])
+    states = torch.cat([embed(pipeline, c) for c in captions])
+
+    def views(config):
+        return Featurizer(pipeline.unet, scheduler, config, (3, 32, 32)).many(samples, states)
+
+    both = views(split)
+    payment_alone = views(InfluenceConfig(timesteps=(200, 700), payment_timesteps=None, projection_dim=256))[:, 0]
+    first_alone = views(InfluenceConfig(timesteps=(200,), payment_timesteps=None, projection_dim=256))[:, 0]
+
+    def close(a, b):
+        return float((a - b).norm() / b.norm()) < 1e-5
+
+    assert close(both[:, 1], payment_alone)
+    assert close(both[:, 0] + first_alone, 2 * both[:, 1])
+    assert not close(both[:, 0], both[:, 1])
+
+
+def split_index_inputs(seed: int = 0, rows: int = 12, dim: int = 16, calibration: int = 4):
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(rows, 2, dim)).astype(np.float32)
+    calibration_features = rng.normal(size=(calibration, 2, dim)).astype(np.float32)
+    return features, calibration_features, [uuid.uuid4() for _ in range(rows)], [uuid.uuid4() for _ in range(rows)]
+
+
+def test_a_split_index_scores_evidence_and_payment_each_in_its_own_view(tmp_path):
+    config = InfluenceConfig(projection_dim=16, calibration_outputs=4)  # the product's: self evidence, centred pay
+    assert config.split and config.as_dict()["version"] == "3"
+    assert InfluenceConfig.from_dict(config.as_dict()) == config
+    features, calibration, assets, contributors = split_index_inputs()
+    index = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=config,
+                                 fingerprint={}, calibration=calibration)
+    evidence_alone = InfluenceIndex.build(features[:, 0], asset_ids=assets, contributor_ids=contributors,
+                                          config=config.view_config(0), fingerprint={})
+    payment_alone = InfluenceIndex.build(features[:, 1], asset_ids=assets, contributor_ids=contributors,
+                                         config=config.view_config(1), fingerprint={}, calibration=calibration[:, 1])
+    query = np.random.default_rng(1).normal(size=(2, 16)).astype(np.float32)
+    scored = index.score_output(query)
+    assert np.allclose(scored.evidence.scores, evidence_alone.scores(query[0]))
+    assert np.allclose(scored.payment.scores, payment_alone.scores(query[1]))
+    assert index.paying() is index.payment and index.config == config.as_dict()
+    with pytest.raises(ValueError, match="split index"):
+        index.score_output(query[0])
+    with pytest.raises(ValueError, match="calibration"):
+        InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=config, fingerprint={})
+
+    index.save(tmp_path / "split.npz")
+    loaded = InfluenceIndex.load(tmp_path / "split.npz")
+    again = loaded.score_output(query)
+    assert np.array_equal(again.evidence.scores, scored.evidence.scores)
+    assert np.array_equal(again.payment.scores, scored.payment.scores)
+    assert loaded.config == config.as_dict() and loaded.payment.asset_ids == assets
+
+    # growing a split index grows both views, as if built from all rows at once
+    more, _, more_assets, more_contributors = split_index_inputs(seed=2, rows=3)
+    loaded.extend(more, asset_ids=more_assets, contributor_ids=more_contributors, fingerprint={})
+    whole = InfluenceIndex.build(np.concatenate([features, more]), asset_ids=assets + more_assets,
+                                 contributor_ids=contributors + more_contributors, config=config, fingerprint={},
+                                 calibration=calibration)
+    grown, rebuilt = loaded.score_output(query), whole.score_output(query)
+    assert np.allclose(grown.evidence.scores, rebuilt.evidence.scores, rtol=1e-4, atol=1e-5)
+    assert np.allclose(grown.payment.scores, rebuilt.payment.scores, rtol=1e-4, atol=1e-5)
+    assert loaded.payment.asset_ids == assets + more_assets
+
+
+def test_one_view_configs_keep_their_recorded_version():
+    """Versions 1 and 2 had one score for evidence and payment: their records load as one view, so their
+    generations are scored again exactly as they were."""
+    two = {"method": "dtrak-square-countsketch", "version": "2", "timesteps": [900], "noise_seed": 20240501,
+           "projection_dim": 2048, "projection_seed": 7, "damping": 1.0, "parameters": "auto",
+           "normalisation": "self", "calibration_outputs": 32, "calibration_seed": 31}
+    config = InfluenceConfig.from_dict(two)
+    assert not config.split and config.feature_timesteps == (900,) and config.as_dict() == two
+    one = InfluenceConfig.from_dict({"method": "dtrak-square-countsketch", "version": "1"})
+    assert not one.split and one.normalisation == "none" and len(one.views()) == 1
+    with pytest.raises(ValueError):
+        InfluenceConfig(payment_normalisation="magic")
 
 
 def test_influence_shares_clip_keep_top_k_and_drop_small_contributors():
@@ -156,3 +243,29 @@ def test_blended_splits_are_exact(pool, alpha, pro, influence):
     assert sum(parts.values()) == pool
     if not influenced or alpha == 0:
         assert weights == {c: w / sum(pro_rata.values()) for c, w in pro_rata.items()}
+
+
+def test_an_outputs_record_shows_its_most_influential_images_then_the_best_paid_others():
+    from foundry.attribution.policy import output_evidence
+    from provenance.influence import OutputScores, Scored
+
+    assets = [uuid.uuid4() for _ in range(6)]
+    owners = [uuid.uuid4() for _ in range(6)]
+    # the evidence search scored rows 0-3; the payment view scored every row and pays rows 4, 2 and 5
+    evidence = Scored(np.array([0, 1, 2, 3]), np.array([0.9, 0.5, 0.1, -0.2]))
+    payment = Scored(np.arange(6), np.array([0.0, -1.0, 2.0, 0.0, 5.0, 3.0]))
+    shares = influence_shares(payment.scores, assets, owners)
+    recorded = output_evidence(OutputScores(evidence, payment), shares, asset_ids=assets, contributor_ids=owners,
+                               top=2)
+    assert [(r["asset_id"], r["role"]) for r in recorded] == [
+        (str(assets[0]), "evidence"), (str(assets[1]), "evidence"),  # top 2 positive evidence scores
+        (str(assets[4]), "paid"), (str(assets[5]), "paid")]  # the top 2 paid, none of them shown above
+    assert [r["share_ppm"] for r in recorded] == [0, 0, 500_000, 300_000]  # 5/10 and 3/10 of the pool
+    assert [r["score"] for r in recorded] == [0.9, 0.5, None, None]  # rows 4 and 5 not scored as evidence
+    assert [r["payment_score"] for r in recorded] == [0.0, -1.0, 5.0, 3.0]
+    assert all(r["contributor_id"] == str(owners[assets.index(uuid.UUID(r["asset_id"]))]) for r in recorded)
+    # one view (before version 3): the same scores rank and pay; a shown image that was paid carries its share
+    one = Scored(np.arange(6), np.array([4.0, 1.0, -1.0, 0.0, 0.0, 0.0]))
+    single = output_evidence(OutputScores(one, one), influence_shares(one.scores, assets, owners),
+                             asset_ids=assets, contributor_ids=owners)
+    assert [(r["role"], r["share_ppm"]) for r in single] == [("evidence", 800_000), ("evidence", 200_000)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -38,8 +39,10 @@ from worker import jobs as job_runner
 from worker.attribution import audit_generation, build_index
 from worker.disputes import check_dispute
 
-SMALL = InfluenceConfig(timesteps=(200, 600), projection_dim=256, normalisation="calibrated", calibration_outputs=4)
-"""Calibrated here, so the API flow is tested with calibration; the training job builds the default (``self``)."""
+SMALL = InfluenceConfig(timesteps=(600,), payment_timesteps=(200, 600), projection_dim=256, normalisation="calibrated",
+                        calibration_outputs=4)
+"""Split like the product's (evidence and payment views), its evidence calibrated here so the API flow is tested
+with calibration outputs in both views; the training job builds the default (``self`` evidence, centred pay)."""
 
 
 @pytest.fixture
@@ -70,8 +73,12 @@ def test_a_training_job_builds_the_index_as_its_last_stage(migrated, sessions, b
                                      "weights_sha256": model.weights_sha256}
         assert (index.method, index.version) == (METHOD, VERSION)
         stored = attribution_service.load_index(blob_store=blob_store, row=index)
-        assert stored.config == InfluenceConfig().as_dict() and stored.calibration is None
-        assert InfluenceConfig().normalisation == "self"
+        # the product's method: a self-normalised evidence view (no calibration outputs) and a payment view
+        # centred on the model's own outputs
+        outputs = migrated.influence_calibration_outputs  # the product's 32; tests draw fewer
+        assert stored.config == InfluenceConfig(calibration_outputs=outputs).as_dict() and stored.calibration is None
+        assert (InfluenceConfig().normalisation, InfluenceConfig().payment_normalisation) == ("self", "centered")
+        assert stored.payment is not None and stored.payment.calibration.shape == (outputs, 2048)
 
 
 def test_a_job_whose_worker_died_after_registering_only_builds_the_index(migrated, sessions, base_snapshot,
@@ -146,6 +153,27 @@ def test_the_recorded_parameters_reproduce_the_split(client, customer, sessions,
                                                   "alpha": "1/4"}}))
     assert not audit_generation(sessions=sessions, blob_store=blob_store, generation_id=generation_id,
                                 cache_dir=tmp_path / "models").matches
+
+
+def test_an_index_built_with_one_view_still_ranks_and_pays_by_that_score(client, customer, sessions, blob_store,
+                                                                         served_model, tmp_path, toy_outputs_count):
+    """Indexes built before method version 3 had one score for evidence and payment: generations on them are
+    recorded as version 2, show the paying score as the evidence score, and audit to the same split."""
+    one_view = replace(SMALL, payment_timesteps=None)
+    build_index(sessions=sessions, blob_store=blob_store, model_id=served_model, cache_dir=tmp_path / "models",
+                config=one_view, built_by="test")
+    body = generate(client, customer, served_model, prompt="blue blocks", seed=7)
+    generation_id = uuid.UUID(body["id"])
+    with sessions() as session:
+        recorded = session.get(Generation, generation_id).attribution["parameters"]["influence"]
+    assert recorded["version"] == "2" and recorded["config"] == one_view.as_dict()
+    assert "payment_timesteps" not in recorded["config"]
+    evidence = client.get(f"/v1/generations/{generation_id}/attribution", headers=customer.headers).json()
+    assert evidence["influence"]["version"] == "2"
+    for output in evidence["outputs"]:
+        assert all(a["payment_score"] == a["score"] for a in output["assets"] if a["role"] == "evidence")
+    assert audit_generation(sessions=sessions, blob_store=blob_store, generation_id=generation_id,
+                            cache_dir=tmp_path / "models").matches
 
 
 def test_a_changed_model_or_snapshot_invalidates_the_index(client, customer, sessions, blob_store, indexed_model,
@@ -256,8 +284,15 @@ def test_each_output_shows_its_evidence_to_the_customer_the_artist_and_the_cli(c
         snapshot_assets = {str(a) for a in session.scalars(select(SnapshotEntry.asset_id))}
         names = {str(c.id): c.display_name for c in session.scalars(select(Contributor))}
     for output in evidence["outputs"]:
-        shares = [a["share_ppm"] for a in output["assets"]]
-        assert output["assets"] and shares == sorted(shares, reverse=True) and sum(shares) <= 1_000_000
+        # the most influential by the evidence view first, then the best paid of the rest, by the payment view
+        shown = [a for a in output["assets"] if a["role"] == "evidence"]
+        paid_rest = [a for a in output["assets"] if a["role"] == "paid"]
+        assert shown and output["assets"] == shown + paid_rest and len(shown) <= 10 and len(paid_rest) <= 10
+        assert [a["score"] for a in shown] == sorted((a["score"] for a in shown), reverse=True)
+        assert all(a["score"] > 0 and a["payment_score"] is not None for a in shown)
+        assert all(a["share_ppm"] > 0 for a in paid_rest)
+        shares = [a["share_ppm"] for a in paid_rest]
+        assert shares == sorted(shares, reverse=True) and sum(a["share_ppm"] for a in output["assets"]) <= 1_000_000
         assert all(a["asset_id"] in snapshot_assets and a["display_name"] == names[a["contributor_id"]]
                    for a in output["assets"])
         assert client.get(output["url"], headers=customer.headers).status_code == 200

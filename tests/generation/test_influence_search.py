@@ -13,11 +13,11 @@ from foundry.attribution.policy import outputs_influence
 from provenance.influence import InfluenceConfig, InfluenceIndex
 from provenance.influence_search import CandidateSearch, exact_top, recall_at
 
-CONFIG = InfluenceConfig(projection_dim=64, normalisation="none", damping=0.1)
+CONFIG = InfluenceConfig(projection_dim=64, normalisation="none", damping=0.1, payment_timesteps=None)
 """Raw kernel scores: the arithmetic the calibrated scores build on."""
-CALIBRATED = InfluenceConfig(projection_dim=64, normalisation="calibrated", calibration_outputs=24, damping=0.1)
-SELF = InfluenceConfig(projection_dim=64, normalisation="self", damping=0.1)
-CENTERED = InfluenceConfig(projection_dim=64, normalisation="centered", calibration_outputs=24, damping=0.1)
+CALIBRATED = InfluenceConfig(projection_dim=64, normalisation="calibrated", calibration_outputs=24, damping=0.1, payment_timesteps=None)
+SELF = InfluenceConfig(projection_dim=64, normalisation="self", damping=0.1, payment_timesteps=None)
+CENTERED = InfluenceConfig(projection_dim=64, normalisation="centered", calibration_outputs=24, damping=0.1, payment_timesteps=None)
 FINGERPRINT = {"snapshot_merkle_root": "ab" * 32, "weights_sha256": "cd" * 32}
 
 

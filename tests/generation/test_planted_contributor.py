@@ -8,7 +8,6 @@ concept only the planted artist has ("zorblat rings": magenta/teal rings on blac
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 
 import pytest
 import torch
@@ -38,24 +37,23 @@ def planted_model(tmp_path_factory):
                          lr_warmup_steps=0, checkpoint_every=0, validation_every=0, validation_prompts=())
     result = train(tmp_path_factory.mktemp("planted") / "run", recipe, examples)
     pipeline = load_pipeline(result.model_path, device="cpu")
-    attributor = Attributor(pipeline, InfluenceConfig())  # the product's method and normalisation
+    attributor = Attributor(pipeline, InfluenceConfig())  # the product's method: evidence and payment views
     features = attributor.features_of_many((e.load_image(), e.caption) for e in examples)
     calibration = attributor.calibration_features((e.caption for e in examples), guidance_scale=4.0, steps=20)
     index = InfluenceIndex.build(features, asset_ids=[uuid.uuid4() for _ in examples], contributor_ids=owners,
                                  config=InfluenceConfig(), fingerprint={}, calibration=calibration)
-    centred = Attributor(pipeline, replace(InfluenceConfig(), normalisation="centered"))
-    centred_index = InfluenceIndex.build(
-        features, asset_ids=index.asset_ids, contributor_ids=owners, config=centred.config, fingerprint={},
-        calibration=centred.calibration_features((e.caption for e in examples), guidance_scale=4.0, steps=20))
-    return pipeline, attributor, index, centred_index
+    return pipeline, attributor, index
 
 
-def planted_share(planted_model, prompt: str, seed: int) -> tuple[bool, float]:
-    pipeline, attributor, index = planted_model[:3]
+def planted_share(planted_model, prompt: str, seed: int, role: str = "payment") -> tuple[bool, float]:
+    """Whether the planted contributor leads this output's influence shares, and its share, by the scores of
+    one view (``payment``: what the product pays; ``evidence``: what it shows)."""
+    pipeline, attributor, index = planted_model
     image = pipeline(prompt, num_inference_steps=20, guidance_scale=4.0, height=32, width=32, clean_caption=False,
                      generator=torch.Generator().manual_seed(seed)).images[0]
-    shares = influence_shares(index.scores(attributor.features(image, prompt)), index.asset_ids,
-                              index.contributor_ids)
+    scored = getattr(index.score_output(attributor.features(image, prompt)), role)
+    shares = influence_shares(scored.scores, [index.asset_ids[p] for p in scored.positions],
+                              [index.contributor_ids[p] for p in scored.positions])
     top = max(shares.contributors, key=lambda c: shares.contributors[c])
     return top == PLANTED, float(shares.contributors.get(PLANTED, 0))
 
@@ -70,20 +68,12 @@ def test_the_planted_contributor_leads_on_its_concept_and_not_elsewhere(planted_
     assert max(share for _, share in unrelated) < 0.2
 
 
-def test_scores_centred_on_the_models_outputs_also_find_the_planted_contributor(planted_model):
-    """The ``centered`` normalisation (features less the mean of the model's own outputs' features, kernel
-    rebuilt) on the same features: the planted artist still leads its concept, and what it takes
-    elsewhere stays under pro rata's 20 %."""
-    pipeline, attributor, _, centred_index = planted_model
-    assert centred_index.calibration is not None and centred_index.config["normalisation"] == "centered"
-    shares = []
-    for prompt, seed in CONCEPT + UNRELATED:
-        image = pipeline(prompt, num_inference_steps=20, guidance_scale=4.0, height=32, width=32, clean_caption=False,
-                         generator=torch.Generator().manual_seed(seed)).images[0]
-        paid = influence_shares(centred_index.scores(attributor.features(image, prompt)), centred_index.asset_ids,
-                                centred_index.contributor_ids).contributors
-        shares.append((max(paid, key=lambda c: paid[c]) == PLANTED, float(paid.get(PLANTED, 0))))
-    concept, unrelated = shares[:len(CONCEPT)], shares[len(CONCEPT):]
+def test_the_evidence_view_also_finds_the_planted_contributor(planted_model):
+    """The evidence view (self-normalised, one late timestep) ranks what is shown beside an output: the planted
+    artist leads its concept there too, and stays under pro rata's 20 % elsewhere."""
+    assert planted_model[2].payment is not None and planted_model[2].payment.config["normalisation"] == "centered"
+    concept = [planted_share(planted_model, prompt, seed, "evidence") for prompt, seed in CONCEPT]
+    unrelated = [planted_share(planted_model, prompt, seed, "evidence") for prompt, seed in UNRELATED]
     assert all(top for top, _ in concept), concept
     assert not any(top for top, _ in unrelated), unrelated
     assert max(share for _, share in unrelated) < 0.2

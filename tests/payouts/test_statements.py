@@ -158,7 +158,7 @@ def test_influence_royalties_show_per_asset_in_the_statement_and_csv(client, cus
     from worker.attribution import build_index
 
     build_index(sessions=sessions, blob_store=blob_store, model_id=served_model, cache_dir=tmp_path / "models",
-                config=InfluenceConfig(timesteps=(200, 600), projection_dim=256, normalisation="self"), built_by="test")
+                config=InfluenceConfig(timesteps=(200, 600), projection_dim=256, normalisation="self", payment_timesteps=None), built_by="test")
     generations = [generate(client, customer, served_model, seed=seed).json() for seed in (1, 2, 3)]
     assert all(g["attribution"]["method"] == "blend" for g in generations)
     influence_paid = {}

@@ -13,7 +13,7 @@ from training.attribution_features import Attributor, select_parameters
 from training.engine import train
 from training.pipelines import load_pipeline
 
-CONFIG = InfluenceConfig(timesteps=(250, 750), projection_dim=128, normalisation="none")
+CONFIG = InfluenceConfig(timesteps=(250, 750), projection_dim=128, normalisation="none", payment_timesteps=None)
 
 
 def test_latent_models_are_featurized_in_latent_space(tiny_sd_path, latent_examples):

@@ -401,8 +401,8 @@ def test_a_pooled_prompt_base_trains_draws_is_featurized_and_takes_an_adapter(tm
         first, second = (pipeline.unet(sample, step, encoder_hidden_states=s).sample for s in states)
     assert not torch.allclose(first, second)
 
-    features = Attributor(pipeline, InfluenceConfig(timesteps=(250, 750), projection_dim=64,
-                                                    normalisation="none")).features_of_many(
+    features = Attributor(pipeline, InfluenceConfig(timesteps=(250, 750), projection_dim=64, normalisation="none",
+                                                    payment_timesteps=None)).features_of_many(
         (e.load_image(), e.caption) for e in pixel_examples[:2])
     assert features.shape == (2, 64) and np.isfinite(features).all() and not np.allclose(features[0], features[1])
 
