@@ -179,7 +179,7 @@ class InfluenceConfig:
 
 VERSION_DEFAULTS = {"1": {"normalisation": "none", "timesteps": (100, 300, 500, 700, 900), "payment_timesteps": None},
                     "2": {"normalisation": "self", "timesteps": (900,), "payment_timesteps": None},
-                    VERSION: {"normalisation": "self", "timesteps": (900,), "payment_timesteps": (100, 500, 900)}}
+                    "3": {"normalisation": "self", "timesteps": (900,), "payment_timesteps": (100, 500, 900)}}
 
 SEARCH_MIN_ROWS = 20_000
 """From this many indexed images on, scoring searches candidates instead of scanning every row."""

@@ -99,10 +99,11 @@ class Featurizer:
     parameters require gradients while it runs, so the backward pass stops at the UNet's tail.
     When the chosen parameters are the tail's (a base model's index), many examples share one
     forward pass of the frozen trunk and their per-example, per-timestep gradients come from
-    ``torch.func.vmap`` over the tail alone (``many``): the same numbers, several times faster, and every
-    view of a split config for the price of one (each view averages the timesteps' gradients it needs). (Over the whole UNet
-    vmap is slower on CPU: PyTorch has no batching rule for CPU flash attention; LoRA parameters
-    live everywhere, so LoRA models keep the one-example path.)
+    ``torch.func.vmap`` over the tail alone (``many``): the same numbers up to float rounding, several
+    times faster, and every view of a split config for the price of one (each view averages the
+    timesteps' gradients it needs). (Over the whole UNet vmap is slower on CPU: PyTorch has no batching
+    rule for CPU flash attention; LoRA parameters live everywhere, so LoRA models keep the one-example
+    path.)
     """
 
     def __init__(self, unet: torch.nn.Module, noise_scheduler, config: InfluenceConfig,
