@@ -14,7 +14,9 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport.sqlalchemy import Channel as SQLAlchemyChannel
 from kombu.transport.sqlalchemy import Transport as SQLAlchemyTransport
+from sqlalchemy.exc import IntegrityError
 
 from foundry.config import Settings
 
@@ -23,9 +25,26 @@ GENERATION_QUEUE = "generation"
 _EMBEDDED_SCHEME = "foundrysqla"
 
 
+class EmbeddedBrokerChannel(SQLAlchemyChannel):
+    """kombu's channel, safe when two processes create a queue's row at once.
+
+    kombu guards the create with an in-process lock only: a worker and the API starting together
+    both insert ``generation`` and the loser's UNIQUE violation escapes (into the worker's consumer,
+    which then stops). Losing that race means the row exists, so it is read instead.
+    """
+
+    def _get_or_create(self, queue):
+        try:
+            return super()._get_or_create(queue)
+        except IntegrityError:
+            self.session.rollback()
+            return self.session.query(self.queue_cls).filter(self.queue_cls.name == queue).one()
+
+
 class EmbeddedBrokerTransport(SQLAlchemyTransport):
     """kombu's SQLAlchemy transport with the foundry's poll interval (set per app below)."""
 
+    Channel = EmbeddedBrokerChannel
     polling_interval = 0.5
 
 

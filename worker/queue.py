@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 
 from celery import Celery
-from sqlalchemy.exc import IntegrityError
 
 from foundry.config import Settings
 from worker.app import GENERATION_QUEUE, TRAINING_QUEUE, create_app
@@ -31,18 +30,8 @@ def celery_for(settings: Settings) -> Celery:
 
 
 def send(settings: Settings, task: str, args: list, queue: str, countdown: float | None = None) -> None:
-    """Send one task message, surviving the embedded broker's race on a queue's first use.
-
-    The SQLAlchemy (SQLite) broker creates a queue's row the first time a process touches it. When a worker
-    creates the same row in the same instant, this process's insert fails (a unique-name violation) and its
-    broker session is spoilt; the row exists by then, so a fresh client sends the message."""
-    try:
-        celery_for(settings).send_task(task, args=args, queue=queue, countdown=countdown)
-    except IntegrityError:
-        stale = _apps.pop(settings.resolved_broker_url, None)
-        if stale is not None:
-            stale.close()
-        celery_for(settings).send_task(task, args=args, queue=queue, countdown=countdown)
+    """Send one task message (the embedded broker's race on a queue's first use is settled in its channel)."""
+    celery_for(settings).send_task(task, args=args, queue=queue, countdown=countdown)
 
 
 def enqueue_training_job(job_id: uuid.UUID, settings: Settings, countdown: float | None = None) -> None:

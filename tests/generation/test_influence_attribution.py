@@ -302,7 +302,7 @@ def test_each_output_shows_its_evidence_to_the_customer_the_artist_and_the_cli(c
     assert client.get(f"/v1/generations/{generation_id}/attribution", headers=other.headers).status_code == 404
     assert client.get(f"/v1/generations/{generation_id}/attribution", headers=ADMIN).status_code == 200
 
-    # the artist page: an influence-paid contributor sees the output beside only their own images
+    # the artist page: a paid contributor (influence or pro rata) sees the output beside only their own images
     top = evidence["outputs"][0]["assets"][0]
     paid_ids = {line["contributor_id"] for line in evidence["paid"]}
     with sessions() as session, session.begin():
