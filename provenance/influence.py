@@ -119,6 +119,9 @@ class InfluenceConfig:
             raise ValueError("centred scores need at least 1 calibration output")
         if not self.timesteps or self.payment_timesteps == ():
             raise ValueError("every view needs at least one timestep")
+        for timesteps in (self.timesteps, self.payment_timesteps or ()):
+            if len(set(timesteps)) != len(timesteps):  # one noise per distinct timestep: a repeat would not repeat
+                raise ValueError(f"a view's timesteps repeat: {list(timesteps)}")
 
     @property
     def split(self) -> bool:

@@ -142,14 +142,15 @@ class EvidenceAssetRead(BaseModel):
     contributor_id: uuid.UUID
     display_name: str
     caption: str
-    role: str = Field(description="evidence: among the output's most influential images by the evidence score; "
+    role: Literal["evidence", "paid"] = Field(description="evidence: among the output's most influential images by the evidence score; "
                                   "paid: not among them, but among the images its influence pool paid most.")
     share_ppm: int = Field(description="The training image's part of this output's influence pool, in millionths "
-                                       "(0: not paid by influence).")
+                                       "(0: not paid by influence, or by less than one millionth).")
     score: float | None = Field(description="Its evidence score (comparable within one model's index); null when "
                                             "the evidence search did not score it.")
     payment_score: float | None = Field(description="The score that split the pool (method version 3 scores "
-                                                    "payment in its own view; before, the evidence score).")
+                                                    "payment in its own view; before, the evidence score); null when the payment view's candidate "
+                                                    "search (indexes of many images) did not score it.")
 
 
 class OutputEvidenceRead(BaseModel):

@@ -73,7 +73,7 @@ many of those it paid most."""
 def output_evidence(scored: ScoredOutput, shares: InfluenceShares, *, asset_ids: Sequence[uuid.UUID],
                     contributor_ids: Sequence[uuid.UUID], top: int = EVIDENCE_ASSETS) -> list[dict]:
     """One output's training images as recorded with the image: its ``top`` most influential by the evidence
-    score (``role`` evidence), then those of its ``top`` best-paid that are not among them (``role`` paid).
+    score (``role`` evidence), then the ``top`` best-paid of those that are not among them (``role`` paid).
     Each with its contributor, its part of this output's influence pool (ppm, 0 when not paid), its evidence
     score (None when the evidence search did not score it) and the score that paid it."""
     evidence_score = {int(p): float(s) for p, s in zip(scored.evidence.positions, scored.evidence.scores, strict=True)}
@@ -83,8 +83,8 @@ def output_evidence(scored: ScoredOutput, shares: InfluenceShares, *, asset_ids:
     ranked = sorted((p for p, s in evidence_score.items() if s > 0), key=lambda p: (-evidence_score[p], p))[:top]
     shown = [(p, "evidence") for p in ranked]
     among = set(ranked)
-    shown += [(position_of[item.asset_id], "paid") for item in shares.assets[:top]
-              if position_of[item.asset_id] not in among]
+    shown += [(position, "paid") for position in (position_of[item.asset_id] for item in shares.assets)
+              if position not in among][:top]
     return [{"asset_id": str(asset_ids[p]), "contributor_id": str(contributor_ids[p]), "role": role,
              "share_ppm": int(paid.get(asset_ids[p], 0) * 1_000_000), "score": evidence_score.get(p),
              "payment_score": payment_score.get(p)} for p, role in shown]

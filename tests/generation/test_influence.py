@@ -192,6 +192,9 @@ def test_one_view_configs_keep_their_recorded_version():
     assert not one.split and one.normalisation == "none" and len(one.views()) == 1
     with pytest.raises(ValueError):
         InfluenceConfig(payment_normalisation="magic")
+    for repeated in ({"timesteps": (900, 900)}, {"payment_timesteps": (100, 500, 100)}):
+        with pytest.raises(ValueError, match="repeat"):  # one noise per distinct timestep would not repeat one
+            InfluenceConfig(**repeated)
 
 
 def test_influence_shares_clip_keep_top_k_and_drop_small_contributors():
@@ -264,6 +267,12 @@ def test_an_outputs_record_shows_its_most_influential_images_then_the_best_paid_
     assert [r["score"] for r in recorded] == [0.9, 0.5, None, None]  # rows 4 and 5 not scored as evidence
     assert [r["payment_score"] for r in recorded] == [0.0, -1.0, 5.0, 3.0]
     assert all(r["contributor_id"] == str(owners[assets.index(uuid.UUID(r["asset_id"]))]) for r in recorded)
+    # the best paid (row 4) is already shown as evidence: the paid list still holds ``top`` others (rows 5, 2)
+    overlapping = Scored(np.array([4, 0]), np.array([0.7, 0.6]))
+    recorded = output_evidence(OutputScores(overlapping, payment), shares, asset_ids=assets, contributor_ids=owners,
+                               top=2)
+    assert [(r["asset_id"], r["role"]) for r in recorded] == [
+        (str(assets[4]), "evidence"), (str(assets[0]), "evidence"), (str(assets[5]), "paid"), (str(assets[2]), "paid")]
     # one view (before version 3): the same scores rank and pay; a shown image that was paid carries its share
     one = Scored(np.arange(6), np.array([4.0, 1.0, -1.0, 0.0, 0.0, 0.0]))
     single = output_evidence(OutputScores(one, one), influence_shares(one.scores, assets, owners),

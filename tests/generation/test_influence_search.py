@@ -251,3 +251,34 @@ def test_a_generation_scored_before_calibration_is_audited_as_it_was_scored():
     assert InfluenceConfig.from_dict(InfluenceConfig().as_dict()) == InfluenceConfig()
     with pytest.raises(ValueError, match="v9"):
         InfluenceConfig.from_dict({**InfluenceConfig().as_dict(), "version": "9"})
+
+
+def test_a_split_index_searches_both_views_and_round_trips_and_grows_them_together():
+    split = InfluenceConfig(projection_dim=64, damping=0.1, calibration_outputs=24)  # self evidence, centred payment
+    assert split.split
+    rows = np.stack([clustered_rows(6000, seed=1), clustered_rows(6000, seed=2)], axis=1)  # (N, views, d)
+    calibration = np.stack([clustered_rows(24, seed=5), clustered_rows(24, seed=6)], axis=1)
+    assets, contributors = ids(6000), ids(6000)
+    index = InfluenceIndex.build(rows[:5000], asset_ids=assets[:5000], contributor_ids=contributors[:5000],
+                                 config=split, fingerprint=FINGERPRINT, calibration=calibration, search_min_rows=1000)
+    assert index.search is not None and index.payment.search is not None and index.paying() is index.payment
+    query = rows[4321]
+    scored = index.score_output(query)
+    # each view proposes and scores its own candidates, exactly as its own full scan would
+    for view, part in ((index, scored.evidence), (index.payment, scored.payment)):
+        exact = view.scores(query[0] if view is index else query[1])
+        assert np.allclose(part.scores, exact[part.positions], rtol=1e-4, atol=1e-5)
+        assert 4321 in part.positions[np.argsort(-part.scores)][:10].tolist()
+    buffer = io.BytesIO()
+    index.save(buffer)
+    loaded = InfluenceIndex.load(io.BytesIO(buffer.getvalue()))
+    assert loaded.config == split.as_dict() and loaded.payment.search is not None
+    again = loaded.score_output(query)
+    for before, after in ((scored.evidence, again.evidence), (scored.payment, again.payment)):
+        assert np.array_equal(before.positions, after.positions) and np.array_equal(before.scores, after.scores)
+    loaded.extend(rows[5000:], asset_ids=assets[5000:], contributor_ids=contributors[5000:], fingerprint=FINGERPRINT)
+    whole = InfluenceIndex.build(rows, asset_ids=assets, contributor_ids=contributors, config=split,
+                                 fingerprint=FINGERPRINT, calibration=calibration)
+    assert len(loaded.asset_ids) == len(loaded.payment.asset_ids) == 6000 and loaded.payment.search.size == 6000
+    for grown, built, view in ((loaded, whole, 0), (loaded.payment, whole.payment, 1)):
+        assert np.allclose(grown.scores(rows[5500, view]), built.scores(rows[5500, view]), rtol=1e-3, atol=1e-4)
