@@ -14,7 +14,7 @@ def run_demo(tmp_path, *args, extra_env=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOUNDRY_")}
     env.update({"COLUMNS": "160", **(extra_env or {})})
     return subprocess.run([sys.executable, "-m", "foundry.cli", "demo", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=1500, check=False)
+                          capture_output=True, text=True, timeout=2700, check=False)  # a hang guard: a slow CI machine took ~1,100 s
 
 
 @pytest.mark.slow
