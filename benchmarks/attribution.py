@@ -56,6 +56,7 @@ Trained models are cached under ``--work`` so an interrupted run resumes where i
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -175,8 +176,6 @@ def train_model(work: Path, name: str, items: list[Item], steps: int, seed: int,
 def counterfactual_name(work: Path, query: int, label: str, kept: list[Item]) -> str:
     """Cache name of a retrain without some images: the same removal reuses its model, another one
     (another method config chose other top images) trains its own."""
-    import hashlib
-
     examples = sorted(item.example_id for item in kept)
     plain = f"cf-{query}-{label}"
     cached = work / plain / "model.json"
@@ -224,10 +223,7 @@ def contributor_loss_rise(work: Path, items: list[Item], removed: list[str], out
     suffix = "" if seed == 0 else f"-seed{seed}"
 
     def losses(path: Path) -> np.ndarray:
-        model = load_pipeline(path, device="cpu")
-        model_attributor = Attributor(model, config)
-        return np.array([query_loss(model, model_attributor, outputs[q], queries[q][0], draws)
-                         for q in range(len(queries))])
+        return query_losses(path, outputs, queries, config, draws)
 
     full = losses(train_model(work, f"full{suffix}", items, steps, seed=seed, preset=preset))
     rise = np.zeros((len(removed), len(queries)))
@@ -242,6 +238,24 @@ def contributor_loss_rise(work: Path, items: list[Item], removed: list[str], out
             model = train_model(work, f"without-{slug}{suffix}", kept, steps, seed=seed, preset=preset)
         rise[c] = losses(model) - full
     return rise
+
+
+def query_losses(model_path: Path, outputs: list[Image.Image], queries: list[tuple], config: InfluenceConfig,
+                 draws: int) -> np.ndarray:
+    """Every query's ``query_loss`` under one trained model, kept beside its weights: a resumed run neither
+    retrains nor re-evaluates a model it has (keyed by the queries' pixels, prompts and the loss's draws)."""
+    key = hashlib.sha256(json.dumps({"prompts": [q[0] for q in queries], "draws": draws,
+                                     "timesteps": list(LOSS_TIMESTEPS)}).encode())
+    for image in outputs:
+        key.update(np.asarray(image).tobytes())
+    cache = Path(model_path).parent / f"query-losses-{key.hexdigest()[:16]}.json"  # beside the pipeline folder
+    if cache.is_file():
+        return np.array(json.loads(cache.read_text()))
+    model = load_pipeline(model_path, device="cpu")
+    model_attributor = Attributor(model, config)
+    values = [query_loss(model, model_attributor, outputs[q], queries[q][0], draws) for q in range(len(queries))]
+    cache.write_text(json.dumps(values))
+    return np.array(values)
 
 
 def ranks(values: np.ndarray) -> np.ndarray:
@@ -663,11 +677,8 @@ def main() -> None:
     actual = np.zeros((args.half_models, len(queries)))
     for m, mask in enumerate(masks):
         subset = [item for item, keep in zip(items, mask, strict=True) if keep]
-        half = load_pipeline(train_model(work, f"half-{m}", subset, args.steps // 2, seed=100 + m,
-                                         preset=args.preset), device="cpu")
-        half_attributor = Attributor(half, config)
-        actual[m] = [query_loss(half, half_attributor, outputs[q], queries[q][0], args.loss_draws)
-                     for q in range(len(queries))]
+        actual[m] = query_losses(train_model(work, f"half-{m}", subset, args.steps // 2, seed=100 + m,
+                                             preset=args.preset), outputs, queries, config, args.loss_draws)
     lds = {}
     for method, matrix in ({**methods, "pro_rata": np.ones((len(queries), len(items)))} if masks else {}).items():
         # more influence from the included examples -> lower loss: correlate the prediction with -loss
