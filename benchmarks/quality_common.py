@@ -5,26 +5,28 @@ No database here: the GPU benchmark runs on a machine that has the training engi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from training.engine import DiffusionTrainer
 from training.quality import (
+    FROZEN_EVALUATORS,
     Evaluator,
     EvaluatorConfig,
     LabelledImages,
     SamplingSettings,
+    evaluator_folder_name,
     evaluator_sha256,
     measure_pipeline,
     reference_sample,
     round_floats,
     train_evaluator,
 )
+from training.quality import split_content_sha256 as content_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT_KEYS = ("preset", "train_minutes", "real_balanced_acc", "real_balanced_acc_ci95", "gen_balanced_acc",
@@ -50,15 +52,6 @@ class HeldoutSets:
         return cls(heldout, curve, reference_sample(training, heldout), reference_sample(training, curve))
 
 
-FROZEN_EVALUATORS = ROOT / "benchmarks" / "evaluators"
-"""Evaluators kept in the repository, one per training snapshot and config.
-
-Trained on another CPU, the same evaluator comes out as other weights (the float sums differ), and
-its figures move by a few hundredths: so a recipe measured in one session could not be compared
-with one measured in another. A committed evaluator is the same file everywhere; it is learnt from
-the licensed training split only, like every model here."""
-
-
 def in_content_order(items: list[dict]) -> list[dict]:
     """Snapshot items (``sha256`` of the licensed source file, ``caption``, ``tags``) sorted by their content.
 
@@ -69,16 +62,8 @@ def in_content_order(items: list[dict]) -> list[dict]:
 
 
 def split_content_sha256(items: list[dict]) -> str:
-    """The identity of a split by what it holds (source files, captions, tags), not by database ids: the
-    same on every machine that onboards the same catalog (a snapshot's Merkle root also covers its
-    random asset and grant ids)."""
-    lines = sorted(f"{item['sha256']}\t{item['caption']}\t{json.dumps(list(item['tags']))}" for item in items)
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-def evaluator_folder_name(training_content: str, config: EvaluatorConfig) -> str:
-    settings_digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
-    return f"{training_content[:16]}-{settings_digest}"
+    """``training.quality.split_content_sha256`` of snapshot items (``sha256``, ``caption``, ``tags``)."""
+    return content_sha256((item["sha256"], item["caption"], item["tags"]) for item in items)
 
 
 def evaluator_for(work: Path, training: LabelledImages, training_content: str, config: EvaluatorConfig,

@@ -183,7 +183,7 @@ def measure_demo_model(settings: Settings, model_id, console: Console) -> None:
     with sessions() as session:
         evaluator = quality_service.current_evaluator(session=session, split=HELDOUT_SPLIT)
     if evaluator is None:
-        with counted(console, "quality evaluator epochs") as progress:
+        with counted(console, "quality evaluator training steps") as progress:
             evaluator = train_split_evaluator(sessions=sessions, blob_store=store, created_by="demo",
                                               progress=progress)
     console.print(f"quality evaluator {evaluator.id} (sha256 {evaluator.sha256[:16]}): {len(evaluator.groups)} "

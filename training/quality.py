@@ -181,6 +181,36 @@ class Evaluator:
         return cls(net, described["groups"], described["subgroups"], config, described.get("training"))
 
 
+def split_content_sha256(entries: Iterable[tuple[str, str, Sequence[str]]]) -> str:
+    """The identity of a split by what it holds -- each (source file sha256, caption, tags) -- and nothing a
+    database makes up: a snapshot's Merkle root also covers its asset and grant ids, random per database, so
+    two machines that onboard the same catalog freeze the same content under different roots."""
+    lines = sorted(f"{sha256}\t{caption}\t{json.dumps(list(tags))}" for sha256, caption, tags in entries)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def evaluator_folder_name(training_content: str, config: EvaluatorConfig) -> str:
+    """Where the frozen evaluator of a training split (by ``split_content_sha256``) and config is kept."""
+    settings_digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
+    return f"{training_content[:16]}-{settings_digest}"
+
+
+FROZEN_EVALUATORS = Path(__file__).resolve().parent / "evaluators"
+"""Evaluators kept in the repository, one per training split (by content) and config (see its README).
+
+Trained on another CPU, the same evaluator comes out as other weights (float sums in another order), and
+its figures move by a few hundredths; a committed file is the same everywhere, so the demo, the CLI and
+every benchmark session measure with one evaluator. It is learnt from the licensed training split only,
+like every model here."""
+
+
+def frozen_evaluator(training_content: str, config: EvaluatorConfig, frozen: Path = FROZEN_EVALUATORS) -> Path | None:
+    """The committed evaluator folder of this training split (``foundry.quality.policy.split_content_sha256``)
+    and config, or None when there is none."""
+    folder = frozen / evaluator_folder_name(training_content, config)
+    return folder if (folder / EVALUATOR_CONFIG).is_file() and (folder / EVALUATOR_WEIGHTS).is_file() else None
+
+
 def evaluator_sha256(folder: str | Path) -> str:
     """One digest over the evaluator's weights and description files."""
     digest = hashlib.sha256()

@@ -24,17 +24,20 @@ from foundry.models_registry import service as registry_service
 from foundry.quality import service as quality_service
 from foundry.quality.models import ModelQuality, QualityEvaluator
 from training.quality import (
+    FROZEN_EVALUATORS,
     Evaluator,
     EvaluatorConfig,
     LabelledImages,
     SamplingSettings,
     balanced_accuracy,
     evaluator_sha256,
+    frozen_evaluator,
     group_ids,
     labelled_renditions,
     measure_pipeline,
     reference_sample,
     round_floats,
+    split_content_sha256,
     train_evaluator,
 )
 from worker.attribution import load_attribution_pipeline
@@ -51,10 +54,21 @@ def snapshot_renditions(*, session, blob_store: BlobStore, snapshot_id: uuid.UUI
     return labelled_renditions(records, resolution=EVALUATED_RESOLUTION)
 
 
+def snapshot_content_sha256(*, session, snapshot_id: uuid.UUID) -> str:
+    """What a snapshot holds, by content (``training.quality.split_content_sha256``): the same on every machine
+    that onboards the same catalog, where its Merkle root is not."""
+    entries = dataset_service.snapshot_entries(session=session, snapshot_id=snapshot_id)
+    return split_content_sha256((entry.asset_sha256, entry.caption, tuple(entry.tags or ())) for entry in entries)
+
+
 def train_split_evaluator(*, sessions, blob_store: BlobStore, created_by: str,
                           config: EvaluatorConfig | None = None, split: str = HELDOUT_SPLIT,
-                          progress: Progress | None = None) -> QualityEvaluator:
-    """Freeze the two snapshots of the split, train the evaluator on one, judge it on the other, record it."""
+                          progress: Progress | None = None, frozen: Path | None = FROZEN_EVALUATORS) -> QualityEvaluator:
+    """Freeze the two snapshots of the split, train the evaluator on one, judge it on the other, record it.
+
+    Where ``frozen`` holds the committed evaluator of the same training content and config (the one every
+    benchmark measures with), it is taken instead of training another: trained on another CPU the same
+    recipe comes out as other weights, and the figures it gives would move by a few hundredths."""
     config = config or EvaluatorConfig()
     with sessions() as session, session.begin():
         snapshot_ids = {}
@@ -68,15 +82,22 @@ def train_split_evaluator(*, sessions, blob_store: BlobStore, created_by: str,
     with sessions() as session:
         training = snapshot_renditions(session=session, blob_store=blob_store, snapshot_id=snapshot_ids["training"])
         heldout = snapshot_renditions(session=session, blob_store=blob_store, snapshot_id=snapshot_ids["heldout"])
+        content = snapshot_content_sha256(session=session, snapshot_id=snapshot_ids["training"])
     if len(set(training.groups)) < 2 or not len(heldout):
         raise InvalidInput("the catalog has too few group-tagged renditions to train a quality evaluator",
                            code="evaluator_invalid")
-    evaluator = train_evaluator(training.images, training.groups, training.subgroups, config, progress=progress)
+    committed = frozen_evaluator(content, config, frozen) if frozen is not None else None
+    if committed is not None:
+        evaluator = Evaluator.load(committed)
+        if progress is not None:
+            progress(1, 1)  # nothing left to train
+    else:
+        evaluator = train_evaluator(training.images, training.groups, training.subgroups, config, progress=progress)
     predicted = evaluator.predict(heldout.images)
     truth, sub_truth = group_ids(evaluator, heldout.groups), group_ids(evaluator, heldout.subgroups, "subgroup")
     with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
-        digest = evaluator.save(folder)
+        folder = committed or Path(scratch)
+        digest = evaluator_sha256(folder) if committed else evaluator.save(folder)
         files = registry_service.store_folder(blob_store=blob_store, folder=folder)
     with sessions() as session, session.begin():
         record = quality_service.register_evaluator(

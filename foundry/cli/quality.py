@@ -45,16 +45,20 @@ quality_app = typer.Typer(help="Measured image quality: the frozen evaluator of 
 @quality_app.command("train-evaluator")
 def quality_train_evaluator(
     epochs: Annotated[int, typer.Option(min=1, max=1000, help="Passes over the training renditions.")] = 12,
+    retrain: Annotated[bool, typer.Option(help="Train one here even where the evaluator committed with the code "
+                                               "for this split's content and settings exists.")] = False,
 ) -> None:
-    """Train the split's evaluator on licensed renditions outside the held-out split, freeze and record it."""
-    from training.quality import EvaluatorConfig
+    """Train the split's evaluator on licensed renditions outside the held-out split (or take the one committed
+    for the same content and settings), freeze and record it."""
+    from training.quality import FROZEN_EVALUATORS, EvaluatorConfig
     from worker.quality import train_split_evaluator
 
     settings = get_settings()
-    with counted(console, "evaluator epochs") as progress, _failing_readably():
+    with counted(console, "evaluator training steps") as progress, _failing_readably():
         record = train_split_evaluator(sessions=session_factory(settings.resolved_database_url),
                                        blob_store=_blob_store(settings), created_by="cli",
-                                       config=EvaluatorConfig(epochs=epochs), progress=progress)
+                                       config=EvaluatorConfig(epochs=epochs), progress=progress,
+                                       frozen=None if retrain else FROZEN_EVALUATORS)
     console.print(f"evaluator [bold]{record.id}[/] sha256 {record.sha256[:16]}: {len(record.groups)} groups, "
                   f"real held-out balanced accuracy {record.real_balanced_accuracy:.3f} "
                   f"(subgroups {record.real_subgroup_balanced_accuracy:.3f})")

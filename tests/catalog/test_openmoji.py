@@ -12,14 +12,15 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from benchmarks.quality_common import FROZEN_EVALUATORS, evaluator_folder_name, split_content_sha256
+from benchmarks.quality_common import split_content_sha256
 from foundry.catalog import service as catalog_service
 from foundry.catalog.models import Asset, CatalogImport, Contributor
 from foundry.catalog.sources import OpenMojiSource, open_source
 from foundry.datasets import service as dataset_service
 from foundry.datasets.schemas import SnapshotFilters
 from foundry.licensing.models import LicenseGrant
-from training.quality import EvaluatorConfig
+from training.quality import EvaluatorConfig, frozen_evaluator
+from worker.quality import snapshot_content_sha256
 
 pytestmark = pytest.mark.slow
 
@@ -63,15 +64,17 @@ def test_full_openmoji_import(migrated, sessions, blob_store, openmoji_tgz):
         assert source_rows[item["row"]].data == source_rows[first].data
     assert blob_store.stage_ids() == []
 
-    # the quality benchmarks find the committed evaluator of this training split on a fresh database
+    # the product (demo, CLI) and the quality benchmarks find the committed evaluator of this training split on
+    # a fresh database, by the same content
     with sessions() as session, session.begin():
         snapshot = dataset_service.create_snapshot(session=session, name="quality-training", use="base_training",
                                                    filters=SnapshotFilters(heldout="exclude"), created_by="test")
         entries = dataset_service.snapshot_entries(session=session, snapshot_id=snapshot.id)
         tags = dict(session.execute(select(Asset.id, Asset.tags)).all())
-        content = split_content_sha256([{"sha256": e.asset_sha256, "caption": e.caption,
-                                         "tags": tuple(tags[e.asset_id] or ())} for e in entries])
-    assert (FROZEN_EVALUATORS / evaluator_folder_name(content, EvaluatorConfig()) / "evaluator.json").is_file()
+        benchmark_content = split_content_sha256([{"sha256": e.asset_sha256, "caption": e.caption,
+                                                   "tags": tuple(tags[e.asset_id] or ())} for e in entries])
+        content = snapshot_content_sha256(session=session, snapshot_id=snapshot.id)
+    assert content == benchmark_content and frozen_evaluator(content, EvaluatorConfig()) is not None
 
 
 def _env(settings) -> dict[str, str]:

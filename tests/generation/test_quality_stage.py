@@ -4,6 +4,7 @@ held-out prompts, the figures shown by the API and the CLI, and the optional las
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -20,9 +21,9 @@ from tests.catalog.test_import import row, run, write_manifest
 from tests.generation.conftest import ADMIN, register_model, tiny_base_recipe
 from tests.support import images
 from tests.test_cli_and_migrations import cli
-from training.quality import EvaluatorConfig, SamplingSettings, evaluator_sha256
+from training.quality import EvaluatorConfig, SamplingSettings, evaluator_folder_name, evaluator_sha256
 from worker import jobs as job_runner
-from worker.quality import load_evaluator, measure_model, train_split_evaluator
+from worker.quality import load_evaluator, measure_model, snapshot_content_sha256, train_split_evaluator
 
 TINY_EVALUATOR = EvaluatorConfig(width=8, feature_size=16, epochs=2, batch_size=8)
 FAST_SAMPLING = SamplingSettings(num_inference_steps=2, guidance_scale=2.0, batch_size=8)
@@ -56,6 +57,28 @@ def test_the_evaluator_is_trained_outside_the_split_judged_inside_and_stored(ses
     loaded = load_evaluator(record=evaluator, blob_store=blob_store, cache_dir=tmp_path)
     assert evaluator_sha256(tmp_path / "evaluators" / str(evaluator.id)) == evaluator.sha256
     assert list(loaded.groups) == evaluator.groups
+
+
+def test_the_committed_evaluator_of_the_same_content_and_config_is_taken_instead_of_training(
+        sessions, blob_store, evaluator, tmp_path):
+    """Every machine that onboards the same catalog measures with the one committed evaluator (the benchmarks'),
+    found by the training split's content: on another CPU a retrained one would come out as other weights."""
+    with sessions() as session:
+        content = snapshot_content_sha256(session=session, snapshot_id=evaluator.training_snapshot_id)
+    trained = load_evaluator(record=evaluator, blob_store=blob_store, cache_dir=tmp_path / "cache")
+    frozen = tmp_path / "frozen"
+    digest = trained.save(frozen / evaluator_folder_name(content, TINY_EVALUATOR))
+    other_config = replace(TINY_EVALUATOR, seed=TINY_EVALUATOR.seed + 1)
+    trained.save(frozen / evaluator_folder_name(content, other_config))  # for another config: not taken
+    ticks = []
+    taken = train_split_evaluator(sessions=sessions, blob_store=blob_store, created_by="test", config=TINY_EVALUATOR,
+                                  frozen=frozen, progress=lambda done, total: ticks.append((done, total)))
+    assert taken.sha256 == digest and taken.id != evaluator.id and ticks == [(1, 1)]  # nothing trained
+    load_evaluator(record=taken, blob_store=blob_store, cache_dir=tmp_path / "cache2")  # its stored files: that digest
+    retrained = train_split_evaluator(sessions=sessions, blob_store=blob_store, created_by="test",
+                                      config=replace(TINY_EVALUATOR, epochs=1), frozen=frozen,
+                                      progress=lambda done, total: ticks.append((done, total)))
+    assert retrained.sha256 not in (digest, evaluator.sha256) and len(ticks) > 2  # no folder: trained step by step
 
 
 def test_an_untagged_catalog_cannot_train_an_evaluator(sessions, blob_store, licensed_catalog):
