@@ -37,7 +37,8 @@ Influence methods compared on the same index and outputs: ``dtrak`` (the raw ker
 the square root of its self-influence, RelatIF-style), ``dtrak_calibrated`` (standardised per training
 row by its scores on ``--calibration`` outputs of other captions) and ``dtrak_centered_kernel`` (the
 product's ``centered``: every feature less the mean of those outputs' features, the kernel rebuilt over the
-centred training features), and the product's default, ``dtrak_split``: a split config's two views from
+centred training features; ``dtrak_centered_calibrated``, its scores then divided per training row by their
+spread over those outputs), and the product's default, ``dtrak_split``: a split config's two views from
 one feature pass, the evidence view's scores (``dtrak_relative``, t = 900) ranking what an output is shown
 beside (per-image LDS, evidence hubness, self top-1) and the payment view's (``dtrak_centered_kernel@pay``,
 t = 100/500/900) splitting its pool (contributor LDS, planted shares, paid author, payment hubness); beside
@@ -76,7 +77,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from provenance.influence import InfluenceConfig, InfluenceIndex, blend, influence_shares
+from provenance.influence import WITH_CALIBRATION_OUTPUTS, InfluenceConfig, InfluenceIndex, blend, influence_shares
 from recipes import PRESETS, base_recipe
 from training.attribution_features import Attributor
 from training.data import TrainingExample
@@ -309,7 +310,7 @@ DEFAULT_TGZ = os.environ.get("FOUNDRY_OPENMOJI_TGZ", str(ROOT.parent / "shared" 
 
 
 METHOD_OF_NORMALISATION = {"none": "dtrak", "self": "dtrak_relative", "calibrated": "dtrak_calibrated",
-                           "centered": "dtrak_centered_kernel"}
+                           "centered": "dtrak_centered_kernel", "centered_calibrated": "dtrak_centered_calibrated"}
 """The benchmark's name of the kernel scores under each of the product's normalisations."""
 
 
@@ -568,7 +569,7 @@ def main() -> None:
             indexes = {normalisation: InfluenceIndex.build(
                 view_features, asset_ids=assets, contributor_ids=contributors,
                 config=replace(view_config, normalisation=normalisation), fingerprint={"benchmark": "attribution"},
-                calibration=view_calibration if normalisation in ("calibrated", "centered") else None)
+                calibration=view_calibration if normalisation in WITH_CALIBRATION_OUTPUTS else None)
                 for normalisation in METHOD_OF_NORMALISATION}
             name = f"{suffix}{view_suffix}"
             feature_dump[name or "@served"] = {"features": view_features, "calibration": view_calibration,

@@ -26,6 +26,9 @@ most outputs and would collect royalties for all of them:
   measured whose *paid shares* predict what removing a contributor does at contributor LDS >= 0.5 with
   hubness <= 0.2 and self top-1 >= 0.9, but its per-image LDS over half-models collapses (0.07), so it is
   not the default (``benchmarks/results/attribution_cpu.json``, ``dtrak_centered_kernel``);
+- ``centered_calibrated``: centred scores, each image's then divided by its spread over the calibration outputs
+  (their mean there is 0 by construction). An image whose centred score is large for *every* output of the
+  model -- a hub of the centred view -- is credited only for how far an output stands out of its usual range;
 - ``none``: raw scores (version 1).
 
 Version 3 splits the two jobs a score does, because no one score does both well (``benchmarks/results/
@@ -72,8 +75,10 @@ VERSION = "3"
 2: one score for both, normalised as ``normalisation`` says; 1: raw kernel scores. An index or generation
 recorded under an older version keeps its recorded settings: it is scored as it was."""
 VERSIONS = ("1", "2", VERSION)
-NORMALISATIONS = ("none", "self", "calibrated", "centered")
-WITH_CALIBRATION_OUTPUTS = ("calibrated", "centered")
+NORMALISATIONS = ("none", "self", "calibrated", "centered", "centered_calibrated")
+WITH_CALIBRATION_OUTPUTS = ("calibrated", "centered", "centered_calibrated")
+CENTERED = ("centered", "centered_calibrated")
+"""Normalisations whose features (training images', outputs') are taken less the calibration outputs' mean."""
 """Normalisations that need the model's own outputs (``calibration_outputs``) to build an index."""
 __all__ = ["AssetShare", "InfluenceConfig", "InfluenceIndex", "InfluenceShares", "OutputScores", "Scored", "blend",
            "influence_shares"]
@@ -206,17 +211,20 @@ class OutputScores:
 
 
 class ScaledRows:
-    """Rows divided by a per-row scale, read lazily (a memory-mapped index is never copied whole)."""
+    """Rows (less a centre, when given) divided by a per-row scale, read lazily (a memory-mapped index is never
+    copied whole)."""
 
-    def __init__(self, rows: np.ndarray, scale: np.ndarray):
+    def __init__(self, rows: np.ndarray, scale: np.ndarray, centre: np.ndarray | None = None):
         self.rows, self.scale = rows, scale
+        self.centre = None if centre is None else centre.astype(np.float32)
         self.shape = rows.shape
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, key) -> np.ndarray:
-        return np.asarray(self.rows[key], dtype=np.float32) / self.scale[key][:, None]
+        rows = np.asarray(self.rows[key], dtype=np.float32)
+        return (rows if self.centre is None else rows - self.centre) / self.scale[key][:, None]
 
 
 @dataclass
@@ -306,14 +314,17 @@ class InfluenceIndex:
 
     def scaled_rows(self) -> np.ndarray | ScaledRows:
         """The rows a query vector multiplies: divided by their per-row scale when scores are rescaled per row."""
-        return ScaledRows(self.rows, self._standardised()[1]) if self._rescaled() else self.rows
+        if not self._rescaled():
+            return self.rows
+        # a centred row's offset (c^T v) is divided by the row's scale too, so the search sees centred rows
+        return ScaledRows(self.rows, self._standardised()[1], self._centre())
 
     def _rescaled(self) -> bool:
-        return self._normalisation() in ("self", "calibrated")
+        return self._normalisation() in ("self", "calibrated", "centered_calibrated")
 
     def _centre(self) -> np.ndarray | None:
         """The mean feature of the calibration outputs (float64) of a centred index; None otherwise."""
-        if self._normalisation() != "centered":
+        if self._normalisation() not in CENTERED:
             return None
         return self.calibration.astype(np.float64).mean(axis=0)
 
@@ -400,14 +411,18 @@ class InfluenceIndex:
 
     def _standardised(self, chunk: int = 100_000) -> tuple[np.ndarray | None, np.ndarray]:
         """(the shift of every solved query: the calibration outputs' mean solution, or None; each row's
-        scale: the root of its self-influence, or its spread of scores over the calibration outputs)."""
+        scale: the root of its self-influence, or its spread of scores over the calibration outputs, centred
+        ones' for a centred index)."""
         if self._standardisation is None:
             inverse = self._inverse_kernel()
+            centre = self._centre()
             blocks = (np.asarray(self.rows[start:start + chunk], dtype=np.float64)
-                      for start in range(0, len(self.rows), chunk))
-            if self._normalisation() == "calibrated":
-                solved = self.calibration.astype(np.float64) @ inverse  # (C, d); K^-1 is symmetric
-                shift = solved.mean(axis=0)
+                      - (0.0 if centre is None else centre) for start in range(0, len(self.rows), chunk))
+            if self._normalisation() in ("calibrated", "centered_calibrated"):
+                calibration = self.calibration.astype(np.float64) - (0.0 if centre is None else centre)
+                solved = calibration @ inverse  # (C, d); K^-1 is symmetric
+                # centred: the calibration outputs' mean solution is 0, so no query is shifted
+                shift = solved.mean(axis=0) if centre is None else None
                 scale = np.concatenate([(block @ solved.T).std(axis=1) for block in blocks])
             else:
                 shift = None
@@ -424,10 +439,9 @@ class InfluenceIndex:
 
     def _scored(self, products: np.ndarray, vector: np.ndarray, positions) -> np.ndarray:
         """Scores of some rows from their products with the query vector."""
-        if self._rescaled():
-            return products / self._standardised()[1][positions]
         offset = self.score_offset(vector)
-        return products - np.float32(offset) if offset else products
+        scores = products - np.float32(offset) if offset else products
+        return scores / self._standardised()[1][positions] if self._rescaled() else scores
 
     def candidates(self, query: np.ndarray) -> Scored:
         """Exact scores of the rows that can be an output's most influential: every row of a small index;

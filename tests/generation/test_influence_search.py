@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ CONFIG = InfluenceConfig(projection_dim=64, normalisation="none", damping=0.1, p
 CALIBRATED = InfluenceConfig(projection_dim=64, normalisation="calibrated", calibration_outputs=24, damping=0.1, payment_timesteps=None)
 SELF = InfluenceConfig(projection_dim=64, normalisation="self", damping=0.1, payment_timesteps=None)
 CENTERED = InfluenceConfig(projection_dim=64, normalisation="centered", calibration_outputs=24, damping=0.1, payment_timesteps=None)
+CENTERED_CALIBRATED = replace(CENTERED, normalisation="centered_calibrated")
 FINGERPRINT = {"snapshot_merkle_root": "ab" * 32, "weights_sha256": "cd" * 32}
 
 
@@ -156,7 +158,8 @@ def test_self_normalised_scores_divide_by_the_root_of_each_rows_self_influence()
                              calibration=rows[:32])
 
 
-@pytest.mark.parametrize(("config", "hub_rate"), [(CALIBRATED, 0.2), (CENTERED, 0.3)], ids=["calibrated", "centered"])
+@pytest.mark.parametrize(("config", "hub_rate"), [(CALIBRATED, 0.2), (CENTERED, 0.3), (CENTERED_CALIBRATED, 0.2)],
+                         ids=["calibrated", "centered", "centered_calibrated"])
 def test_the_models_own_outputs_take_the_hub_out_of_every_outputs_top_ten(config, hub_rate):
     """A row that points where every output points scores high for all of them raw. Standardised on other
     outputs, or centred on their mean, it no longer stands out for all of them, while an output still finds
@@ -178,7 +181,8 @@ def test_the_models_own_outputs_take_the_hub_out_of_every_outputs_top_ten(config
     assert np.mean([int(np.argmax(index.scores(rows[i] + common))) == i for i in range(1, 41)]) >= 0.9
 
 
-@pytest.mark.parametrize("config", [CALIBRATED, SELF, CENTERED], ids=["calibrated", "self", "centered"])
+@pytest.mark.parametrize("config", [CALIBRATED, SELF, CENTERED, CENTERED_CALIBRATED],
+                         ids=["calibrated", "self", "centered", "centered_calibrated"])
 def test_a_normalised_index_searches_round_trips_and_grows_like_one_built_whole(config):
     rows = clustered_rows(6000)
     calibration = clustered_rows(24, seed=5) if config.uses_calibration_outputs else None
@@ -228,6 +232,41 @@ def test_centred_scores_are_kernel_scores_of_features_less_the_calibration_outpu
     assert np.mean([int(np.argmax(index.scores(rows[i]))) == i for i in range(40)]) >= 0.9
     with pytest.raises(ValueError, match="calibration"):
         InfluenceIndex.build(rows, asset_ids=ids(300), contributor_ids=ids(300), config=CENTERED, fingerprint={})
+
+
+def test_centred_calibrated_scores_are_centred_scores_over_each_rows_spread_on_the_calibration_outputs():
+    rows, calibration = clustered_rows(300), clustered_rows(24, seed=5)
+    plain = centered(rows, calibration)
+    index = InfluenceIndex.build(rows, asset_ids=ids(300), contributor_ids=ids(300), config=CENTERED_CALIBRATED,
+                                 fingerprint=FINGERPRINT, calibration=calibration)
+    on_calibration = np.stack([plain.scores(output) for output in calibration])  # (outputs, rows)
+    assert np.allclose(on_calibration.mean(axis=0), 0, atol=1e-3 * on_calibration.std())  # centred: mean 0 there
+    query = clustered_rows(1, seed=6)[0]
+    expected = plain.scores(query) / on_calibration.std(axis=0)
+    assert np.allclose(index.scores(query), expected, rtol=1e-3, atol=1e-5)
+    standardised = np.stack([index.scores(output) for output in calibration])
+    assert np.allclose(standardised.std(axis=0), 1, atol=1e-3)
+
+
+def test_a_row_long_where_the_outputs_vary_is_a_centred_hub_that_its_spread_takes_out():
+    """Centring removes what every output shares, not a row that is long along the direction the outputs vary
+    in: its centred score is large, of either sign, for every output, so it sits in the top ten of about half
+    of them. Divided by its spread over the calibration outputs it is an ordinary row again."""
+    generator = np.random.default_rng(4)
+    direction = generator.normal(size=64)
+    direction /= np.linalg.norm(direction)
+    rows = generator.normal(size=(400, 64))
+    rows[0] = 12 * direction  # the hub
+    outputs = generator.normal(size=(80, 64)) + 5 * generator.normal(size=(80, 1)) * direction
+    queries, calibration = outputs[:40], outputs[40:64]
+    in_top = {}
+    for config in (CENTERED, CENTERED_CALIBRATED):
+        index = InfluenceIndex.build(rows.astype(np.float32), asset_ids=ids(400), contributor_ids=ids(400),
+                                     config=config, fingerprint=FINGERPRINT, calibration=calibration.astype(np.float32))
+        in_top[config.normalisation] = np.mean([0 in np.argsort(-index.scores(q))[:10] for q in queries])
+        assert np.mean([int(np.argmax(index.scores(rows[i] + 0.5 * outputs[i % 24]))) == i
+                        for i in range(1, 41)]) >= 0.8  # an output still finds the row it resembles
+    assert in_top["centered"] >= 0.25 and in_top["centered_calibrated"] <= 0.1, in_top
 
 
 def test_each_version_is_read_with_its_own_defaults():
