@@ -77,9 +77,9 @@ recorded under an older version keeps its recorded settings: it is scored as it 
 VERSIONS = ("1", "2", VERSION)
 NORMALISATIONS = ("none", "self", "calibrated", "centered", "centered_calibrated")
 WITH_CALIBRATION_OUTPUTS = ("calibrated", "centered", "centered_calibrated")
+"""Normalisations that need the model's own outputs (``calibration_outputs``) to build an index."""
 CENTERED = ("centered", "centered_calibrated")
 """Normalisations whose features (training images', outputs') are taken less the calibration outputs' mean."""
-"""Normalisations that need the model's own outputs (``calibration_outputs``) to build an index."""
 __all__ = ["AssetShare", "InfluenceConfig", "InfluenceIndex", "InfluenceShares", "OutputScores", "Scored", "blend",
            "influence_shares"]
 
