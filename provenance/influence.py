@@ -99,8 +99,8 @@ class InfluenceConfig:
     parameters: str = "auto"
     """``lora`` (LoRA weights), ``tail`` (the last up-block and conv_out), or ``auto`` (LoRA if present)."""
     normalisation: str = "self"
-    """How scores are made comparable across training images: ``self``, ``calibrated``, ``centered`` or
-    ``none`` (above)."""
+    """How scores are made comparable across training images: ``self``, ``calibrated``, ``centered``,
+    ``centered_calibrated`` or ``none`` (above)."""
     calibration_outputs: int = 32
     """``calibrated`` and ``centered``: outputs of the model, for captions drawn from its training data with
     fixed seeds, that standardise each row's scores or give the centre every feature is taken from."""
@@ -118,8 +118,8 @@ class InfluenceConfig:
             if normalisation not in NORMALISATIONS:
                 raise ValueError(f"normalisation must be one of {NORMALISATIONS}, not {normalisation!r}")
         normalisations = {n for n, _ in self.views()}
-        if "calibrated" in normalisations and self.calibration_outputs < 2:
-            raise ValueError("calibrated scores need at least 2 calibration outputs")
+        if normalisations & {"calibrated", "centered_calibrated"} and self.calibration_outputs < 2:
+            raise ValueError("calibrated scores need at least 2 calibration outputs (a spread)")
         if "centered" in normalisations and self.calibration_outputs < 1:
             raise ValueError("centred scores need at least 1 calibration output")
         if not self.timesteps or self.payment_timesteps == ():

@@ -192,6 +192,8 @@ def test_one_view_configs_keep_their_recorded_version():
     assert not one.split and one.normalisation == "none" and len(one.views()) == 1
     with pytest.raises(ValueError):
         InfluenceConfig(payment_normalisation="magic")
+    with pytest.raises(ValueError, match="spread"):  # one calibration output has no spread to divide by
+        InfluenceConfig(payment_normalisation="centered_calibrated", calibration_outputs=1)
     for repeated in ({"timesteps": (900, 900)}, {"payment_timesteps": (100, 500, 100)}):
         with pytest.raises(ValueError, match="repeat"):  # one noise per distinct timestep would not repeat one
             InfluenceConfig(**repeated)
