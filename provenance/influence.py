@@ -28,7 +28,9 @@ most outputs and would collect royalties for all of them:
   not the default (``benchmarks/results/attribution_cpu.json``, ``dtrak_centered_kernel``);
 - ``centered_calibrated``: centred scores, each image's then divided by its spread over the calibration outputs
   (their mean there is 0 by construction). An image whose centred score is large for *every* output of the
-  model -- a hub of the centred view -- is credited only for how far an output stands out of its usual range;
+  model -- a hub of the centred view -- is credited only for how far an output stands out of its usual range.
+  As the payment view it lowered hubness (0.125 against 0.175) but its paid contributor LDS fell to 0.41 from
+  the centred view's 0.55 (``benchmarks/results/attribution_cpu_payment_calibrated.json``): not the default;
 - ``none``: raw scores (version 1).
 
 Version 3 splits the two jobs a score does, because no one score does both well (``benchmarks/results/
