@@ -205,7 +205,7 @@ like every model here."""
 
 
 def frozen_evaluator(training_content: str, config: EvaluatorConfig, frozen: Path = FROZEN_EVALUATORS) -> Path | None:
-    """The committed evaluator folder of this training split (``foundry.quality.policy.split_content_sha256``)
+    """The committed evaluator folder of this training split (by ``split_content_sha256``)
     and config, or None when there is none."""
     folder = frozen / evaluator_folder_name(training_content, config)
     return folder if (folder / EVALUATOR_CONFIG).is_file() and (folder / EVALUATOR_WEIGHTS).is_file() else None
