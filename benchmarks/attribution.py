@@ -42,7 +42,8 @@ spread over those outputs), and the product's default, ``dtrak_split``: a split 
 one feature pass, the evidence view's scores (``dtrak_relative``, t = 900) ranking what an output is shown
 beside (per-image LDS, evidence hubness, self top-1) and the payment view's (``dtrak_centered_kernel@pay``,
 t = 100/500/900) splitting its pool (contributor LDS, planted shares, paid author, payment hubness); beside
-``pixel_nn``, ``pro_rata`` and ``random``; with ``--unlearning``, also attribution by unlearning (``unlearning``: each output forgotten by
+``pixel_nn``, ``pro_rata`` and ``random``, and the evidence view blended with pixel similarity
+(``blend:W*dtrak_relative+pixel_nn``, each query's scores standardised; not served yet); with ``--unlearning``, also attribution by unlearning (``unlearning``: each output forgotten by
 gradient ascent on a copy of the UNet, every training image scored by the rise of its own loss; Wang et al.,
 NeurIPS 2024 -- the method of the product's dispute check, ``training.unlearning``). ``--variant`` adds the
 same methods on other feature configs (more timesteps, a larger projection, another damping: ``METHOD@NAME``)
@@ -336,6 +337,22 @@ def per_query_standardised(matrix: np.ndarray) -> np.ndarray:
     return (matrix - matrix.mean(axis=1, keepdims=True)) / np.maximum(matrix.std(axis=1, keepdims=True), 1e-12)
 
 
+PIXEL_BLEND_WEIGHTS = (0.25, 0.5)
+"""Weights of the evidence view's scores in its blends with pixel similarity (the rest is pixels')."""
+
+
+def add_pixel_blends(table: dict[str, np.ndarray], evidence: str = "dtrak_relative") -> None:
+    """``blend:W*EVIDENCE+pixel_nn``: W times the evidence method's standardised scores plus (1 - W) times pixel
+    similarity's, per query. On stop 36's dump (``contributor_shares.py``) ¼ + ¾ beat both parts on per-image
+    LDS; measured here on every run, so a blended evidence view is judged on fresh models, not the one it was
+    found on. Not a method the product serves yet."""
+    if evidence not in table or "pixel_nn" not in table:
+        return
+    for weight in PIXEL_BLEND_WEIGHTS:
+        table[f"blend:{weight:g}*{evidence}+pixel_nn"] = (weight * per_query_standardised(table[evidence])
+                                                           + (1 - weight) * per_query_standardised(table["pixel_nn"]))
+
+
 def parse_variants(texts: list[str], base: InfluenceConfig) -> dict[str, InfluenceConfig]:
     """``NAME=key:value;key:value`` (timesteps as ``100|500|900``) -> the base config with those fields changed,
     one view unless ``payment_timesteps`` (``100|500|900``) makes it a split config."""
@@ -607,6 +624,7 @@ def main() -> None:
     influence_scores = methods["dtrak"]
     train_pixels = pixel_matrix([item.image() for item in items])
     methods["pixel_nn"] = pixel_matrix(outputs) @ train_pixels.T
+    add_pixel_blends(methods)
     methods["random"] = np.random.default_rng(0).random((len(queries), len(items)))
     unrelated_rows = [q for q, (_, _, is_concept) in enumerate(queries) if not is_concept]
     def paying(method: str) -> np.ndarray:
@@ -620,6 +638,7 @@ def main() -> None:
 
     # --- oracle: training images asked about as if they were outputs
     oracle_methods["pixel_nn"] = train_pixels[oracle_positions] @ train_pixels.T
+    add_pixel_blends(oracle_methods)
     paid_top_ks = tuple(int(k) for k in args.oracle_paid_top_k.split(",") if k)
     oracle_report = {method: oracle(matrix, oracle_positions, contributors, assets, paid_top_ks)
                      for method, matrix in oracle_methods.items()}

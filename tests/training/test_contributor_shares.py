@@ -221,3 +221,21 @@ def test_centering_on_the_models_own_outputs_takes_the_hub_out_of_what_every_out
     assert by_rule["centered"]["hubness"] < 0.5
     assert by_rule["centered"]["oracle"]["self_top1"] == 1.0  # a training image still finds itself
     assert {"centered", "centered_relative", "centered_on_training"} <= set(by_rule)
+
+
+def test_the_benchmark_blends_the_evidence_view_with_pixel_similarity_per_query():
+    from benchmarks.attribution import PIXEL_BLEND_WEIGHTS, add_pixel_blends, per_query_standardised
+
+    rng = np.random.default_rng(0)
+    evidence, pixels = rng.normal(size=(4, 30)) * 50 + 7, rng.normal(size=(4, 30)) * 0.01  # unlike scales
+    table = {"dtrak_relative": evidence, "pixel_nn": pixels}
+    add_pixel_blends(table)
+    for weight in PIXEL_BLEND_WEIGHTS:
+        blended = table[f"blend:{weight:g}*dtrak_relative+pixel_nn"]
+        expected = weight * per_query_standardised(evidence) + (1 - weight) * per_query_standardised(pixels)
+        assert np.allclose(blended, expected)
+        # neither part's scale decides: each query's blend ranks between the two parts' orders
+        assert np.corrcoef(blended[0], evidence[0])[0, 1] > 0.2 and np.corrcoef(blended[0], pixels[0])[0, 1] > 0.2
+    missing = {"dtrak_relative": evidence}
+    add_pixel_blends(missing)  # no pixels in the table (e.g. before they are computed): nothing added
+    assert list(missing) == ["dtrak_relative"]
