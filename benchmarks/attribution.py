@@ -78,7 +78,14 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from provenance.influence import WITH_CALIBRATION_OUTPUTS, InfluenceConfig, InfluenceIndex, blend, influence_shares
+from provenance.influence import (
+    WITH_CALIBRATION_OUTPUTS,
+    InfluenceConfig,
+    InfluenceIndex,
+    blend,
+    influence_shares,
+    pixel_row,
+)
 from recipes import PRESETS, base_recipe
 from training.attribution_features import Attributor
 from training.data import TrainingExample
@@ -288,10 +295,9 @@ def bootstrap(values: list[float], seed: int = 0, rounds: int = 2000) -> dict:
 
 
 def pixel_matrix(images: list[Image.Image]) -> np.ndarray:
-    rows = np.stack([np.asarray(image.convert("RGB").resize((32, 32), Image.Resampling.BICUBIC),
-                                dtype=np.float32).reshape(-1) / 255 for image in images])
-    rows -= rows.mean(axis=1, keepdims=True)
-    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-6)
+    """Each image's pixel row as a version 4 index keeps it (``provenance.influence.pixel_row``): the pixel
+    nearest-neighbour baseline and the pixel part of a blended evidence view."""
+    return np.stack([pixel_row(image, InfluenceConfig().pixel_size) for image in images])
 
 
 def planted_shares(method_scores: np.ndarray, assets: list[uuid.UUID], contributors: list[uuid.UUID],
@@ -337,20 +343,37 @@ def per_query_standardised(matrix: np.ndarray) -> np.ndarray:
     return (matrix - matrix.mean(axis=1, keepdims=True)) / np.maximum(matrix.std(axis=1, keepdims=True), 1e-12)
 
 
-PIXEL_BLEND_WEIGHTS = (0.25, 0.5)
-"""Weights of the evidence view's scores in its blends with pixel similarity (the rest is pixels')."""
+PIXEL_BLEND_WEIGHTS = (0.75, 0.5)
+"""Weights of pixel similarity in the evidence view's blends with it, reported on every run (the rest is the
+gradient score's)."""
 
 
-def add_pixel_blends(table: dict[str, np.ndarray], evidence: str = "dtrak_relative") -> None:
+def add_pixel_blends(table: dict[str, np.ndarray], served: dict[str, tuple[str, float]] | None = None,
+                     evidence: str = "dtrak_relative") -> None:
     """``blend:W*EVIDENCE+pixel_nn``: W times the evidence method's standardised scores plus (1 - W) times pixel
-    similarity's, per query. On stop 36's dump (``contributor_shares.py``) ¼ + ¾ beat both parts on per-image
-    LDS; measured here on every run, so a blended evidence view is judged on fresh models, not the one it was
-    found on. Not a method the product serves yet."""
-    if evidence not in table or "pixel_nn" not in table:
+    similarity's, per query -- as a version 4 index scores its evidence view (``served``: each blended evidence
+    view a config serves, by name, with its gradient method and pixel weight). On stop 36's dump
+    (``contributor_shares.py``) ¼ + ¾ beat both parts on per-image LDS; measured here on every run, so a blended
+    evidence view is judged on fresh models, not the one it was found on."""
+    if "pixel_nn" not in table:
         return
-    for weight in PIXEL_BLEND_WEIGHTS:
-        table[f"blend:{weight:g}*{evidence}+pixel_nn"] = (weight * per_query_standardised(table[evidence])
-                                                           + (1 - weight) * per_query_standardised(table["pixel_nn"]))
+    blends = dict(served or {})
+    if evidence in table:
+        blends.update({f"blend:{1 - w:g}*{evidence}+pixel_nn": (evidence, w) for w in PIXEL_BLEND_WEIGHTS})
+    for name, (gradient, pixel_weight) in blends.items():
+        table[name] = ((1 - pixel_weight) * per_query_standardised(table[gradient])
+                       + pixel_weight * per_query_standardised(table["pixel_nn"]))
+
+
+def check_served_evidence(served: list, gradient: np.ndarray, pixels: np.ndarray, pixel_weight: float) -> None:
+    """Stop the run when the served index's blended evidence scores differ from the benchmark's blend of the same
+    parts: the two must be one method, or the evidence view measured here is not the one the product serves."""
+    expected = ((1 - pixel_weight) * per_query_standardised(gradient)
+                + pixel_weight * per_query_standardised(pixels))
+    for q, scored in enumerate(served):
+        gap = float(np.max(np.abs(expected[q, scored.positions] - scored.scores)))
+        if gap > 1e-3:
+            raise SystemExit(f"the served blended evidence differs from the benchmark's for query {q}: {gap:.2g}")
 
 
 def parse_variants(texts: list[str], base: InfluenceConfig) -> dict[str, InfluenceConfig]:
@@ -370,7 +393,7 @@ def parse_variants(texts: list[str], base: InfluenceConfig) -> dict[str, Influen
                 changes[key] = value
             elif key in ("projection_dim", "projection_seed", "noise_seed"):
                 changes[key] = int(value)
-            elif key == "damping":
+            elif key in ("damping", "pixel_weight"):
                 changes[key] = float(value)
             else:
                 raise SystemExit(f"--variant {text!r}: unknown field {key!r}")
@@ -488,6 +511,9 @@ def main() -> None:
                         help="the payment view's timesteps (default: the product's), or none: one view ranks and pays")
     parser.add_argument("--normalisation", default=InfluenceConfig().normalisation,
                         help="the served (evidence) view's normalisation")
+    parser.add_argument("--pixel-weight", type=float, default=InfluenceConfig().pixel_weight,
+                        help="the share of pixel similarity in the evidence view's score (version 4; default: "
+                             "the product's)")
     parser.add_argument("--calibration", type=int, default=InfluenceConfig().calibration_outputs,
                         help="outputs of other captions that calibrate each training image's scores (dtrak_calibrated)")
     parser.add_argument("--variant", action="append", default=[],
@@ -529,7 +555,7 @@ def main() -> None:
                              calibration_outputs=args.calibration,
                              payment_timesteps=None if args.payment_timesteps == "none"
                              else tuple(int(t) for t in args.payment_timesteps.split(",")),
-                             normalisation=args.normalisation)
+                             normalisation=args.normalisation, pixel_weight=args.pixel_weight)
     variants = {"": config, **{f"@{name}": variant for name, variant in parse_variants(args.variant, config).items()}}
     attributor = Attributor(pipeline, config)
 
@@ -554,6 +580,8 @@ def main() -> None:
     costs: dict[str, dict] = {}
     feature_dump: dict[str, dict[str, np.ndarray]] = {}  # per feature config, for --dump
     splits: dict[str, tuple[str, str]] = {}  # a split config's method -> (its evidence method, its payment method)
+    evidence_blends: dict[str, tuple[str, float]] = {}  # a blended evidence method -> (its gradient part, weight)
+    train_pixels = pixel_matrix([item.image() for item in items])
     for suffix, variant in variants.items():
         variant_attributor = attributor if suffix == "" else Attributor(pipeline, variant)
         started = time.perf_counter()
@@ -566,16 +594,18 @@ def main() -> None:
         # the index as the product builds it (a split config: both views), then timed queries against it
         served = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=variant,
                                       fingerprint={"benchmark": "attribution"},
-                                      calibration=calibration if variant.uses_calibration_outputs else None)
+                                      calibration=calibration if variant.uses_calibration_outputs else None,
+                                      pixels=train_pixels if variant.blends_pixels else None)
         build_s = time.perf_counter() - started
-        attribution_times, query_features = [], []
+        attribution_times, query_features, served_evidence = [], [], []
         for (prompt, _, _), image in zip(queries, outputs, strict=True):
             started = time.perf_counter()
             query_features.append(variant_attributor.features(image, prompt))
-            scored = served.score_output(query_features[-1]).payment
-            influence_shares(scored.scores, [assets[p] for p in scored.positions],
-                             [contributors[p] for p in scored.positions])
+            scored = served.score_output(query_features[-1], pixels=variant_attributor.pixels(image))
+            influence_shares(scored.payment.scores, [assets[p] for p in scored.payment.positions],
+                             [contributors[p] for p in scored.payment.positions])
             attribution_times.append(time.perf_counter() - started)
+            served_evidence.append(scored.evidence)
         queried = np.stack(query_features)
         # every normalisation on each view's features: a split config's views are METHOD and METHOD@pay
         views = [("", features, calibration, queried)] if not variant.split else [
@@ -596,7 +626,13 @@ def main() -> None:
             for method, matrix in influence_methods(indexes, view_features[oracle_positions]).items():
                 oracle_methods[method + name] = matrix
         if variant.split:
-            splits[f"dtrak_split{suffix}"] = (METHOD_OF_NORMALISATION[variant.normalisation] + suffix,
+            evidence = METHOD_OF_NORMALISATION[variant.normalisation] + suffix
+            if variant.blends_pixels:  # version 4: the evidence view is that method blended with pixel similarity
+                check_served_evidence(served_evidence, methods[evidence], pixel_matrix(outputs) @ train_pixels.T,
+                                      variant.pixel_weight)
+                blended = f"blend:{1 - variant.pixel_weight:g}*{evidence}+pixel_nn"
+                evidence_blends[blended], evidence = (evidence, variant.pixel_weight), blended
+            splits[f"dtrak_split{suffix}"] = (evidence,
                                               METHOD_OF_NORMALISATION[variant.payment_normalisation] + suffix + "@pay")
         costs[suffix or "served"] = {"index_build_s": round(build_s, 2),
                                      "features_per_example_ms": round(1000 * feature_s / len(items), 2),
@@ -604,8 +640,6 @@ def main() -> None:
         if suffix == "":
             index_s, attribution_s, served_feature_s = build_s, attribution_times, feature_s
         log(f"index{suffix or ' (served config)'}: {len(items)} examples in {build_s:.1f} s")
-    for split, (evidence, payment) in splits.items():  # shown and ranked by one view, paid by the other
-        methods[split], oracle_methods[split] = methods[evidence], oracle_methods[evidence]
     unlearning_config = UnlearningConfig()
     if args.unlearning:
         probes = [(item.image(), item.caption) for item in items]
@@ -622,9 +656,8 @@ def main() -> None:
                 table[name] = np.mean([per_query_standardised(table[member]) for member in members.split("+")],
                                       axis=0)
     influence_scores = methods["dtrak"]
-    train_pixels = pixel_matrix([item.image() for item in items])
     methods["pixel_nn"] = pixel_matrix(outputs) @ train_pixels.T
-    add_pixel_blends(methods)
+    add_pixel_blends(methods, evidence_blends)
     methods["random"] = np.random.default_rng(0).random((len(queries), len(items)))
     unrelated_rows = [q for q, (_, _, is_concept) in enumerate(queries) if not is_concept]
     def paying(method: str) -> np.ndarray:
@@ -638,7 +671,9 @@ def main() -> None:
 
     # --- oracle: training images asked about as if they were outputs
     oracle_methods["pixel_nn"] = train_pixels[oracle_positions] @ train_pixels.T
-    add_pixel_blends(oracle_methods)
+    add_pixel_blends(oracle_methods, evidence_blends)
+    for split, (evidence, _) in splits.items():  # shown and ranked by one view, paid by the other
+        methods[split], oracle_methods[split] = methods[evidence], oracle_methods[evidence]
     paid_top_ks = tuple(int(k) for k in args.oracle_paid_top_k.split(",") if k)
     oracle_report = {method: oracle(matrix, oracle_positions, contributors, assets, paid_top_ks)
                      for method, matrix in oracle_methods.items()}

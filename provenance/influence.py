@@ -44,6 +44,19 @@ gradient at every timestep of two *views* (``InfluenceConfig.views``) and averag
 
 Each view has its own kernel and normalisation (``InfluenceIndex.payment``), over the same rows.
 
+Version 4 blends the evidence view with **pixel similarity** (``InfluenceConfig.pixel_weight``): each training
+image also keeps a small pixel row (``pixel_row``: 32 x 32 RGB, less its mean, unit length), and an output's
+evidence score for an image is
+
+    (1 - w) * z(gradient score) + w * z(pixel similarity),
+
+each part standardised over the whole index for this output (its mean and spread over the rows, from the rows'
+mean and covariance: no scan). Gradients and pixels carry different information: on stop 36's model pixel
+nearest neighbours predicted the half-models' losses (per-image LDS) better than any gradient score, and the
+blend ``w = 3/4`` beat both of its parts (``benchmarks/results/contributor_shares_payment_calibrated.json``).
+It changes only which images are shown beside an output and how they rank; the pool is still split by the
+payment view.
+
 All keep the score an inner product (rows divided by a per-row scale; a calibrated query shifted by the
 calibration's mean solution; a centred score is the raw rows' product with the solved centred query less
 one number per query), so a large index still proposes candidates by approximate search and
@@ -67,16 +80,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
+from PIL import Image
 
 from provenance.influence_search import CandidateSearch
 from provenance.influence_shares import AssetShare, InfluenceShares, blend, influence_shares
 
 METHOD = "dtrak-square-countsketch"
-VERSION = "3"
-"""3: two views of one feature pass, one ranking the evidence and one splitting the pool (``payment_*``);
-2: one score for both, normalised as ``normalisation`` says; 1: raw kernel scores. An index or generation
-recorded under an older version keeps its recorded settings: it is scored as it was."""
-VERSIONS = ("1", "2", VERSION)
+VERSION = "4"
+"""4: version 3 with the evidence view blended with pixel similarity (``pixel_weight``); 3: two views of one
+feature pass, one ranking the evidence and one splitting the pool (``payment_*``); 2: one score for both,
+normalised as ``normalisation`` says; 1: raw kernel scores. An index or generation recorded under an older
+version keeps its recorded settings: it is scored as it was."""
+VERSIONS = ("1", "2", "3", VERSION)
 NORMALISATIONS = ("none", "self", "calibrated", "centered", "centered_calibrated")
 WITH_CALIBRATION_OUTPUTS = ("calibrated", "centered", "centered_calibrated")
 """Normalisations that need the model's own outputs (``calibration_outputs``) to build an index."""
@@ -114,8 +129,20 @@ class InfluenceConfig:
     (contributor LDS of the pool 0.56-0.59 against 0.43 for the evidence view), and the evidence view's
     per-image LDS is what the payment view lacks (``benchmarks/results/contributor_shares_lds.json``)."""
     payment_normalisation: str = "centered"
+    pixel_weight: float = 0.0
+    """The share of pixel similarity in the evidence view's score (version 4; 0: gradients alone, version 3).
+    Each part is standardised over the index for each output, so the weight is a share of two unit-free
+    scores. Only a split config's evidence view blends: the payment view's shares stay gradient-only."""
+    pixel_size: int = 32
+    """The side of the square RGB thumbnail a pixel row is taken at (``pixel_row``)."""
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.pixel_weight <= 1.0:
+            raise ValueError(f"pixel_weight is a share between 0 and 1, not {self.pixel_weight}")
+        if self.pixel_weight and not self.split:
+            raise ValueError("pixel similarity blends a split config's evidence view: give payment_timesteps")
+        if self.pixel_size < 4:
+            raise ValueError(f"a pixel row needs a thumbnail of at least 4 x 4, not {self.pixel_size}")
         for normalisation in (self.normalisation, self.payment_normalisation):
             if normalisation not in NORMALISATIONS:
                 raise ValueError(f"normalisation must be one of {NORMALISATIONS}, not {normalisation!r}")
@@ -147,10 +174,18 @@ class InfluenceConfig:
         return tuple(dict.fromkeys((*(self.payment_timesteps or ()), *self.timesteps)))
 
     def view_config(self, view: int) -> InfluenceConfig:
-        """One view as a single-view config: how its index normalises and damps (features still come from
-        this config's feature pass, whose noises are drawn for ``feature_timesteps``)."""
+        """One view's gradient scores as a single-view config: how its index normalises and damps (features
+        still come from this config's feature pass, whose noises are drawn for ``feature_timesteps``; the
+        evidence view's blend with pixels is the split index's, ``InfluenceIndex.build``)."""
         normalisation, timesteps = self.views()[view]
-        return replace(self, timesteps=timesteps, normalisation=normalisation, payment_timesteps=None)
+        return replace(self, timesteps=timesteps, normalisation=normalisation, payment_timesteps=None,
+                       pixel_weight=0.0)
+
+    @property
+    def blends_pixels(self) -> bool:
+        """Whether the evidence view's scores blend in pixel similarity (version 4): indexes keep pixel rows
+        and every output is scored with its own (``pixel_row``)."""
+        return self.pixel_weight > 0
 
     @property
     def uses_calibration_outputs(self) -> bool:
@@ -159,9 +194,12 @@ class InfluenceConfig:
 
     def as_dict(self) -> dict:
         record = {"method": METHOD, "version": VERSION, **asdict(self), "timesteps": list(self.timesteps)}
+        if not self.blends_pixels:  # recorded as version 3 (or 2) recorded it, so it is scored the same way
+            record.update(version="3")
+            del record["pixel_weight"], record["pixel_size"]
         if self.split:
             record["payment_timesteps"] = list(self.payment_timesteps)
-        else:  # one view: recorded as version 2 recorded it, so it is scored the same way
+        else:  # one view: recorded as version 2 recorded it
             record.update(version="2")
             del record["payment_timesteps"], record["payment_normalisation"]
         return record
@@ -177,6 +215,7 @@ class InfluenceConfig:
             values["normalisation"] = "none"
         # a setting missing from the record had its version's default, not today's
         values.setdefault("normalisation", VERSION_DEFAULTS[version]["normalisation"])
+        values.setdefault("pixel_weight", VERSION_DEFAULTS[version]["pixel_weight"])
         values["timesteps"] = tuple(values.get("timesteps", VERSION_DEFAULTS[version]["timesteps"]))
         if VERSION_DEFAULTS[version]["payment_timesteps"] is None:  # one view: its score both ranked and paid
             values.pop("payment_normalisation", None)
@@ -187,9 +226,25 @@ class InfluenceConfig:
         return cls(**values)
 
 
-VERSION_DEFAULTS = {"1": {"normalisation": "none", "timesteps": (100, 300, 500, 700, 900), "payment_timesteps": None},
-                    "2": {"normalisation": "self", "timesteps": (900,), "payment_timesteps": None},
-                    "3": {"normalisation": "self", "timesteps": (900,), "payment_timesteps": (100, 500, 900)}}
+VERSION_DEFAULTS = {
+    "1": {"normalisation": "none", "timesteps": (100, 300, 500, 700, 900), "payment_timesteps": None,
+          "pixel_weight": 0.0},
+    "2": {"normalisation": "self", "timesteps": (900,), "payment_timesteps": None, "pixel_weight": 0.0},
+    "3": {"normalisation": "self", "timesteps": (900,), "payment_timesteps": (100, 500, 900), "pixel_weight": 0.0},
+    "4": {"normalisation": "self", "timesteps": (900,), "payment_timesteps": (100, 500, 900), "pixel_weight": 0.75}}
+
+STANDARDISATION_SAMPLE = 50_000
+"""Rows (seeded; every row of a smaller index) whose mean and covariance standardise a blended evidence view's
+two scores for each output: exact below this size, a bounded cost above it."""
+
+
+def pixel_row(image: Image.Image, size: int = 32) -> np.ndarray:
+    """An image as pixel similarity compares it: RGB at ``size`` x ``size`` (bicubic), less its mean, unit
+    length; the inner product of two rows is their pixels' correlation."""
+    row = np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC),
+                     dtype=np.float32).reshape(-1) / 255
+    row -= row.mean()
+    return row / max(float(np.linalg.norm(row)), 1e-6)
 
 SEARCH_MIN_ROWS = 20_000
 """From this many indexed images on, scoring searches candidates instead of scanning every row."""
@@ -254,15 +309,22 @@ class InfluenceIndex:
     payment: InfluenceIndex | None = None
     """A split (version 3) index's payment view over the same rows, in its own kernel and normalisation;
     None when this index's scores also split the pool."""
+    pixels: np.ndarray | None = None
+    """(N, 3 size^2) ``pixel_row`` of every training image, for a blended evidence view (version 4); else None."""
+    pixel_search: CandidateSearch | None = None
+    """A large blended index's search over its pixel rows: its candidates join the gradient search's."""
     _solver: np.ndarray | None = field(default=None, repr=False)
     _standardisation: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _moments: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = field(default=None,
+                                                                                                  repr=False)
 
     @classmethod
     def build(cls, features: np.ndarray, *, asset_ids: Sequence[uuid.UUID], contributor_ids: Sequence[uuid.UUID],
               config: InfluenceConfig, fingerprint: Mapping[str, str], calibration: np.ndarray | None = None,
-              search_min_rows: int = SEARCH_MIN_ROWS) -> InfluenceIndex:
+              pixels: np.ndarray | None = None, search_min_rows: int = SEARCH_MIN_ROWS) -> InfluenceIndex:
         """``features``: (N, d) of a one-view config, (N, 2, d) of a split one (evidence, payment), and the
-        calibration outputs' likewise."""
+        calibration outputs' likewise; ``pixels``: (N, 3 size^2) a ``pixel_row`` each when the config blends them."""
+        pixels = cls._checked_pixels(pixels, config, len(asset_ids))
         if not config.split:
             return cls._build_view(features, asset_ids=asset_ids, contributor_ids=contributor_ids, config=config,
                                    fingerprint=fingerprint, calibration=calibration, search_min_rows=search_min_rows)
@@ -282,8 +344,22 @@ class InfluenceIndex:
                                          config=view_config, fingerprint=fingerprint, calibration=view_calibration,
                                          search_min_rows=search_min_rows))
         evidence, payment = views
-        evidence.config, evidence.payment = config.as_dict(), payment
+        evidence.config, evidence.payment, evidence.pixels = config.as_dict(), payment, pixels
+        if pixels is not None and evidence.search is not None:
+            evidence.pixel_search = evidence.new_pixel_search()
         return evidence
+
+    @staticmethod
+    def _checked_pixels(pixels: np.ndarray | None, config: InfluenceConfig, count: int) -> np.ndarray | None:
+        if not config.blends_pixels:
+            if pixels is not None:
+                raise ValueError("pixel rows are for a config that blends pixel similarity (pixel_weight > 0)")
+            return None
+        width = 3 * config.pixel_size ** 2
+        if pixels is None or np.shape(pixels) != (count, width):
+            raise ValueError(f"a blended evidence view needs one pixel row per example: ({count}, {width}), "
+                             f"{'none' if pixels is None else np.shape(pixels)} given")
+        return np.asarray(pixels, dtype=np.float32)
 
     @classmethod
     def _build_view(cls, features: np.ndarray, *, asset_ids: Sequence[uuid.UUID],
@@ -314,6 +390,13 @@ class InfluenceIndex:
         return CandidateSearch.build(self.scaled_rows(), transform=whitening,
                                      seed=int(self.config.get("projection_seed", 0)))
 
+    def new_pixel_search(self) -> CandidateSearch:
+        """A search over the pixel rows (plain inner products: pixel similarity needs no whitening)."""
+        return CandidateSearch.build(self.pixels, seed=int(self.config.get("projection_seed", 0)))
+
+    def _pixel_weight(self) -> float:
+        return float(self.config.get("pixel_weight", 0.0)) if self.pixels is not None else 0.0
+
     def scaled_rows(self) -> np.ndarray | ScaledRows:
         """The rows a query vector multiplies: divided by their per-row scale when scores are rescaled per row."""
         if not self._rescaled():
@@ -338,11 +421,16 @@ class InfluenceIndex:
         return self.payment if self.payment is not None else self
 
     def extend(self, features: np.ndarray, *, asset_ids: Sequence[uuid.UUID], contributor_ids: Sequence[uuid.UUID],
-               fingerprint: Mapping[str, str], search_min_rows: int = SEARCH_MIN_ROWS) -> None:
+               fingerprint: Mapping[str, str], pixels: np.ndarray | None = None,
+               search_min_rows: int = SEARCH_MIN_ROWS) -> None:
         """Add rows (new training images of the same model space): the kernel gains their outer products and
         the search their compact rows; scores equal those of an index built from all rows at once. A
         normalised index's per-row scales depend on the kernel, so every row's changes: its search is refitted.
-        A split index takes (N, 2, d) features and grows both views."""
+        A split index takes (N, 2, d) features and grows both views; a blended one, their pixel rows too."""
+        if (pixels is None) != (self.pixels is None) or (
+                pixels is not None and np.shape(pixels) != (len(asset_ids), self.pixels.shape[1])):
+            raise ValueError("a blended index grows by one pixel row per example, any other by none")
+        added_pixels = None if pixels is None else np.asarray(pixels, dtype=np.float32)
         if self.payment is not None:
             features = np.asarray(features)
             if features.ndim != 3 or features.shape[1] != 2:
@@ -361,11 +449,18 @@ class InfluenceIndex:
         self.asset_ids += list(asset_ids)
         self.contributor_ids += list(contributor_ids)
         self.fingerprint = dict(fingerprint)
-        self._solver = self._standardisation = None
+        self._solver = self._standardisation = self._moments = None
+        if added_pixels is not None:
+            self.pixels = np.concatenate([self.pixels, added_pixels])
         if self.search is not None and self._normalisation() == "none":
             self.search.add(phi)  # the kernel's whitening is refitted with the next search; raw rows keep order
         elif self.search is not None or len(self.rows) >= search_min_rows:
             self.search = self.new_search()
+        if self.pixels is not None and self.search is not None:
+            if self.pixel_search is None:
+                self.pixel_search = self.new_pixel_search()
+            else:  # pixel rows do not depend on the kernel: appended, like raw rows
+                self.pixel_search.add(added_pixels)
 
     def valid_for(self, fingerprint: Mapping[str, str]) -> bool:
         return self.fingerprint == dict(fingerprint)
@@ -454,16 +549,66 @@ class InfluenceIndex:
         positions = np.sort(self.search.search(vector))
         return Scored(positions, self._scored(self.rows[positions] @ vector, vector, positions))
 
-    def score_output(self, features: np.ndarray) -> OutputScores:
+    def blended_candidates(self, query: np.ndarray, pixels: np.ndarray) -> Scored:
+        """A blended evidence view's exact scores (version 4): (1 - w) z(gradient) + w z(pixel similarity) of
+        every row of a small index; of a large one's candidates, those of its gradient search and of its pixel
+        search together (a row can lead the blend by either part)."""
+        vector = self.query_vector(query)
+        pixels = np.asarray(pixels, dtype=np.float32)
+        if self.search is None:
+            positions = np.arange(len(self.rows))
+        else:
+            positions = np.union1d(self.search.search(vector), self.pixel_search.search(pixels))
+        gradient = self._scored(np.asarray(self.rows[positions], dtype=np.float32) @ vector, vector, positions)
+        similarity = np.asarray(self.pixels[positions], dtype=np.float32) @ pixels
+        (gradient_mean, gradient_covariance), (pixel_mean, pixel_covariance) = self._blend_moments()
+        weight = self._pixel_weight()
+        parts = []
+        for scores, direction, mean, covariance in ((gradient, vector, gradient_mean, gradient_covariance),
+                                                    (similarity, pixels, pixel_mean, pixel_covariance)):
+            direction = direction.astype(np.float64)
+            spread = np.sqrt(max(float(direction @ covariance @ direction), 1e-24))
+            parts.append((scores.astype(np.float64) - float(mean @ direction)) / spread)
+        return Scored(positions, ((1 - weight) * parts[0] + weight * parts[1]).astype(np.float32))
+
+    def _blend_moments(self, chunk: int = 100_000):
+        """((mean, covariance) of the rows a gradient score multiplies the query vector by, (mean, covariance)
+        of the pixel rows), over ``STANDARDISATION_SAMPLE`` rows: an output's scores then have mean m^T v and
+        variance v^T C v over the index, with no scan."""
+        if self._moments is None:
+            count = len(self.rows)
+            sample = np.arange(count) if count <= STANDARDISATION_SAMPLE else np.sort(
+                np.random.default_rng(int(self.config.get("projection_seed", 0))).choice(
+                    count, size=STANDARDISATION_SAMPLE, replace=False))
+            centre = self._centre()
+            scale = self._standardised()[1] if self._rescaled() else None
+            gradient_rows, pixel_rows = [], []
+            for start in range(0, len(sample), chunk):
+                positions = sample[start:start + chunk]
+                rows = np.asarray(self.rows[positions], dtype=np.float64)
+                rows = rows - centre if centre is not None else rows
+                gradient_rows.append(rows / scale[positions][:, None] if scale is not None else rows)
+                pixel_rows.append(np.asarray(self.pixels[positions], dtype=np.float64))
+            self._moments = tuple(_mean_and_covariance(np.concatenate(rows)) for rows in (gradient_rows, pixel_rows))
+        return self._moments
+
+    def score_output(self, features: np.ndarray, pixels: np.ndarray | None = None) -> OutputScores:
         """An output's candidates scored for evidence and for payment, from ``Attributor.features``: (d,) for
-        a one-view index (one scoring serves both), (2, d) for a split one."""
+        a one-view index (one scoring serves both), (2, d) for a split one; ``pixels``, the output's
+        ``pixel_row``, for an index whose evidence view blends them (version 4)."""
         if self.payment is None:
             scored = self.candidates(features)
             return OutputScores(scored, scored)
         features = np.asarray(features)
         if features.shape != (2, self.rows.shape[1]):
             raise ValueError(f"a split index scores (2, {self.rows.shape[1]}) features: evidence, payment")
-        return OutputScores(self.candidates(features[0]), self.payment.candidates(features[1]))
+        if self._pixel_weight():
+            if pixels is None or np.shape(pixels) != (self.pixels.shape[1],):
+                raise ValueError(f"a blended evidence view scores an output's pixel row ({self.pixels.shape[1]},)")
+            evidence = self.blended_candidates(features[0], pixels)
+        else:
+            evidence = self.candidates(features[0])
+        return OutputScores(evidence, self.payment.candidates(features[1]))
 
     def save(self, path) -> None:
         arrays = {"asset_ids": np.array([str(a) for a in self.asset_ids]),
@@ -480,9 +625,12 @@ class InfluenceIndex:
             arrays["gram"] = self.gram
         if self.calibration is not None:
             arrays["calibration"] = self.calibration
-        if self.search is not None:
-            arrays.update(search_row_basis=self.search.row_basis, search_query_basis=self.search.query_basis,
-                          search_graph=self.search.to_bytes(), search_candidates=np.array(self.search.candidates))
+        for name, search in (("search", self.search), ("pixel_search", self.pixel_search)):
+            if search is not None:
+                arrays.update({f"{name}_row_basis": search.row_basis, f"{name}_query_basis": search.query_basis,
+                               f"{name}_graph": search.to_bytes(), f"{name}_candidates": np.array(search.candidates)})
+        if self.pixels is not None:
+            arrays["pixels"] = self.pixels
         return arrays
 
     @classmethod
@@ -500,12 +648,20 @@ class InfluenceIndex:
     def _load_view(cls, data, prefix: str, assets: list[uuid.UUID], contributors: list[uuid.UUID],
                    fingerprint: dict) -> InfluenceIndex:
         rows = data[f"{prefix}rows"] if f"{prefix}rows" in data else data["projected"]
-        search = None
-        if f"{prefix}search_graph" in data:
-            search = CandidateSearch.from_parts(data[f"{prefix}search_row_basis"], data[f"{prefix}search_query_basis"],
-                                                data[f"{prefix}search_graph"], int(data[f"{prefix}search_candidates"]))
+        search, pixel_search = (
+            CandidateSearch.from_parts(data[f"{prefix}{name}_row_basis"], data[f"{prefix}{name}_query_basis"],
+                                       data[f"{prefix}{name}_graph"], int(data[f"{prefix}{name}_candidates"]))
+            if f"{prefix}{name}_graph" in data else None for name in ("search", "pixel_search"))
         return cls(list(assets), list(contributors), rows, dict(ast.literal_eval(str(data[f"{prefix}config"]))),
-                   dict(fingerprint), data.get(f"{prefix}gram"), search, data.get(f"{prefix}calibration"))
+                   dict(fingerprint), data.get(f"{prefix}gram"), search, data.get(f"{prefix}calibration"),
+                   pixels=data.get(f"{prefix}pixels"), pixel_search=pixel_search)
+
+
+def _mean_and_covariance(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows' mean and covariance (over the rows themselves, not an estimate of a wider population's)."""
+    mean = rows.mean(axis=0)
+    centred = rows - mean
+    return mean, centred.T @ centred / len(rows)
 
 
 PAYMENT = "payment_"

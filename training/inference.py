@@ -93,7 +93,7 @@ class LoadedPipeline:
             if attributor is None:
                 attributor = Attributor(self.pipeline, config, scheduler_config=self.default_scheduler.config)
                 self.attributors[key] = attributor
-            return [index.score_output(attributor.features(image, prompt)) for image in images]
+            return [attributor.score(index, image, prompt) for image in images]
 
 
 class ModelFolders(NamedTuple):

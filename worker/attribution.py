@@ -89,11 +89,15 @@ def build_index(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache_d
         guidance_scale = registry_service.served_guidance(session=session, model=model)
     attributor = Attributor(pipeline, config)
     total = len(inputs)
+    pixels = []  # each training image's pixel row, taken as the feature pass reads it (a blended config only)
 
     def examples():
         for item in inputs:
             data = dataset_service.load_rendition(blob_store=blob_store, entry=item.entry)
-            yield Image.open(io.BytesIO(data)).convert("RGB"), item.caption
+            image = Image.open(io.BytesIO(data)).convert("RGB")
+            if config.blends_pixels:
+                pixels.append(attributor.pixels(image))
+            yield image, item.caption
 
     if progress is not None:
         progress(0, total)
@@ -102,7 +106,9 @@ def build_index(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache_d
     calibration = attributor.calibration_features((item.caption for item in inputs), guidance_scale=guidance_scale)
     index = InfluenceIndex.build(features, asset_ids=[i.asset_id for i in inputs],
                                  contributor_ids=[i.contributor_id for i in inputs], config=config,
-                                 fingerprint=fingerprint, calibration=calibration)
+                                 fingerprint=fingerprint, calibration=calibration,
+                                 pixels=np.stack(pixels) if pixels else np.zeros((0, 3 * config.pixel_size ** 2))
+                                 if config.blends_pixels else None)
     blob_sha256 = attribution_service.store_index(blob_store=blob_store, index=index)
     with sessions() as session, session.begin():
         row = attribution_service.record_index(session=session, model_id=model_id, index=index,
@@ -164,7 +170,7 @@ def audit_generation(*, sessions, blob_store: BlobStore, generation_id: uuid.UUI
             attributor = Attributor(pipeline, InfluenceConfig.from_dict(recorded["influence"]["config"]))
             outputs = [Image.open(io.BytesIO(raw)).convert("RGB") for raw in raws]
             influence = outputs_influence(
-                [index.score_output(attributor.features(image, generation.prompt)).payment for image in outputs
+                [attributor.score(index, image, generation.prompt).payment for image in outputs
                  if uninformative(np.asarray(image)) is None],
                 asset_ids=index.asset_ids, contributor_ids=index.contributor_ids,
                 top_k=recorded["influence"]["top_k"], min_share=Fraction(recorded["influence"]["min_share"]))

@@ -32,8 +32,9 @@ class EvidenceAsset:
     share_ppm: int
     """The asset's part of this output's influence pool, in millionths (0: not paid by influence)."""
     score: float | None
-    """The evidence score (the method's units; comparable within one model's index); None when the evidence
-    search did not score the image."""
+    """The evidence score (the method's units: a kernel score, or from method version 4 a blend of the gradient
+    score and pixel similarity, each standardised over the index; comparable within one model's index); None
+    when the evidence search did not score the image."""
     payment_score: float | None
     """The score that split the pool (the evidence score itself before method version 3)."""
 

@@ -30,7 +30,7 @@ from foundry.training_jobs import service as job_service
 from foundry.training_jobs.models import TrainingJob
 from foundry.usecases import disputes as dispute_usecases
 from provenance.c2pa_manifest import ContentCredentials
-from provenance.influence import METHOD, VERSION, InfluenceConfig
+from provenance.influence import METHOD, InfluenceConfig
 from tests.api.test_artist_sessions import sign_in
 from tests.generation.conftest import ADMIN, create_tiny_job, make_customer, register_model
 from tests.test_cli_and_migrations import cli
@@ -40,9 +40,10 @@ from worker.attribution import audit_generation, build_index
 from worker.disputes import check_dispute
 
 SMALL = InfluenceConfig(timesteps=(600,), payment_timesteps=(200, 600), projection_dim=256, normalisation="calibrated",
-                        calibration_outputs=4)
+                        calibration_outputs=4, pixel_weight=0.75)
 """Split like the product's (evidence and payment views), its evidence calibrated here so the API flow is tested
-with calibration outputs in both views; the training job builds the default (``self`` evidence, centred pay)."""
+with calibration outputs in both views, and blended with pixel similarity (version 4); the training job builds
+the default."""
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def test_a_training_job_builds_the_index_as_its_last_stage(migrated, sessions, b
         assert index is not None and index.entry_count == 8 and index.training_job_id == job.id
         assert index.fingerprint == {"snapshot_merkle_root": base_snapshot.merkle_root,
                                      "weights_sha256": model.weights_sha256}
-        assert (index.method, index.version) == (METHOD, VERSION)
+        assert (index.method, index.version) == (METHOD, InfluenceConfig().as_dict()["version"])
         stored = attribution_service.load_index(blob_store=blob_store, row=index)
         # the product's method: a self-normalised evidence view (no calibration outputs) and a payment view
         # centred on the model's own outputs
@@ -134,7 +135,7 @@ def test_generations_pay_influence_per_asset_beside_pro_rata(client, customer, s
     assert manifest.verdict == "trusted"
     assert manifest.generation["attribution"]["method"] == "blend"
     assert manifest.generation["attribution"]["influence"] == {
-        "method": METHOD, "version": VERSION, "alpha": "1/2", "index_id": recorded["influence"]["index_id"]}
+        "method": METHOD, "version": "4", "alpha": "1/2", "index_id": recorded["influence"]["index_id"]}
 
 
 def test_the_recorded_parameters_reproduce_the_split(client, customer, sessions, blob_store, indexed_model,
@@ -159,7 +160,7 @@ def test_an_index_built_with_one_view_still_ranks_and_pays_by_that_score(client,
                                                                          served_model, tmp_path, toy_outputs_count):
     """Indexes built before method version 3 had one score for evidence and payment: generations on them are
     recorded as version 2, show the paying score as the evidence score, and audit to the same split."""
-    one_view = replace(SMALL, payment_timesteps=None)
+    one_view = replace(SMALL, payment_timesteps=None, pixel_weight=0.0)
     build_index(sessions=sessions, blob_store=blob_store, model_id=served_model, cache_dir=tmp_path / "models",
                 config=one_view, built_by="test")
     body = generate(client, customer, served_model, prompt="blue blocks", seed=7)
@@ -172,6 +173,24 @@ def test_an_index_built_with_one_view_still_ranks_and_pays_by_that_score(client,
     assert evidence["influence"]["version"] == "2"
     for output in evidence["outputs"]:
         assert all(a["payment_score"] == a["score"] for a in output["assets"] if a["role"] == "evidence")
+    assert audit_generation(sessions=sessions, blob_store=blob_store, generation_id=generation_id,
+                            cache_dir=tmp_path / "models").matches
+
+
+def test_an_index_built_before_pixel_blending_still_ranks_and_audits_as_version_3(client, customer, sessions,
+                                                                                   blob_store, served_model, tmp_path,
+                                                                                   toy_outputs_count):
+    """Version 4 blends pixel similarity into the evidence view; an index built without it (version 3) keeps
+    its gradient-only evidence, and its generations are recorded and audited as version 3."""
+    gradients_only = replace(SMALL, pixel_weight=0.0)
+    build_index(sessions=sessions, blob_store=blob_store, model_id=served_model, cache_dir=tmp_path / "models",
+                config=gradients_only, built_by="test")
+    body = generate(client, customer, served_model, prompt="blue blocks", seed=7)
+    generation_id = uuid.UUID(body["id"])
+    with sessions() as session:
+        recorded = session.get(Generation, generation_id).attribution["parameters"]["influence"]
+    assert recorded["version"] == "3" and recorded["config"] == gradients_only.as_dict()
+    assert "pixel_weight" not in recorded["config"]
     assert audit_generation(sessions=sessions, blob_store=blob_store, generation_id=generation_id,
                             cache_dir=tmp_path / "models").matches
 

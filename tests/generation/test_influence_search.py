@@ -321,3 +321,116 @@ def test_a_split_index_searches_both_views_and_round_trips_and_grows_them_togeth
     assert len(loaded.asset_ids) == len(loaded.payment.asset_ids) == 6000 and loaded.payment.search.size == 6000
     for grown, built, view in ((loaded, whole, 0), (loaded.payment, whole.payment, 1)):
         assert np.allclose(grown.scores(rows[5500, view]), built.scores(rows[5500, view]), rtol=1e-3, atol=1e-4)
+
+
+BLENDED = InfluenceConfig(projection_dim=64, damping=0.1, calibration_outputs=24, pixel_weight=0.75, pixel_size=4)
+"""Version 4: the product's split views, the evidence view blended with 4 x 4 RGB pixel rows (48 numbers)."""
+
+
+def unit_rows(count: int, dim: int = 48, seed: int = 0) -> np.ndarray:
+    """Pixel rows as ``pixel_row`` makes them: clustered, less their mean, unit length."""
+    rows = clustered_rows(count, dim=dim, clusters=25, seed=seed).astype(np.float64)
+    rows -= rows.mean(axis=1, keepdims=True)
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def blended_inputs(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    features = np.stack([clustered_rows(count, seed=seed + 1), clustered_rows(count, seed=seed + 2)], axis=1)
+    calibration = np.stack([clustered_rows(24, seed=5), clustered_rows(24, seed=6)], axis=1)
+    return features, calibration, unit_rows(count, seed=seed + 3)
+
+
+def standardised(scores: np.ndarray) -> np.ndarray:
+    return (scores - scores.mean()) / scores.std()
+
+
+def test_a_blended_evidence_view_mixes_each_parts_standardised_scores_and_pays_by_gradients_alone():
+    features, calibration, pixels = blended_inputs(400)
+    assets, contributors = ids(400), ids(400)
+    index = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=BLENDED,
+                                 fingerprint=FINGERPRINT, calibration=calibration, pixels=pixels)
+    unblended = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors,
+                                     config=replace(BLENDED, pixel_weight=0.0), fingerprint=FINGERPRINT,
+                                     calibration=calibration)
+    query, query_pixels = clustered_rows(2, seed=9), unit_rows(1, seed=10)[0]
+    scored, gradient_only = index.score_output(query, pixels=query_pixels), unblended.score_output(query)
+    expected = 0.25 * standardised(gradient_only.evidence.scores) + 0.75 * standardised(pixels @ query_pixels)
+    assert np.allclose(scored.evidence.scores, expected, atol=1e-4)
+    assert np.array_equal(scored.payment.scores, gradient_only.payment.scores)  # the pool splits as in version 3
+    # a training image asked about as an output (its own features and pixels) still ranks itself first
+    assert int(np.argmax(index.score_output(features[17], pixels=pixels[17]).evidence.scores)) == 17
+    assert BLENDED.as_dict()["version"] == "4" and InfluenceConfig.from_dict(BLENDED.as_dict()) == BLENDED
+    with pytest.raises(ValueError, match="pixel row"):
+        index.score_output(query)
+    with pytest.raises(ValueError, match="pixel row per example"):
+        InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=BLENDED,
+                             fingerprint=FINGERPRINT, calibration=calibration)
+    with pytest.raises(ValueError, match="blends pixel similarity"):
+        InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors,
+                             config=replace(BLENDED, pixel_weight=0.0), fingerprint=FINGERPRINT,
+                             calibration=calibration, pixels=pixels)
+
+
+def test_pixel_blending_is_a_split_configs_evidence_view_and_older_records_read_without_it():
+    with pytest.raises(ValueError, match="split config"):
+        replace(BLENDED, payment_timesteps=None)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        replace(BLENDED, pixel_weight=1.5)
+    version_three = replace(BLENDED, pixel_weight=0.0).as_dict()
+    assert version_three["version"] == "3" and "pixel_weight" not in version_three  # as version 3 recorded it
+    assert InfluenceConfig.from_dict(version_three).pixel_weight == 0.0
+    assert InfluenceConfig.from_dict({**version_three, "version": "2", "payment_timesteps": None}).pixel_weight == 0
+
+
+def test_a_pixel_row_is_an_images_centred_unit_thumbnail():
+    from PIL import Image
+
+    from provenance.influence import pixel_row
+    from tests.support import images
+
+    picture = Image.open(io.BytesIO(images.pattern_png(3, size=64)))
+    row = pixel_row(picture, 8)
+    assert row.shape == (3 * 8 * 8,) and abs(float(row.mean())) < 1e-6 and abs(float(row @ row) - 1) < 1e-5
+    assert np.array_equal(row, pixel_row(picture.convert("RGBA"), 8))  # what is compared is the RGB picture
+    other = pixel_row(Image.open(io.BytesIO(images.pattern_png(4, size=64))), 8)
+    assert float(row @ other) < 0.99
+
+
+def test_a_large_blended_index_finds_the_blends_top_and_round_trips_and_grows_like_one_built_whole():
+    features, calibration, pixels = blended_inputs(6000)
+    assets, contributors = ids(6000), ids(6000)
+
+    def blended(part: slice, **options) -> InfluenceIndex:
+        return InfluenceIndex.build(features[part], asset_ids=assets[part], contributor_ids=contributors[part],
+                                    config=BLENDED, fingerprint=FINGERPRINT, calibration=calibration,
+                                    pixels=pixels[part], **options)
+
+    searched, scanned = blended(slice(0, 5000), search_min_rows=1000), blended(slice(0, 5000))
+    assert searched.pixel_search is not None and scanned.pixel_search is None
+    recalls = []
+    for q in range(20):
+        query, query_pixels = clustered_rows(2, seed=100 + q), unit_rows(1, seed=200 + q)[0]
+        found = searched.score_output(query, pixels=query_pixels).evidence
+        exact = scanned.score_output(query, pixels=query_pixels).evidence.scores
+        assert np.allclose(found.scores, exact[found.positions], atol=1e-4)  # candidates scored exactly
+        recalls.append(recall_at(found.positions[np.argsort(-found.scores)][:50], np.argsort(-exact)[:50]))
+    assert np.mean(recalls) >= 0.9, recalls
+    buffer = io.BytesIO()
+    searched.save(buffer)
+    loaded = InfluenceIndex.load(io.BytesIO(buffer.getvalue()))
+    query, query_pixels = features[4321], pixels[4321]
+    before, after = searched.score_output(query, pixels=query_pixels), loaded.score_output(query, pixels=query_pixels)
+    assert np.array_equal(before.evidence.positions, after.evidence.positions)
+    assert np.array_equal(before.evidence.scores, after.evidence.scores)
+    with pytest.raises(ValueError, match="pixel row per example"):
+        loaded.extend(features[5000:], asset_ids=assets[5000:], contributor_ids=contributors[5000:],
+                      fingerprint=FINGERPRINT)
+    assert len(loaded.asset_ids) == 5000  # refused before anything grew
+    loaded.extend(features[5000:], asset_ids=assets[5000:], contributor_ids=contributors[5000:],
+                  fingerprint=FINGERPRINT, pixels=pixels[5000:])
+    whole = blended(slice(None))
+    assert loaded.pixel_search.size == loaded.search.size == 6000
+    grown = loaded.score_output(features[5500], pixels=pixels[5500]).evidence
+    built = whole.score_output(features[5500], pixels=pixels[5500]).evidence
+    assert np.allclose(grown.scores, built.scores[grown.positions], rtol=1e-3, atol=1e-3)
+    assert int(grown.positions[np.argmax(grown.scores)]) == 5500 == int(np.argmax(built.scores))

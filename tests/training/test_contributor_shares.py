@@ -231,8 +231,8 @@ def test_the_benchmark_blends_the_evidence_view_with_pixel_similarity_per_query(
     table = {"dtrak_relative": evidence, "pixel_nn": pixels}
     add_pixel_blends(table)
     for weight in PIXEL_BLEND_WEIGHTS:
-        blended = table[f"blend:{weight:g}*dtrak_relative+pixel_nn"]
-        expected = weight * per_query_standardised(evidence) + (1 - weight) * per_query_standardised(pixels)
+        blended = table[f"blend:{1 - weight:g}*dtrak_relative+pixel_nn"]  # named by the gradient score's weight
+        expected = (1 - weight) * per_query_standardised(evidence) + weight * per_query_standardised(pixels)
         assert np.allclose(blended, expected)
         # neither part's scale decides: each query's blend ranks between the two parts' orders
         assert np.corrcoef(blended[0], evidence[0])[0, 1] > 0.2 and np.corrcoef(blended[0], pixels[0])[0, 1] > 0.2
