@@ -553,12 +553,16 @@ class InfluenceIndex:
         """A blended evidence view's exact scores (version 4): (1 - w) z(gradient) + w z(pixel similarity) of
         every row of a small index; of a large one's candidates, those of its gradient search and of its pixel
         search together (a row can lead the blend by either part)."""
-        vector = self.query_vector(query)
-        pixels = np.asarray(pixels, dtype=np.float32)
         if self.search is None:
             positions = np.arange(len(self.rows))
         else:
-            positions = np.union1d(self.search.search(vector), self.pixel_search.search(pixels))
+            positions = np.union1d(self.search.search(self.query_vector(query)),
+                                   self.pixel_search.search(np.asarray(pixels, dtype=np.float32)))
+        return Scored(positions, self.blended_scores(query, pixels, positions))
+
+    def blended_scores(self, query: np.ndarray, pixels: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """The exact blended evidence scores of the rows at ``positions`` for one output."""
+        vector, pixels = self.query_vector(query), np.asarray(pixels, dtype=np.float32)
         gradient = self._scored(np.asarray(self.rows[positions], dtype=np.float32) @ vector, vector, positions)
         similarity = np.asarray(self.pixels[positions], dtype=np.float32) @ pixels
         (gradient_mean, gradient_covariance), (pixel_mean, pixel_covariance) = self._blend_moments()
@@ -569,7 +573,7 @@ class InfluenceIndex:
             direction = direction.astype(np.float64)
             spread = np.sqrt(max(float(direction @ covariance @ direction), 1e-24))
             parts.append((scores.astype(np.float64) - float(mean @ direction)) / spread)
-        return Scored(positions, ((1 - weight) * parts[0] + weight * parts[1]).astype(np.float32))
+        return ((1 - weight) * parts[0] + weight * parts[1]).astype(np.float32)
 
     def _blend_moments(self, chunk: int = 100_000):
         """((mean, covariance) of the rows a gradient score multiplies the query vector by, (mean, covariance)

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from provenance.influence import InfluenceConfig
+
 
 def run_demo(tmp_path, *args, extra_env=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOUNDRY_")}
@@ -42,7 +44,8 @@ def test_demo_onboards_snapshots_and_trains_on_the_embedded_default(tmp_path, op
     flat = " ".join(out.split())
     assert "returned the same generation: True" in flat
     assert len(list((tmp_path / "var" / "demo").glob("generation-*.png"))) == 4
-    assert "attribution index" in flat and ": 3848 training images, dtrak-square-countsketch v3" in flat
+    version = InfluenceConfig().as_dict()["version"]  # the product's method, as the training job built it
+    assert "attribution index" in flat and f": 3848 training images, dtrak-square-countsketch v{version}" in flat
     assert "118 contributors" in flat
     if "attribution (blend): charge 160, pool 80, platform 80" not in flat:  # a few steps may draw only noise
         assert "attribution (pro_rata): charge 160, pool 80, platform 80" in flat

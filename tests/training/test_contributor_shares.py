@@ -6,6 +6,7 @@ import uuid
 from fractions import Fraction
 
 import numpy as np
+import pytest
 
 from benchmarks.contributor_shares import (
     Kernel,
@@ -239,3 +240,22 @@ def test_the_benchmark_blends_the_evidence_view_with_pixel_similarity_per_query(
     missing = {"dtrak_relative": evidence}
     add_pixel_blends(missing)  # no pixels in the table (e.g. before they are computed): nothing added
     assert list(missing) == ["dtrak_relative"]
+    # a served version 4 evidence view is blended the same way, under the name the benchmark ranks it by
+    served = {"dtrak_relative@v": evidence[::-1], "pixel_nn": pixels}
+    add_pixel_blends(served, {"blend:0.1*dtrak_relative@v+pixel_nn": ("dtrak_relative@v", 0.9)})
+    assert np.allclose(served["blend:0.1*dtrak_relative@v+pixel_nn"], 0.1 * per_query_standardised(evidence[::-1])
+                       + 0.9 * per_query_standardised(pixels))
+
+
+def test_the_benchmark_stops_when_the_served_blend_is_not_its_own():
+    from benchmarks.attribution import check_served_evidence, per_query_standardised
+    from provenance.influence import Scored
+
+    rng = np.random.default_rng(1)
+    gradient, pixels = rng.normal(size=(3, 20)), rng.normal(size=(3, 20))
+    blended = 0.25 * per_query_standardised(gradient) + 0.75 * per_query_standardised(pixels)
+    positions = np.array([0, 4, 7])
+    check_served_evidence([Scored(positions, blended[q, positions]) for q in range(3)], gradient, pixels, 0.75)
+    with pytest.raises(SystemExit, match="query 2"):
+        check_served_evidence([Scored(positions, blended[q, positions] + (q == 2)) for q in range(3)], gradient,
+                              pixels, 0.75)
