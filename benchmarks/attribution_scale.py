@@ -166,9 +166,9 @@ def exact_blended_top(index: InfluenceIndex, query: np.ndarray, pixels: np.ndarr
     """A blended evidence view's exact top 50: every row's blended score, a chunk at a time."""
     best_positions, best_scores = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     for start in range(0, len(index.rows), chunk):
-        positions = np.arange(start, min(start + chunk, len(index.rows)))
-        best_positions = np.concatenate([best_positions, positions])
-        best_scores = np.concatenate([best_scores, index.blended_scores(query, pixels, positions)])
+        stop = min(start + chunk, len(index.rows))
+        best_positions = np.concatenate([best_positions, np.arange(start, stop)])
+        best_scores = np.concatenate([best_scores, index.blended_scores(query, pixels, slice(start, stop))])
         if len(best_scores) > TOP_K:
             keep = np.argpartition(-best_scores, TOP_K)[:TOP_K]
             best_positions, best_scores = best_positions[keep], best_scores[keep]

@@ -553,15 +553,14 @@ class InfluenceIndex:
         """A blended evidence view's exact scores (version 4): (1 - w) z(gradient) + w z(pixel similarity) of
         every row of a small index; of a large one's candidates, those of its gradient search and of its pixel
         search together (a row can lead the blend by either part)."""
-        if self.search is None:
-            positions = np.arange(len(self.rows))
-        else:
-            positions = np.union1d(self.search.search(self.query_vector(query)),
-                                   self.pixel_search.search(np.asarray(pixels, dtype=np.float32)))
+        if self.search is None:  # every row, read in place
+            return Scored(np.arange(len(self.rows)), self.blended_scores(query, pixels, slice(None)))
+        positions = np.union1d(self.search.search(self.query_vector(query)),
+                               self.pixel_search.search(np.asarray(pixels, dtype=np.float32)))
         return Scored(positions, self.blended_scores(query, pixels, positions))
 
-    def blended_scores(self, query: np.ndarray, pixels: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """The exact blended evidence scores of the rows at ``positions`` for one output."""
+    def blended_scores(self, query: np.ndarray, pixels: np.ndarray, positions: np.ndarray | slice) -> np.ndarray:
+        """The exact blended evidence scores of the rows at ``positions`` (or a slice of them) for one output."""
         vector, pixels = self.query_vector(query), np.asarray(pixels, dtype=np.float32)
         gradient = self._scored(np.asarray(self.rows[positions], dtype=np.float32) @ vector, vector, positions)
         similarity = np.asarray(self.pixels[positions], dtype=np.float32) @ pixels
