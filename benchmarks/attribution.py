@@ -658,6 +658,8 @@ def main() -> None:
     influence_scores = methods["dtrak"]
     methods["pixel_nn"] = pixel_matrix(outputs) @ train_pixels.T
     add_pixel_blends(methods, evidence_blends)
+    for split, (evidence, _) in splits.items():  # shown and ranked by one view, paid by the other
+        methods[split] = methods[evidence]
     methods["random"] = np.random.default_rng(0).random((len(queries), len(items)))
     unrelated_rows = [q for q, (_, _, is_concept) in enumerate(queries) if not is_concept]
     def paying(method: str) -> np.ndarray:
@@ -672,8 +674,8 @@ def main() -> None:
     # --- oracle: training images asked about as if they were outputs
     oracle_methods["pixel_nn"] = train_pixels[oracle_positions] @ train_pixels.T
     add_pixel_blends(oracle_methods, evidence_blends)
-    for split, (evidence, _) in splits.items():  # shown and ranked by one view, paid by the other
-        methods[split], oracle_methods[split] = methods[evidence], oracle_methods[evidence]
+    for split, (evidence, _) in splits.items():
+        oracle_methods[split] = oracle_methods[evidence]
     paid_top_ks = tuple(int(k) for k in args.oracle_paid_top_k.split(",") if k)
     oracle_report = {method: oracle(matrix, oracle_positions, contributors, assets, paid_top_ks)
                      for method, matrix in oracle_methods.items()}
