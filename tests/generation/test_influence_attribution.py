@@ -156,41 +156,27 @@ def test_the_recorded_parameters_reproduce_the_split(client, customer, sessions,
                                 cache_dir=tmp_path / "models").matches
 
 
-def test_an_index_built_with_one_view_still_ranks_and_pays_by_that_score(client, customer, sessions, blob_store,
-                                                                         served_model, tmp_path, toy_outputs_count):
+@pytest.mark.parametrize("older, version", [(replace(SMALL, payment_timesteps=None, pixel_weight=0.0), "2"),
+                                            (replace(SMALL, pixel_weight=0.0), "3")], ids=["one-view", "unblended"])
+def test_an_index_built_by_an_older_method_version_still_ranks_pays_and_audits_as_it(
+        client, customer, sessions, blob_store, served_model, tmp_path, toy_outputs_count, older, version):
     """Indexes built before method version 3 had one score for evidence and payment: generations on them are
-    recorded as version 2, show the paying score as the evidence score, and audit to the same split."""
-    one_view = replace(SMALL, payment_timesteps=None, pixel_weight=0.0)
+    recorded as version 2 and show the paying score as the evidence score. Before version 4 the evidence view
+    was gradients alone (version 3). Either way the generation is recorded, shown and audited as its index was
+    built."""
     build_index(sessions=sessions, blob_store=blob_store, model_id=served_model, cache_dir=tmp_path / "models",
-                config=one_view, built_by="test")
+                config=older, built_by="test")
     body = generate(client, customer, served_model, prompt="blue blocks", seed=7)
     generation_id = uuid.UUID(body["id"])
     with sessions() as session:
         recorded = session.get(Generation, generation_id).attribution["parameters"]["influence"]
-    assert recorded["version"] == "2" and recorded["config"] == one_view.as_dict()
-    assert "payment_timesteps" not in recorded["config"]
+    assert recorded["version"] == version and recorded["config"] == older.as_dict()
+    assert "pixel_weight" not in recorded["config"] and ("payment_timesteps" in recorded["config"]) == (version == "3")
     evidence = client.get(f"/v1/generations/{generation_id}/attribution", headers=customer.headers).json()
-    assert evidence["influence"]["version"] == "2"
-    for output in evidence["outputs"]:
-        assert all(a["payment_score"] == a["score"] for a in output["assets"] if a["role"] == "evidence")
-    assert audit_generation(sessions=sessions, blob_store=blob_store, generation_id=generation_id,
-                            cache_dir=tmp_path / "models").matches
-
-
-def test_an_index_built_before_pixel_blending_still_ranks_and_audits_as_version_3(client, customer, sessions,
-                                                                                   blob_store, served_model, tmp_path,
-                                                                                   toy_outputs_count):
-    """Version 4 blends pixel similarity into the evidence view; an index built without it (version 3) keeps
-    its gradient-only evidence, and its generations are recorded and audited as version 3."""
-    gradients_only = replace(SMALL, pixel_weight=0.0)
-    build_index(sessions=sessions, blob_store=blob_store, model_id=served_model, cache_dir=tmp_path / "models",
-                config=gradients_only, built_by="test")
-    body = generate(client, customer, served_model, prompt="blue blocks", seed=7)
-    generation_id = uuid.UUID(body["id"])
-    with sessions() as session:
-        recorded = session.get(Generation, generation_id).attribution["parameters"]["influence"]
-    assert recorded["version"] == "3" and recorded["config"] == gradients_only.as_dict()
-    assert "pixel_weight" not in recorded["config"]
+    assert evidence["influence"]["version"] == version
+    if version == "2":
+        for output in evidence["outputs"]:
+            assert all(a["payment_score"] == a["score"] for a in output["assets"] if a["role"] == "evidence")
     assert audit_generation(sessions=sessions, blob_store=blob_store, generation_id=generation_id,
                             cache_dir=tmp_path / "models").matches
 
