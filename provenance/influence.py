@@ -129,18 +129,23 @@ class InfluenceConfig:
     (contributor LDS of the pool 0.56-0.59 against 0.43 for the evidence view), and the evidence view's
     per-image LDS is what the payment view lacks (``benchmarks/results/contributor_shares_lds.json``)."""
     payment_normalisation: str = "centered"
-    pixel_weight: float = 0.0
+    pixel_weight: float = 0.75
     """The share of pixel similarity in the evidence view's score (version 4; 0: gradients alone, version 3).
     Each part is standardised over the index for each output, so the weight is a share of two unit-free
-    scores. Only a split config's evidence view blends: the payment view's shares stay gradient-only."""
+    scores. Only a split config's evidence view blends (a one-view config keeps 0): the payment view's shares
+    stay gradient-only. 3/4 is the weight whose per-image LDS was above pixel nearest neighbours' whole
+    interval on both models it was measured on (0.54 [0.50, 0.59] against [0.44, 0.51]; 0.46 [0.42, 0.50]
+    against [0.33, 0.41]), with hubness 0.20 on both; 1/2 read 0.51 and 0.47 with hubness 0.125, inside the
+    first model's pixel interval (``benchmarks/results/contributor_shares_payment_calibrated.json``,
+    ``attribution_cpu_blend.json``)."""
     pixel_size: int = 32
     """The side of the square RGB thumbnail a pixel row is taken at (``pixel_row``)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.pixel_weight <= 1.0:
             raise ValueError(f"pixel_weight is a share between 0 and 1, not {self.pixel_weight}")
-        if self.pixel_weight and not self.split:
-            raise ValueError("pixel similarity blends a split config's evidence view: give payment_timesteps")
+        if not self.split:  # one view (version 2) ranks and pays by one score: no evidence view to blend
+            object.__setattr__(self, "pixel_weight", 0.0)
         if self.pixel_size < 4:
             raise ValueError(f"a pixel row needs a thumbnail of at least 4 x 4, not {self.pixel_size}")
         for normalisation in (self.normalisation, self.payment_normalisation):

@@ -141,7 +141,8 @@ def split_index_inputs(seed: int = 0, rows: int = 12, dim: int = 16, calibration
 
 
 def test_a_split_index_scores_evidence_and_payment_each_in_its_own_view(tmp_path):
-    config = InfluenceConfig(projection_dim=16, calibration_outputs=4)  # the product's: self evidence, centred pay
+    # version 3: self evidence, centred pay (version 4's blend of the evidence view: test_influence_search.py)
+    config = InfluenceConfig(projection_dim=16, calibration_outputs=4, pixel_weight=0.0)
     assert config.split and config.as_dict()["version"] == "3"
     assert InfluenceConfig.from_dict(config.as_dict()) == config
     features, calibration, assets, contributors = split_index_inputs()

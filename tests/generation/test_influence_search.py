@@ -293,7 +293,8 @@ def test_a_generation_scored_before_calibration_is_audited_as_it_was_scored():
 
 
 def test_a_split_index_searches_both_views_and_round_trips_and_grows_them_together():
-    split = InfluenceConfig(projection_dim=64, damping=0.1, calibration_outputs=24)  # self evidence, centred payment
+    # self evidence, centred payment (version 3; a blended evidence view's search: the tests below)
+    split = InfluenceConfig(projection_dim=64, damping=0.1, calibration_outputs=24, pixel_weight=0.0)
     assert split.split
     rows = np.stack([clustered_rows(6000, seed=1), clustered_rows(6000, seed=2)], axis=1)  # (N, views, d)
     calibration = np.stack([clustered_rows(24, seed=5), clustered_rows(24, seed=6)], axis=1)
@@ -372,8 +373,8 @@ def test_a_blended_evidence_view_mixes_each_parts_standardised_scores_and_pays_b
 
 
 def test_pixel_blending_is_a_split_configs_evidence_view_and_older_records_read_without_it():
-    with pytest.raises(ValueError, match="split config"):
-        replace(BLENDED, payment_timesteps=None)
+    assert replace(BLENDED, payment_timesteps=None).pixel_weight == 0.0  # one view pays by what it shows
+    assert InfluenceConfig().pixel_weight == 0.75 and InfluenceConfig().as_dict()["version"] == "4"
     with pytest.raises(ValueError, match="between 0 and 1"):
         replace(BLENDED, pixel_weight=1.5)
     version_three = replace(BLENDED, pixel_weight=0.0).as_dict()

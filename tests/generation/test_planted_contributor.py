@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,7 +42,8 @@ def planted_model(tmp_path_factory):
     features = attributor.features_of_many((e.load_image(), e.caption) for e in examples)
     calibration = attributor.calibration_features((e.caption for e in examples), guidance_scale=4.0, steps=20)
     index = InfluenceIndex.build(features, asset_ids=[uuid.uuid4() for _ in examples], contributor_ids=owners,
-                                 config=InfluenceConfig(), fingerprint={}, calibration=calibration)
+                                 config=InfluenceConfig(), fingerprint={}, calibration=calibration,
+                                 pixels=np.stack([attributor.pixels(e.load_image()) for e in examples]))
     return pipeline, attributor, index
 
 
@@ -51,7 +53,7 @@ def planted_share(planted_model, prompt: str, seed: int, role: str = "payment") 
     pipeline, attributor, index = planted_model
     image = pipeline(prompt, num_inference_steps=20, guidance_scale=4.0, height=32, width=32, clean_caption=False,
                      generator=torch.Generator().manual_seed(seed)).images[0]
-    scored = getattr(index.score_output(attributor.features(image, prompt)), role)
+    scored = getattr(attributor.score(index, image, prompt), role)
     shares = influence_shares(scored.scores, [index.asset_ids[p] for p in scored.positions],
                               [index.contributor_ids[p] for p in scored.positions])
     top = max(shares.contributors, key=lambda c: shares.contributors[c])
