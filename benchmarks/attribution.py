@@ -84,7 +84,9 @@ from provenance.influence import (
     InfluenceIndex,
     blend,
     influence_shares,
+    pixel_codes,
     pixel_row,
+    unit_pixel_rows,
 )
 from recipes import PRESETS, base_recipe
 from training.attribution_features import Attributor
@@ -581,7 +583,8 @@ def main() -> None:
     feature_dump: dict[str, dict[str, np.ndarray]] = {}  # per feature config, for --dump
     splits: dict[str, tuple[str, str]] = {}  # a split config's method -> (its evidence method, its payment method)
     evidence_blends: dict[str, tuple[str, float]] = {}  # a blended evidence method -> (its gradient part, weight)
-    train_pixels = pixel_matrix([item.image() for item in items])
+    train_codes = np.stack([pixel_codes(item.image(), InfluenceConfig().pixel_size) for item in items])
+    train_pixels = unit_pixel_rows(train_codes)  # what the served index reads its codes as
     for suffix, variant in variants.items():
         variant_attributor = attributor if suffix == "" else Attributor(pipeline, variant)
         started = time.perf_counter()
@@ -595,13 +598,14 @@ def main() -> None:
         served = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=variant,
                                       fingerprint={"benchmark": "attribution"},
                                       calibration=calibration if variant.uses_calibration_outputs else None,
-                                      pixels=train_pixels if variant.blends_pixels else None)
+                                      pixels=train_codes if variant.blends_pixels else None)
         build_s = time.perf_counter() - started
         attribution_times, query_features, served_evidence = [], [], []
         for (prompt, _, _), image in zip(queries, outputs, strict=True):
             started = time.perf_counter()
             query_features.append(variant_attributor.features(image, prompt))
-            scored = served.score_output(query_features[-1], pixels=variant_attributor.pixels(image))
+            scored = served.score_output(query_features[-1], pixels=pixel_row(image, variant.pixel_size)
+                                         if variant.blends_pixels else None)
             influence_shares(scored.payment.scores, [assets[p] for p in scored.payment.positions],
                              [contributors[p] for p in scored.payment.positions])
             attribution_times.append(time.perf_counter() - started)

@@ -45,8 +45,8 @@ gradient at every timestep of two *views* (``InfluenceConfig.views``) and averag
 Each view has its own kernel and normalisation (``InfluenceIndex.payment``), over the same rows.
 
 Version 4 blends the evidence view with **pixel similarity** (``InfluenceConfig.pixel_weight``): each training
-image also keeps a small pixel row (``pixel_row``: 32 x 32 RGB, less its mean, unit length), and an output's
-evidence score for an image is
+image also keeps its 32 x 32 RGB thumbnail as bytes (``pixel_codes``), read as a pixel row (``pixel_row``: less
+its mean, unit length), and an output's evidence score for an image is
 
     (1 - w) * z(gradient score) + w * z(pixel similarity),
 
@@ -188,8 +188,8 @@ class InfluenceConfig:
 
     @property
     def blends_pixels(self) -> bool:
-        """Whether the evidence view's scores blend in pixel similarity (version 4): indexes keep pixel rows
-        and every output is scored with its own (``pixel_row``)."""
+        """Whether the evidence view's scores blend in pixel similarity (version 4): indexes keep pixel codes
+        (``pixel_codes``) and every output is scored with its own pixel row (``pixel_row``)."""
         return self.pixel_weight > 0
 
     @property
@@ -243,13 +243,59 @@ STANDARDISATION_SAMPLE = 50_000
 two scores for each output: exact below this size, a bounded cost above it."""
 
 
+def pixel_codes(image: Image.Image, size: int = 32) -> np.ndarray:
+    """An image as a blended index keeps it: RGB at ``size`` x ``size`` (bicubic), as its bytes (3 size^2 uint8).
+    A quarter of float rows' size, and exact: ``pixel_row`` is computed from them."""
+    return np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC),
+                      dtype=np.uint8).reshape(-1)
+
+
 def pixel_row(image: Image.Image, size: int = 32) -> np.ndarray:
-    """An image as pixel similarity compares it: RGB at ``size`` x ``size`` (bicubic), less its mean, unit
-    length; the inner product of two rows is their pixels' correlation."""
-    row = np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC),
-                     dtype=np.float32).reshape(-1) / 255
-    row -= row.mean()
-    return row / max(float(np.linalg.norm(row)), 1e-6)
+    """An image as pixel similarity compares it: its ``pixel_codes`` in 0..1, less their mean, unit length; the
+    inner product of two rows is their pixels' correlation."""
+    return unit_pixel_rows(pixel_codes(image, size)[None])[0]
+
+
+def unit_pixel_rows(codes: np.ndarray) -> np.ndarray:
+    """(n, 3 size^2) pixel codes as ``pixel_row`` rows (float32)."""
+    rows = np.asarray(codes, dtype=np.float32) / 255
+    rows -= rows.mean(axis=1, keepdims=True)
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-6)
+
+
+class PixelRows:
+    """An index's pixel codes read as ``pixel_row`` rows without converting them all (a large index's codes
+    may be memory-mapped): each row's mean and length are computed once, then a product with an output's row
+    reads only the bytes of the rows asked for."""
+
+    def __init__(self, codes: np.ndarray, chunk: int = 10_000):
+        self.codes, self.shape, self.chunk = codes, codes.shape, chunk
+        self._means_and_lengths: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return unit_pixel_rows(np.atleast_2d(self.codes[key]))
+
+    def _stats(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._means_and_lengths is None:
+            means, lengths = [], []
+            for start in range(0, len(self.codes), self.chunk):
+                block = np.asarray(self.codes[start:start + self.chunk], dtype=np.float64) / 255
+                block_means = block.mean(axis=1)
+                means.append(block_means)
+                lengths.append(np.linalg.norm(block - block_means[:, None], axis=1))
+            self._means_and_lengths = (np.concatenate(means).astype(np.float32),
+                                       np.maximum(np.concatenate(lengths), 1e-6).astype(np.float32))
+        return self._means_and_lengths
+
+    def products(self, positions, row: np.ndarray) -> np.ndarray:
+        """The rows at ``positions`` (an index array or a slice) times ``row``: (x / 255 - mean) . v / length."""
+        means, lengths = self._stats()
+        codes = np.asarray(self.codes[positions], dtype=np.float32)
+        return ((codes @ row) / 255 - means[positions] * float(row.sum())) / lengths[positions]
+
 
 SEARCH_MIN_ROWS = 20_000
 """From this many indexed images on, scoring searches candidates instead of scanning every row."""
@@ -315,20 +361,23 @@ class InfluenceIndex:
     """A split (version 3) index's payment view over the same rows, in its own kernel and normalisation;
     None when this index's scores also split the pool."""
     pixels: np.ndarray | None = None
-    """(N, 3 size^2) ``pixel_row`` of every training image, for a blended evidence view (version 4); else None."""
+    """(N, 3 size^2) ``pixel_codes`` of every training image (uint8), for a blended evidence view (version 4);
+    else None. Indexes saved in version 4's first release kept each image's float ``pixel_row``: they score the
+    same, and grow by rows."""
     pixel_search: CandidateSearch | None = None
     """A large blended index's search over its pixel rows: its candidates join the gradient search's."""
     _solver: np.ndarray | None = field(default=None, repr=False)
     _standardisation: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _moments: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = field(default=None,
                                                                                                   repr=False)
+    _pixel_view: PixelRows | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, features: np.ndarray, *, asset_ids: Sequence[uuid.UUID], contributor_ids: Sequence[uuid.UUID],
               config: InfluenceConfig, fingerprint: Mapping[str, str], calibration: np.ndarray | None = None,
               pixels: np.ndarray | None = None, search_min_rows: int = SEARCH_MIN_ROWS) -> InfluenceIndex:
         """``features``: (N, d) of a one-view config, (N, 2, d) of a split one (evidence, payment), and the
-        calibration outputs' likewise; ``pixels``: (N, 3 size^2) a ``pixel_row`` each when the config blends them."""
+        calibration outputs' likewise; ``pixels``: (N, 3 size^2) ``pixel_codes`` when the config blends them."""
         pixels = cls._checked_pixels(pixels, config, len(asset_ids))
         if not config.split:
             return cls._build_view(features, asset_ids=asset_ids, contributor_ids=contributor_ids, config=config,
@@ -364,7 +413,9 @@ class InfluenceIndex:
         if pixels is None or np.shape(pixels) != (count, width):
             raise ValueError(f"a blended evidence view needs one pixel row per example: ({count}, {width}), "
                              f"{'none' if pixels is None else np.shape(pixels)} given")
-        return np.asarray(pixels, dtype=np.float32)
+        if np.asarray(pixels).dtype != np.uint8:
+            raise ValueError("an index keeps pixel codes (uint8, as pixel_codes makes them), not float rows")
+        return np.asarray(pixels)
 
     @classmethod
     def _build_view(cls, features: np.ndarray, *, asset_ids: Sequence[uuid.UUID],
@@ -397,17 +448,41 @@ class InfluenceIndex:
 
     def new_pixel_search(self) -> CandidateSearch:
         """A search over the pixel rows (plain inner products: pixel similarity needs no whitening)."""
-        return CandidateSearch.build(self.pixels, seed=int(self.config.get("projection_seed", 0)))
+        return CandidateSearch.build(self.pixel_rows(), seed=int(self.config.get("projection_seed", 0)))
+
+    def pixel_rows(self) -> np.ndarray | PixelRows:
+        """The training images' ``pixel_row``s: read from their codes, or the float rows an early version 4
+        index kept."""
+        if self.pixels is None or self.pixels.dtype != np.uint8:
+            return self.pixels
+        if self._pixel_view is None or self._pixel_view.codes is not self.pixels:
+            self._pixel_view = PixelRows(self.pixels)
+        return self._pixel_view
+
+    def _pixel_products(self, positions, row: np.ndarray) -> np.ndarray:
+        rows = self.pixel_rows()
+        if isinstance(rows, PixelRows):
+            return rows.products(positions, row)
+        return np.asarray(rows[positions], dtype=np.float32) @ row
 
     def _pixel_weight(self) -> float:
         return float(self.config.get("pixel_weight", 0.0)) if self.pixels is not None else 0.0
 
     def scaled_rows(self) -> np.ndarray | ScaledRows:
-        """The rows a query vector multiplies: divided by their per-row scale when scores are rescaled per row."""
-        if not self._rescaled():
+        """The rows a query vector multiplies, as the search sees them: divided by their per-row scale when
+        scores are rescaled per row, and less the centre for a centred index.
+
+        A centred score is the stored row's product less c^T v, one number per query, so centring changes no
+        order; but the search must see centred rows. Every raw row shares the calibration outputs' mean, and
+        that shared part dominated the inner products the graph is built on: searched raw, a centred index's
+        search found 0.10 of the exact top 50 on the benchmark's real index (0.97 centred,
+        ``benchmarks/attribution_scale.py``)."""
+        centre = self._centre()
+        if self._rescaled():  # a centred row's offset is divided by the row's scale too
+            return ScaledRows(self.rows, self._standardised()[1], centre)
+        if centre is None:
             return self.rows
-        # a centred row's offset (c^T v) is divided by the row's scale too, so the search sees centred rows
-        return ScaledRows(self.rows, self._standardised()[1], self._centre())
+        return ScaledRows(self.rows, np.ones(len(self.rows), dtype=np.float32), centre)
 
     def _rescaled(self) -> bool:
         return self._normalisation() in ("self", "calibrated", "centered_calibrated")
@@ -435,7 +510,8 @@ class InfluenceIndex:
         if (pixels is None) != (self.pixels is None) or (
                 pixels is not None and np.shape(pixels) != (len(asset_ids), self.pixels.shape[1])):
             raise ValueError("a blended index grows by one pixel row per example, any other by none")
-        added_pixels = None if pixels is None else np.asarray(pixels, dtype=np.float32)
+        if pixels is not None and np.asarray(pixels).dtype != np.uint8:
+            raise ValueError("an index grows by pixel codes (uint8, as pixel_codes makes them), not float rows")
         if self.payment is not None:
             features = np.asarray(features)
             if features.ndim != 3 or features.shape[1] != 2:
@@ -455,8 +531,9 @@ class InfluenceIndex:
         self.contributor_ids += list(contributor_ids)
         self.fingerprint = dict(fingerprint)
         self._solver = self._standardisation = self._moments = None
-        if added_pixels is not None:
-            self.pixels = np.concatenate([self.pixels, added_pixels])
+        if pixels is not None:  # an early version 4 index keeps float rows: it grows by rows
+            added = np.asarray(pixels) if self.pixels.dtype == np.uint8 else unit_pixel_rows(pixels)
+            self.pixels = np.concatenate([self.pixels, added])
         if self.search is not None and self._normalisation() == "none":
             self.search.add(phi)  # the kernel's whitening is refitted with the next search; raw rows keep order
         elif self.search is not None or len(self.rows) >= search_min_rows:
@@ -465,7 +542,7 @@ class InfluenceIndex:
             if self.pixel_search is None:
                 self.pixel_search = self.new_pixel_search()
             else:  # pixel rows do not depend on the kernel: appended, like raw rows
-                self.pixel_search.add(added_pixels)
+                self.pixel_search.add(unit_pixel_rows(pixels))
 
     def valid_for(self, fingerprint: Mapping[str, str]) -> bool:
         return self.fingerprint == dict(fingerprint)
@@ -560,22 +637,22 @@ class InfluenceIndex:
         search together (a row can lead the blend by either part)."""
         if self.search is None:  # every row, read in place
             return Scored(np.arange(len(self.rows)), self.blended_scores(query, pixels, slice(None)))
-        positions = np.union1d(self.search.search(self.query_vector(query)),
-                               self.pixel_search.search(np.asarray(pixels, dtype=np.float32)))
-        return Scored(positions, self.blended_scores(query, pixels, positions))
+        vector, pixels = self.query_vector(query), np.asarray(pixels, dtype=np.float32)
+        positions = np.union1d(self.search.search(vector), self.pixel_search.search(pixels))
+        return Scored(positions, self._blended(vector, pixels, positions))
 
     def blended_scores(self, query: np.ndarray, pixels: np.ndarray, positions: np.ndarray | slice) -> np.ndarray:
         """The exact blended evidence scores of the rows at ``positions`` (or a slice of them) for one output."""
-        vector, pixels = self.query_vector(query), np.asarray(pixels, dtype=np.float32)
+        return self._blended(self.query_vector(query), np.asarray(pixels, dtype=np.float32), positions)
+
+    def _blended(self, vector: np.ndarray, pixels: np.ndarray, positions: np.ndarray | slice) -> np.ndarray:
         gradient = self._scored(np.asarray(self.rows[positions], dtype=np.float32) @ vector, vector, positions)
-        similarity = np.asarray(self.pixels[positions], dtype=np.float32) @ pixels
-        (gradient_mean, gradient_covariance), (pixel_mean, pixel_covariance) = self._blend_moments()
+        similarity = self._pixel_products(positions, pixels)
         weight = self._pixel_weight()
         parts = []
-        for scores, direction, mean, covariance in ((gradient, vector, gradient_mean, gradient_covariance),
-                                                    (similarity, pixels, pixel_mean, pixel_covariance)):
-            direction = direction.astype(np.float64)
-            spread = np.sqrt(max(float(direction @ covariance @ direction), 1e-24))
+        for scores, direction, (mean, covariance) in zip((gradient, similarity), (vector, pixels),
+                                                         self._blend_moments()):
+            spread = np.sqrt(max(float(direction @ (covariance @ direction)), 1e-24))
             parts.append((scores.astype(np.float64) - float(mean @ direction)) / spread)
         return ((1 - weight) * parts[0] + weight * parts[1]).astype(np.float32)
 
@@ -596,8 +673,11 @@ class InfluenceIndex:
                 rows = np.asarray(self.rows[positions], dtype=np.float64)
                 rows = rows - centre if centre is not None else rows
                 gradient_rows.append(rows / scale[positions][:, None] if scale is not None else rows)
-                pixel_rows.append(np.asarray(self.pixels[positions], dtype=np.float64))
-            self._moments = tuple(_mean_and_covariance(np.concatenate(rows)) for rows in (gradient_rows, pixel_rows))
+                pixel_rows.append(np.asarray(self.pixel_rows()[positions], dtype=np.float64))
+            # float32: a query's variance reads the covariance once, and at 3,072 dimensions reading float64's
+            # twice the bytes was most of the blend's arithmetic (the sixth digit of a z-score changes nothing)
+            self._moments = tuple((mean.astype(np.float32), covariance.astype(np.float32)) for mean, covariance in
+                                  (_mean_and_covariance(np.concatenate(rows)) for rows in (gradient_rows, pixel_rows)))
         return self._moments
 
     def score_output(self, features: np.ndarray, pixels: np.ndarray | None = None) -> OutputScores:

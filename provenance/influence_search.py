@@ -26,8 +26,10 @@ import numpy as np
 COMPACT_DIM = 128
 """Directions kept per row for the search, stored as 8-bit codes; exact scores use the full rows."""
 CANDIDATES = 1024
-"""Rows the search proposes per query, then scored exactly (twenty times the influence top-k): at 10^6 rows
-512 found 0.88 of the exact top 50, 1024 found 0.94 (benchmarks/results/attribution_scale.json)."""
+"""Rows the search proposes per query, then scored exactly (twenty times the influence top-k). At 10^6 rows
+they found 0.92 of the exact top 50 of the product's evidence view (a blended one: 1,024 from each of its
+two searches) and 0.85 of its payment view's (512: 0.82 and 0.73; 2,048: 0.96 and 0.92;
+benchmarks/results/attribution_scale.json, stop 38)."""
 GRAPH_DEGREE = 32
 """Neighbours per node of the HNSW graph."""
 FIT_SAMPLE = 50_000

@@ -16,7 +16,7 @@ from diffusers import DDPMScheduler
 from PIL import Image
 from torch.func import functional_call, grad, vmap
 
-from provenance.influence import InfluenceConfig, InfluenceIndex, OutputScores, pixel_row
+from provenance.influence import InfluenceConfig, InfluenceIndex, OutputScores, pixel_codes, pixel_row
 from training.pipelines import drawing_pipeline, pipeline_call_kwargs
 
 
@@ -290,15 +290,16 @@ class Attributor:
             return self._as_indexed(self.featurizer.many(sample[None], states[None])[0])
         return self._as_indexed(self.featurizer(sample, states))
 
-    def pixels(self, image: Image.Image) -> np.ndarray | None:
-        """The image's ``pixel_row`` when the config's evidence view blends pixel similarity (version 4); None
-        otherwise."""
-        return pixel_row(image, self.config.pixel_size) if self.config.blends_pixels else None
+    def pixel_codes(self, image: Image.Image) -> np.ndarray | None:
+        """A training image's ``pixel_codes`` as an index keeps them, when the config's evidence view blends pixel
+        similarity (version 4); None otherwise."""
+        return pixel_codes(image, self.config.pixel_size) if self.config.blends_pixels else None
 
     def score(self, index: InfluenceIndex, image: Image.Image, caption: str) -> OutputScores:
-        """An output scored against an index for evidence and payment: its gradient features, and its pixels
-        when the index blends them."""
-        return index.score_output(self.features(image, caption), pixels=self.pixels(image))
+        """An output scored against an index for evidence and payment: its gradient features, and its
+        ``pixel_row`` when the index blends pixels."""
+        return index.score_output(self.features(image, caption), pixels=pixel_row(image, self.config.pixel_size)
+                                  if self.config.blends_pixels else None)
 
     def _as_indexed(self, views: torch.Tensor) -> np.ndarray:
         """(..., views, dim) -> what an index of this config stores: the views of a split config, else the one."""

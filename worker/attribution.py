@@ -89,14 +89,14 @@ def build_index(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache_d
         guidance_scale = registry_service.served_guidance(session=session, model=model)
     attributor = Attributor(pipeline, config)
     total = len(inputs)
-    pixels = []  # each training image's pixel row, taken as the feature pass reads it (a blended config only)
+    pixels = []  # each training image's pixel codes, taken as the feature pass reads it (a blended config only)
 
     def examples():
         for item in inputs:
             data = dataset_service.load_rendition(blob_store=blob_store, entry=item.entry)
             image = Image.open(io.BytesIO(data)).convert("RGB")
             if config.blends_pixels:
-                pixels.append(attributor.pixels(image))
+                pixels.append(attributor.pixel_codes(image))
             yield image, item.caption
 
     if progress is not None:
@@ -107,7 +107,7 @@ def build_index(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache_d
     index = InfluenceIndex.build(features, asset_ids=[i.asset_id for i in inputs],
                                  contributor_ids=[i.contributor_id for i in inputs], config=config,
                                  fingerprint=fingerprint, calibration=calibration,
-                                 pixels=np.stack(pixels) if pixels else np.zeros((0, 3 * config.pixel_size ** 2))
+                                 pixels=np.stack(pixels) if pixels else np.zeros((0, 3 * config.pixel_size ** 2), np.uint8)
                                  if config.blends_pixels else None)
     blob_sha256 = attribution_service.store_index(blob_store=blob_store, index=index)
     with sessions() as session, session.begin():

@@ -43,7 +43,7 @@ def planted_model(tmp_path_factory):
     calibration = attributor.calibration_features((e.caption for e in examples), guidance_scale=4.0, steps=20)
     index = InfluenceIndex.build(features, asset_ids=[uuid.uuid4() for _ in examples], contributor_ids=owners,
                                  config=InfluenceConfig(), fingerprint={}, calibration=calibration,
-                                 pixels=np.stack([attributor.pixels(e.load_image()) for e in examples]))
+                                 pixels=np.stack([attributor.pixel_codes(e.load_image()) for e in examples]))
     return pipeline, attributor, index
 
 
