@@ -319,10 +319,10 @@ class OutputScores:
 
 
 class ScaledRows:
-    """Rows (less a centre, when given) divided by a per-row scale, read lazily (a memory-mapped index is never
-    copied whole)."""
+    """Rows less a centre (when given), divided by a per-row scale (when given), read lazily (a memory-mapped
+    index is never copied whole)."""
 
-    def __init__(self, rows: np.ndarray, scale: np.ndarray, centre: np.ndarray | None = None):
+    def __init__(self, rows: np.ndarray, scale: np.ndarray | None, centre: np.ndarray | None = None):
         self.rows, self.scale = rows, scale
         self.centre = None if centre is None else centre.astype(np.float32)
         self.shape = rows.shape
@@ -332,7 +332,8 @@ class ScaledRows:
 
     def __getitem__(self, key) -> np.ndarray:
         rows = np.asarray(self.rows[key], dtype=np.float32)
-        return (rows if self.centre is None else rows - self.centre) / self.scale[key][:, None]
+        rows = rows if self.centre is None else rows - self.centre
+        return rows if self.scale is None else rows / self.scale[key][:, None]
 
 
 @dataclass
@@ -482,7 +483,7 @@ class InfluenceIndex:
             return ScaledRows(self.rows, self._standardised()[1], centre)
         if centre is None:
             return self.rows
-        return ScaledRows(self.rows, np.ones(len(self.rows), dtype=np.float32), centre)
+        return ScaledRows(self.rows, None, centre)
 
     def _rescaled(self) -> bool:
         return self._normalisation() in ("self", "calibrated", "centered_calibrated")
