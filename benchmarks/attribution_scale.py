@@ -58,7 +58,7 @@ from provenance.influence import (
     pixel_row,
     unit_pixel_rows,
 )
-from provenance.influence_search import CANDIDATES, COMPACT_DIM, GRAPH_DEGREE, exact_top, recall_at
+from provenance.influence_search import COMPACT_DIM, GRAPH_DEGREE, exact_top, recall_at
 from recipes import PRESETS, serving_guidance
 from training.attribution_features import Attributor
 from training.pipelines import load_pipeline, pipeline_call_kwargs
@@ -256,13 +256,15 @@ def real_run(index: InfluenceIndex, outputs: Queries) -> dict:
     recall, searched = search_recall(index, outputs, exact)
     by_candidates = {}
     searches = [index.search] + ([index.pixel_search] if index.pixel_search is not None else [])
+    served = [search.candidates for search in searches]
     for candidates in (64, 128, 256):  # the real index is small: fewer candidates make its search a real test
         for search in searches:
             search.candidates = candidates
         by_candidates[str(candidates)] = round(search_recall(index, outputs, exact)[0], 4)
-    for search in searches:
-        search.candidates = CANDIDATES
+    for search, candidates in zip(searches, served, strict=True):
+        search.candidates = candidates
     return {"entries": len(index.rows), "queries": len(outputs.features), "recall_at_50": round(recall, 4),
+            "candidates": served,
             "recall_at_50_by_candidates": by_candidates, "p50_ms": percentile_ms(searched, 50),
             "full_scan_p50_ms": percentile_ms(scanned, 50)}
 
@@ -306,6 +308,7 @@ def synthetic_run(count: int, real: InfluenceIndex, config: InfluenceConfig, pix
     exact, scanned = exact_answers(big, queries)
     recall, searched = search_recall(big, queries, exact)
     searches = [big.search] + ([big.pixel_search] if big.pixel_search is not None else [])
+    served = [search.candidates for search in searches]
     sweep = []
     for candidates in args.candidate_sweep:
         for search in searches:
@@ -313,10 +316,10 @@ def synthetic_run(count: int, real: InfluenceIndex, config: InfluenceConfig, pix
         swept_recall, swept = search_recall(big, queries, exact)
         sweep.append({"candidates": candidates, "p50_ms": percentile_ms(swept, 50),
                       "p95_ms": percentile_ms(swept, 95), "recall_at_50": round(swept_recall, 4)})
-    for search in searches:
-        search.candidates = CANDIDATES
+    for search, candidates in zip(searches, served, strict=True):
+        search.candidates = candidates
     run = {
-        "p50_ms": percentile_ms(searched, 50), "p95_ms": percentile_ms(searched, 95),
+        "p50_ms": percentile_ms(searched, 50), "p95_ms": percentile_ms(searched, 95), "candidates": served,
         "memory_mib": round(sum(search.memory_bytes() for search in searches) / 2**20, 1),
         "recall_at_50": round(recall, 4),
         "full_scan_p50_ms": percentile_ms(scanned, 50), "full_scan_p95_ms": percentile_ms(scanned, 95),
@@ -391,7 +394,8 @@ def main(argv: list[str] | None = None) -> dict:
                        "base": str(base.resolve().relative_to(ROOT)) if base.resolve().is_relative_to(ROOT) else str(base)},
         "settings": {"method": config.as_dict(), "views": [VIEWS[view] for view in views],
                      "pixel_dim": 3 * config.pixel_size ** 2 if config.blends_pixels else None,
-                     "feature_dim": config.projection_dim, "compact_dim": COMPACT_DIM, "candidates": CANDIDATES,
+                     "feature_dim": config.projection_dim, "compact_dim": COMPACT_DIM,
+                     "candidates": {VIEWS[view]: real_report[VIEWS[view]]["candidates"] for view in views},
                      "graph_degree": GRAPH_DEGREE, "search": "FAISS HNSW over 8-bit codes, inner product",
                      "top_k": TOP_K, "rows_dtype": args.rows_dtype, "pixels_dtype": "uint8 (pixel codes)",
                      "rows_while_timed": "in memory" if args.resident else "memory-mapped", "threads": args.threads,

@@ -82,7 +82,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 from PIL import Image
 
-from provenance.influence_search import CandidateSearch
+from provenance.influence_search import CANDIDATES, CENTRED_CANDIDATES, CandidateSearch
 from provenance.influence_shares import AssetShare, InfluenceShares, blend, influence_shares
 
 METHOD = "dtrak-square-countsketch"
@@ -442,9 +442,11 @@ class InfluenceIndex:
 
     def new_search(self) -> CandidateSearch:
         """A search over the rows (divided by their per-row scale) whitened by the current kernel
-        (K^-1 = L L^T: rows by L, queries by L^-T)."""
+        (K^-1 = L L^T: rows by L, queries by L^-T). Its candidate count is stored with it, so an index
+        built with another count replays its own."""
         whitening = np.linalg.cholesky(self._inverse_kernel())
         return CandidateSearch.build(self.scaled_rows(), transform=whitening,
+                                     candidates=CENTRED_CANDIDATES if self._centre() is not None else CANDIDATES,
                                      seed=int(self.config.get("projection_seed", 0)))
 
     def new_pixel_search(self) -> CandidateSearch:

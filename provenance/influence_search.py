@@ -28,8 +28,11 @@ COMPACT_DIM = 128
 CANDIDATES = 1024
 """Rows the search proposes per query, then scored exactly (twenty times the influence top-k). At 10^6 rows
 they found 0.92 of the exact top 50 of the product's evidence view (a blended one: 1,024 from each of its
-two searches) and 0.85 of its payment view's (512: 0.82 and 0.73; 2,048: 0.96 and 0.92;
-benchmarks/results/attribution_scale.json, stop 38)."""
+two searches; 512: 0.82, 2,048: 0.96; benchmarks/results/attribution_scale.json, stop 38)."""
+CENTRED_CANDIDATES = 2048
+"""What a centred index's search proposes (the payment view's). Its rows, less their shared part, keep
+less of each inner product in the compact directions, so its search needs more candidates for the same
+recall: at 10^6 rows 1,024 found 0.85 of the exact top 50 and 2,048 found 0.92 (stop 38)."""
 GRAPH_DEGREE = 32
 """Neighbours per node of the HNSW graph."""
 FIT_SAMPLE = 50_000

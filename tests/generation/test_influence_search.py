@@ -12,7 +12,7 @@ import pytest
 
 from foundry.attribution.policy import outputs_influence
 from provenance.influence import InfluenceConfig, InfluenceIndex, unit_pixel_rows
-from provenance.influence_search import CandidateSearch, exact_top, recall_at
+from provenance.influence_search import CANDIDATES, CENTRED_CANDIDATES, CandidateSearch, exact_top, recall_at
 
 CONFIG = InfluenceConfig(projection_dim=64, normalisation="none", damping=0.1, payment_timesteps=None)
 """Raw kernel scores: the arithmetic the calibrated scores build on."""
@@ -227,6 +227,22 @@ def test_a_centred_index_searches_features_that_share_a_large_common_part(config
     assert np.mean(recalls) >= 0.9, recalls
 
 
+def test_an_index_searched_with_another_candidate_count_replays_its_own():
+    """A generation's audit replays the search it was scored by: an index built when a centred search
+    proposed 1,024 candidates loads with 1,024, and proposes them; a new build proposes CENTRED_CANDIDATES."""
+    rows, calibration = clustered_rows(3000), clustered_rows(24, seed=5)
+    index = InfluenceIndex.build(rows, asset_ids=ids(3000), contributor_ids=ids(3000), config=CENTERED,
+                                 fingerprint=FINGERPRINT, calibration=calibration, search_min_rows=1000)
+    assert index.search.candidates == CENTRED_CANDIDATES
+    assert len(index.candidates(rows[7]).positions) == CENTRED_CANDIDATES
+    index.search.candidates = CANDIDATES  # as stop 38 built it
+    buffer = io.BytesIO()
+    index.save(buffer)
+    loaded = InfluenceIndex.load(io.BytesIO(buffer.getvalue()))
+    assert loaded.search.candidates == CANDIDATES
+    assert len(loaded.candidates(rows[7]).positions) == CANDIDATES
+
+
 def centered(rows: np.ndarray, calibration: np.ndarray, **options) -> InfluenceIndex:
     return InfluenceIndex.build(rows, asset_ids=ids(len(rows)), contributor_ids=ids(len(rows)), config=CENTERED,
                                 fingerprint=FINGERPRINT, calibration=calibration, **options)
@@ -318,6 +334,8 @@ def test_a_split_index_searches_both_views_and_round_trips_and_grows_them_togeth
     index = InfluenceIndex.build(rows[:5000], asset_ids=assets[:5000], contributor_ids=contributors[:5000],
                                  config=split, fingerprint=FINGERPRINT, calibration=calibration, search_min_rows=1000)
     assert index.search is not None and index.payment.search is not None and index.paying() is index.payment
+    # the centred (payment) view's search proposes more candidates: its compact rows keep less of each product
+    assert (index.search.candidates, index.payment.search.candidates) == (CANDIDATES, CENTRED_CANDIDATES)
     query = rows[4321]
     scored = index.score_output(query)
     # each view proposes and scores its own candidates, exactly as its own full scan would
@@ -328,7 +346,7 @@ def test_a_split_index_searches_both_views_and_round_trips_and_grows_them_togeth
     buffer = io.BytesIO()
     index.save(buffer)
     loaded = InfluenceIndex.load(io.BytesIO(buffer.getvalue()))
-    assert loaded.config == split.as_dict() and loaded.payment.search is not None
+    assert loaded.config == split.as_dict() and loaded.payment.search.candidates == CENTRED_CANDIDATES
     again = loaded.score_output(query)
     for before, after in ((scored.evidence, again.evidence), (scored.payment, again.payment)):
         assert np.array_equal(before.positions, after.positions) and np.array_equal(before.scores, after.scores)
