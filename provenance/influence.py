@@ -446,7 +446,7 @@ class InfluenceIndex:
         built with another count replays its own."""
         whitening = np.linalg.cholesky(self._inverse_kernel())
         return CandidateSearch.build(self.scaled_rows(), transform=whitening,
-                                     candidates=CENTRED_CANDIDATES if self._centre() is not None else CANDIDATES,
+                                     candidates=CENTRED_CANDIDATES if self._normalisation() in CENTERED else CANDIDATES,
                                      seed=int(self.config.get("projection_seed", 0)))
 
     def new_pixel_search(self) -> CandidateSearch:

@@ -32,7 +32,8 @@ two searches; 512: 0.82, 2,048: 0.96; benchmarks/results/attribution_scale.json,
 CENTRED_CANDIDATES = 2048
 """What a centred index's search proposes (the payment view's). Its rows, less their shared part, keep
 less of each inner product in the compact directions, so its search needs more candidates for the same
-recall: at 10^6 rows 1,024 found 0.85 of the exact top 50 and 2,048 found 0.92 (stop 38)."""
+recall: at 10^6 rows 1,024 found 0.82 of the exact top 50 and 2,048 found 0.91
+(benchmarks/results/attribution_scale.json, stop 39)."""
 GRAPH_DEGREE = 32
 """Neighbours per node of the HNSW graph."""
 FIT_SAMPLE = 50_000
