@@ -82,7 +82,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 from PIL import Image
 
-from provenance.influence_search import CANDIDATES, CENTRED_CANDIDATES, CandidateSearch
+from provenance.influence_search import CANDIDATES, CENTRED_CANDIDATES, CandidateSearch, one_blas_thread
 from provenance.influence_shares import AssetShare, InfluenceShares, blend, influence_shares
 
 METHOD = "dtrak-square-countsketch"
@@ -630,9 +630,10 @@ class InfluenceIndex:
         for a large one, the candidates its search proposes."""
         if self.search is None:
             return Scored(np.arange(len(self.rows)), self.scores(query))
-        vector = self.query_vector(query)
-        positions = np.sort(self.search.search(vector))
-        return Scored(positions, self._scored(self.rows[positions] @ vector, vector, positions))
+        with one_blas_thread():
+            vector = self.query_vector(query)
+            positions = np.sort(self.search.search(vector))
+            return Scored(positions, self._scored(self.rows[positions] @ vector, vector, positions))
 
     def blended_candidates(self, query: np.ndarray, pixels: np.ndarray) -> Scored:
         """A blended evidence view's exact scores (version 4): (1 - w) z(gradient) + w z(pixel similarity) of
@@ -640,9 +641,10 @@ class InfluenceIndex:
         search together (a row can lead the blend by either part)."""
         if self.search is None:  # every row, read in place
             return Scored(np.arange(len(self.rows)), self.blended_scores(query, pixels, slice(None)))
-        vector, pixels = self.query_vector(query), np.asarray(pixels, dtype=np.float32)
-        positions = np.union1d(self.search.search(vector), self.pixel_search.search(pixels))
-        return Scored(positions, self._blended(vector, pixels, positions))
+        with one_blas_thread():
+            vector, pixels = self.query_vector(query), np.asarray(pixels, dtype=np.float32)
+            positions = np.union1d(self.search.search(vector), self.pixel_search.search(pixels))
+            return Scored(positions, self._blended(vector, pixels, positions))
 
     def blended_scores(self, query: np.ndarray, pixels: np.ndarray, positions: np.ndarray | slice) -> np.ndarray:
         """The exact blended evidence scores of the rows at ``positions`` (or a slice of them) for one output."""

@@ -18,10 +18,13 @@ extended. The graph is stored with the index, so an audit replays the very searc
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import faiss
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 COMPACT_DIM = 128
 """Directions kept per row for the search, stored as 8-bit codes; exact scores use the full rows."""
@@ -111,6 +114,43 @@ class CandidateSearch:
                    candidates: int) -> CandidateSearch:
         return cls(np.asarray(row_basis, dtype=np.float32), np.asarray(query_basis, dtype=np.float32),
                    faiss.deserialize_index(np.asarray(serialized, dtype=np.uint8)), candidates=int(candidates))
+
+
+class _BlasThreads:
+    """The process's BLAS thread count, held at one while any searched query is being scored."""
+
+    lock = threading.Lock()
+    scoring = 0
+    limiter = None
+    controller: ThreadpoolController | None = None
+
+
+@contextmanager
+def one_blas_thread():
+    """Score a searched query with one BLAS thread, then give the BLAS libraries back their threads.
+
+    A searched query's arithmetic is a few memory-bound products (the solve, the candidates' rows), while BLAS
+    threads left spinning after a call took the core the search was about to run on: on a 2-core machine
+    with two BLAS threads about one query in fifty stalled for 20-110 ms, in the solve, the search or the
+    gather alike, and with 50 queries those few stalls made the p95 (10^6 rows: 51.9 ms per output). With one
+    thread the p95 is the queries' own: 46.5 ms at 10^6, for 4 ms more at the median
+    (``benchmarks/results/attribution_scale.json``, stop 40). Scopes nest and overlap (counted under a lock):
+    the first to enter limits the threads, the last to leave restores them. Best effort: the pthreads OpenBLAS
+    bundled with numpy ignores a setting from another thread once the main thread has set one."""
+    with _BlasThreads.lock:
+        if _BlasThreads.scoring == 0:
+            if _BlasThreads.controller is None:
+                _BlasThreads.controller = ThreadpoolController()
+            _BlasThreads.limiter = _BlasThreads.controller.limit(limits=1, user_api="blas")
+        _BlasThreads.scoring += 1
+    try:
+        yield
+    finally:
+        with _BlasThreads.lock:
+            _BlasThreads.scoring -= 1
+            if _BlasThreads.scoring == 0:
+                _BlasThreads.limiter.restore_original_limits()
+                _BlasThreads.limiter = None
 
 
 def exact_top(rows: np.ndarray, query: np.ndarray, count: int, *, chunk: int = 100_000) -> np.ndarray:

@@ -9,10 +9,18 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from foundry.attribution.policy import outputs_influence
 from provenance.influence import InfluenceConfig, InfluenceIndex, unit_pixel_rows
-from provenance.influence_search import CANDIDATES, CENTRED_CANDIDATES, CandidateSearch, exact_top, recall_at
+from provenance.influence_search import (
+    CANDIDATES,
+    CENTRED_CANDIDATES,
+    CandidateSearch,
+    exact_top,
+    one_blas_thread,
+    recall_at,
+)
 
 CONFIG = InfluenceConfig(projection_dim=64, normalisation="none", damping=0.1, payment_timesteps=None)
 """Raw kernel scores: the arithmetic the calibrated scores build on."""
@@ -90,6 +98,44 @@ def test_the_search_finds_the_exact_top_and_survives_save_load_and_growth():
     newcomer = loaded.candidates(rows[5500])
     assert 5500 in newcomer.positions.tolist()
     assert int(newcomer.positions[np.argmax(newcomer.scores)]) == 5500
+
+
+def blas_threads() -> set[int]:
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+def test_a_searched_query_is_scored_on_one_blas_thread_and_the_threads_are_given_back(monkeypatch):
+    index = build(clustered_rows(3000), search_min_rows=1000)
+    query = clustered_rows(1, seed=5)[0]
+    with threadpool_limits(limits=2, user_api="blas"):
+        expected = index.candidates(query)
+        during = []
+        searched = CandidateSearch.search
+
+        def recording(self, query, count=None):
+            during.append(blas_threads())
+            return searched(self, query, count)
+
+        monkeypatch.setattr(CandidateSearch, "search", recording)
+        scored = index.candidates(query)
+        assert during == [{1}] and blas_threads() == {2}
+        assert np.array_equal(scored.positions, expected.positions)
+        assert np.allclose(scored.scores, expected.scores, rtol=1e-5, atol=1e-6)
+
+
+def test_overlapping_scoring_scopes_restore_the_threads_only_when_the_last_one_ends():
+    first, second = one_blas_thread(), one_blas_thread()  # two outputs scored at once, ending out of order
+    with threadpool_limits(limits=2, user_api="blas"):
+        first.__enter__()
+        second.__enter__()
+        assert blas_threads() == {1}
+        first.__exit__(None, None, None)
+        assert blas_threads() == {1}  # the other output is still being scored
+        second.__exit__(None, None, None)
+        assert blas_threads() == {2}
+        with one_blas_thread(), one_blas_thread():  # nested
+            assert blas_threads() == {1}
+        assert blas_threads() == {2}
 
 
 def test_shares_from_candidates_match_shares_from_a_full_scan():
