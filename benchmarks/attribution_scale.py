@@ -212,13 +212,19 @@ def exact_blended_top(index: InfluenceIndex, query: np.ndarray, pixels: np.ndarr
     return best_positions[np.lexsort((best_positions, -best_scores))]
 
 
+def answered(index: InfluenceIndex, queries: Queries, number: int):
+    """Query ``number`` scored as a served index scores it (``candidates``; blended: ``blended_candidates``)."""
+    if queries.pixels is None:
+        return index.candidates(queries.features[number])
+    return index.blended_candidates(queries.features[number], queries.pixels[number])
+
+
 def search_recall(index: InfluenceIndex, queries: Queries, exact: list[np.ndarray]) -> tuple[float, list[float]]:
     """recall@50 of the candidates re-scored exactly against the full scan, and the per-query times."""
     recalls, seconds = [], []
-    for number, (query, answer) in enumerate(zip(queries.features, exact, strict=True)):
+    for number, (_, answer) in enumerate(zip(queries.features, exact, strict=True)):
         started = time.perf_counter()
-        scored = (index.candidates(query) if queries.pixels is None
-                  else index.blended_candidates(query, queries.pixels[number]))
+        scored = answered(index, queries, number)
         found = scored.positions[np.argsort(-scored.scores, kind="stable")][:TOP_K]
         seconds.append(time.perf_counter() - started)
         recalls.append(recall_at(found, answer))
@@ -232,14 +238,11 @@ def blas_threads_while_scoring() -> list[int]:
 
 
 def served_times(index: InfluenceIndex, queries: Queries) -> list[float]:
-    """Each query's time as a served index answers it (``candidates``; blended: ``blended_candidates``)."""
+    """Each query's time as a served index answers it."""
     seconds = []
-    for number, query in enumerate(queries.features):
+    for number in range(len(queries.features)):
         started = time.perf_counter()
-        if queries.pixels is None:
-            index.candidates(query)
-        else:
-            index.blended_candidates(query, queries.pixels[number])
+        answered(index, queries, number)
         seconds.append(time.perf_counter() - started)
     return seconds
 
@@ -428,7 +431,8 @@ def main(argv: list[str] | None = None) -> dict:
                      "graph_degree": GRAPH_DEGREE, "search": "FAISS HNSW over 8-bit codes, inner product",
                      "top_k": TOP_K, "rows_dtype": args.rows_dtype, "pixels_dtype": "uint8 (pixel codes)",
                      "rows_while_timed": "in memory" if args.resident else "memory-mapped", "threads": args.threads,
-                     "blas_threads_while_scoring": blas_threads_while_scoring(), "timed_queries": args.timed_queries, "cores": os.cpu_count(), "faiss": faiss.__version__,
+                     "blas_threads_while_scoring": blas_threads_while_scoring(),
+                     "timed_queries": args.timed_queries, "cores": os.cpu_count(), "faiss": faiss.__version__,
                      "synthetic": "Gaussian with the real view's rows' (and pixel codes') mean and covariance"},
         "notes": "Per output, both views: p50_ms, p95_ms and memory_mib are the sums of the views' (a p95 of "
                  "sums is at most the sum of the p95s), recall_at_50 the lower of the two. Each view's p50/p95: "
@@ -437,8 +441,7 @@ def main(argv: list[str] | None = None) -> dict:
                  "union of their candidates), over --timed-queries queries drawn like the others and timed before any "
                  "full scan, with one BLAS thread (provenance.influence_search.one_blas_thread, as the product "
                  "scores); recall and the candidate sweep use the --queries queries; rows_while_timed: in memory, "
-                 "as a served "
-                 "index holds them, or memory-mapped (read through the page cache); memory_mib: the searches' "
+                 "as a served index holds them, or memory-mapped (read through the page cache); memory_mib: the searches' "
                  "compact rows and bases, beside the rows themselves (rows_on_disk_mib).",
     }
     return publish(report, args.out)
