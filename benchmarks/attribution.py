@@ -45,10 +45,15 @@ t = 100/500/900) splitting its pool (contributor LDS, planted shares, paid autho
 ``pixel_nn``, ``pro_rata`` and ``random``, and the evidence view blended with pixel similarity
 (``blend:W*dtrak_relative+pixel_nn``, each query's scores standardised; not served yet); with ``--unlearning``, also attribution by unlearning (``unlearning``: each output forgotten by
 gradient ascent on a copy of the UNet, every training image scored by the rise of its own loss; Wang et al.,
-NeurIPS 2024 -- the method of the product's dispute check, ``training.unlearning``). ``--variant`` adds the
-same methods on other feature configs (more timesteps, a larger projection, another damping: ``METHOD@NAME``)
-and ``--ensemble`` averages methods (timestep or config ensembles, or kernel scores with unlearning) after
-standardising each query's scores.
+NeurIPS 2024 -- the method of the product's dispute check, ``training.unlearning``). DAS (Lin et al., ICLR
+2025; the product's ``das`` normalisation): ``das``, the raw scores times each training image's denoising
+residual over one less its leverage (a Newton leave-one-out step), and ``das_residual``, the residual weight
+alone, on every view, also blended with pixels like the evidence view. ``--variant`` adds the
+same methods on other feature configs (more timesteps, a larger projection, another damping: ``METHOD@NAME``);
+``--checkpoint-ensemble K`` replays the full model's training and scores every method with its weights at K - 1
+earlier steps too (``METHOD#STEP``), and averages each method over those checkpoints and the final weights
+(``ckpt:METHOD``); ``--ensemble`` averages methods (timestep or config ensembles, or kernel scores with
+unlearning). Averages are of each query's standardised scores.
 
 Trained models are cached under ``--work`` so an interrupted run resumes where it stopped.
 
@@ -63,6 +68,7 @@ import io
 import json
 import os
 import random
+import shutil
 import sys
 import tarfile
 import time
@@ -80,6 +86,7 @@ sys.path.insert(0, str(ROOT))
 
 from provenance.influence import (
     WITH_CALIBRATION_OUTPUTS,
+    WITH_RESIDUALS,
     InfluenceConfig,
     InfluenceIndex,
     blend,
@@ -91,7 +98,7 @@ from provenance.influence import (
 from recipes import PRESETS, base_recipe
 from training.attribution_features import Attributor
 from training.data import TrainingExample
-from training.engine import train
+from training.engine import DiffusionTrainer, train
 from training.pipelines import load_pipeline
 from training.unlearning import Unlearner, UnlearningConfig
 
@@ -156,16 +163,62 @@ def load_items(tgz: Path, subset: int, planted: int, seed: int) -> list[Item]:
     return items
 
 
+def benchmark_recipe(steps: int, seed: int, preset: str | None):
+    """Every model's recipe here. No minutes budget: a counterfactual must train exactly the steps of the model it
+    is compared with."""
+    return base_recipe(**{**(PRESETS[preset] if preset else {}), "max_train_steps": steps, "seed": seed,
+                          "max_train_minutes": None, "checkpoint_every": 0, "validation_every": 0,
+                          "validation_prompts": ()})
+
+
+def train_stages(work: Path, items: list[Item], steps: int, seed: int, preset: str | None, stages: int,
+                 full_path: Path) -> tuple[list[tuple[int, Path]], float]:
+    """The full model's training once more, exporting its weights (EMA weights where the recipe keeps them, as a
+    checkpoint does) at ``stages - 1`` evenly spaced steps before the last: the checkpoints a training job
+    keeps, for a checkpoint ensemble (TRAK). Returns those (step, pipeline folder)s and the largest difference
+    between this run's final UNet weights and the full model's (0: the same training, replayed)."""
+    folder = work / "full-stages"
+    done = folder / "stages.json"
+    recipe = benchmark_recipe(steps, seed, preset)
+    if done.is_file():
+        cached = json.loads(done.read_text())
+        if cached["recipe"] != recipe.to_dict() or len(cached["stages"]) != stages - 1:
+            raise SystemExit(f"{done} holds other stages: use a new --work")
+        return [(step, Path(path)) for step, path in cached["stages"]], cached["final_weights_max_difference"]
+    if folder.exists():
+        shutil.rmtree(folder)
+    started = time.perf_counter()
+    trainer = DiffusionTrainer(folder / "run", recipe, [item.example() for item in items])
+    exported: list[tuple[int, Path]] = []
+    try:
+        trainer.prepare()
+        for k in range(1, stages):
+            step = round(steps * k / stages)
+            trainer.fit(until_step=step)
+            target = folder / f"step-{step}"
+            shutil.copytree(trainer.export().model_path, target)
+            exported.append((step, target))
+        trainer.fit()
+        replayed = trainer.export().model_path
+    finally:
+        trainer.close()
+    difference = max(float((a - b).abs().max()) for a, b in zip(
+        load_pipeline(replayed, device="cpu").unet.state_dict().values(),
+        load_pipeline(full_path, device="cpu").unet.state_dict().values(), strict=True))
+    done.write_text(json.dumps({"stages": [[step, str(path)] for step, path in exported], "recipe": recipe.to_dict(),
+                                "final_weights_max_difference": difference}))
+    log(f"trained the full model again in {stages} stages ({time.perf_counter() - started:.0f} s); final weights "
+        f"differ from the full model's by at most {difference:.3g}")
+    return exported, difference
+
+
 def train_model(work: Path, name: str, items: list[Item], steps: int, seed: int,
                 withheld: frozenset[str] = frozenset(), preset: str | None = None) -> Path:
     """``withheld``: example ids kept in the data order but never learnt from (a paired counterfactual);
     ``preset``: train a product preset's recipe (``quality``...) instead of the tiny base recipe."""
     done = work / name / "model.json"
     examples = sorted(item.example_id for item in items if item.example_id not in withheld)
-    # no minutes budget: a counterfactual must train exactly the steps of the model it is compared with
-    recipe = base_recipe(**{**(PRESETS[preset] if preset else {}), "max_train_steps": steps, "seed": seed,
-                            "max_train_minutes": None, "checkpoint_every": 0, "validation_every": 0,
-                            "validation_prompts": ()})
+    recipe = benchmark_recipe(steps, seed, preset)
     if done.is_file():
         cached = json.loads(done.read_text())
         if cached.get("examples", examples) != examples or cached.get("withheld", []) != sorted(withheld):
@@ -319,7 +372,8 @@ DEFAULT_TGZ = os.environ.get("FOUNDRY_OPENMOJI_TGZ", str(ROOT.parent / "shared" 
 
 
 METHOD_OF_NORMALISATION = {"none": "dtrak", "self": "dtrak_relative", "calibrated": "dtrak_calibrated",
-                           "centered": "dtrak_centered_kernel", "centered_calibrated": "dtrak_centered_calibrated"}
+                           "centered": "dtrak_centered_kernel", "centered_calibrated": "dtrak_centered_calibrated",
+                           "das": "das"}
 """The benchmark's name of the kernel scores under each of the product's normalisations."""
 
 
@@ -329,11 +383,14 @@ def influence_methods(indexes: dict[str, InfluenceIndex], queries: np.ndarray) -
     self-influence (``dtrak_relative``, RelatIF) or standardised on the model's own outputs for other captions
     (``dtrak_calibrated``), or of features centred on those outputs' mean (``dtrak_centered_kernel``); and,
     for comparison, the raw scores divided by the row's feature norm (``dtrak_unit``)
-    or less the row's mean on the calibration outputs (``dtrak_centered``)."""
+    or less the row's mean on the calibration outputs (``dtrak_centered``); and DAS (``das``: times the row's
+    denoising residual over one less its leverage) beside its residual weighting alone, without the
+    leave-one-out step (``das_residual``)."""
     methods = {METHOD_OF_NORMALISATION[normalisation]: np.stack([index.scores(q) for q in queries]).astype(np.float64)
                for normalisation, index in indexes.items()}
     norms = np.linalg.norm(indexes["none"].rows.astype(np.float64), axis=1)
     methods["dtrak_unit"] = methods["dtrak"] / np.maximum(norms, 1e-12)
+    methods["das_residual"] = methods["dtrak"] * indexes["das"].residuals.astype(np.float64)
     if "calibrated" in indexes:  # the raw scores less each row's mean over the calibration outputs, not rescaled
         usual = np.mean([indexes["none"].scores(c) for c in indexes["calibrated"].calibration], axis=0)
         methods["dtrak_centered"] = methods["dtrak"] - usual.astype(np.float64)
@@ -351,17 +408,19 @@ gradient score's)."""
 
 
 def add_pixel_blends(table: dict[str, np.ndarray], served: dict[str, tuple[str, float]] | None = None,
-                     evidence: str = "dtrak_relative") -> None:
+                     evidences: tuple[str, ...] = ("dtrak_relative", "das")) -> None:
     """``blend:W*EVIDENCE+pixel_nn``: W times the evidence method's standardised scores plus (1 - W) times pixel
     similarity's, per query -- as a version 4 index scores its evidence view (``served``: each blended evidence
     view a config serves, by name, with its gradient method and pixel weight). On stop 36's dump
     (``contributor_shares.py``) ¼ + ¾ beat both parts on per-image LDS; measured here on every run, so a blended
-    evidence view is judged on fresh models, not the one it was found on."""
+    evidence view is judged on fresh models, not the one it was found on. DAS is blended the same way, so the
+    evidence view it could become is compared with the one served."""
     if "pixel_nn" not in table:
         return
     blends = dict(served or {})
-    if evidence in table:
-        blends.update({f"blend:{1 - w:g}*{evidence}+pixel_nn": (evidence, w) for w in PIXEL_BLEND_WEIGHTS})
+    for evidence in evidences:
+        if evidence in table:
+            blends.update({f"blend:{1 - w:g}*{evidence}+pixel_nn": (evidence, w) for w in PIXEL_BLEND_WEIGHTS})
     for name, (gradient, pixel_weight) in blends.items():
         table[name] = ((1 - pixel_weight) * per_query_standardised(table[gradient])
                        + pixel_weight * per_query_standardised(table["pixel_nn"]))
@@ -478,6 +537,41 @@ def choose_default(lds: dict, contributor_lds: dict, hubs: dict, oracle_report: 
                + contributor_lds.get(f"paid:{method}", contributor_lds.get(method, {})).get("mean", 0.0))
 
 
+def feature_config_of(dumped: str) -> str:
+    """The ``variants`` key of a dumped view: "@served", "@pay" and a checkpoint's ("#STEP", "#STEP@pay") are the
+    served config's views, "@NAME" and "@NAME@pay" a variant's."""
+    name = dumped.removesuffix("@pay")
+    return "" if name in ("", "@served") or name.startswith("#") else name
+
+
+def add_view_methods(methods: dict, oracle_methods: dict, feature_dump: dict, *, variant: InfluenceConfig,
+                     suffix: str, features: np.ndarray, residuals: np.ndarray, calibration: np.ndarray | None,
+                     queried: np.ndarray, oracle_positions: list[int], assets: list, contributors: list) -> None:
+    """Every normalisation's scores on each view of one feature pass (a split config's views are METHOD and
+    METHOD@pay), for the queries and for the oracle's training images, named METHOD + ``suffix`` + view."""
+    def view(array, position):
+        return None if array is None else array[:, position]
+
+    views = [("", features, calibration, queried, residuals)] if not variant.split else [
+        (view_suffix, view(features, n), view(calibration, n), view(queried, n), view(residuals, n))
+        for n, view_suffix in enumerate(("", "@pay"))]
+    for view_suffix, view_features, view_calibration, view_queries, view_residuals in views:
+        view_config = variant.view_config(1 if view_suffix else 0)
+        indexes = {normalisation: InfluenceIndex.build(
+            view_features, asset_ids=assets, contributor_ids=contributors,
+            config=replace(view_config, normalisation=normalisation), fingerprint={"benchmark": "attribution"},
+            calibration=view_calibration if normalisation in WITH_CALIBRATION_OUTPUTS else None,
+            residuals=view_residuals if normalisation in WITH_RESIDUALS else None)
+            for normalisation in METHOD_OF_NORMALISATION}
+        name = f"{suffix}{view_suffix}"
+        feature_dump[name or "@served"] = {"features": view_features, "calibration": view_calibration,
+                                           "queries": view_queries, "residuals": view_residuals}
+        for method, matrix in influence_methods(indexes, view_queries).items():
+            methods[method + name] = matrix
+        for method, matrix in influence_methods(indexes, view_features[oracle_positions]).items():
+            oracle_methods[method + name] = matrix
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tgz", default=DEFAULT_TGZ)
@@ -521,6 +615,10 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[],
                         help="another feature config, NAME=key:value;key:value (timesteps as 100|500|900); its "
                              "methods are reported as METHOD@NAME")
+    parser.add_argument("--checkpoint-ensemble", type=int, default=0,
+                        help="K >= 2: also score with the full model's weights at K evenly spaced steps of its training "
+                             "(the checkpoints a job keeps), every method as METHOD#STEP, and their mean per-query "
+                             "standardised scores as ckpt:METHOD (TRAK's ensemble over checkpoints)")
     parser.add_argument("--ensemble", action="append", default=[],
                         help="NAME=METHOD+METHOD...: the mean of those methods' per-query standardised scores")
     parser.add_argument("--loss-draws", type=int, default=4,
@@ -588,7 +686,8 @@ def main() -> None:
     for suffix, variant in variants.items():
         variant_attributor = attributor if suffix == "" else Attributor(pipeline, variant)
         started = time.perf_counter()
-        features = variant_attributor.features_of_many((item.image(), item.caption) for item in items)
+        features, residuals = variant_attributor.index_rows_of_many(((item.image(), item.caption) for item in items),
+                                                                    residuals=True)  # every view's das method
         feature_s = time.perf_counter() - started
         # one set of calibration outputs per feature config: their prompts and seeds do not depend on the
         # normalisation that uses them
@@ -598,7 +697,8 @@ def main() -> None:
         served = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=variant,
                                       fingerprint={"benchmark": "attribution"},
                                       calibration=calibration if variant.uses_calibration_outputs else None,
-                                      pixels=train_codes if variant.blends_pixels else None)
+                                      pixels=train_codes if variant.blends_pixels else None,
+                                      residuals=residuals if variant.uses_residuals else None)
         build_s = time.perf_counter() - started
         attribution_times, query_features, served_evidence = [], [], []
         for (prompt, _, _), image in zip(queries, outputs, strict=True):
@@ -611,24 +711,9 @@ def main() -> None:
             attribution_times.append(time.perf_counter() - started)
             served_evidence.append(scored.evidence)
         queried = np.stack(query_features)
-        # every normalisation on each view's features: a split config's views are METHOD and METHOD@pay
-        views = [("", features, calibration, queried)] if not variant.split else [
-            ("", features[:, 0], calibration[:, 0], queried[:, 0]),
-            ("@pay", features[:, 1], calibration[:, 1], queried[:, 1])]
-        for view_suffix, view_features, view_calibration, view_queries in views:
-            view_config = variant.view_config(1 if view_suffix else 0)
-            indexes = {normalisation: InfluenceIndex.build(
-                view_features, asset_ids=assets, contributor_ids=contributors,
-                config=replace(view_config, normalisation=normalisation), fingerprint={"benchmark": "attribution"},
-                calibration=view_calibration if normalisation in WITH_CALIBRATION_OUTPUTS else None)
-                for normalisation in METHOD_OF_NORMALISATION}
-            name = f"{suffix}{view_suffix}"
-            feature_dump[name or "@served"] = {"features": view_features, "calibration": view_calibration,
-                                               "queries": view_queries}
-            for method, matrix in influence_methods(indexes, view_queries).items():
-                methods[method + name] = matrix
-            for method, matrix in influence_methods(indexes, view_features[oracle_positions]).items():
-                oracle_methods[method + name] = matrix
+        add_view_methods(methods, oracle_methods, feature_dump, variant=variant, suffix=suffix, features=features,
+                         residuals=residuals, calibration=calibration, queried=queried,
+                         oracle_positions=oracle_positions, assets=assets, contributors=contributors)
         if variant.split:
             evidence = METHOD_OF_NORMALISATION[variant.normalisation] + suffix
             if variant.blends_pixels:  # version 4: the evidence view is that method blended with pixel similarity
@@ -644,6 +729,35 @@ def main() -> None:
         if suffix == "":
             index_s, attribution_s, served_feature_s = build_s, attribution_times, feature_s
         log(f"index{suffix or ' (served config)'}: {len(items)} examples in {build_s:.1f} s")
+    if args.checkpoint_ensemble >= 2:
+        served_methods = [m for m in methods if not any(mark in m.split("@pay")[0] for mark in ("@", "#"))]
+        stages, replay_difference = train_stages(work, items, args.steps, seed=0, preset=args.preset,
+                                                 stages=args.checkpoint_ensemble, full_path=full_path)
+        stage_query_s: list[float] = []  # each earlier checkpoint's features of one output
+        for step, folder in stages:
+            started = time.perf_counter()
+            stage_pipeline = load_pipeline(folder, device="cpu")
+            stage = Attributor(stage_pipeline, config)
+            features, residuals = stage.index_rows_of_many(((item.image(), item.caption) for item in items),
+                                                           residuals=True)
+            calibration = Attributor(stage_pipeline, replace(config, normalisation="calibrated")).calibration_features(
+                spare, guidance_scale=GENERATE["guidance_scale"], steps=GENERATE["num_inference_steps"])
+            query_started = time.perf_counter()
+            queried = np.stack([stage.features(image, prompt) for (prompt, _, _), image in zip(queries, outputs,
+                                                                                             strict=True)])
+            stage_query_s.append((time.perf_counter() - query_started) / len(queries))
+            add_view_methods(methods, oracle_methods, feature_dump, variant=config, suffix=f"#{step}",
+                             features=features, residuals=residuals, calibration=calibration, queried=queried,
+                             oracle_positions=oracle_positions, assets=assets, contributors=contributors)
+            log(f"checkpoint at step {step}: every method in {time.perf_counter() - started:.0f} s")
+        for method in served_methods:  # the final weights and each earlier checkpoint, equally weighted
+            base, _, view = method.partition("@")
+            members = [method] + [f"{base}#{step}{'@' + view if view else ''}" for step, _ in stages]
+            for table in (methods, oracle_methods):
+                table[f"ckpt:{method}"] = np.mean([per_query_standardised(table[m]) for m in members], axis=0)
+        costs["checkpoint_ensemble"] = {"members": [step for step, _ in stages] + [args.steps],
+                                        "final_weights_max_difference": replay_difference,
+                                        "extra_features_s_per_output": round(sum(stage_query_s), 4)}
     unlearning_config = UnlearningConfig()
     if args.unlearning:
         probes = [(item.image(), item.caption) for item in items]
@@ -789,8 +903,7 @@ def main() -> None:
             removed=np.array([contributor_index[contributor_uuid[name]] for name in removed_contributors], dtype=int),
             alpha=np.array(float(alpha)), method_names=np.array(list(methods)),
             oracle_names=np.array(list(oracle_methods)), feature_configs=np.array(list(feature_dump)),
-            damping=np.array([variants["" if name == "@served" else name.removesuffix("@pay")].damping
-                              for name in feature_dump]),
+            damping=np.array([variants[feature_config_of(name)].damping for name in feature_dump]),
             splits=np.array([f"{split}={evidence}/{payment}" for split, (evidence, payment) in splits.items()]),
             **{f"{kind}_{n}": array for n, arrays in enumerate(feature_dump.values()) for kind, array in arrays.items()},
             **({"lds_masks": np.stack(masks), "lds_losses": actual} if masks else {}),

@@ -31,6 +31,17 @@ most outputs and would collect royalties for all of them:
   model -- a hub of the centred view -- is credited only for how far an output stands out of its usual range.
   As the payment view it lowered hubness (0.125 against 0.175) but its paid contributor LDS fell to 0.41 from
   the centred view's 0.55 (``benchmarks/results/attribution_cpu_payment_calibrated.json``): not the default;
+- ``das``: the Diffusion Attribution Score (DAS, Lin et al., ICLR 2025) in its linearised form, as its authors
+  compute it on their benchmarks: the raw score times the training image's denoising residual e_i (how far the
+  model's own prediction for it misses its target, at the view's timesteps and fixed noise), divided by
+  1 - h_i with h_i = phi_i^T (Phi^T Phi + lambda I)^-1 phi_i the image's leverage (the Newton step of leaving it
+  out of the fit),
+
+      score(i, q) = phi_i^T (Phi^T Phi + lambda I)^-1 phi_q * e_i / (1 - h_i).
+
+  DAS compares the model's noise predictions with and without an image rather than losses: the parameters move
+  along the image's Jacobian weighted by its residual, so an image the model already reproduces pulls no
+  further. The index keeps each row's residual (``InfluenceIndex.residuals``);
 - ``none``: raw scores (version 1).
 
 Version 3 splits the two jobs a score does, because no one score does both well (``benchmarks/results/
@@ -92,7 +103,9 @@ feature pass, one ranking the evidence and one splitting the pool (``payment_*``
 normalised as ``normalisation`` says; 1: raw kernel scores. An index or generation recorded under an older
 version keeps its recorded settings: it is scored as it was."""
 VERSIONS = ("1", "2", "3", VERSION)
-NORMALISATIONS = ("none", "self", "calibrated", "centered", "centered_calibrated")
+NORMALISATIONS = ("none", "self", "calibrated", "centered", "centered_calibrated", "das")
+WITH_RESIDUALS = ("das",)
+"""Normalisations that weigh each training image by its denoising residual (the index keeps them)."""
 WITH_CALIBRATION_OUTPUTS = ("calibrated", "centered", "centered_calibrated")
 """Normalisations that need the model's own outputs (``calibration_outputs``) to build an index."""
 CENTERED = ("centered", "centered_calibrated")
@@ -191,6 +204,11 @@ class InfluenceConfig:
         """Whether the evidence view's scores blend in pixel similarity (version 4): indexes keep pixel codes
         (``pixel_codes``) and every output is scored with its own pixel row (``pixel_row``)."""
         return self.pixel_weight > 0
+
+    @property
+    def uses_residuals(self) -> bool:
+        """Whether building an index takes each training image's denoising residual (``WITH_RESIDUALS``)."""
+        return any(normalisation in WITH_RESIDUALS for normalisation, _ in self.views())
 
     @property
     def uses_calibration_outputs(self) -> bool:
@@ -367,6 +385,8 @@ class InfluenceIndex:
     same, and grow by rows."""
     pixel_search: CandidateSearch | None = None
     """A large blended index's search over its pixel rows: its candidates join the gradient search's."""
+    residuals: np.ndarray | None = None
+    """(N,) float32 denoising residual of every training image, for a ``das`` view; None otherwise."""
     _solver: np.ndarray | None = field(default=None, repr=False)
     _standardisation: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _moments: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = field(default=None,
@@ -376,16 +396,25 @@ class InfluenceIndex:
     @classmethod
     def build(cls, features: np.ndarray, *, asset_ids: Sequence[uuid.UUID], contributor_ids: Sequence[uuid.UUID],
               config: InfluenceConfig, fingerprint: Mapping[str, str], calibration: np.ndarray | None = None,
-              pixels: np.ndarray | None = None, search_min_rows: int = SEARCH_MIN_ROWS) -> InfluenceIndex:
+              pixels: np.ndarray | None = None, residuals: np.ndarray | None = None,
+              search_min_rows: int = SEARCH_MIN_ROWS) -> InfluenceIndex:
         """``features``: (N, d) of a one-view config, (N, 2, d) of a split one (evidence, payment), and the
-        calibration outputs' likewise; ``pixels``: (N, 3 size^2) ``pixel_codes`` when the config blends them."""
+        calibration outputs' likewise; ``pixels``: (N, 3 size^2) ``pixel_codes`` when the config blends them;
+        ``residuals``: (N,) or (N, 2) denoising residuals (``Attributor.residuals_of_many``) when a view is ``das``."""
         pixels = cls._checked_pixels(pixels, config, len(asset_ids))
+        if (residuals is None) == config.uses_residuals:
+            raise ValueError("denoising residuals are for a das index: the config "
+                             f"{'asks for them' if config.uses_residuals else 'has no das view'}, "
+                             f"{'none' if residuals is None else 'some'} given")
         if not config.split:
             return cls._build_view(features, asset_ids=asset_ids, contributor_ids=contributor_ids, config=config,
-                                   fingerprint=fingerprint, calibration=calibration, search_min_rows=search_min_rows)
+                                   fingerprint=fingerprint, calibration=calibration, residuals=residuals,
+                                   search_min_rows=search_min_rows)
         features = np.asarray(features)
         if features.ndim != 3 or features.shape[1] != 2:
             raise ValueError("a split config's features are (examples, 2 views, dimension)")
+        if residuals is not None and np.shape(residuals) != (len(features), 2):
+            raise ValueError("a split config's residuals are (examples, 2 views)")
         views = []
         for view in range(2):
             view_config = config.view_config(view)
@@ -397,7 +426,8 @@ class InfluenceIndex:
                 view_calibration = np.asarray(calibration)[:, view]
             views.append(cls._build_view(features[:, view], asset_ids=asset_ids, contributor_ids=contributor_ids,
                                          config=view_config, fingerprint=fingerprint, calibration=view_calibration,
-                                         search_min_rows=search_min_rows))
+                                         residuals=np.asarray(residuals)[:, view] if view_config.uses_residuals
+                                         else None, search_min_rows=search_min_rows))
         evidence, payment = views
         evidence.config, evidence.payment, evidence.pixels = config.as_dict(), payment, pixels
         if pixels is not None and evidence.search is not None:
@@ -421,10 +451,12 @@ class InfluenceIndex:
     @classmethod
     def _build_view(cls, features: np.ndarray, *, asset_ids: Sequence[uuid.UUID],
                     contributor_ids: Sequence[uuid.UUID], config: InfluenceConfig, fingerprint: Mapping[str, str],
-                    calibration: np.ndarray | None, search_min_rows: int) -> InfluenceIndex:
+                    calibration: np.ndarray | None, residuals: np.ndarray | None,
+                    search_min_rows: int) -> InfluenceIndex:
         phi = np.asarray(features, dtype=np.float32)
         if phi.ndim != 2 or phi.shape[0] != len(asset_ids) or len(asset_ids) != len(contributor_ids):
             raise ValueError("one feature row per asset, with its contributor")
+        residuals = _checked_residuals(residuals, len(phi))
         if (calibration is None) == config.uses_calibration_outputs:
             raise ValueError(f"calibration features are for a {' or '.join(WITH_CALIBRATION_OUTPUTS)} index: the "
                              f"config asks for {config.calibration_outputs if config.uses_calibration_outputs else 0}, "
@@ -435,7 +467,7 @@ class InfluenceIndex:
                 raise ValueError(f"calibration features must be ({config.calibration_outputs}, {phi.shape[1]})")
         gram = phi.astype(np.float64).T @ phi.astype(np.float64)
         index = cls(list(asset_ids), list(contributor_ids), phi, config.as_dict(), dict(fingerprint), gram,
-                    calibration=calibration)
+                    calibration=calibration, residuals=residuals)
         if len(phi) >= search_min_rows:
             index.search = index.new_search()
         return index
@@ -488,7 +520,7 @@ class InfluenceIndex:
         return ScaledRows(self.rows, None, centre)
 
     def _rescaled(self) -> bool:
-        return self._normalisation() in ("self", "calibrated", "centered_calibrated")
+        return self._normalisation() in ("self", "calibrated", "centered_calibrated", "das")
 
     def _centre(self) -> np.ndarray | None:
         """The mean feature of the calibration outputs (float64) of a centred index; None otherwise."""
@@ -505,11 +537,15 @@ class InfluenceIndex:
 
     def extend(self, features: np.ndarray, *, asset_ids: Sequence[uuid.UUID], contributor_ids: Sequence[uuid.UUID],
                fingerprint: Mapping[str, str], pixels: np.ndarray | None = None,
-               search_min_rows: int = SEARCH_MIN_ROWS) -> None:
+               residuals: np.ndarray | None = None, search_min_rows: int = SEARCH_MIN_ROWS) -> None:
         """Add rows (new training images of the same model space): the kernel gains their outer products and
         the search their compact rows; scores equal those of an index built from all rows at once. A
         normalised index's per-row scales depend on the kernel, so every row's changes: its search is refitted.
-        A split index takes (N, 2, d) features and grows both views; a blended one, their pixel rows too."""
+        A split index takes (N, 2, d) features and grows both views; a blended one, their pixel rows too; a das
+        view, their residuals ((N,), or (N, 2) for a split index)."""
+        if (residuals is None) != (self.residuals is None and (self.payment is None or
+                                                               self.payment.residuals is None)):
+            raise ValueError("a das index grows by one denoising residual per example, any other by none")
         if (pixels is None) != (self.pixels is None) or (
                 pixels is not None and np.shape(pixels) != (len(asset_ids), self.pixels.shape[1])):
             raise ValueError("a blended index grows by one pixel row per example, any other by none")
@@ -519,15 +555,21 @@ class InfluenceIndex:
             features = np.asarray(features)
             if features.ndim != 3 or features.shape[1] != 2:
                 raise ValueError("a split index grows by (examples, 2 views, dimension) features")
+            if residuals is not None and np.shape(residuals) != (len(features), 2):
+                raise ValueError("a split index grows by (examples, 2 views) residuals")
             self.payment.extend(features[:, 1], asset_ids=asset_ids, contributor_ids=contributor_ids,
-                                fingerprint=fingerprint, search_min_rows=search_min_rows)
+                                fingerprint=fingerprint, search_min_rows=search_min_rows,
+                                residuals=None if self.payment.residuals is None else np.asarray(residuals)[:, 1])
             features = features[:, 0]
+            residuals = None if self.residuals is None else np.asarray(residuals)[:, 0]
         if self.gram is None:
             raise ValueError("an index saved with pre-multiplied rows cannot grow: rebuild it")
         phi = np.asarray(features, dtype=np.float32)
         if phi.ndim != 2 or phi.shape[1] != self.rows.shape[1] or len(phi) != len(asset_ids) \
                 or len(asset_ids) != len(contributor_ids):
             raise ValueError("one feature row per asset, with its contributor, in the index's dimension")
+        if self.residuals is not None:
+            self.residuals = np.concatenate([self.residuals, _checked_residuals(residuals, len(phi))])
         self.rows = np.concatenate([self.rows, phi])
         self.gram = self.gram + phi.astype(np.float64).T @ phi.astype(np.float64)
         self.asset_ids += list(asset_ids)
@@ -594,7 +636,7 @@ class InfluenceIndex:
     def _standardised(self, chunk: int = 100_000) -> tuple[np.ndarray | None, np.ndarray]:
         """(the shift of every solved query: the calibration outputs' mean solution, or None; each row's
         scale: the root of its self-influence, or its spread of scores over the calibration outputs, centred
-        ones' for a centred index)."""
+        ones' for a centred index, or for a das one (1 - h_i) / e_i, its leverage's complement over its residual)."""
         if self._standardisation is None:
             inverse = self._inverse_kernel()
             centre = self._centre()
@@ -608,8 +650,12 @@ class InfluenceIndex:
                 scale = np.concatenate([(block @ solved.T).std(axis=1) for block in blocks])
             else:
                 shift = None
-                scale = np.sqrt(np.maximum(np.concatenate([np.einsum("ij,ij->i", block @ inverse, block)
-                                                           for block in blocks]), 0.0))
+                leverage = np.maximum(np.concatenate([np.einsum("ij,ij->i", block @ inverse, block)
+                                                      for block in blocks]), 0.0)
+                if self._normalisation() == "das":  # a damped kernel keeps h_i below 1; the floor guards rounding
+                    scale = np.maximum(1.0 - leverage, 1e-6) / np.maximum(self.residuals.astype(np.float64), 1e-12)
+                else:
+                    scale = np.sqrt(leverage)
             floor = max(float(np.median(scale)) * 1e-3, 1e-12)  # a row that never varies is not infinitely sure
             self._standardisation = (shift, np.maximum(scale, floor).astype(np.float32))
         return self._standardisation
@@ -628,9 +674,9 @@ class InfluenceIndex:
     def candidates(self, query: np.ndarray) -> Scored:
         """Exact scores of the rows that can be an output's most influential: every row of a small index;
         for a large one, the candidates its search proposes."""
-        if self.search is None:
-            return Scored(np.arange(len(self.rows)), self.scores(query))
-        with one_blas_thread():
+        with one_blas_thread():  # a full scan too: threads left spinning slowed the next output's features 2x
+            if self.search is None:
+                return Scored(np.arange(len(self.rows)), self.scores(query))
             vector = self.query_vector(query)
             positions = np.sort(self.search.search(vector))
             return Scored(positions, self._scored(self.rows[positions] @ vector, vector, positions))
@@ -639,9 +685,9 @@ class InfluenceIndex:
         """A blended evidence view's exact scores (version 4): (1 - w) z(gradient) + w z(pixel similarity) of
         every row of a small index; of a large one's candidates, those of its gradient search and of its pixel
         search together (a row can lead the blend by either part)."""
-        if self.search is None:  # every row, read in place
-            return Scored(np.arange(len(self.rows)), self.blended_scores(query, pixels, slice(None)))
         with one_blas_thread():
+            if self.search is None:  # every row, read in place
+                return Scored(np.arange(len(self.rows)), self.blended_scores(query, pixels, slice(None)))
             vector, pixels = self.query_vector(query), np.asarray(pixels, dtype=np.float32)
             positions = np.union1d(self.search.search(vector), self.pixel_search.search(pixels))
             return Scored(positions, self._blended(vector, pixels, positions))
@@ -724,6 +770,8 @@ class InfluenceIndex:
                                f"{name}_graph": search.to_bytes(), f"{name}_candidates": np.array(search.candidates)})
         if self.pixels is not None:
             arrays["pixels"] = self.pixels
+        if self.residuals is not None:
+            arrays["residuals"] = self.residuals
         return arrays
 
     @classmethod
@@ -747,7 +795,19 @@ class InfluenceIndex:
             if f"{prefix}{name}_graph" in data else None for name in ("search", "pixel_search"))
         return cls(list(assets), list(contributors), rows, dict(ast.literal_eval(str(data[f"{prefix}config"]))),
                    dict(fingerprint), data.get(f"{prefix}gram"), search, data.get(f"{prefix}calibration"),
-                   pixels=data.get(f"{prefix}pixels"), pixel_search=pixel_search)
+                   pixels=data.get(f"{prefix}pixels"), pixel_search=pixel_search,
+                   residuals=data.get(f"{prefix}residuals"))
+
+
+def _checked_residuals(residuals: np.ndarray | None, count: int) -> np.ndarray | None:
+    """One finite, non-negative residual per row (float32), or None."""
+    if residuals is None:
+        return None
+    residuals = np.asarray(residuals, dtype=np.float32)
+    if residuals.shape != (count,) or not np.all(np.isfinite(residuals)) or np.any(residuals < 0):
+        raise ValueError(f"one finite, non-negative denoising residual per row: ({count},), "
+                         f"{residuals.shape} given")
+    return residuals
 
 
 def _mean_and_covariance(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

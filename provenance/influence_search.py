@@ -127,14 +127,17 @@ class _BlasThreads:
 
 @contextmanager
 def one_blas_thread():
-    """Score a searched query with one BLAS thread, then give the BLAS libraries back their threads.
+    """Score a query with one BLAS thread, then give the BLAS libraries back their threads.
 
     A searched query's arithmetic is a few memory-bound products (the solve, the candidates' rows), while BLAS
     threads left spinning after a call took the core the search was about to run on: on a 2-core machine
     with two BLAS threads about one query in fifty stalled for 20-110 ms, in the solve, the search or the
     gather alike, and with 50 queries those few stalls made the p95 (10^6 rows: 51.9 ms per output). With one
     thread the p95 is the queries' own: 46.5 ms at 10^6, for 4 ms more at the median
-    (``benchmarks/results/attribution_scale.json``, stop 40). Scopes nest and overlap (counted under a lock):
+    (``benchmarks/results/attribution_scale.json``, stop 40). A full scan of a small index is scored this way too:
+    after a scan with two BLAS threads, the next output's features (torch, on the same two cores) took 131 ms
+    instead of 61 (the benchmark's 1,020-image index, features and scoring alternating as when a request's outputs
+    are attributed one after another; stop 41). Scopes nest and overlap (counted under a lock):
     the first to enter limits the threads, the last to leave restores them. Best effort: the pthreads OpenBLAS
     bundled with numpy ignores a setting from another thread once the main thread has set one."""
     with _BlasThreads.lock:

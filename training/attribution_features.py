@@ -17,6 +17,7 @@ from PIL import Image
 from torch.func import functional_call, grad, vmap
 
 from provenance.influence import InfluenceConfig, InfluenceIndex, OutputScores, pixel_codes, pixel_row
+from training.losses import regression_target
 from training.pipelines import drawing_pipeline, pipeline_call_kwargs
 
 
@@ -206,6 +207,25 @@ class Featurizer:
         return torch.stack([torch.stack([self.sketch(row) for row in view]) for view in views], dim=1)
 
 
+    @torch.no_grad()
+    def residuals(self, samples: torch.Tensor, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
+        """(B, views): how far the model's prediction misses each example's training target, as the root mean
+        square over its values of (target - prediction) at the feature pass's timesteps and fixed noise,
+        averaged over each view's timesteps. The DAS normalisation (``provenance.influence``) weighs a training
+        image's influence by it: an image the model already reproduces exactly pulls its weights no further."""
+        device, dtype = self.parameters[0][1].device, self.parameters[0][1].dtype
+        count, examples = len(self.timesteps), len(samples)
+        t = self.timesteps.to(device).repeat(examples)
+        clean = samples.to(device, dtype).repeat_interleave(count, dim=0)
+        noise = self.noise.to(device, dtype).repeat(examples, 1, 1, 1)
+        noisy = self.scheduler.add_noise(clean, noise, t)
+        states = encoder_hidden_states.to(device, dtype).repeat_interleave(count, dim=0)
+        prediction = self.unet(noisy, t, encoder_hidden_states=states).sample[:, :clean.shape[1]]
+        missed = (regression_target(self.scheduler, clean, noise, t) - prediction).float()
+        per_timestep = missed.pow(2).flatten(1).mean(dim=1).sqrt().reshape(examples, count).cpu()
+        return torch.stack([per_timestep[:, view].mean(dim=1) for view in self.views], dim=1)
+
+
 class ExampleEncoder:
     """An image and its caption in the UNet's input space, exactly as the pipeline sees them.
 
@@ -327,13 +347,26 @@ class Attributor:
 
     def features_of_many(self, examples: Iterable[tuple[Image.Image, str]],
                          progress: Callable[[int], None] | None = None, batch: int = 16) -> np.ndarray:
+        """Training examples' features as an index takes them (``features``), ``batch`` at a time."""
+        return self.index_rows_of_many(examples, progress=progress, batch=batch, residuals=False)[0]
+
+    def index_rows_of_many(self, examples: Iterable[tuple[Image.Image, str]],
+                           progress: Callable[[int], None] | None = None, batch: int = 16,
+                           residuals: bool | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """What an index is built from, reading each training example once: its features, and its denoising
+        residuals (``Featurizer.residuals``) as the index takes them -- (N,) for a one-view config, (N, 2) for a
+        split one -- when ``residuals`` asks (default: when a view of the config is ``das``); else None."""
+        with_residuals = self.config.uses_residuals if residuals is None else residuals
         rows: list[np.ndarray] = []
+        misses: list[np.ndarray] = []
         pending: list[tuple[Image.Image, str]] = []
 
         def flush() -> None:
             samples = torch.stack([self.encoder.sample(image) for image, _ in pending])
             states = torch.stack([self.encoder.embed(caption) for _, caption in pending])
             rows.extend(self._as_indexed(self.featurizer.many(samples, states)))
+            if with_residuals:
+                misses.extend(self._as_indexed(self.featurizer.residuals(samples, states)[..., None])[..., 0])
             pending.clear()
             if progress is not None:
                 progress(len(rows))
@@ -344,5 +377,8 @@ class Attributor:
                 flush()
         if pending:
             flush()
-        empty = (0, 2, self.config.projection_dim) if self.config.split else (0, self.config.projection_dim)
-        return np.stack(rows) if rows else np.zeros(empty, dtype=np.float32)
+        dim = self.config.projection_dim
+        features = np.stack(rows) if rows else np.zeros((0, 2, dim) if self.config.split else (0, dim), np.float32)
+        if not with_residuals:
+            return features, None
+        return features, (np.stack(misses) if misses else np.zeros((0, 2) if self.config.split else (0,), np.float32))

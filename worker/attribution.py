@@ -101,14 +101,14 @@ def build_index(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache_d
 
     if progress is not None:
         progress(0, total)
-    features = attributor.features_of_many(examples(), progress=(lambda done: progress(done, total))
-                                           if progress is not None else None)
+    features, residuals = attributor.index_rows_of_many(examples(), progress=(lambda done: progress(done, total))
+                                                        if progress is not None else None)
     calibration = attributor.calibration_features((item.caption for item in inputs), guidance_scale=guidance_scale)
     index = InfluenceIndex.build(features, asset_ids=[i.asset_id for i in inputs],
                                  contributor_ids=[i.contributor_id for i in inputs], config=config,
                                  fingerprint=fingerprint, calibration=calibration,
                                  pixels=np.stack(pixels) if pixels else np.zeros((0, 3 * config.pixel_size ** 2), np.uint8)
-                                 if config.blends_pixels else None)
+                                 if config.blends_pixels else None, residuals=residuals)
     blob_sha256 = attribution_service.store_index(blob_store=blob_store, index=index)
     with sessions() as session, session.begin():
         row = attribution_service.record_index(session=session, model_id=model_id, index=index,

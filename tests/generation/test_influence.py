@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -179,6 +180,108 @@ def test_a_split_index_scores_evidence_and_payment_each_in_its_own_view(tmp_path
     assert np.allclose(grown.evidence.scores, rebuilt.evidence.scores, rtol=1e-4, atol=1e-5)
     assert np.allclose(grown.payment.scores, rebuilt.payment.scores, rtol=1e-4, atol=1e-5)
     assert loaded.payment.asset_ids == assets + more_assets
+
+
+def test_residuals_are_how_far_each_prediction_misses_its_target_per_view(tiny):
+    """Featurizer.residuals: the RMS of target - prediction at each timestep with the feature pass's fixed noise,
+    averaged over each view's timesteps; an example the model is pushed to fit better has a smaller one."""
+    pipeline, scheduler = tiny
+    assert scheduler.config.prediction_type == "v_prediction"
+    config = InfluenceConfig(timesteps=(700,), payment_timesteps=(200, 700), projection_dim=64)
+    featurize = Featurizer(pipeline.unet, scheduler, config, (3, 32, 32))
+    captions = ["red blocks", "blue blocks"]
+    samples = torch.stack([pixels(i) for i in range(len(captions))])
+    states = torch.cat([embed(pipeline, c) for c in captions])
+    residuals = featurize.residuals(samples, states)
+    assert residuals.shape == (2, 2)  # examples x (evidence, payment)
+    for example in range(2):
+        per_timestep = {}
+        for position, t in enumerate(config.feature_timesteps):
+            noise = featurize.noise[position][None]
+            timestep = torch.tensor([t])
+            noisy = scheduler.add_noise(samples[example][None], noise, timestep)
+            with torch.no_grad():
+                predicted = pipeline.unet(noisy, timestep, encoder_hidden_states=states[example][None]).sample
+            predicted = predicted[:, :3]  # this model also predicts its variance: the mean is what is compared
+            signal = scheduler.alphas_cumprod[t]  # a v-prediction model's target: sqrt(a) noise - sqrt(1 - a) x0
+            target = signal.sqrt() * noise - (1 - signal).sqrt() * samples[example][None]
+            per_timestep[t] = float((target - predicted).pow(2).mean().sqrt())
+        assert residuals[example, 0] == pytest.approx(per_timestep[700], rel=1e-4)
+        assert residuals[example, 1] == pytest.approx((per_timestep[200] + per_timestep[700]) / 2, rel=1e-4)
+    assert torch.equal(featurize.residuals(samples, states), residuals)  # deterministic
+
+
+def test_a_das_index_weighs_each_raw_score_by_the_rows_residual_over_one_less_its_leverage(tmp_path):
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(30, 8)).astype(np.float32)
+    residuals = rng.uniform(0.2, 2.0, size=30).astype(np.float32)
+    assets, contributors = [uuid.uuid4() for _ in range(30)], [uuid.uuid4() for _ in range(30)]
+    config = InfluenceConfig(projection_dim=8, normalisation="das", payment_timesteps=None)
+    assert config.uses_residuals and not replace(config, normalisation="self").uses_residuals
+    index = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=config,
+                                 fingerprint={}, residuals=residuals)
+    raw = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors,
+                               config=replace(config, normalisation="none"), fingerprint={})
+    phi = features.astype(np.float64)
+    kernel = phi.T @ phi
+    kernel += np.eye(8) * np.trace(kernel) / 8  # damping 1, relative to the mean diagonal
+    leverage = np.einsum("ij,ij->i", phi @ np.linalg.inv(kernel), phi)
+    assert np.all((leverage > 0) & (leverage < 1))
+    query = rng.normal(size=8).astype(np.float32)
+    expected = raw.scores(query) * residuals / (1 - leverage)
+    assert np.allclose(index.scores(query), expected, rtol=1e-4, atol=1e-6)
+    doubled = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=config,
+                                   fingerprint={}, residuals=np.where(np.arange(30) == 4, 2 * residuals, residuals))
+    assert doubled.scores(query)[4] == pytest.approx(2 * index.scores(query)[4], rel=1e-5)
+
+    index.save(tmp_path / "das.npz")
+    loaded = InfluenceIndex.load(tmp_path / "das.npz")
+    assert np.array_equal(loaded.residuals, residuals) and np.array_equal(loaded.scores(query), index.scores(query))
+    loaded.extend(features[:5] * 2, asset_ids=assets[:5], contributor_ids=contributors[:5], fingerprint={},
+                  residuals=residuals[:5])
+    whole = InfluenceIndex.build(np.concatenate([features, features[:5] * 2]), asset_ids=assets + assets[:5],
+                                 contributor_ids=contributors + contributors[:5], config=config, fingerprint={},
+                                 residuals=np.concatenate([residuals, residuals[:5]]))
+    assert np.allclose(loaded.scores(query), whole.scores(query), rtol=1e-4, atol=1e-6)
+
+    with pytest.raises(ValueError, match="residuals"):  # a das index without them, or another with them
+        InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=config, fingerprint={})
+    with pytest.raises(ValueError, match="residuals"):
+        InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=raw_config(config),
+                             fingerprint={}, residuals=residuals)
+    with pytest.raises(ValueError, match="residual"):  # negative, or one short
+        InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=config, fingerprint={},
+                             residuals=-residuals)
+    with pytest.raises(ValueError, match="residual"):
+        loaded.extend(features[:2], asset_ids=assets[:2], contributor_ids=contributors[:2], fingerprint={})
+
+
+def raw_config(config: InfluenceConfig) -> InfluenceConfig:
+    return replace(config, normalisation="none")
+
+
+def test_a_split_index_with_a_das_payment_view_keeps_the_residuals_of_that_view_only(tmp_path):
+    config = InfluenceConfig(projection_dim=16, calibration_outputs=4, pixel_weight=0.0, payment_normalisation="das")
+    features, _, assets, contributors = split_index_inputs()
+    residuals = np.random.default_rng(5).uniform(0.5, 1.5, size=(12, 2)).astype(np.float32)
+    index = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=config,
+                                 fingerprint={}, residuals=residuals)
+    assert index.residuals is None and np.array_equal(index.payment.residuals, residuals[:, 1])
+    payment_alone = InfluenceIndex.build(features[:, 1], asset_ids=assets, contributor_ids=contributors,
+                                         config=config.view_config(1), fingerprint={}, residuals=residuals[:, 1])
+    query = np.random.default_rng(1).normal(size=(2, 16)).astype(np.float32)
+    assert np.allclose(index.score_output(query).payment.scores, payment_alone.scores(query[1]))
+    assert InfluenceConfig.from_dict(config.as_dict()) == config
+    with pytest.raises(ValueError, match="residuals"):
+        InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=config,
+                             fingerprint={}, residuals=residuals[:, 1])
+    index.save(tmp_path / "split-das.npz")
+    loaded = InfluenceIndex.load(tmp_path / "split-das.npz")
+    assert np.array_equal(loaded.score_output(query).payment.scores, index.score_output(query).payment.scores)
+    more, _, more_assets, more_contributors = split_index_inputs(seed=2, rows=3)
+    loaded.extend(more, asset_ids=more_assets, contributor_ids=more_contributors, fingerprint={},
+                  residuals=residuals[:3])
+    assert len(loaded.payment.residuals) == 15 and loaded.residuals is None
 
 
 def test_one_view_configs_keep_their_recorded_version():

@@ -123,6 +123,26 @@ def test_a_searched_query_is_scored_on_one_blas_thread_and_the_threads_are_given
         assert np.allclose(scored.scores, expected.scores, rtol=1e-5, atol=1e-6)
 
 
+def test_a_small_index_is_scanned_on_one_blas_thread_too(monkeypatch):
+    """Scanned with two threads, the spinning threads slowed the next output's torch features twice over."""
+    index = build(clustered_rows(300))
+    query = clustered_rows(1, seed=5)[0]
+    assert index.search is None
+    with threadpool_limits(limits=2, user_api="blas"):
+        expected = index.scores(query)
+        during = []
+        scored_rows = InfluenceIndex.scores
+
+        def recording(self, query):
+            during.append(blas_threads())
+            return scored_rows(self, query)
+
+        monkeypatch.setattr(InfluenceIndex, "scores", recording)
+        scored = index.candidates(query)
+        assert during == [{1}] and blas_threads() == {2}
+        assert np.allclose(scored.scores, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_overlapping_scoring_scopes_restore_the_threads_only_when_the_last_one_ends():
     first, second = one_blas_thread(), one_blas_thread()  # two outputs scored at once, ending out of order
     with threadpool_limits(limits=2, user_api="blas"):
