@@ -400,7 +400,7 @@ class InfluenceIndex:
               search_min_rows: int = SEARCH_MIN_ROWS) -> InfluenceIndex:
         """``features``: (N, d) of a one-view config, (N, 2, d) of a split one (evidence, payment), and the
         calibration outputs' likewise; ``pixels``: (N, 3 size^2) ``pixel_codes`` when the config blends them;
-        ``residuals``: (N,) or (N, 2) denoising residuals (``Attributor.residuals_of_many``) when a view is ``das``."""
+        ``residuals``: (N,) or (N, 2) denoising residuals (``Attributor.index_rows_of_many``) when a view is ``das``."""
         pixels = cls._checked_pixels(pixels, config, len(asset_ids))
         if (residuals is None) == config.uses_residuals:
             raise ValueError("denoising residuals are for a das index: the config "
@@ -546,6 +546,11 @@ class InfluenceIndex:
         if (residuals is None) != (self.residuals is None and (self.payment is None or
                                                                self.payment.residuals is None)):
             raise ValueError("a das index grows by one denoising residual per example, any other by none")
+        if residuals is not None:  # checked whole before either view grows: nothing half-written
+            if self.payment is not None and np.shape(residuals) != (len(asset_ids), 2):
+                raise ValueError("a split index grows by (examples, 2 views) residuals")
+            for column in ([residuals] if self.payment is None else np.asarray(residuals).T):
+                _checked_residuals(column, len(asset_ids))
         if (pixels is None) != (self.pixels is None) or (
                 pixels is not None and np.shape(pixels) != (len(asset_ids), self.pixels.shape[1])):
             raise ValueError("a blended index grows by one pixel row per example, any other by none")
@@ -555,8 +560,6 @@ class InfluenceIndex:
             features = np.asarray(features)
             if features.ndim != 3 or features.shape[1] != 2:
                 raise ValueError("a split index grows by (examples, 2 views, dimension) features")
-            if residuals is not None and np.shape(residuals) != (len(features), 2):
-                raise ValueError("a split index grows by (examples, 2 views) residuals")
             self.payment.extend(features[:, 1], asset_ids=asset_ids, contributor_ids=contributor_ids,
                                 fingerprint=fingerprint, search_min_rows=search_min_rows,
                                 residuals=None if self.payment.residuals is None else np.asarray(residuals)[:, 1])

@@ -254,6 +254,10 @@ def test_a_das_index_weighs_each_raw_score_by_the_rows_residual_over_one_less_it
                              residuals=-residuals)
     with pytest.raises(ValueError, match="residual"):
         loaded.extend(features[:2], asset_ids=assets[:2], contributor_ids=contributors[:2], fingerprint={})
+    with pytest.raises(ValueError, match="residual"):  # refused before anything grows
+        loaded.extend(features[:2], asset_ids=assets[:2], contributor_ids=contributors[:2], fingerprint={},
+                      residuals=np.array([1.0, np.nan], np.float32))
+    assert len(loaded.rows) == 35 and len(loaded.residuals) == 35 and len(loaded.asset_ids) == 35
 
 
 def raw_config(config: InfluenceConfig) -> InfluenceConfig:
@@ -279,6 +283,10 @@ def test_a_split_index_with_a_das_payment_view_keeps_the_residuals_of_that_view_
     loaded = InfluenceIndex.load(tmp_path / "split-das.npz")
     assert np.array_equal(loaded.score_output(query).payment.scores, index.score_output(query).payment.scores)
     more, _, more_assets, more_contributors = split_index_inputs(seed=2, rows=3)
+    with pytest.raises(ValueError, match="residual"):  # a bad payment residual: neither view grows
+        loaded.extend(more, asset_ids=more_assets, contributor_ids=more_contributors, fingerprint={},
+                      residuals=-residuals[:3])
+    assert len(loaded.rows) == 12 and len(loaded.payment.rows) == 12
     loaded.extend(more, asset_ids=more_assets, contributor_ids=more_contributors, fingerprint={},
                   residuals=residuals[:3])
     assert len(loaded.payment.residuals) == 15 and loaded.residuals is None
