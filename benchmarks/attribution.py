@@ -49,7 +49,9 @@ NeurIPS 2024 -- the method of the product's dispute check, ``training.unlearning
 2025; the product's ``das`` normalisation): ``das``, the raw scores times each training image's denoising
 residual over one less its leverage (a Newton leave-one-out step), and ``das_residual``, the residual weight
 alone, on every view, also blended with pixels like the evidence view. ``--variant`` adds the
-same methods on other feature configs (more timesteps, a larger projection, another damping: ``METHOD@NAME``);
+same methods on other feature configs (more timesteps, a larger projection, another damping, K-FAC or EK-FAC
+preconditioned gradients -- ``preconditioner:ekfac``, fitted on the training images first -- and, with a kernel
+damping so large that the kernel is a multiple of the identity, plain inner products: ``METHOD@NAME``);
 ``--checkpoint-ensemble K`` replays the full model's training and scores every method with its weights at K - 1
 earlier steps too (``METHOD#STEP``), and averages each method over those checkpoints and the final weights
 (``ckpt:METHOD``); ``--ensemble`` averages methods (timestep or config ensembles, or kernel scores with
@@ -99,6 +101,7 @@ from recipes import PRESETS, base_recipe
 from training.attribution_features import Attributor
 from training.data import TrainingExample
 from training.engine import DiffusionTrainer, train
+from training.influence_preconditioner import block_arrays, preconditioner_sample
 from training.pipelines import load_pipeline
 from training.unlearning import Unlearner, UnlearningConfig
 
@@ -450,11 +453,11 @@ def parse_variants(texts: list[str], base: InfluenceConfig) -> dict[str, Influen
                 changes[key] = tuple(int(t) for t in value.split("|"))
             elif key == "payment_timesteps":
                 changes[key] = None if value == "none" else tuple(int(t) for t in value.split("|"))
-            elif key == "payment_normalisation":
+            elif key in ("payment_normalisation", "preconditioner"):
                 changes[key] = value
-            elif key in ("projection_dim", "projection_seed", "noise_seed"):
+            elif key in ("projection_dim", "projection_seed", "noise_seed", "preconditioner_examples"):
                 changes[key] = int(value)
-            elif key in ("damping", "pixel_weight"):
+            elif key in ("damping", "pixel_weight", "preconditioner_damping"):
                 changes[key] = float(value)
             else:
                 raise SystemExit(f"--variant {text!r}: unknown field {key!r}")
@@ -686,19 +689,29 @@ def main() -> None:
     for suffix, variant in variants.items():
         variant_attributor = attributor if suffix == "" else Attributor(pipeline, variant)
         started = time.perf_counter()
+        preconditioner = None
+        if variant.preconditioner != "none":  # K-FAC / EK-FAC: fitted on the training images before any feature
+            chosen = preconditioner_sample(len(items), examples=variant.preconditioner_examples,
+                                           seed=variant.noise_seed)
+            preconditioner = block_arrays(variant_attributor.fit_preconditioner(
+                [(items[position].image(), items[position].caption) for position in chosen]))
+        fit_s = time.perf_counter() - started
+        started = time.perf_counter()
         features, residuals = variant_attributor.index_rows_of_many(((item.image(), item.caption) for item in items),
                                                                     residuals=True)  # every view's das method
         feature_s = time.perf_counter() - started
         # one set of calibration outputs per feature config: their prompts and seeds do not depend on the
         # normalisation that uses them
-        calibration = Attributor(pipeline, replace(variant, normalisation="calibrated")).calibration_features(
+        calibration = Attributor(pipeline, replace(variant, normalisation="calibrated"),
+                                 preconditioner=variant_attributor.featurizer.preconditioner).calibration_features(
             spare, guidance_scale=GENERATE["guidance_scale"], steps=GENERATE["num_inference_steps"])
         # the index as the product builds it (a split config: both views), then timed queries against it
         served = InfluenceIndex.build(features, asset_ids=assets, contributor_ids=contributors, config=variant,
                                       fingerprint={"benchmark": "attribution"},
                                       calibration=calibration if variant.uses_calibration_outputs else None,
                                       pixels=train_codes if variant.blends_pixels else None,
-                                      residuals=residuals if variant.uses_residuals else None)
+                                      residuals=residuals if variant.uses_residuals else None,
+                                      preconditioner=preconditioner)
         build_s = time.perf_counter() - started
         attribution_times, query_features, served_evidence = [], [], []
         for (prompt, _, _), image in zip(queries, outputs, strict=True):
@@ -723,7 +736,7 @@ def main() -> None:
                 evidence_blends[blended], evidence = (evidence, variant.pixel_weight), blended
             splits[f"dtrak_split{suffix}"] = (evidence,
                                               METHOD_OF_NORMALISATION[variant.payment_normalisation] + suffix + "@pay")
-        costs[suffix or "served"] = {"index_build_s": round(build_s, 2),
+        costs[suffix or "served"] = {"index_build_s": round(build_s, 2), "preconditioner_fit_s": round(fit_s, 2),
                                      "features_per_example_ms": round(1000 * feature_s / len(items), 2),
                                      "attribution_s_per_image": round(float(np.median(attribution_times)), 4)}
         if suffix == "":

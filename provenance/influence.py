@@ -104,6 +104,7 @@ normalised as ``normalisation`` says; 1: raw kernel scores. An index or generati
 version keeps its recorded settings: it is scored as it was."""
 VERSIONS = ("1", "2", "3", VERSION)
 NORMALISATIONS = ("none", "self", "calibrated", "centered", "centered_calibrated", "das")
+PRECONDITIONERS = ("none", "kfac", "ekfac")
 WITH_RESIDUALS = ("das",)
 """Normalisations that weigh each training image by its denoising residual (the index keeps them)."""
 WITH_CALIBRATION_OUTPUTS = ("calibrated", "centered", "centered_calibrated")
@@ -153,6 +154,14 @@ class InfluenceConfig:
     ``attribution_cpu_blend.json``)."""
     pixel_size: int = 32
     """The side of the square RGB thumbnail a pixel row is taken at (``pixel_row``)."""
+    preconditioner: str = "none"
+    """``kfac`` or ``ekfac``: every gradient is multiplied by (F + lambda I)^(-1/2), F the tail's Gauss-Newton
+    matrix in Kronecker-factored blocks fitted on the training images (``training.influence_preconditioner``),
+    before it is sketched; ``none``: raw gradients. Measured as a benchmark variant, not served."""
+    preconditioner_damping: float = 0.1
+    """lambda of each block, relative to the block's mean eigenvalue."""
+    preconditioner_examples: int = 256
+    """Training images (seeded sample) the preconditioner is fitted on."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.pixel_weight <= 1.0:
@@ -171,6 +180,10 @@ class InfluenceConfig:
             raise ValueError("centred scores need at least 1 calibration output")
         if not self.timesteps or self.payment_timesteps == ():
             raise ValueError("every view needs at least one timestep")
+        if self.preconditioner not in PRECONDITIONERS:
+            raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, not {self.preconditioner!r}")
+        if not self.preconditioner_damping > 0 or self.preconditioner_examples < 1:
+            raise ValueError("a preconditioner needs a positive damping and at least one training example")
         for timesteps in (self.timesteps, self.payment_timesteps or ()):
             if len(set(timesteps)) != len(timesteps):  # one noise per distinct timestep: a repeat would not repeat
                 raise ValueError(f"a view's timesteps repeat: {list(timesteps)}")
@@ -220,6 +233,9 @@ class InfluenceConfig:
         if not self.blends_pixels:  # recorded as version 3 (or 2) recorded it, so it is scored the same way
             record.update(version="3")
             del record["pixel_weight"], record["pixel_size"]
+        if self.preconditioner == "none":  # recorded as before preconditioning existed: the same record
+            for key in ("preconditioner", "preconditioner_damping", "preconditioner_examples"):
+                del record[key]
         if self.split:
             record["payment_timesteps"] = list(self.payment_timesteps)
         else:  # one view: recorded as version 2 recorded it
@@ -239,6 +255,7 @@ class InfluenceConfig:
         # a setting missing from the record had its version's default, not today's
         values.setdefault("normalisation", VERSION_DEFAULTS[version]["normalisation"])
         values.setdefault("pixel_weight", VERSION_DEFAULTS[version]["pixel_weight"])
+        values.setdefault("preconditioner", VERSION_DEFAULTS[version]["preconditioner"])
         values["timesteps"] = tuple(values.get("timesteps", VERSION_DEFAULTS[version]["timesteps"]))
         if VERSION_DEFAULTS[version]["payment_timesteps"] is None:  # one view: its score both ranked and paid
             values.pop("payment_normalisation", None)
@@ -251,10 +268,13 @@ class InfluenceConfig:
 
 VERSION_DEFAULTS = {
     "1": {"normalisation": "none", "timesteps": (100, 300, 500, 700, 900), "payment_timesteps": None,
-          "pixel_weight": 0.0},
-    "2": {"normalisation": "self", "timesteps": (900,), "payment_timesteps": None, "pixel_weight": 0.0},
-    "3": {"normalisation": "self", "timesteps": (900,), "payment_timesteps": (100, 500, 900), "pixel_weight": 0.0},
-    "4": {"normalisation": "self", "timesteps": (900,), "payment_timesteps": (100, 500, 900), "pixel_weight": 0.75}}
+          "pixel_weight": 0.0, "preconditioner": "none"},
+    "2": {"normalisation": "self", "timesteps": (900,), "payment_timesteps": None, "pixel_weight": 0.0,
+          "preconditioner": "none"},
+    "3": {"normalisation": "self", "timesteps": (900,), "payment_timesteps": (100, 500, 900), "pixel_weight": 0.0,
+          "preconditioner": "none"},
+    "4": {"normalisation": "self", "timesteps": (900,), "payment_timesteps": (100, 500, 900), "pixel_weight": 0.75,
+          "preconditioner": "none"}}
 
 STANDARDISATION_SAMPLE = 50_000
 """Rows (seeded; every row of a smaller index) whose mean and covariance standardise a blended evidence view's
@@ -387,6 +407,9 @@ class InfluenceIndex:
     """A large blended index's search over its pixel rows: its candidates join the gradient search's."""
     residuals: np.ndarray | None = None
     """(N,) float32 denoising residual of every training image, for a ``das`` view; None otherwise."""
+    preconditioner: dict[str, np.ndarray] | None = None
+    """A preconditioned config's K-FAC or EK-FAC preconditioner, fitted for this model, as named arrays
+    (``training.influence_preconditioner``): the rows were taken through it, so every output must be too."""
     _solver: np.ndarray | None = field(default=None, repr=False)
     _standardisation: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _moments: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = field(default=None,
@@ -397,11 +420,30 @@ class InfluenceIndex:
     def build(cls, features: np.ndarray, *, asset_ids: Sequence[uuid.UUID], contributor_ids: Sequence[uuid.UUID],
               config: InfluenceConfig, fingerprint: Mapping[str, str], calibration: np.ndarray | None = None,
               pixels: np.ndarray | None = None, residuals: np.ndarray | None = None,
+              preconditioner: Mapping[str, np.ndarray] | None = None,
               search_min_rows: int = SEARCH_MIN_ROWS) -> InfluenceIndex:
         """``features``: (N, d) of a one-view config, (N, 2, d) of a split one (evidence, payment), and the
         calibration outputs' likewise; ``pixels``: (N, 3 size^2) ``pixel_codes`` when the config blends them;
-        ``residuals``: (N,) or (N, 2) denoising residuals (``Attributor.index_rows_of_many``) when a view is ``das``."""
+        ``residuals``: (N,) or (N, 2) denoising residuals (``Attributor.index_rows_of_many``) when a view is ``das``;
+        ``preconditioner``: the arrays of the preconditioner the features were taken through, when the config has
+        one."""
         pixels = cls._checked_pixels(pixels, config, len(asset_ids))
+        if (preconditioner is None) != (config.preconditioner == "none") or (
+                preconditioner is not None and not preconditioner):
+            raise ValueError(f"a {config.preconditioner} config's index keeps the preconditioner its features were "
+                             f"taken through: {'none' if not preconditioner else 'one'} given")
+        index = cls._build_views(features, asset_ids=asset_ids, contributor_ids=contributor_ids, config=config,
+                                 fingerprint=fingerprint, calibration=calibration, pixels=pixels,
+                                 residuals=residuals, search_min_rows=search_min_rows)
+        index.preconditioner = None if preconditioner is None else {
+            name: np.asarray(array) for name, array in preconditioner.items()}
+        return index
+
+    @classmethod
+    def _build_views(cls, features: np.ndarray, *, asset_ids: Sequence[uuid.UUID],
+                     contributor_ids: Sequence[uuid.UUID], config: InfluenceConfig, fingerprint: Mapping[str, str],
+                     calibration: np.ndarray | None, pixels: np.ndarray | None, residuals: np.ndarray | None,
+                     search_min_rows: int) -> InfluenceIndex:
         if (residuals is None) == config.uses_residuals:
             raise ValueError("denoising residuals are for a das index: the config "
                              f"{'asks for them' if config.uses_residuals else 'has no das view'}, "
@@ -756,6 +798,8 @@ class InfluenceIndex:
         arrays = {"asset_ids": np.array([str(a) for a in self.asset_ids]),
                   "contributor_ids": np.array([str(c) for c in self.contributor_ids]),
                   "fingerprint": np.array(repr(sorted(self.fingerprint.items())))}
+        if self.preconditioner is not None:
+            arrays.update({f"{PRECONDITIONER}{name}": array for name, array in self.preconditioner.items()})
         np.savez_compressed(path, **arrays, **self._view_arrays(),
                             **({f"{PAYMENT}{key}": array for key, array in self.payment._view_arrays().items()}
                                if self.payment is not None else {}))
@@ -786,6 +830,8 @@ class InfluenceIndex:
             index = cls._load_view(data, "", assets, contributors, fingerprint)
             if f"{PAYMENT}rows" in data:
                 index.payment = cls._load_view(data, PAYMENT, assets, contributors, fingerprint)
+            index.preconditioner = {key.removeprefix(PRECONDITIONER): data[key] for key in data.files
+                                    if key.startswith(PRECONDITIONER)} or None
             return index
 
     @classmethod
@@ -822,6 +868,8 @@ def _mean_and_covariance(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 PAYMENT = "payment_"
 """The prefix of a split index's payment view in its saved file."""
+PRECONDITIONER = "preconditioner/"
+"""The prefix of a preconditioned index's preconditioner arrays in its saved file."""
 
 
 BLANK_STD = 3.0

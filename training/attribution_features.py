@@ -17,6 +17,12 @@ from PIL import Image
 from torch.func import functional_call, grad, vmap
 
 from provenance.influence import InfluenceConfig, InfluenceIndex, OutputScores, pixel_codes, pixel_row
+from training.influence_preconditioner import (
+    FIT_SEED_OFFSET,
+    KroneckerPreconditioner,
+    fit_preconditioner,
+    from_block_arrays,
+)
 from training.losses import regression_target
 from training.pipelines import drawing_pipeline, pipeline_call_kwargs
 
@@ -121,6 +127,8 @@ class Featurizer:
         """Each view's positions among the feature pass's timesteps: its feature is the mean gradient there."""
         self.tail_names = _tail_names(unet, self.parameters)
         self.tail = _Tail(unet) if self.tail_names is not None else None
+        self.preconditioner: KroneckerPreconditioner | None = None
+        """The config's K-FAC or EK-FAC preconditioner once fitted (``fit_preconditioner``) or loaded."""
 
     @contextlib.contextmanager
     def _only_chosen_parameters_trainable(self) -> Iterator[list[torch.nn.Parameter]]:
@@ -147,6 +155,8 @@ class Featurizer:
         """(views, dim): one example's feature in each view of the config (``InfluenceConfig.views``).
         ``sample``: the example in the model's input space (pixels in [-1, 1] or VAE latents), (C, H, W);
         ``encoder_hidden_states``: its caption's text states, (L, D) or (1, L, D)."""
+        if self.config.preconditioner != "none":
+            return self.many(sample[None], encoder_hidden_states.reshape(1, *encoder_hidden_states.shape[-2:]))[0]
         with self._only_chosen_parameters_trainable() as params:
             device, dtype = params[0].device, params[0].dtype
             count = len(self.timesteps)
@@ -167,9 +177,29 @@ class Featurizer:
         """Features of B examples: ``samples`` (B, C, H, W), ``encoder_hidden_states`` (B, L, D) ->
         (B, views, dim)."""
         if self.tail is None:
+            if self.config.preconditioner != "none":
+                raise ValueError("K-FAC preconditioning needs the UNet's tail parameters (a base model without "
+                                 "attention in its last up-block)")
             return torch.stack([self(sample, states) for sample, states in zip(samples, encoder_hidden_states,
                                                                                strict=True)])
-        params = dict(zip(self.tail_names, (p for _, p in self.parameters), strict=True))
+        if self.config.preconditioner != "none" and self.preconditioner is None:
+            raise ValueError(f"the config asks for a {self.config.preconditioner} preconditioner: fit it on the "
+                             "training examples (fit_preconditioner) or load it with the index")
+        count, examples = len(self.timesteps), len(samples)
+        grads = self.per_row_grads(self.tail_inputs(samples, encoder_hidden_states))
+        # (examples, timesteps, parameters): each view's feature is the mean of its timesteps' gradients
+        if self.preconditioner is not None:
+            flat = self.preconditioner(grads, self.tail_names)
+        else:
+            flat = torch.cat([grads[name].reshape(examples * count, -1) for name in self.tail_names], dim=1)
+        flat = flat.reshape(examples, count, -1)
+        views = [flat[:, view].mean(dim=1) for view in self.views]
+        return torch.stack([torch.stack([self.sketch(row) for row in view]) for view in views], dim=1)
+
+    def tail_inputs(self, samples: torch.Tensor, encoder_hidden_states: torch.Tensor) -> tuple:
+        """What the tail takes for each (example, timestep) row -- hidden states, skip connections, time
+        embedding -- from one no-grad pass of the frozen trunk on the examples noised at the feature pass's
+        timesteps and noise (rows: example-major)."""
         device, dtype = self.parameters[0][1].device, self.parameters[0][1].dtype
         count, examples = len(self.timesteps), len(samples)
         t = self.timesteps.to(device).repeat(examples)
@@ -190,22 +220,46 @@ class Featurizer:
             pass
         finally:
             hook.remove()
+        return captured["hidden_states"], tuple(captured["res_hidden_states_tuple"]), captured["temb"]
 
-        def per_sample(hidden, residuals, temb):  # one example at one timestep: the tail on a batch of one
+    def per_row_grads(self, inputs: tuple, directions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Each row's gradient, by ``tail_names``, of ||tail output||^2 (the features' function) or, given
+        ``directions`` (one per row, the output's shape), of <tail output, direction> (``fit_preconditioner``):
+        ``torch.func.vmap`` over the tail, one row at a time."""
+        params = {name: p.detach() for name, p in zip(self.tail_names, (p for _, p in self.parameters), strict=True)}
+
+        def per_row(hidden, residuals, temb, direction):  # one example at one timestep: the tail on a batch of one
             def loss(chosen):
                 output = functional_call(self.tail, chosen, (hidden[None], tuple(r[None] for r in residuals),
-                                                             temb[None]), strict=False)
-                return output.float().pow(2).sum()
-            return grad(loss)({name: p.detach() for name, p in params.items()})
+                                                             temb[None]), strict=False).float()
+                return output.pow(2).sum() if direction is None else (output[0] * direction).sum()
+            return grad(loss)(params)
 
-        grads = vmap(per_sample)(captured["hidden_states"], tuple(captured["res_hidden_states_tuple"]),
-                                 captured["temb"])
-        # (examples, timesteps, parameters): each view's feature is the mean of its timesteps' gradients
-        flat = torch.cat([grads[name].reshape(examples * count, -1) for name in self.tail_names], dim=1)
-        flat = flat.reshape(examples, count, -1)
-        views = [flat[:, view].mean(dim=1) for view in self.views]
-        return torch.stack([torch.stack([self.sketch(row) for row in view]) for view in views], dim=1)
+        hidden, residuals, temb = inputs
+        if directions is None:
+            grads = vmap(lambda h, r, e: per_row(h, r, e, None))(hidden, residuals, temb)
+        else:
+            grads = vmap(per_row)(hidden, residuals, temb, directions)
+        return {name: value.detach() for name, value in grads.items()}  # no graph through the unchosen norm
 
+    def fit_preconditioner(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> KroneckerPreconditioner:
+        """Fit the config's K-FAC or EK-FAC preconditioner (``training.influence_preconditioner``) on training
+        examples -- ``batches`` of (samples, encoder_hidden_states), read twice -- and use it from now on."""
+        if self.tail is None:
+            raise ValueError("K-FAC preconditioning needs the UNet's tail parameters (a base model without "
+                             "attention in its last up-block)")
+        batches = list(batches)
+        params = dict(zip(self.tail_names, (p for _, p in self.parameters), strict=True))
+
+        def tail_batches():
+            for samples, states in batches:
+                yield self.tail_inputs(samples, states), len(samples) * len(self.timesteps)
+
+        self.preconditioner = fit_preconditioner(
+            tail=self.tail, names=self.tail_names, parameters=params, batches=tail_batches,
+            per_row_grads=self.per_row_grads, kind=self.config.preconditioner,
+            damping=self.config.preconditioner_damping, seed=self.config.noise_seed + FIT_SEED_OFFSET)
+        return self.preconditioner
 
     @torch.no_grad()
     def residuals(self, samples: torch.Tensor, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
@@ -290,13 +344,16 @@ def calibration_prompts(captions: Iterable[str], config: InfluenceConfig) -> lis
 class Attributor:
     """Features of training examples and of outputs, for one loaded pipeline and one config."""
 
-    def __init__(self, pipeline, config: InfluenceConfig, *, scheduler_config=None):
+    def __init__(self, pipeline, config: InfluenceConfig, *, scheduler_config=None,
+                 preconditioner: KroneckerPreconditioner | None = None):
         pipeline = drawing_pipeline(pipeline)  # a cascade's outputs are scored by the stage that drew them
         self.pipeline = pipeline
         self.config = config
         self.encoder = ExampleEncoder(pipeline)
         noise_scheduler = DDPMScheduler.from_config(scheduler_config or pipeline.scheduler.config)
         self.featurizer = Featurizer(pipeline.unet, noise_scheduler, config, self.encoder.sample_shape)
+        self.featurizer.preconditioner = preconditioner  # one fitted for this model and feature pass, if given
+        self._preconditioner_arrays: dict | None = None  # the index whose preconditioner ``score`` last took
 
     def features(self, image: Image.Image, caption: str) -> np.ndarray:
         """One example's features as an index takes them: (dim,) for a one-view config, (2, dim) -- evidence,
@@ -306,9 +363,20 @@ class Attributor:
         price of one. A one-view config keeps the one-pass path its recorded generations were scored by, so
         their audits recompute the same floats."""
         sample, states = self.encoder.sample(image), self.encoder.embed(caption)
-        if self.config.split and self.featurizer.tail is not None:
+        if (self.config.split or self.config.preconditioner != "none") and self.featurizer.tail is not None:
             return self._as_indexed(self.featurizer.many(sample[None], states[None])[0])
         return self._as_indexed(self.featurizer(sample, states))
+
+    def fit_preconditioner(self, chosen: Sequence[tuple[Image.Image, str]],
+                           batch: int = 16) -> KroneckerPreconditioner:
+        """Fit the config's K-FAC or EK-FAC preconditioner on training examples (``preconditioner_sample`` says
+        which); every feature from then on is preconditioned (``Featurizer.fit_preconditioner``)."""
+        if not chosen:
+            raise ValueError("a preconditioner is fitted on at least one training example")
+        return self.featurizer.fit_preconditioner(
+            (torch.stack([self.encoder.sample(image) for image, _ in chosen[start:start + batch]]),
+             torch.stack([self.encoder.embed(caption) for _, caption in chosen[start:start + batch]]))
+            for start in range(0, len(chosen), batch))
 
     def pixel_codes(self, image: Image.Image) -> np.ndarray | None:
         """A training image's ``pixel_codes`` as an index keeps them, when the config's evidence view blends pixel
@@ -316,10 +384,23 @@ class Attributor:
         return pixel_codes(image, self.config.pixel_size) if self.config.blends_pixels else None
 
     def score(self, index: InfluenceIndex, image: Image.Image, caption: str) -> OutputScores:
-        """An output scored against an index for evidence and payment: its gradient features, and its
-        ``pixel_row`` when the index blends pixels."""
+        """An output scored against an index for evidence and payment: its gradient features (through the
+        preconditioner the index's rows were taken through, if any), and its ``pixel_row`` when the index blends
+        pixels."""
+        self._use_preconditioner_of(index)
         return index.score_output(self.features(image, caption), pixels=pixel_row(image, self.config.pixel_size)
                                   if self.config.blends_pixels else None)
+
+    def _use_preconditioner_of(self, index: InfluenceIndex) -> None:
+        if self.config.preconditioner == "none":
+            return
+        if index.preconditioner is None:
+            raise ValueError(f"the config is {self.config.preconditioner}-preconditioned but the index keeps no "
+                             "preconditioner: rebuild it")
+        if self._preconditioner_arrays is not index.preconditioner:
+            self.featurizer.preconditioner = from_block_arrays(index.preconditioner, kind=self.config.preconditioner,
+                                                               damping=self.config.preconditioner_damping)
+            self._preconditioner_arrays = index.preconditioner
 
     def _as_indexed(self, views: torch.Tensor) -> np.ndarray:
         """(..., views, dim) -> what an index of this config stores: the views of a split config, else the one."""

@@ -45,6 +45,7 @@ from foundry.royalties.policy import recorded_credits
 from foundry.training_jobs.policy import builds_attribution_index
 from provenance.influence import InfluenceConfig, InfluenceIndex, uninformative
 from training.attribution_features import Attributor
+from training.influence_preconditioner import block_arrays, preconditioner_sample
 from training.pipelines import load_pipeline
 
 IndexProgress = Callable[[int, int], None]
@@ -91,10 +92,19 @@ def build_index(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache_d
     total = len(inputs)
     pixels = []  # each training image's pixel codes, taken as the feature pass reads it (a blended config only)
 
+    def image_of(item: IndexInput) -> Image.Image:
+        return Image.open(io.BytesIO(dataset_service.load_rendition(blob_store=blob_store, entry=item.entry))).convert(
+            "RGB")
+
+    preconditioner = None
+    if config.preconditioner != "none":  # fitted on a seeded sample before any feature is taken through it
+        chosen = preconditioner_sample(total, examples=config.preconditioner_examples, seed=config.noise_seed)
+        preconditioner = block_arrays(attributor.fit_preconditioner(
+            [(image_of(inputs[position]), inputs[position].caption) for position in chosen]))
+
     def examples():
         for item in inputs:
-            data = dataset_service.load_rendition(blob_store=blob_store, entry=item.entry)
-            image = Image.open(io.BytesIO(data)).convert("RGB")
+            image = image_of(item)
             if config.blends_pixels:
                 pixels.append(attributor.pixel_codes(image))
             yield image, item.caption
@@ -108,7 +118,8 @@ def build_index(*, sessions, blob_store: BlobStore, model_id: uuid.UUID, cache_d
                                  contributor_ids=[i.contributor_id for i in inputs], config=config,
                                  fingerprint=fingerprint, calibration=calibration,
                                  pixels=np.stack(pixels) if pixels else np.zeros((0, 3 * config.pixel_size ** 2), np.uint8)
-                                 if config.blends_pixels else None, residuals=residuals)
+                                 if config.blends_pixels else None, residuals=residuals,
+                                 preconditioner=preconditioner)
     blob_sha256 = attribution_service.store_index(blob_store=blob_store, index=index)
     with sessions() as session, session.begin():
         row = attribution_service.record_index(session=session, model_id=model_id, index=index,

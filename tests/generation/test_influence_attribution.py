@@ -181,6 +181,24 @@ def test_an_index_built_by_an_older_method_version_still_ranks_pays_and_audits_a
                             cache_dir=tmp_path / "models").matches
 
 
+def test_a_preconditioned_index_keeps_its_preconditioner_and_generations_pay_and_audit_through_it(
+        client, customer, sessions, blob_store, served_model, tmp_path, toy_outputs_count):
+    """An EK-FAC index is fitted on a seeded sample of the snapshot at build time; every output is scored through
+    the preconditioner the index keeps, at generation time and again when the generation is audited."""
+    config = replace(SMALL, preconditioner="ekfac", preconditioner_examples=4)
+    row = build_index(sessions=sessions, blob_store=blob_store, model_id=served_model, cache_dir=tmp_path / "models",
+                      config=config, built_by="test")
+    stored = attribution_service.load_index(blob_store=blob_store, row=row)
+    assert stored.config == config.as_dict() and stored.config["preconditioner"] == "ekfac"
+    assert stored.preconditioner and any(name.endswith("/out_basis") for name in stored.preconditioner)
+    body = generate(client, customer, served_model, prompt="blue blocks", seed=5)
+    assert body["attribution"]["method"] == "blend"
+    assert any(line["method"] == "influence" for line in body["attribution"]["contributors"])
+    audit = audit_generation(sessions=sessions, blob_store=blob_store, generation_id=uuid.UUID(body["id"]),
+                             cache_dir=tmp_path / "models")
+    assert audit.matches and any(part[0] == "influence" for part in audit.posted)
+
+
 def test_a_changed_model_or_snapshot_invalidates_the_index(client, customer, sessions, blob_store, indexed_model,
                                                            tiny_model_folder, base_snapshot):
     with sessions() as session:
