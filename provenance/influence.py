@@ -157,7 +157,9 @@ class InfluenceConfig:
     preconditioner: str = "none"
     """``kfac`` or ``ekfac``: every gradient is multiplied by (F + lambda I)^(-1/2), F the tail's Gauss-Newton
     matrix in Kronecker-factored blocks fitted on the training images (``training.influence_preconditioner``),
-    before it is sketched; ``none``: raw gradients. Measured as a benchmark variant, not served."""
+    before it is sketched; ``none``: raw gradients. An index of such a config keeps the preconditioner it was
+    fitted with (``preconditioner``) and every output is scored through it. Not the default: measured in
+    ``benchmarks/results/attribution_cpu_kfac.json``."""
     preconditioner_damping: float = 0.1
     """lambda of each block, relative to the block's mean eigenvalue."""
     preconditioner_examples: int = 256
